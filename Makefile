@@ -1,0 +1,37 @@
+# parker: see README.md. `make` builds bin/parker; `make test` installs what
+# the tests need (hack/deps.sh) and runs every test plus a short fuzz run.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 15s
+# Fuzz targets, as package:target pairs.
+FUZZ      := ./image:FuzzReadTrailer ./image:FuzzReader
+
+.PHONY: all build test unit fuzz deps bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/parker ./cmd/parker
+
+deps:
+	bash hack/deps.sh
+
+test: deps unit fuzz
+
+unit:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	@set -e; for pt in $(FUZZ); do \
+		pkg=$${pt%%:*}; fn=$${pt##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench: deps build
+	bash hack/bench.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,389 @@
+package image
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The data pipeline has three stages:
+//
+//	read (one goroutine, files in plan order) -> compress (N workers) -> store (one goroutine, in order)
+//
+// The reader cuts files into blocks, turns all-zero blocks into sparse
+// entries, packs tails into fragment blocks and decides duplicates: it
+// hashes each file as it reads it (SHA-256, so a match is an identity, not a
+// guess) and a file whose size and hash were seen before is stored as a
+// reference to the first. A duplicate's tail never reaches a fragment; its
+// full blocks were already on their way, so the store stage rewinds over
+// them. The store stage writes results strictly in the order the reader
+// emitted them, which keeps the output independent of the worker count.
+// Memory is bounded by the channel capacities: a few blocks per worker.
+
+type itemKind uint8
+
+const (
+	blockItem   itemKind = iota // one full block of a file (or a hole)
+	fragItem                    // one full fragment block
+	fileEndItem                 // a file is complete
+)
+
+type item struct {
+	kind  itemKind
+	fd    *fileData // blockItem, fileEndItem
+	size  int64     // fileEndItem: the file's length
+	hole  bool      // blockItem: all zeros, stored as a sparse block
+	raw   []byte    // data to compress (pooled)
+	out   []byte    // compressed form, nil to store raw (pooled)
+	err   error
+	done  chan struct{} // closed by the worker; nil when no work is needed
+	dupOf *fileData     // fileEndItem: identical content stored earlier
+}
+
+type fragRec struct {
+	start uint64
+	size  uint32
+}
+
+type dataStats struct {
+	input int64
+	dups  int
+	frags []fragRec
+}
+
+type digestKey struct {
+	size int64
+	sum  [sha256.Size]byte
+}
+
+// writeData stores the content of every regular file, in order.
+func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
+	bs := w.opt.BlockSize
+	nw := workers(&w.opt)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, bs+bs/16+64); return &b }}
+	jobs := make(chan *item, 4*nw)
+	ordered := make(chan *item, 4*nw)
+	quit := make(chan struct{})
+
+	var wg sync.WaitGroup
+	for range nw {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range jobs {
+				dst := pool.Get().(*[]byte)
+				c, err := w.comp.compress(*dst, it.raw)
+				if c == nil {
+					pool.Put(dst)
+				} else {
+					it.out = c
+				}
+				it.err = err
+				close(it.done)
+			}
+		}()
+	}
+	var rerr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ordered)
+		defer close(jobs)
+		r := &reader{w: w, bs: bs, pool: pool, jobs: jobs, ordered: ordered, quit: quit,
+			seen: map[digestKey]*fileData{}, hash: sha256.New()}
+		rerr = r.run(files)
+	}()
+
+	st := &dataStats{}
+	var serr error
+	var filesDone int
+	put := func(b []byte) {
+		if b != nil {
+			b = b[:0]
+			pool.Put(&b)
+		}
+	}
+	for it := range ordered {
+		if serr != nil {
+			continue // drain, so the reader is never stuck
+		}
+		if it.done != nil {
+			<-it.done
+		}
+		if it.err != nil {
+			serr = it.err
+			close(quit)
+			continue
+		}
+		switch it.kind {
+		case blockItem:
+			fd := it.fd
+			if len(fd.sizes) == 0 {
+				fd.start, fd.startPos = uint64(out.pos), out.pos
+			}
+			switch {
+			case it.hole:
+				fd.sizes = append(fd.sizes, 0)
+				fd.sparse += uint64(bs)
+			case it.out != nil:
+				fd.sizes = append(fd.sizes, uint32(len(it.out)))
+				out.write(it.out)
+			default:
+				fd.sizes = append(fd.sizes, uint32(len(it.raw))|DataUncompressed)
+				out.write(it.raw)
+			}
+		case fragItem:
+			rec := fragRec{start: uint64(out.pos), size: uint32(len(it.raw)) | DataUncompressed}
+			if it.out != nil {
+				rec.size = uint32(len(it.out))
+				out.write(it.out)
+			} else {
+				out.write(it.raw)
+			}
+			st.frags = append(st.frags, rec)
+		case fileEndItem:
+			fd := it.fd
+			if d := it.dupOf; d != nil {
+				if len(fd.sizes) > 0 {
+					out.rewind(fd.startPos)
+				}
+				fd.start, fd.sizes, fd.sparse = d.start, d.sizes, d.sparse
+				st.dups++
+			}
+			st.input += it.size
+			filesDone++
+			if w.opt.Progress != nil {
+				w.opt.Progress(filesDone, st.input)
+			}
+		}
+		put(it.raw)
+		put(it.out)
+		if out.err != nil {
+			serr = out.err
+			close(quit)
+		}
+	}
+	wg.Wait()
+	if rerr != nil && !errors.Is(rerr, errQuit) {
+		return nil, rerr
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	return st, nil
+}
+
+var errQuit = errors.New("image: store stage stopped")
+
+// reader is the first stage: it owns the fragment being filled and the
+// table of contents seen so far.
+type reader struct {
+	w       *Writer
+	bs      int
+	pool    *sync.Pool
+	jobs    chan<- *item
+	ordered chan<- *item
+	quit    <-chan struct{}
+	seen    map[digestKey]*fileData
+	hash    hash.Hash
+	frag    []byte // fragment block being filled
+	nfrag   uint32 // index of that fragment block
+	zeros   []byte
+	tailBuf []byte
+}
+
+func (r *reader) run(files []*node) error {
+	r.zeros = make([]byte, r.bs)
+	r.frag = r.get()
+	for _, n := range files {
+		fd := &fileData{frag: NoFragment}
+		n.data = fd
+		if err := r.file(n, fd); err != nil {
+			return err
+		}
+	}
+	if len(r.frag) > 0 {
+		return r.emit(&item{kind: fragItem, raw: r.frag}, true)
+	}
+	return nil
+}
+
+func (r *reader) get() []byte { return (*r.pool.Get().(*[]byte))[:0] }
+
+// emit hands an item to the workers (when it needs compressing) and to the
+// store stage, in order.
+func (r *reader) emit(it *item, compress bool) error {
+	if compress {
+		it.done = make(chan struct{})
+		select {
+		case r.jobs <- it:
+		case <-r.quit:
+			return errQuit
+		}
+	}
+	select {
+	case r.ordered <- it:
+		return nil
+	case <-r.quit:
+		return errQuit
+	}
+}
+
+// file reads one regular file once, front to back.
+func (r *reader) file(n *node, fd *fileData) error {
+	size := n.e.Size
+	if size == 0 {
+		return r.emit(&item{kind: fileEndItem, fd: fd}, false)
+	}
+	f, err := openNoatime(n.e.Source)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", n.e.Source, err)
+	}
+	defer unix.Close(f)
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", n.e.Source, err)
+	}
+	if st.Size != size {
+		return fmt.Errorf("%s: changed while packing (size %d, was %d)", n.e.Source, st.Size, size)
+	}
+	h := r.hash
+	h.Reset()
+	holes := newHoleMap(f, size, st.Blocks*512 < size)
+	bs := int64(r.bs)
+	full := size / bs
+	for i := int64(0); i < full; i++ {
+		off := i * bs
+		if holes.isHole(off, bs) {
+			h.Write([]byte{0})
+			if err := r.emit(&item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
+				return err
+			}
+			continue
+		}
+		buf := r.get()[:bs]
+		if err := preadFull(f, buf, off); err != nil {
+			return fmt.Errorf("read %s: %w", n.e.Source, err)
+		}
+		if bytes.Equal(buf, r.zeros) {
+			// The same digest input as a hole: equal content, equal hash.
+			h.Write([]byte{0})
+			r.pool.Put(&buf)
+			if err := r.emit(&item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
+				return err
+			}
+			continue
+		}
+		h.Write([]byte{1})
+		h.Write(buf)
+		if err := r.emit(&item{kind: blockItem, fd: fd, raw: buf}, true); err != nil {
+			return err
+		}
+	}
+	tail := int(size - full*bs)
+	if tail > 0 {
+		if cap(r.tailBuf) < tail {
+			r.tailBuf = make([]byte, r.bs)
+		}
+		r.tailBuf = r.tailBuf[:tail]
+		if err := preadFull(f, r.tailBuf, full*bs); err != nil {
+			return fmt.Errorf("read %s: %w", n.e.Source, err)
+		}
+		h.Write([]byte{2})
+		h.Write(r.tailBuf)
+	}
+	var key digestKey
+	key.size = size
+	h.Sum(key.sum[:0])
+	end := &item{kind: fileEndItem, fd: fd, size: size}
+	if d := r.seen[key]; d != nil {
+		end.dupOf = d
+		fd.frag, fd.fragOff = d.frag, d.fragOff
+		return r.emit(end, false)
+	}
+	r.seen[key] = fd
+	if tail > 0 {
+		if len(r.frag)+tail > r.bs {
+			if err := r.emit(&item{kind: fragItem, raw: r.frag}, true); err != nil {
+				return err
+			}
+			r.frag = r.get()
+			r.nfrag++
+		}
+		fd.frag, fd.fragOff = r.nfrag, uint32(len(r.frag))
+		r.frag = append(r.frag, r.tailBuf...)
+	}
+	return r.emit(end, false)
+}
+
+func openNoatime(p string) (int, error) {
+	// O_NOATIME spares a metadata write per file on file systems mounted
+	// with atime; only the owner (or root) may ask for it.
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	}
+	return fd, err
+}
+
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("file shrank while packing: %w", io.ErrUnexpectedEOF)
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// holeMap answers "is [off, off+n) entirely a hole?" with SEEK_DATA, so
+// the holes of a sparse file are never read. Files with all their blocks
+// allocated skip the lookups.
+type holeMap struct {
+	fd        int
+	size      int64
+	on        bool
+	dataStart int64 // next data at or after the last query
+	dataEnd   int64 // end of that data region
+}
+
+func newHoleMap(fd int, size int64, sparse bool) *holeMap {
+	return &holeMap{fd: fd, size: size, on: sparse, dataStart: -1, dataEnd: -1}
+}
+
+func (h *holeMap) isHole(off, n int64) bool {
+	if !h.on {
+		return false
+	}
+	if off >= h.dataEnd {
+		ds, err := unix.Seek(h.fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			h.dataStart, h.dataEnd = h.size, h.size
+			return true
+		}
+		if err != nil {
+			h.on = false // file system without SEEK_DATA: read everything
+			return false
+		}
+		de, err := unix.Seek(h.fd, ds, unix.SEEK_HOLE)
+		if err != nil {
+			h.on = false
+			return false
+		}
+		h.dataStart, h.dataEnd = ds, de
+	}
+	return h.dataStart >= off+n
+}

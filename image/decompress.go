@@ -1,0 +1,351 @@
+package image
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// A decompressor turns one stored block (data, fragment or metadata) back
+// into its bytes. dst has len 0 and the capacity the block may at most
+// decompress to; output beyond it is an error, never a reallocation, so a
+// hostile block cannot make us allocate more than the block size.
+// Implementations are safe for concurrent use.
+type decompressor interface {
+	decompress(dst, src []byte) ([]byte, error)
+}
+
+// newDecompressor returns the decompressor for the superblock's compressor
+// id. opts is the compressor options record (nil when the superblock flag
+// is clear); maxOut bounds any single block's output.
+func newDecompressor(id uint16, opts []byte, maxOut int) (decompressor, error) {
+	switch id {
+	case CompGzip:
+		return &zlibDecompressor{}, nil
+	case CompXZ:
+		return xzDecompressor{}, nil
+	case CompLZ4:
+		// squashfs-tools and the kernel both refuse lz4 images without the
+		// options record, and the only defined version is the legacy one.
+		var o lz4Options
+		if opts == nil {
+			return nil, fmt.Errorf("%w: lz4 image without compressor options", ErrFormat)
+		}
+		if _, err := binary.Decode(opts, binary.LittleEndian, &o); err != nil {
+			return nil, fmt.Errorf("%w: lz4 compressor options: %v", ErrFormat, err)
+		}
+		if o.Version != lz4LegacyVersion {
+			return nil, fmt.Errorf("%w: lz4 options version %d", ErrCompression, o.Version)
+		}
+		return lz4Decompressor{}, nil
+	case CompZstd:
+		// One Decoder serves every goroutine: DecodeAll is concurrency-safe
+		// and keeps its own pool of up to GOMAXPROCS block decoders. The
+		// cap limit makes a hostile frame fail instead of growing dst.
+		// DecodeAll decodes straight into dst, so the window a frame
+		// declares costs nothing; we still refuse absurd ones, but allow
+		// more than the block size because encoders that do not mark small
+		// frames single-segment declare their default window (8 MiB).
+		window := uint64(max(maxOut, zstdMaxWindow))
+		d, err := zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecoderMaxMemory(window),
+			zstd.WithDecoderMaxWindow(window),
+			zstd.WithDecodeAllCapLimit(true),
+			zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+		return zstdDecompressor{d}, nil
+	case CompLZMA, CompLZO:
+		return nil, fmt.Errorf("%w: compressor id %d (lzma/lzo) is not supported", ErrCompression, id)
+	}
+	return nil, fmt.Errorf("%w: unknown compressor id %d", ErrFormat, id)
+}
+
+const zstdMaxWindow = 8 << 20
+
+// errCorrupt wraps a decoder's complaint as a format error.
+func errCorrupt(kind string, err error) error {
+	return fmt.Errorf("%w: %s data: %v", ErrFormat, kind, err)
+}
+
+// readFull reads r into dst up to cap(dst) and insists that r then ends.
+func readFull(dst []byte, r io.Reader) ([]byte, error) {
+	n, err := io.ReadFull(r, dst[:cap(dst)])
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return dst[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m > 0 {
+		return nil, errors.New("output larger than the block size")
+	}
+	return dst[:n], nil
+}
+
+// zlibDecompressor handles CompGzip, which despite its name stores zlib
+// (RFC 1950) streams. Readers are pooled: each holds ~40 KB of state.
+type zlibDecompressor struct{ pool sync.Pool }
+
+func (z *zlibDecompressor) decompress(dst, src []byte) ([]byte, error) {
+	br := bytes.NewReader(src)
+	var zr io.ReadCloser
+	if v := z.pool.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
+			return nil, errCorrupt("zlib", err)
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(br); err != nil {
+			return nil, errCorrupt("zlib", err)
+		}
+	}
+	out, err := readFull(dst, zr)
+	if err == nil {
+		// Reading to EOF verified the Adler-32; Close reports a late error.
+		err = zr.Close()
+	}
+	if err != nil {
+		return nil, errCorrupt("zlib", err)
+	}
+	z.pool.Put(zr)
+	return out, nil
+}
+
+type lz4Decompressor struct{}
+
+// squashfs lz4 blocks are raw LZ4 block format (no frame), so the output
+// size is known only from the buffer we offer.
+func (lz4Decompressor) decompress(dst, src []byte) ([]byte, error) {
+	n, err := lz4.UncompressBlock(src, dst[:cap(dst)])
+	if err != nil {
+		return nil, errCorrupt("lz4", err)
+	}
+	return dst[:n], nil
+}
+
+type zstdDecompressor struct{ d *zstd.Decoder }
+
+func (z zstdDecompressor) decompress(dst, src []byte) ([]byte, error) {
+	out, err := z.d.DecodeAll(src, dst[:0])
+	if err != nil {
+		return nil, errCorrupt("zstd", err)
+	}
+	if len(out) > cap(dst) {
+		return nil, errCorrupt("zstd", errors.New("output larger than the block size"))
+	}
+	return out, nil
+}
+
+// xz container constants (xz-file-format-1.2.0, sections 2.1 and 3).
+const (
+	xzMagic           = "\xfd7zXZ\x00"
+	xzStreamHeader    = 12
+	xzFilterLZMA2     = 0x21
+	xzBlockFlagsSizes = 0xc0 // compressed / uncompressed size fields present
+	xzBlockFlagsRsvd  = 0x3c
+)
+
+// xzDecompressor decodes the single-block xz streams mksquashfs writes
+// (lzma_stream_buffer_encode). We parse the stream and block headers
+// ourselves rather than use xz.Reader because that reader allocates
+// whatever dictionary the block header asks for (up to 4 GiB); a match can
+// never reach further back than the output so far, so a dictionary of the
+// output bound is always enough. Filter chains other than plain LZMA2 (the
+// BCJ filters of mksquashfs -Xbcj) are reported as ErrCompression.
+type xzDecompressor struct{}
+
+func (xzDecompressor) decompress(dst, src []byte) ([]byte, error) {
+	body, err := xzBlockData(src)
+	if err != nil {
+		return nil, err
+	}
+	lr, err := lzma.Reader2Config{DictCap: max(cap(dst), lzma.MinDictCap)}.NewReader2(bytes.NewReader(body))
+	if err != nil {
+		return nil, errCorrupt("xz", err)
+	}
+	out, err := readFull(dst, lr)
+	if err != nil {
+		return nil, errCorrupt("xz", err)
+	}
+	return out, nil
+}
+
+// xzBlockData checks the stream header and the first block header and
+// returns the bytes from the LZMA2 data on.
+func xzBlockData(src []byte) ([]byte, error) {
+	if len(src) < xzStreamHeader+1 || string(src[:len(xzMagic)]) != xzMagic {
+		return nil, errCorrupt("xz", errors.New("bad stream header"))
+	}
+	flags := src[len(xzMagic) : len(xzMagic)+2]
+	if binary.LittleEndian.Uint32(src[8:12]) != crc32.ChecksumIEEE(flags) || flags[0] != 0 || flags[1] > 0x0f {
+		return nil, errCorrupt("xz", errors.New("bad stream flags"))
+	}
+	b := src[xzStreamHeader:]
+	hlen := (int(b[0]) + 1) * 4
+	if b[0] == 0 || hlen > len(b) || hlen < 8 {
+		return nil, errCorrupt("xz", errors.New("bad block header size"))
+	}
+	hdr := b[:hlen]
+	if binary.LittleEndian.Uint32(hdr[hlen-4:]) != crc32.ChecksumIEEE(hdr[:hlen-4]) {
+		return nil, errCorrupt("xz", errors.New("block header checksum mismatch"))
+	}
+	if hdr[1]&xzBlockFlagsRsvd != 0 {
+		return nil, errCorrupt("xz", errors.New("reserved block flags set"))
+	}
+	p := hdr[2 : hlen-4]
+	vli := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && i < len(p); i++ {
+			v |= uint64(p[i]&0x7f) << (7 * i)
+			if p[i]&0x80 == 0 {
+				p = p[i+1:]
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for i := 0; i < 2; i++ {
+		if hdr[1]&(0x40<<i) != 0 {
+			if _, ok := vli(); !ok {
+				return nil, errCorrupt("xz", errors.New("bad block size field"))
+			}
+		}
+	}
+	if nf := int(hdr[1]&3) + 1; nf != 1 {
+		return nil, fmt.Errorf("%w: xz filter chain of %d filters (BCJ filters are not supported)", ErrCompression, nf)
+	}
+	id, ok1 := vli()
+	psize, ok2 := vli()
+	if !ok1 || !ok2 || id != xzFilterLZMA2 || psize != 1 || len(p) < 1 {
+		if ok1 && id != xzFilterLZMA2 {
+			return nil, fmt.Errorf("%w: xz filter %#x", ErrCompression, id)
+		}
+		return nil, errCorrupt("xz", errors.New("bad filter flags"))
+	}
+	if _, err := lzma.DecodeDictCap(p[0]); err != nil {
+		return nil, errCorrupt("xz", err)
+	}
+	return b[hlen:], nil
+}
+
+// pipeline decompresses blocks on a pool of workers and hands the results
+// to a single consumer in submission order, so output stays sequential
+// while decompression uses every core. At most about three times the
+// worker count of blocks are in memory at once.
+type pipeline struct {
+	work  chan *task
+	order chan *task
+	done  chan struct{}
+	pool  *sync.Pool
+	mu    sync.Mutex
+	err   error
+	wg    sync.WaitGroup
+}
+
+// A task is one unit of work: run (on a worker) produces bytes into a
+// pooled buffer, sink (on the consumer, in order) consumes them. sink is
+// called for every submitted task, with the first error seen so far once
+// anything failed, so it can release resources (close files).
+type task struct {
+	run   func(buf []byte) ([]byte, error)
+	sink  func(out []byte, err error) error
+	out   []byte
+	buf   []byte
+	err   error
+	ready chan struct{}
+}
+
+func newPipeline(workers, bufSize int) *pipeline {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	p := &pipeline{
+		work:  make(chan *task, workers),
+		order: make(chan *task, 2*workers),
+		done:  make(chan struct{}),
+		pool:  &sync.Pool{New: func() any { return make([]byte, bufSize) }},
+	}
+	for i := 0; i < workers; i++ {
+		p.wg.Add(1)
+		go p.worker()
+	}
+	go p.consume()
+	return p
+}
+
+func (p *pipeline) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *pipeline) worker() {
+	defer p.wg.Done()
+	for t := range p.work {
+		if t.run != nil && p.failed() == nil {
+			t.buf = p.pool.Get().([]byte)
+			t.out, t.err = t.run(t.buf[:0])
+		}
+		close(t.ready)
+	}
+}
+
+func (p *pipeline) consume() {
+	defer close(p.done)
+	for t := range p.order {
+		<-t.ready
+		if t.err != nil {
+			p.fail(t.err)
+		}
+		err := p.failed()
+		if t.sink != nil {
+			if serr := t.sink(t.out, err); serr != nil && err == nil {
+				p.fail(serr)
+			}
+		}
+		if t.buf != nil {
+			p.pool.Put(t.buf) //nolint:staticcheck // slices are fine in a pool here
+		}
+	}
+}
+
+// submit queues a task. It returns the pipeline's error, if any, so the
+// producer can stop early; the task is queued either way so its sink runs.
+func (p *pipeline) submit(run func([]byte) ([]byte, error), sink func([]byte, error) error) error {
+	t := &task{run: run, sink: sink, ready: make(chan struct{})}
+	p.order <- t
+	p.work <- t
+	return p.failed()
+}
+
+// wait drains the pipeline and returns the first error.
+func (p *pipeline) wait() error {
+	close(p.work)
+	close(p.order)
+	p.wg.Wait()
+	<-p.done
+	return p.failed()
+}

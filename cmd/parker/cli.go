@@ -1,0 +1,300 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/parkerpack/parker/image"
+)
+
+// version is set at link time (-ldflags "-X main.version=..."; the Makefile
+// does). When empty, the module version recorded by `go install ...@vX` is
+// used, and "dev" when there is none.
+var version = ""
+
+func parkerVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+const usageText = `Usage: parker [flags] TARGET
+       parker inspect [--json] FILE
+
+Pack the working directory and its entry program TARGET into one static
+executable, TARGETd. Running TARGETd ARGS later runs TARGET ARGS inside the
+packed directory.
+
+TARGET is a path relative to the working directory (it may be in a
+subdirectory). A target named "inspect" is written ./inspect or -- inspect.
+
+Flags:
+  -C, --dir DIR             working directory to pack (default ".")
+  -o, --output FILE         output file (default: base name of TARGET plus "d",
+                            in the current directory)
+      --exclude PATTERN     leave out paths matching PATTERN (.dockerignore
+                            syntax; repeatable; adds to .parkerignore)
+      --compression NAME    zstd, gzip, xz, lz4 or none (default zstd)
+      --level N             compression level (zstd 1-22, default 3;
+                            gzip 1-9, default 6; others take none)
+      --block-size SIZE     squashfs block size, a power of two from 4K to 1M
+                            (131072, 128K, 1M; default 128K)
+      --keep-owner          keep file owners (default: everything is 0:0)
+  -q, --quiet               print nothing but errors
+  -v, --verbose             also print warnings and each stage's duration
+      --version             print the version and exit
+  -h, --help                print this help and exit
+
+Inspect flags:
+      --json                print one JSON object
+
+Environment:
+  SOURCE_DATE_EPOCH         clamp every mtime and the image time to this
+                            many seconds since the epoch
+
+Exit status: 0 ok, 1 failure, 2 bad usage.
+`
+
+// usageError is a mistake on the command line: exit 2 with a hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error {
+	return &usageError{fmt.Sprintf(format, a...)}
+}
+
+// config is the parsed command line.
+type config struct {
+	inspect  bool
+	json     bool
+	help     bool
+	version  bool
+	dir      string
+	output   string
+	excludes []string
+	target   string // cleaned, slash-separated, relative to dir
+	file     string // inspect: the file to read
+	opt      image.Options
+	quiet    bool
+	verbose  bool
+}
+
+// parseArgs parses the command line (without argv[0]). getenv reads the
+// environment (SOURCE_DATE_EPOCH). Errors are *usageError.
+func parseArgs(args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	fs := pflag.NewFlagSet("parker", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
+	fs.StringVarP(&c.dir, "dir", "C", ".", "")
+	fs.StringVarP(&c.output, "output", "o", "", "")
+	fs.StringArrayVar(&c.excludes, "exclude", nil, "")
+	comp := fs.String("compression", image.Zstd, "")
+	level := fs.String("level", "", "")
+	block := fs.String("block-size", "", "")
+	keepOwner := fs.Bool("keep-owner", false, "")
+	fs.BoolVarP(&c.quiet, "quiet", "q", false, "")
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "")
+	fs.BoolVar(&c.version, "version", false, "")
+	fs.BoolVarP(&c.help, "help", "h", false, "")
+	fs.BoolVar(&c.json, "json", false, "")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if c.help || c.version {
+		return c, nil
+	}
+	rest := fs.Args()
+	// "inspect" is the subcommand unless it came after "--".
+	if len(rest) > 0 && rest[0] == "inspect" && fs.ArgsLenAtDash() != 0 {
+		c.inspect = true
+		rest = rest[1:]
+		var bad []string
+		fs.Visit(func(f *pflag.Flag) {
+			switch f.Name {
+			case "json", "quiet", "verbose", "help", "version":
+			default:
+				bad = append(bad, "--"+f.Name)
+			}
+		})
+		if len(bad) > 0 {
+			return nil, usagef("inspect does not take %s", strings.Join(bad, ", "))
+		}
+		switch len(rest) {
+		case 0:
+			return nil, usagef("inspect: missing FILE")
+		case 1:
+			c.file = rest[0]
+		default:
+			return nil, usagef("inspect: too many arguments: %s", strings.Join(rest[1:], " "))
+		}
+		return c, nil
+	}
+	if c.json {
+		return nil, usagef("--json applies only to inspect")
+	}
+	if c.quiet && c.verbose {
+		return nil, usagef("--quiet and --verbose exclude each other")
+	}
+	switch len(rest) {
+	case 0:
+		return nil, usagef("missing TARGET")
+	case 1:
+	default:
+		return nil, usagef("too many arguments: %s (one TARGET only)", strings.Join(rest[1:], " "))
+	}
+	target, err := cleanTarget(rest[0])
+	if err != nil {
+		return nil, err
+	}
+	c.target = target
+	if c.dir == "" {
+		return nil, usagef("--dir: empty directory name")
+	}
+	if fs.Changed("output") && c.output == "" {
+		return nil, usagef("--output: empty file name")
+	}
+	if c.output == "" {
+		c.output = defaultOutput(c.target)
+	}
+	for _, p := range c.excludes {
+		if strings.TrimSpace(p) == "" || strings.TrimSpace(p) == "!" {
+			return nil, usagef("--exclude: invalid pattern %q", p)
+		}
+	}
+
+	c.opt = image.DefaultOptions()
+	c.opt.Compression = strings.ToLower(*comp)
+	c.opt.KeepOwner = *keepOwner
+	def, _, _ := image.DefaultLevel(c.opt.Compression)
+	c.opt.Level = def
+	if *level != "" {
+		n, err := strconv.Atoi(*level)
+		if err != nil {
+			return nil, usagef("--level: %q is not a number", *level)
+		}
+		c.opt.Level = n
+	}
+	if *block != "" {
+		n, err := parseSize(*block)
+		if err != nil {
+			return nil, usagef("--block-size: %v", err)
+		}
+		c.opt.BlockSize = n
+	}
+	if err := c.opt.Validate(); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if s, ok := lookupEnv(getenv, "SOURCE_DATE_EPOCH"); ok {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > 1<<32-1 {
+			return nil, usagef("SOURCE_DATE_EPOCH=%q: want seconds since the epoch (0..4294967295)", s)
+		}
+		c.opt.ClampTime = n
+	}
+	return c, nil
+}
+
+// lookupEnv treats an empty variable as unset, as the reproducible-builds
+// specification of SOURCE_DATE_EPOCH allows.
+func lookupEnv(getenv func(string) string, key string) (string, bool) {
+	if getenv == nil {
+		return "", false
+	}
+	v := getenv(key)
+	return v, v != ""
+}
+
+// cleanTarget checks the syntax of TARGET: a relative path that stays inside
+// the working directory. Whether it exists is checked later (exit 1).
+func cleanTarget(arg string) (string, error) {
+	if arg == "" {
+		return "", usagef("TARGET is empty")
+	}
+	if filepath.IsAbs(arg) {
+		return "", usagef("TARGET %s: must be a path relative to the working directory", arg)
+	}
+	p := path.Clean(filepath.ToSlash(arg))
+	if p == "." || strings.HasSuffix(arg, "/") {
+		return "", usagef("TARGET %s: must name a file, not a directory", arg)
+	}
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", usagef("TARGET %s: lies outside the working directory", arg)
+	}
+	return p, nil
+}
+
+// defaultOutput names the output after the target: its base name plus "d",
+// in the current directory (ipservice -> ipserviced, bin/python -> pythond).
+func defaultOutput(target string) string {
+	return path.Base(target) + "d"
+}
+
+// parseSize reads a byte count: digits, optionally followed by K, M or G
+// (binary multiples; "KiB", "KB" and the like mean the same): 131072, 128K,
+// 1M.
+func parseSize(s string) (int, error) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	num := strings.TrimRightFunc(u, func(r rune) bool { return r < '0' || r > '9' })
+	var mult int64
+	switch strings.TrimSpace(u[len(num):]) {
+	case "", "B":
+		mult = 1
+	case "K", "KB", "KIB":
+		mult = 1 << 10
+	case "M", "MB", "MIB":
+		mult = 1 << 20
+	case "G", "GB", "GIB":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("invalid size %q (want e.g. 131072, 128K or 1M)", s)
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("size %q too large", s)
+		}
+		return 0, fmt.Errorf("invalid size %q (want e.g. 131072, 128K or 1M)", s)
+	}
+	if v := int64(n) * mult; v <= 1<<31-1 {
+		return int(v), nil
+	}
+	return 0, fmt.Errorf("size %q too large", s)
+}
+
+// run executes the command line and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	c, err := parseArgs(args, os.Getenv)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "parker: %s\nTry 'parker --help' for more information.\n", ue.msg)
+		return exitUsage
+	}
+	switch {
+	case c.help:
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	case c.version:
+		fmt.Fprintf(stdout, "parker %s\n", parkerVersion())
+		return exitOK
+	case c.inspect:
+		return inspect(c, stdout, stderr)
+	}
+	return pack(c, stderr)
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/parkerpack/parker/image"
+)
+
+func env(kv ...string) func(string) string {
+	return func(k string) string {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == k {
+				return kv[i+1]
+			}
+		}
+		return ""
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   func(string) string
+		check func(t *testing.T, c *config)
+	}{
+		{"defaults", []string{"ipservice"}, nil, func(t *testing.T, c *config) {
+			if c.target != "ipservice" || c.output != "ipserviced" || c.dir != "." {
+				t.Errorf("target %q output %q dir %q", c.target, c.output, c.dir)
+			}
+			if c.opt.Compression != image.Zstd || c.opt.Level != 3 || c.opt.BlockSize != 128<<10 || c.opt.ClampTime != -1 || c.opt.KeepOwner {
+				t.Errorf("opt %+v", c.opt)
+			}
+		}},
+		{"subdirectory target", []string{"-C", "/srv/app", "bin/python"}, nil, func(t *testing.T, c *config) {
+			if c.target != "bin/python" || c.output != "pythond" || c.dir != "/srv/app" {
+				t.Errorf("target %q output %q dir %q", c.target, c.output, c.dir)
+			}
+		}},
+		{"target cleaned", []string{"./bin//../bin/python"}, nil, func(t *testing.T, c *config) {
+			if c.target != "bin/python" {
+				t.Errorf("target %q", c.target)
+			}
+		}},
+		{"flags after target", []string{"python", "-o", "out", "--level=19", "-q"}, nil, func(t *testing.T, c *config) {
+			if c.output != "out" || c.opt.Level != 19 || !c.quiet {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"long forms", []string{"--dir=w", "--output=o", "--compression=gzip", "--block-size=1M", "--keep-owner", "--verbose", "t"}, nil, func(t *testing.T, c *config) {
+			if c.dir != "w" || c.output != "o" || c.opt.Compression != image.Gzip || c.opt.Level != 6 ||
+				c.opt.BlockSize != 1<<20 || !c.opt.KeepOwner || !c.verbose {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"excludes repeat", []string{"--exclude", "*.log", "--exclude", "a,b", "t"}, nil, func(t *testing.T, c *config) {
+			if strings.Join(c.excludes, "|") != "*.log|a,b" {
+				t.Errorf("excludes %q", c.excludes)
+			}
+		}},
+		{"xz no level", []string{"--compression", "xz", "t"}, nil, func(t *testing.T, c *config) {
+			if c.opt.Level != 0 {
+				t.Errorf("level %d", c.opt.Level)
+			}
+		}},
+		{"source date epoch", []string{"t"}, env("SOURCE_DATE_EPOCH", "1700000000"), func(t *testing.T, c *config) {
+			if c.opt.ClampTime != 1700000000 {
+				t.Errorf("clamp %d", c.opt.ClampTime)
+			}
+		}},
+		{"empty epoch is unset", []string{"t"}, env("SOURCE_DATE_EPOCH", ""), func(t *testing.T, c *config) {
+			if c.opt.ClampTime != -1 {
+				t.Errorf("clamp %d", c.opt.ClampTime)
+			}
+		}},
+		{"inspect", []string{"inspect", "--json", "pythond"}, nil, func(t *testing.T, c *config) {
+			if !c.inspect || !c.json || c.file != "pythond" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"inspect json first", []string{"--json", "inspect", "x"}, nil, func(t *testing.T, c *config) {
+			if !c.inspect || !c.json || c.file != "x" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"target named inspect after --", []string{"--", "inspect"}, nil, func(t *testing.T, c *config) {
+			if c.inspect || c.target != "inspect" || c.output != "inspectd" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"target ./inspect", []string{"./inspect"}, nil, func(t *testing.T, c *config) {
+			if c.inspect || c.target != "inspect" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"help", []string{"-h"}, nil, func(t *testing.T, c *config) {
+			if !c.help {
+				t.Error("no help")
+			}
+		}},
+		{"version wins over missing target", []string{"--version"}, nil, func(t *testing.T, c *config) {
+			if !c.version {
+				t.Error("no version")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseArgs(tt.args, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestParseArgsUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{nil, nil, "missing TARGET"},
+		{[]string{"a", "b"}, nil, "too many arguments"},
+		{[]string{"--nope", "t"}, nil, "unknown flag"},
+		{[]string{"-o"}, nil, "needs an argument"},
+		{[]string{"/usr/bin/python"}, nil, "relative"},
+		{[]string{"../python"}, nil, "outside"},
+		{[]string{"a/../../python"}, nil, "outside"},
+		{[]string{"."}, nil, "not a directory"},
+		{[]string{"bin/"}, nil, "not a directory"},
+		{[]string{""}, nil, "empty"},
+		{[]string{"--compression", "bzip2", "t"}, nil, "unknown compression"},
+		{[]string{"--level", "23", "t"}, nil, "out of range"},
+		{[]string{"--level", "abc", "t"}, nil, "not a number"},
+		{[]string{"--compression", "lz4", "--level", "1", "t"}, nil, "takes no level"},
+		{[]string{"--block-size", "100K", "t"}, nil, "power of two"},
+		{[]string{"--block-size", "2M", "t"}, nil, "power of two"},
+		{[]string{"--block-size", "lots", "t"}, nil, "invalid size"},
+		{[]string{"--exclude", "!", "t"}, nil, "invalid pattern"},
+		{[]string{"-o", "", "t"}, nil, "empty file name"},
+		{[]string{"-q", "-v", "t"}, nil, "exclude each other"},
+		{[]string{"--json", "t"}, nil, "only to inspect"},
+		{[]string{"inspect"}, nil, "missing FILE"},
+		{[]string{"inspect", "a", "b"}, nil, "too many"},
+		{[]string{"inspect", "--level", "3", "a"}, nil, "does not take --level"},
+		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "yesterday"), "SOURCE_DATE_EPOCH"},
+		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "-1"), "SOURCE_DATE_EPOCH"},
+	}
+	for _, tt := range tests {
+		_, err := parseArgs(tt.args, tt.env)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseArgs(%q) = %v, want usage error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"--help"}, 0, "Usage: parker", ""},
+		{[]string{"--version"}, 0, "parker ", ""},
+		{[]string{}, 2, "", "parker: missing TARGET\nTry 'parker --help'"},
+		{[]string{"--block-size", "x", "t"}, 2, "", "parker: --block-size: invalid size"},
+		{[]string{"-C", t.TempDir(), "missing"}, 1, "", "parker: target missing: no such file"},
+		{[]string{"inspect", "/nonexistent/file"}, 1, "", "parker: inspect /nonexistent/file: no such file"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.HasPrefix(errb.String(), tt.stderr) {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, code, out.String(), errb.String(), tt.code, tt.stdout, tt.stderr)
+		}
+		if strings.Count(errb.String(), "\n") > 2 {
+			t.Errorf("run(%q): stderr has more than the error and the hint: %q", tt.args, errb.String())
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int{
+		"131072": 131072, "128K": 128 << 10, "128k": 128 << 10, "128KiB": 128 << 10, "128KB": 128 << 10,
+		"1M": 1 << 20, "1m": 1 << 20, "1MiB": 1 << 20, "4096": 4096, "4096B": 4096, " 64K ": 64 << 10, "1G": 1 << 30,
+	} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "K", "1.5M", "-1", "1T", "12Q", "0x100", "99999999999", "4G", "1 M B"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestDefaultOutput(t *testing.T) {
+	for in, want := range map[string]string{
+		"ipservice": "ipserviced", "python": "pythond", "bin/python": "pythond", "a/b/c.sh": "c.shd",
+	} {
+		if got := defaultOutput(in); got != want {
+			t.Errorf("defaultOutput(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParkerVersion(t *testing.T) {
+	old := version
+	defer func() { version = old }()
+	version = "v1.2.3"
+	if got := parkerVersion(); got != "v1.2.3" {
+		t.Errorf("parkerVersion() = %q", got)
+	}
+	version = ""
+	if got := parkerVersion(); got == "" {
+		t.Error("parkerVersion() is empty without ldflags")
+	}
+}

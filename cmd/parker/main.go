@@ -1,0 +1,89 @@
+// Command parker packs a working directory and its entry program into one
+// static executable, and is also that executable's run-time stub.
+//
+//	cd WORKDIR && parker TARGET     # writes TARGETd
+//	parker inspect [--json] FILE    # shows what a packed file carries
+//
+// Every packed file begins with a byte-for-byte copy of this program. On each
+// start, main looks for a payload trailer at the end of its own executable:
+// with one, it is a packed file and hands over to stub.Main; without one, it
+// is parker itself and runs the command line. The check costs two small
+// preads, because it runs on every start of every packed file.
+//
+// This package owns the command line: flags, messages and exit codes. Pack
+// exits 0 on success, 1 on failure and 2 on bad usage; the run-time codes
+// (125 and up) are the stub's.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/stub"
+)
+
+// Exit statuses of the command line.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+	// exitStub is the run-time status for "parker itself failed" (see
+	// STYLE.md); main uses it when a packed file cannot read its own
+	// trailer, before the stub takes over.
+	exitStub = 125
+)
+
+func main() {
+	self, err := executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)
+		os.Exit(exitStub)
+	}
+	t, err := ownTrailer(self)
+	switch {
+	case err == nil:
+		os.Exit(stub.Main(self, t, os.Args))
+	case errors.Is(err, image.ErrNoTrailer):
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	default:
+		fmt.Fprintf(os.Stderr, "parker: %s: %v\n", self, err)
+		os.Exit(exitStub)
+	}
+}
+
+// executable returns the absolute path of the running program. Without
+// /proc (some minimal containers), it falls back to argv[0].
+func executable() (string, error) {
+	if p, err := os.Executable(); err == nil {
+		return p, nil
+	}
+	arg0 := os.Args[0]
+	if !strings.Contains(arg0, "/") {
+		p, err := exec.LookPath(arg0)
+		if err != nil {
+			return "", err
+		}
+		arg0 = p
+	}
+	return arg0, nil
+}
+
+// ownTrailer reads the trailer of the file at path: image.ErrNoTrailer for
+// plain parker, a trailer for a packed file, any other error when the file
+// cannot be read or its trailer is damaged.
+func ownTrailer(path string) (*image.Trailer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return image.ReadTrailer(f, fi.Size())
+}

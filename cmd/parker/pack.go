@@ -1,0 +1,394 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/parkerpack/parker/image"
+)
+
+// stubSource names the executable whose bytes become the stub: parker
+// itself. Tests point it at a small file.
+var stubSource = executable
+
+// tmpInfix marks parker's temp files: .NAME.parker-tmp-RANDOM beside the
+// output. Leftovers of a killed run in the working directory are not packed.
+const tmpInfix = ".parker-tmp-"
+
+// pack runs `parker TARGET` and returns the exit status.
+func pack(c *config, stderr io.Writer) int {
+	u := newUI(stderr, c.quiet, c.verbose)
+	j := &job{ui: u}
+	stop := j.catchSignals()
+	defer stop()
+	if err := j.run(c); err != nil {
+		j.abort()
+		u.stopProgress()
+		u.printf("parker: %v", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// job is one pack: it owns the temp file until it is renamed into place.
+type job struct {
+	ui *ui
+
+	mu        sync.Mutex
+	tmp       *os.File
+	tmpPath   string
+	committed bool
+}
+
+// catchSignals removes the temp file on SIGINT, SIGTERM or SIGHUP, so an
+// interrupted pack leaves nothing behind, and exits 1. It returns the
+// function that stops catching.
+func (j *job) catchSignals() func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			if j.abort() {
+				j.ui.final("parker: interrupted (%v)", sig)
+			} else {
+				j.ui.final("parker: interrupted (%v); nothing written", sig)
+			}
+			os.Exit(exitFail)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// abort removes the temp file unless it has already become the output,
+// and reports whether it had.
+func (j *job) abort() (committed bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.tmp != nil && !j.committed {
+		j.tmp.Close()
+		os.Remove(j.tmpPath)
+		j.tmp = nil
+	}
+	return j.committed
+}
+
+func (j *job) run(c *config) error {
+	u := j.ui
+	start := time.Now()
+
+	// Everything that can be checked before writing a byte.
+	root, err := workdir(c.dir)
+	if err != nil {
+		return err
+	}
+	t, err := resolveTarget(root, c.dir, c.target)
+	if err != nil {
+		return err
+	}
+	if !t.executable() {
+		u.notice(fmt.Sprintf("target %s is not executable (mode %04o); the packed file will not be able to run it",
+			c.target, t.st.Mode&0o7777))
+	}
+	rules, err := loadRules(root, c.excludes)
+	if err != nil {
+		return err
+	}
+	if err := rules.checkTarget(t); err != nil {
+		return err
+	}
+	out, err := outputPath(c.output)
+	if err != nil {
+		return err
+	}
+	var outSt unix.Stat_t
+	outExists := false
+	switch err := unix.Lstat(out, &outSt); {
+	case err == nil:
+		outExists = true
+		if outSt.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return fmt.Errorf("output %s is a directory", c.output)
+		}
+		if outSt.Dev == t.st.Dev && outSt.Ino == t.st.Ino {
+			return fmt.Errorf("output %s would replace the target %s; choose another -o", c.output, c.target)
+		}
+	case !errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("output %s: %w", c.output, err)
+	}
+
+	self, err := stubSource()
+	if err != nil {
+		return fmt.Errorf("cannot locate own executable: %w", err)
+	}
+	sf, err := os.Open(self)
+	if err != nil {
+		return fmt.Errorf("read own executable: %w", err)
+	}
+	defer sf.Close()
+	stubSize, err := stubLength(sf)
+	if err != nil {
+		return fmt.Errorf("read own executable %s: %w", self, err)
+	}
+
+	// The temp file lives beside the output, so the final rename is atomic.
+	outDir, outName := filepath.Dir(out), filepath.Base(out)
+	tmp, err := os.CreateTemp(outDir, "."+outName+tmpInfix+"*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", c.output, errnoOf(err))
+	}
+	j.mu.Lock()
+	j.tmp, j.tmpPath = tmp, tmp.Name()
+	j.mu.Unlock()
+	var tmpSt unix.Stat_t
+	if err := unix.Fstat(int(tmp.Fd()), &tmpSt); err != nil {
+		return fmt.Errorf("write %s: %w", c.output, err)
+	}
+
+	// 1. The stub: parker's own bytes (copy_file_range where possible).
+	stage := time.Now()
+	if _, err := io.CopyN(tmp, sf, stubSize); err != nil {
+		return j.writeErr(c.output, fmt.Errorf("copy stub: %w", err))
+	}
+	offset := (stubSize + image.PadSize - 1) / image.PadSize * image.PadSize
+	u.stage("stub", stage, fmt.Sprintf("%s, payload at offset %d", humanBytes(stubSize), offset))
+
+	// 2. Walk the working directory straight into the writer.
+	stage = time.Now()
+	opt := c.opt
+	opt.Progress = u.progress
+	w, err := image.NewWriter(tmp, offset, opt)
+	if err != nil {
+		return err
+	}
+	outRel := ""
+	if r, err := filepath.Rel(root, outDir); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+		outRel = filepath.ToSlash(r)
+	}
+	wk := &walker{
+		root:    root,
+		display: c.dir,
+		rules:   rules,
+		add:     w.Add,
+		warn:    u.warn,
+		seen:    map[string]bool{},
+		skip: func(rel string, st *unix.Stat_t) bool {
+			// parker's own output never goes into the image: this run's
+			// temp file, the output being replaced, stale temp files.
+			if st.Dev == tmpSt.Dev && st.Ino == tmpSt.Ino {
+				return true
+			}
+			if outExists && st.Dev == outSt.Dev && st.Ino == outSt.Ino {
+				u.warn(fmt.Sprintf("%s is the output; left out", filepath.Join(c.dir, rel)))
+				return true
+			}
+			if outRel != "" {
+				dir, base := splitRel(rel)
+				if dir == outRel && strings.HasPrefix(base, "."+outName+tmpInfix) {
+					u.warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(c.dir, rel)))
+					return true
+				}
+			}
+			return false
+		},
+	}
+	for _, p := range t.chain {
+		wk.seen[p] = false
+	}
+	if err := wk.walk(); err != nil {
+		return err
+	}
+	for _, p := range t.chain {
+		if !wk.seen[p] {
+			return fmt.Errorf("target %s: %s was left out of the image by the ignore rules", c.target, p)
+		}
+	}
+	u.stage("walk", stage, fmt.Sprintf("%d entries, %d files, %s", wk.entries, wk.files, humanBytes(wk.bytes)))
+
+	// 3. Compress and write the image.
+	stage = time.Now()
+	u.startProgress(wk.files, wk.bytes)
+	st, err := w.Finish()
+	u.stopProgress()
+	if err != nil {
+		return j.writeErr(c.output, err)
+	}
+	u.stage("image", stage, fmt.Sprintf("%s, %d inodes, %d duplicates, %d fragment blocks",
+		humanBytes(st.Size), st.Inodes, st.Duplicates, st.Fragments))
+
+	// 4. Digest the payload as written, reading it back.
+	stage = time.Now()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(tmp, offset, st.Size)); err != nil {
+		return j.writeErr(c.output, fmt.Errorf("read back payload: %w", err))
+	}
+	tr := image.Trailer{
+		StubSize:    uint64(stubSize),
+		Offset:      uint64(offset),
+		Size:        uint64(st.Size),
+		Target:      t.path,
+		Compression: opt.Compression,
+		Level:       int32(opt.Level),
+		BlockSize:   uint32(opt.BlockSize),
+		CreatedBy:   "parker " + parkerVersion(),
+	}
+	copy(tr.Digest[:], h.Sum(nil))
+	if opt.KeepOwner {
+		tr.Flags |= image.TrailerKeepOwner
+	}
+	u.stage("digest", stage, "sha256:"+hex.EncodeToString(tr.Digest[:]))
+
+	// 5. Trailer, exact length, mode, fsync, rename.
+	stage = time.Now()
+	b, err := tr.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	end := offset + st.Size
+	if _, err := tmp.WriteAt(b, end); err != nil {
+		return j.writeErr(c.output, err)
+	}
+	if err := tmp.Truncate(end + int64(len(b))); err != nil {
+		return j.writeErr(c.output, err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		return j.writeErr(c.output, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return j.writeErr(c.output, err)
+	}
+	if err := j.commit(out); err != nil {
+		return j.writeErr(c.output, err)
+	}
+	syncDir(outDir)
+	u.stage("commit", stage, fmt.Sprintf("%s, %s", c.output, humanBytes(end+int64(len(b)))))
+
+	if !c.quiet {
+		if u.warnings > 0 && !c.verbose {
+			u.printf("parker: %d warning(s); run with -v to see them", u.warnings)
+		}
+		u.printf("%s", summary(c.output, st, opt, time.Since(start), tr.Digest))
+	}
+	return nil
+}
+
+// commit renames the temp file over the output, unless a signal got there
+// first.
+func (j *job) commit(out string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.tmp == nil {
+		return errors.New("interrupted")
+	}
+	if err := j.tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(j.tmpPath, out); err != nil {
+		return err
+	}
+	j.committed = true
+	return nil
+}
+
+// writeErr words a failure to write the output in terms of the output's
+// name, not the temp file's: "write pythond: no space left on device".
+func (j *job) writeErr(output string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == j.tmpPath {
+		return fmt.Errorf("write %s: %w", output, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("write %s: %w", output, le.Err)
+	}
+	if j.tmpPath != "" && strings.Contains(err.Error(), j.tmpPath) {
+		return fmt.Errorf("write %s: %s", output, strings.ReplaceAll(err.Error(), j.tmpPath, output))
+	}
+	return err
+}
+
+// summary is the one line printed after a pack:
+//
+//	pythond: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s, sha256:...
+func summary(output string, st image.Stats, opt image.Options, d time.Duration, digest [32]byte) string {
+	ratio := 0.0
+	if st.InputBytes > 0 {
+		ratio = float64(st.Size) / float64(st.InputBytes) * 100
+	}
+	comp := opt.Compression
+	if _, lo, hi := image.DefaultLevel(comp); lo != hi {
+		comp = fmt.Sprintf("%s-%d", comp, opt.Level)
+	}
+	return fmt.Sprintf("%s: %d files, %s -> %s (%.1f%%), %s, %.1fs, sha256:%s",
+		output, st.Files, humanBytes(st.InputBytes), humanBytes(st.Size), ratio, comp,
+		d.Seconds(), hex.EncodeToString(digest[:]))
+}
+
+// stubLength is how much of parker's own executable to copy: all of it, or
+// only the stub if this parker was itself taken from a packed file.
+func stubLength(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	t, err := image.ReadTrailer(f, fi.Size())
+	switch {
+	case err == nil:
+		return int64(t.StubSize), nil
+	case errors.Is(err, image.ErrNoTrailer):
+		return fi.Size(), nil
+	}
+	return 0, err
+}
+
+// outputPath makes the output absolute with its directory's symlinks
+// resolved (the temp file must be created in the same directory as the
+// final name for the rename to be atomic).
+func outputPath(output string) (string, error) {
+	abs, err := filepath.Abs(output)
+	if err != nil {
+		return "", err
+	}
+	dir, name := filepath.Split(abs)
+	if name == "" || name == "." || name == ".." {
+		return "", fmt.Errorf("output %s: not a file name", output)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("output %s: directory: %w", output, errnoOf(err))
+	}
+	return filepath.Join(real, name), nil
+}
+
+// syncDir makes the rename durable. Failure is harmless to correctness
+// (the file is complete either way), so it is not reported.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func splitRel(rel string) (dir, base string) {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i], rel[i+1:]
+	}
+	return ".", rel
+}

@@ -1,0 +1,293 @@
+package main
+
+// The progress line is hand-written on purpose: this program is also the stub
+// inside every packed file, which must stay under 4 MiB, and the progress-bar
+// libraries we measured would push it past that (github.com/cheggaaa/pb/v3
+// adds 1.7 MB through go-runewidth, github.com/schollz/progressbar/v3 1.9 MB
+// through net/http). One redrawn ASCII line needs no width tables.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// progressInterval caps redraws at 10 per second.
+const progressInterval = 100 * time.Millisecond
+
+// counts is one progress sample.
+type counts struct {
+	files, filesTotal int
+	bytes, bytesTotal int64
+	elapsed           time.Duration
+}
+
+// formatProgress renders c in at most width-1 columns (the last column is
+// left free so no terminal wraps). Fields are dropped, least useful first,
+// when the line does not fit:
+//
+//	42% [=======>         ] 1234/5678 files  120.3/270.1 MiB  61.3 MiB/s  ETA 0:03
+func formatProgress(c counts, width int) string {
+	frac := 1.0
+	switch {
+	case c.bytesTotal > 0:
+		frac = float64(c.bytes) / float64(c.bytesTotal)
+	case c.filesTotal > 0:
+		frac = float64(c.files) / float64(c.filesTotal)
+	}
+	frac = min(max(frac, 0), 1)
+	pct := fmt.Sprintf("%3d%%", int(frac*100))
+	files := fmt.Sprintf("%d/%d files", c.files, c.filesTotal)
+	bytes := bytePair(c.bytes, c.bytesTotal)
+	rate, eta := "", "ETA --:--"
+	if secs := c.elapsed.Seconds(); secs > 0 {
+		r := float64(c.bytes) / secs
+		rate = fmt.Sprintf("%.1f MiB/s", r/(1<<20))
+		if r > 0 && c.bytes > 0 {
+			left := float64(c.bytesTotal-c.bytes) / r
+			eta = "ETA " + clock(time.Duration(left*float64(time.Second)))
+		}
+	}
+	// Most useful first; the bar takes whatever room is left.
+	fields := []string{pct, bytes, eta, files, rate}
+	avail := width - 1
+	for n := len(fields); n > 0; n-- {
+		line := strings.Join(nonEmpty(fields[:n]), "  ")
+		if len(line) > avail {
+			continue
+		}
+		// Room for " [" + at least 10 cells + "]" after the percentage?
+		if barw := avail - len(line) - 3; barw >= 10 {
+			barw = min(barw, 40)
+			return pct + " " + bar(frac, barw) + strings.TrimPrefix(line, pct)
+		}
+		return line
+	}
+	if avail <= 0 {
+		return ""
+	}
+	return pct[:min(len(pct), avail)]
+}
+
+func nonEmpty(ss []string) []string {
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// bar draws [=====>    ] with w cells inside the brackets.
+func bar(frac float64, w int) string {
+	done := int(frac * float64(w))
+	var b strings.Builder
+	b.WriteByte('[')
+	switch {
+	case done >= w:
+		b.WriteString(strings.Repeat("=", w))
+	default:
+		b.WriteString(strings.Repeat("=", done))
+		b.WriteByte('>')
+		b.WriteString(strings.Repeat(" ", w-done-1))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// clock formats d as m:ss or h:mm:ss.
+func clock(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s < 0 {
+		s = 0
+	}
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// humanBytes formats n with a binary unit: 512 B, 12.0 KiB, 270.1 MiB.
+func humanBytes(n int64) string {
+	div, unit := scale(n)
+	if div == 1 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", float64(n)/div, unit)
+}
+
+// bytePair formats done/total in the unit of total: 120.3/270.1 MiB.
+func bytePair(done, total int64) string {
+	div, unit := scale(total)
+	if div == 1 {
+		return fmt.Sprintf("%d/%d B", done, total)
+	}
+	return fmt.Sprintf("%.1f/%.1f %s", float64(done)/div, float64(total)/div, unit)
+}
+
+// scale picks the largest binary unit not above n, and its size.
+func scale(n int64) (float64, string) {
+	div := 1.0
+	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if float64(n) < div*1024 {
+			break
+		}
+		div *= 1024
+		if float64(n) < div*1024 || unit == "TiB" {
+			return div, unit
+		}
+	}
+	return 1, "B"
+}
+
+// ui prints everything parker says on stderr: the progress line (only on a
+// terminal), warnings, stages and the summary. Lines never interleave with a
+// half-drawn progress line.
+type ui struct {
+	mu      sync.Mutex
+	w       io.Writer
+	quiet   bool
+	verbose bool
+	tty     int // terminal fd for the progress line, or -1
+	drawn   bool
+	last    string
+	closed  bool // after final: no more redraws
+
+	warnings int
+
+	// progress state, written by the image writer's goroutine
+	files, filesTotal atomic.Int64
+	bytes, bytesTotal atomic.Int64
+	stop              chan struct{}
+	done              chan struct{}
+}
+
+func newUI(w io.Writer, quiet, verbose bool) *ui {
+	u := &ui{w: w, quiet: quiet, verbose: verbose, tty: -1}
+	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+		u.tty = int(f.Fd())
+	}
+	return u
+}
+
+// printf prints one line, clearing the progress line first.
+func (u *ui) printf(format string, a ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.clearLocked()
+	fmt.Fprintf(u.w, format+"\n", a...)
+}
+
+// final prints a last line and stops all further output but the caller's
+// exit (the signal path, racing the progress goroutine).
+func (u *ui) final(format string, a ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.clearLocked()
+	fmt.Fprintf(u.w, format+"\n", a...)
+	u.closed = true
+}
+
+// warn prints a warning with -v and counts it otherwise.
+func (u *ui) warn(msg string) {
+	u.mu.Lock()
+	u.warnings++
+	u.mu.Unlock()
+	if u.verbose {
+		u.printf("parker: warning: %s", msg)
+	}
+}
+
+// notice prints a warning unless -q: for what the user must see.
+func (u *ui) notice(msg string) {
+	if !u.quiet {
+		u.printf("parker: warning: %s", msg)
+	}
+}
+
+// stage prints a stage and its duration with -v.
+func (u *ui) stage(name string, since time.Time, detail string) {
+	if u.verbose {
+		if detail != "" {
+			detail = ": " + detail
+		}
+		u.printf("parker: %s%s (%.2fs)", name, detail, time.Since(since).Seconds())
+	}
+}
+
+func (u *ui) clearLocked() {
+	if u.drawn {
+		fmt.Fprint(u.w, "\r\x1b[K")
+		u.drawn = false
+		u.last = ""
+	}
+}
+
+// startProgress begins redrawing the progress line, when stderr is a
+// terminal, against the given totals.
+func (u *ui) startProgress(filesTotal int, bytesTotal int64) {
+	u.filesTotal.Store(int64(filesTotal))
+	u.bytesTotal.Store(bytesTotal)
+	if u.tty < 0 {
+		return
+	}
+	u.stop, u.done = make(chan struct{}), make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(u.done)
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-u.stop:
+				return
+			case <-t.C:
+				u.redraw(time.Since(start))
+			}
+		}
+	}()
+}
+
+// progress is image.Options.Progress.
+func (u *ui) progress(files int, bytes int64) {
+	u.files.Store(int64(files))
+	u.bytes.Store(bytes)
+}
+
+func (u *ui) redraw(elapsed time.Duration) {
+	width := 80
+	if w, _, err := term.GetSize(u.tty); err == nil && w > 0 {
+		width = w
+	}
+	line := formatProgress(counts{
+		files: int(u.files.Load()), filesTotal: int(u.filesTotal.Load()),
+		bytes: u.bytes.Load(), bytesTotal: u.bytesTotal.Load(),
+		elapsed: elapsed,
+	}, width)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if line == u.last || u.closed {
+		return
+	}
+	fmt.Fprint(u.w, "\r"+line+"\x1b[K")
+	u.drawn, u.last = true, line
+}
+
+// stopProgress stops redrawing and clears the line.
+func (u *ui) stopProgress() {
+	if u.stop != nil {
+		close(u.stop)
+		<-u.done
+		u.stop = nil
+	}
+	u.mu.Lock()
+	u.clearLocked()
+	u.mu.Unlock()
+}

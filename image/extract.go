@@ -1,0 +1,389 @@
+package image
+
+// Extraction is where a hostile image could do real harm, so it never
+// resolves a path it did not just create: every entry is made relative to
+// the file descriptor of its parent directory with the *at system calls,
+// with O_NOFOLLOW and O_EXCL, so a symlink stored in the image (say "d ->
+// /etc" followed by "d/passwd") can neither be followed nor replaced, and
+// names were already checked by ReadDir (no "/", ".", "..", NUL).
+//
+// Timestamps and modes go on last: a directory's mtime is set when all its
+// entries exist, and modes that would stop us adding entries (0555, 0000)
+// only after everything else, deepest first, so the children get in.
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Extract writes the whole tree into dir, which must be an empty directory
+// or not exist (it is then created 0755). The root directory's mode and
+// mtime are applied to dir itself, as unsquashfs -d does. File contents
+// are decompressed by opt.Workers goroutines and written in order, with
+// sparse blocks left as holes.
+func (r *Reader) Extract(dir string, opt ExtractOptions) error {
+	root, err := r.Root()
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("extract: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	defer d.Close()
+	if st, err := d.Stat(); err != nil || !st.IsDir() {
+		return fmt.Errorf("extract: %s is not a directory", dir)
+	}
+	if names, _ := d.Readdirnames(1); len(names) > 0 {
+		return fmt.Errorf("extract: %s is not empty", dir)
+	}
+	x := &extractor{
+		r:     r,
+		opt:   opt,
+		root:  int(d.Fd()),
+		links: make(map[uint64]string),
+		seen:  map[uint64]bool{root.ref: true},
+		priv:  os.Geteuid() == 0,
+		p:     newPipeline(opt.Workers, int(r.sb.BlockSize)),
+	}
+	if opt.KeepOwner && !x.priv {
+		x.warn("not running as root: owners are not restored")
+	}
+	err = x.dir(x.root, root)
+	if perr := x.p.wait(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	// Restrictive directory modes, deepest (latest) first, so the walk to
+	// each one still passes through writable, searchable parents.
+	for i := len(x.late) - 1; i >= 0; i-- {
+		if err := x.lateChmod(x.late[i]); err != nil {
+			return err
+		}
+	}
+	return x.attrs(x.root, root)
+}
+
+type extractor struct {
+	r     *Reader
+	opt   ExtractOptions
+	root  int               // fd of the destination directory
+	links map[uint64]string // inode ref -> path first extracted to ("" if skipped)
+	seen  map[uint64]bool   // directory inode refs entered
+	priv  bool              // euid 0: may mknod devices and chown
+	p     *pipeline
+	late  []*Node // directories whose mode is applied at the end
+}
+
+func (x *extractor) warn(msg string) {
+	if x.opt.Warn != nil {
+		x.opt.Warn(msg)
+	}
+}
+
+// perm converts the permission and setuid/setgid/sticky bits to a unix mode.
+func perm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= unix.S_ISVTX
+	}
+	return p
+}
+
+func times(n *Node) [2]unix.Timespec {
+	ts := unix.Timespec{Sec: n.ModTime}
+	return [2]unix.Timespec{ts, ts}
+}
+
+// futimens sets the times of an open file: utimensat with a NULL path, which
+// x/sys/unix does not expose (its Futimes goes through /proc).
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// attrs sets owner, mode and times of an open file or directory, in that
+// order: chown clears setuid/setgid, and chmod does not touch mtime.
+func (x *extractor) attrs(fd int, n *Node) error {
+	if x.opt.KeepOwner && x.priv {
+		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
+			return pathErr("chown", n, err)
+		}
+	}
+	if err := unix.Fchmod(fd, perm(n.Mode)); err != nil {
+		return pathErr("chmod", n, err)
+	}
+	ts := times(n)
+	if err := futimens(fd, &ts); err != nil {
+		return pathErr("utimes", n, err)
+	}
+	return nil
+}
+
+func pathErr(op string, n *Node, err error) error {
+	return &fs.PathError{Op: "extract: " + op, Path: n.Path, Err: err}
+}
+
+// dir extracts the entries of directory n into the open directory fd.
+func (x *extractor) dir(fd int, n *Node) error {
+	kids, err := x.r.ReadDir(n)
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		if err := x.p.failed(); err != nil {
+			return err
+		}
+		if k.IsDir() {
+			err = x.subdir(fd, k)
+		} else if first, ok := x.links[k.ref]; ok {
+			err = x.link(fd, k, first)
+		} else {
+			err = x.entry(fd, k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *extractor) subdir(fd int, k *Node) error {
+	if x.seen[k.ref] {
+		return formatError("%s: directory reached twice (cycle or hard-linked directory)", k.Path)
+	}
+	if k.depth > MaxDepth {
+		return formatError("%s: nested deeper than %d", k.Path, MaxDepth)
+	}
+	x.seen[k.ref] = true
+	if err := unix.Mkdirat(fd, k.Name, 0o700); err != nil {
+		return pathErr("mkdir", k, err)
+	}
+	cfd, err := unix.Openat(fd, k.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("open", k, err)
+	}
+	defer unix.Close(cfd)
+	if err := x.dir(cfd, k); err != nil {
+		return err
+	}
+	if perm(k.Mode)&0o700 != 0o700 {
+		// Keep 0700 for now: later hard links may need to reach through it.
+		x.late = append(x.late, k)
+		ts := times(k)
+		if x.opt.KeepOwner && x.priv {
+			if err := unix.Fchown(cfd, int(k.UID), int(k.GID)); err != nil {
+				return pathErr("chown", k, err)
+			}
+		}
+		if err := futimens(cfd, &ts); err != nil {
+			return pathErr("utimes", k, err)
+		}
+		return nil
+	}
+	return x.attrs(cfd, k)
+}
+
+// lateChmod applies a restrictive directory mode, reopening the directory
+// by the path we created it under, one component at a time without
+// following symlinks.
+func (x *extractor) lateChmod(n *Node) error {
+	fd, err := x.openPath(n.Path, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return pathErr("open", n, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, perm(n.Mode)); err != nil {
+		return pathErr("chmod", n, err)
+	}
+	return nil
+}
+
+// openPath opens a slash-separated path below the root one component at a
+// time with O_NOFOLLOW, so it cannot leave the tree we built.
+func (x *extractor) openPath(p string, flags int) (int, error) {
+	fd := x.root
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		fl := unix.O_PATH | unix.O_DIRECTORY
+		if i == len(parts)-1 {
+			fl = flags
+		}
+		nfd, err := unix.Openat(fd, part, fl|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if fd != x.root {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
+// link makes k a hard link to the path its inode was first extracted to.
+func (x *extractor) link(fd int, k *Node, first string) error {
+	if first == "" {
+		x.warn(fmt.Sprintf("%s: skipped (hard link to a skipped entry)", k.Path))
+		return nil
+	}
+	dir, base := ".", first
+	if i := strings.LastIndexByte(first, '/'); i >= 0 {
+		dir, base = first[:i], first[i+1:]
+	}
+	ofd := x.root
+	if dir != "." {
+		var err error
+		if ofd, err = x.openPath(dir, unix.O_PATH|unix.O_DIRECTORY); err != nil {
+			return pathErr("link", k, err)
+		}
+		defer unix.Close(ofd)
+	}
+	// flags 0: link the entry itself, never what a symlink points to.
+	if err := unix.Linkat(ofd, base, fd, k.Name, 0); err != nil {
+		return pathErr("link", k, err)
+	}
+	return nil
+}
+
+// entry creates a non-directory that is not a second name of an earlier one.
+func (x *extractor) entry(fd int, k *Node) error {
+	if k.Nlink > 1 {
+		x.links[k.ref] = k.Path
+	}
+	mode := k.Mode
+	switch {
+	case mode.IsRegular():
+		return x.file(fd, k)
+	case mode&fs.ModeSymlink != 0:
+		if err := unix.Symlinkat(k.Link, fd, k.Name); err != nil {
+			return pathErr("symlink", k, err)
+		}
+		return x.attrsAt(fd, k, false)
+	case mode&fs.ModeDevice != 0:
+		if !x.priv {
+			x.links[k.ref] = ""
+			x.warn(fmt.Sprintf("%s: device node skipped (not root)", k.Path))
+			return nil
+		}
+		typ := uint32(unix.S_IFBLK)
+		if mode&fs.ModeCharDevice != 0 {
+			typ = unix.S_IFCHR
+		}
+		if err := unix.Mknodat(fd, k.Name, typ|perm(mode), int(k.Rdev)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				// Root in a user namespace lacks CAP_MKNOD.
+				x.links[k.ref] = ""
+				x.warn(fmt.Sprintf("%s: device node skipped (%v)", k.Path, err))
+				return nil
+			}
+			return pathErr("mknod", k, err)
+		}
+		return x.attrsAt(fd, k, true)
+	case mode&(fs.ModeNamedPipe|fs.ModeSocket) != 0:
+		// Unlike devices, these need no privilege.
+		typ := uint32(unix.S_IFIFO)
+		if mode&fs.ModeSocket != 0 {
+			typ = unix.S_IFSOCK
+		}
+		if err := unix.Mknodat(fd, k.Name, typ|perm(mode), 0); err != nil {
+			return pathErr("mknod", k, err)
+		}
+		return x.attrsAt(fd, k, true)
+	}
+	return formatError("%s: unexpected mode %v", k.Path, mode)
+}
+
+// attrsAt sets owner, mode (unless a symlink, whose mode Linux ignores) and
+// times of an entry we just created in fd, without following it. Opening a
+// fifo or device to use the f* calls could block or have side effects.
+func (x *extractor) attrsAt(fd int, k *Node, chmod bool) error {
+	if x.opt.KeepOwner && x.priv {
+		if err := unix.Fchownat(fd, k.Name, int(k.UID), int(k.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return pathErr("chown", k, err)
+		}
+	}
+	if chmod {
+		// mknod applied the umask. The entry is one we just created and
+		// not a symlink, so following is moot; fchmodat2's NOFOLLOW is
+		// not available before Linux 6.6.
+		if err := unix.Fchmodat(fd, k.Name, perm(k.Mode), 0); err != nil {
+			return pathErr("chmod", k, err)
+		}
+	}
+	ts := times(k)
+	if err := unix.UtimesNanoAt(fd, k.Name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return pathErr("utimes", k, err)
+	}
+	return nil
+}
+
+// file creates a regular file and queues its blocks on the pipeline; the
+// consumer writes them in order and the last task sets size and attributes
+// and closes the file.
+func (x *extractor) file(dirfd int, k *Node) error {
+	f, err := x.r.Open(k)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, k.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return pathErr("create", k, err)
+	}
+	for i := 0; i < f.chunks; i++ {
+		if f.sparse(i) {
+			continue // left as a hole; the final ftruncate sets the length
+		}
+		i := i
+		off := int64(i) * f.bs
+		err := x.p.submit(
+			func(buf []byte) ([]byte, error) { return f.chunk(i, buf) },
+			func(out []byte, err error) error {
+				if err != nil {
+					return nil
+				}
+				for len(out) > 0 {
+					n, err := unix.Pwrite(fd, out, off)
+					if err != nil {
+						return pathErr("write", k, err)
+					}
+					out, off = out[n:], off+int64(n)
+				}
+				return nil
+			})
+		if err != nil {
+			break
+		}
+	}
+	x.p.submit(nil, func(_ []byte, err error) error {
+		defer unix.Close(fd)
+		if err != nil {
+			return nil
+		}
+		if err := unix.Ftruncate(fd, k.Size); err != nil {
+			return pathErr("truncate", k, err)
+		}
+		return x.attrs(fd, k)
+	})
+	return nil
+}

@@ -31,7 +31,7 @@ func newCompressor(o *Options) (compressor, error) {
 	case Zstd:
 		return newZstdCompressor(o)
 	case Gzip:
-		return &gzipCompressor{level: o.Level}, nil
+		return &gzipCompressor{level: flateLevel(o.Level)}, nil
 	case XZ:
 		return &xzCompressor{dictCap: o.BlockSize}, nil
 	case LZ4:
@@ -75,6 +75,12 @@ func (zstdCompressor) options() []byte { return nil }
 func (c *zstdCompressor) compress(dst, src []byte) ([]byte, error) {
 	return keep(c.enc.EncodeAll(src, dst[:0]), src), nil
 }
+
+// flateLevel maps a zlib level to klauspost's flate level of about the same
+// ratio. klauspost's levels trade ratio for speed: at level 6 it stored
+// /usr/local/go 3.4% larger than zlib's level 6 (mksquashfs), and one level
+// up it comes within 1.7% while still taking 0.4x zlib's time.
+func flateLevel(zlibLevel int) int { return min(zlibLevel+1, 9) }
 
 // gzipCompressor writes zlib streams (squashfs "gzip" is zlib, RFC 1950).
 // zlib writers hold large tables, so they are pooled.

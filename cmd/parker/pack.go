@@ -24,6 +24,10 @@ import (
 // itself. Tests point it at a small file.
 var stubSource = executable
 
+// testHookFinish, when set, runs just before the image is written (tests
+// use it to make the writer fail half-way).
+var testHookFinish func()
+
 // tmpInfix marks parker's temp files: .NAME.parker-tmp-RANDOM beside the
 // output. Leftovers of a killed run in the working directory are not packed.
 const tmpInfix = ".parker-tmp-"
@@ -225,6 +229,9 @@ func (j *job) run(c *config) error {
 	// 3. Compress and write the image.
 	stage = time.Now()
 	u.startProgress(wk.files, wk.bytes)
+	if testHookFinish != nil {
+		testHookFinish()
+	}
 	st, err := w.Finish()
 	u.stopProgress()
 	if err != nil {
@@ -372,7 +379,7 @@ func outputPath(output string) (string, error) {
 	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", fmt.Errorf("output %s: directory: %w", output, errnoOf(err))
+		return "", fmt.Errorf("write %s: %w", output, errnoOf(err))
 	}
 	return filepath.Join(real, name), nil
 }

@@ -248,8 +248,9 @@ type walker struct {
 
 	pending []pendingDir // excluded directories being searched for re-includes
 	entries int
-	files   int
-	bytes   int64
+	files   int   // regular files, hard links counted once (as the writer counts)
+	bytes   int64 // their bytes
+	links   map[[2]uint64]bool
 	seen    map[string]bool // target chain paths, marked when added
 }
 
@@ -357,7 +358,7 @@ func (w *walker) emit(e image.Entry) error {
 
 func (w *walker) add1(e image.Entry) error {
 	w.entries++
-	if e.Mode.IsRegular() {
+	if e.Mode.IsRegular() && !w.linkSeen(e) {
 		w.files++
 		w.bytes += e.Size
 	}
@@ -367,6 +368,22 @@ func (w *walker) add1(e image.Entry) error {
 		}
 	}
 	return w.add(e)
+}
+
+// linkSeen reports whether e is a further name of a hard link already added.
+func (w *walker) linkSeen(e image.Entry) bool {
+	if e.Ino == 0 {
+		return false
+	}
+	if w.links == nil {
+		w.links = map[[2]uint64]bool{}
+	}
+	k := [2]uint64{e.Dev, e.Ino}
+	if w.links[k] {
+		return true
+	}
+	w.links[k] = true
+	return false
 }
 
 func (w *walker) abs(rel string) string {

@@ -155,7 +155,7 @@ func TestWalkEntries(t *testing.T) {
 	if e := got["."]; !e.Mode.IsDir() {
 		t.Errorf("root: %+v", e)
 	}
-	if w.entries != 7 || w.files != 2 || w.bytes != 16 {
+	if w.entries != 7 || w.files != 1 || w.bytes != 8 {
 		t.Errorf("counts: %d entries, %d files, %d bytes", w.entries, w.files, w.bytes)
 	}
 }

@@ -1,0 +1,200 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestExtract(t *testing.T) {
+	needMksquashfs(t)
+	tree := buildSourceTree(t, !testing.Short())
+	want := listDisk(t, tree.root)
+	for i, c := range mksquashfsComps {
+		t.Run(c.name, func(t *testing.T) {
+			r := openTestImage(t, packMksquashfs(t, tree.root, c.args...))
+			out := filepath.Join(t.TempDir(), "out") // does not exist yet
+			var warnings []string
+			opt := ExtractOptions{Workers: 1 + i%3, KeepOwner: true, Warn: func(s string) { warnings = append(warnings, s) }}
+			if err := r.Extract(out, opt); err != nil {
+				t.Fatalf("Extract: %v", err)
+			}
+			if len(warnings) > 0 && os.Geteuid() == 0 {
+				t.Errorf("warnings as root: %q", warnings)
+			}
+			got := listDisk(t, out)
+			if os.Geteuid() != 0 {
+				for p, e := range want {
+					if e.mode&os.ModeDevice != 0 {
+						delete(want, p)
+					}
+				}
+			}
+			compareListings(t, want, got, os.Geteuid() != 0)
+
+			// Holes stay holes.
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(out, "sparse"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Blocks*512 >= st.Size/2 {
+				t.Errorf("sparse: %d bytes allocated for %d", st.Blocks*512, st.Size)
+			}
+		})
+	}
+}
+
+func TestExtractDestination(t *testing.T) {
+	img := smallMksquashfsImage(t, "-comp", "lz4")
+	r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	empty := filepath.Join(base, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Extract(empty, ExtractOptions{}); err != nil {
+		t.Errorf("into an empty directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "d0/f0")); err != nil {
+		t.Error(err)
+	}
+	if err := r.Extract(empty, ExtractOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("into a non-empty directory: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o644)
+	if err := r.Extract(file, ExtractOptions{}); err == nil {
+		t.Error("into a regular file: no error")
+	}
+	if err := r.Extract(filepath.Join(base, "missing/parent"), ExtractOptions{}); err == nil {
+		t.Error("below a missing directory: no error")
+	}
+}
+
+// patchName builds a tree, packs it uncompressed, and overwrites the stored
+// directory entry name from with to (same length), the way a hostile image
+// would be made by hand.
+func patchName(t *testing.T, build func(src string), from, to string) []byte {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build(src)
+	img, err := os.ReadFile(packMksquashfs(t, src, "-noI", "-noD", "-noF", "-noX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := img[r.dirStart:r.dirEnd]
+	if bytes.Count(dir, []byte(from)) != 1 || len(from) != len(to) {
+		t.Fatalf("name %q found %d times in the directory table", from, bytes.Count(dir, []byte(from)))
+	}
+	copy(dir[bytes.Index(dir, []byte(from)):], to)
+	return img
+}
+
+// TestExtractHostile: images with names and links crafted to escape the
+// destination must fail without touching anything outside it.
+func TestExtractHostile(t *testing.T) {
+	needMksquashfs(t)
+	outside := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		build    func(src string)
+		from, to string
+		format   bool // must be ErrFormat (caught while reading)
+	}{
+		{
+			// A symlink to the outside, then a directory of the same name
+			// with a file in it: following the link would write outside.
+			name: "symlink then directory",
+			build: func(src string) {
+				os.Symlink(outside, filepath.Join(src, "evil-aaaa"))
+				os.MkdirAll(filepath.Join(src, "evil-aaab"), 0o755)
+				os.WriteFile(filepath.Join(src, "evil-aaab", "pwned"), []byte("x"), 0o644)
+			},
+			from: "evil-aaab", to: "evil-aaaa",
+		},
+		{
+			// Same with a regular file: O_EXCL|O_NOFOLLOW refuses to
+			// write through the link.
+			name: "symlink then file",
+			build: func(src string) {
+				os.Symlink(filepath.Join(outside, "pwned"), filepath.Join(src, "evil-aaaa"))
+				os.WriteFile(filepath.Join(src, "evil-aaab"), []byte("x"), 0o644)
+			},
+			from: "evil-aaab", to: "evil-aaaa",
+		},
+		{
+			name: "dot-dot",
+			build: func(src string) {
+				os.MkdirAll(filepath.Join(src, "zq"), 0o755)
+				os.WriteFile(filepath.Join(src, "zq", "pwned"), []byte("x"), 0o644)
+			},
+			from: "zq", to: "..", format: true,
+		},
+		{
+			name: "slash",
+			build: func(src string) {
+				os.WriteFile(filepath.Join(src, "qxq"), []byte("x"), 0o644)
+			},
+			from: "qxq", to: "q/q", format: true,
+		},
+		{
+			name: "nul",
+			build: func(src string) {
+				os.WriteFile(filepath.Join(src, "qxq"), []byte("x"), 0o644)
+			},
+			from: "qxq", to: "q\x00q", format: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := patchName(t, tc.build, tc.from, tc.to)
+			r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Extract(filepath.Join(t.TempDir(), "out"), ExtractOptions{})
+			if err == nil {
+				t.Fatal("Extract succeeded")
+			}
+			if tc.format && !errors.Is(err, ErrFormat) {
+				t.Errorf("Extract: %v, want ErrFormat", err)
+			}
+			t.Logf("Extract: %v", err)
+			if ents, _ := os.ReadDir(outside); len(ents) > 0 {
+				t.Fatalf("wrote outside the destination: %v", ents)
+			}
+		})
+	}
+}
+
+// TestExtractCorrupt: damaged images fail with ErrFormat (or succeed when
+// the damage is harmless) and never panic or hang.
+func TestExtractCorrupt(t *testing.T) {
+	img := smallMksquashfsImage(t, "-comp", "zstd", "-nopad")
+	for i := 0; i < 60; i++ {
+		bad := bytes.Clone(img)
+		bad[(i*7919)%len(bad)] ^= 0x5a
+		bad[(i*104729)%len(bad)] ^= 0xa5
+		r, err := NewReader(bytes.NewReader(bad), int64(len(bad)))
+		if err == nil {
+			err = r.Extract(filepath.Join(t.TempDir(), fmt.Sprint(i)), ExtractOptions{Workers: 2})
+		}
+		if !corruptOK(err) {
+			t.Errorf("flip %d: %v", i, err)
+		}
+	}
+}

@@ -1,0 +1,626 @@
+package image
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The reader is checked against mksquashfs, an independent writer: build a
+// source tree with every kind of treeEntry and awkward size, pack it with each
+// compressor, and compare what the Reader sees with what the file system
+// holds.
+
+const testBlockSize = 128 << 10
+
+func needMksquashfs(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("mksquashfs not installed (apt-get install squashfs-tools): skipping tests against real images")
+	}
+}
+
+// packMksquashfs packs src into a new image and returns its path.
+func packMksquashfs(t testing.TB, src string, args ...string) string {
+	t.Helper()
+	needMksquashfs(t)
+	img := filepath.Join(t.TempDir(), "img.sqfs")
+	cmd := exec.Command("mksquashfs", append([]string{src, img, "-noappend", "-quiet", "-no-progress", "-no-xattrs"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs %v: %v\n%s", args, err, out)
+	}
+	return img
+}
+
+// mksquashfsComps lists the mksquashfs flags for each compressor we read.
+var mksquashfsComps = []struct {
+	name string
+	args []string
+}{
+	{Gzip, []string{"-comp", "gzip"}},
+	{XZ, []string{"-comp", "xz"}},
+	{LZ4, []string{"-comp", "lz4"}},
+	{Zstd, []string{"-comp", "zstd"}},
+	{None, []string{"-noI", "-noD", "-noF", "-noX"}},
+}
+
+// pseudoText returns n compressible, non-repeating bytes.
+func pseudoText(seed int64, n int) []byte {
+	rng := rand.New(rand.NewSource(seed))
+	words := []string{"squash", "fs ", "block ", "fragment\n", "inode ", "parker ", "zstd ", "xz "}
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[rng.Intn(len(words))])
+		if rng.Intn(7) == 0 {
+			fmt.Fprintf(&b, "%d ", rng.Int63())
+		}
+	}
+	return b.Bytes()[:n]
+}
+
+// sourceTree describes what buildSourceTree made beyond what Lstat shows.
+type sourceTree struct {
+	root    string
+	devices bool // a char device was created (root only)
+}
+
+// buildSourceTree creates the test tree: sizes around the block size, sparse and
+// zero files, a 3000-treeEntry directory (so mksquashfs writes a directory
+// index), deep nesting, hard and soft links, odd names, special files and
+// unusual modes and owners; mtimes are set last, deepest first.
+func buildSourceTree(t testing.TB, big bool) sourceTree {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "src")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, data []byte, mode fs.FileMode) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		must(os.MkdirAll(filepath.Dir(p), 0o755))
+		must(os.WriteFile(p, data, mode))
+		must(os.Chmod(p, mode))
+	}
+	must(os.MkdirAll(root, 0o755))
+	bs := testBlockSize
+	write("empty", nil, 0o644)
+	write("one", []byte("x"), 0o644)
+	write("bs-1", pseudoText(1, bs-1), 0o644)
+	write("bs", pseudoText(2, bs), 0o644)
+	write("bs+1", pseudoText(3, bs+1), 0o755)
+	write("multi", pseudoText(4, 3*bs+bs/2), 0o600)
+	rnd := make([]byte, 2*bs+17)
+	rand.New(rand.NewSource(5)).Read(rnd)
+	write("random", rnd, 0o644)
+	write("zeros", make([]byte, 2*bs+100), 0o644)
+	write("setuid", []byte("#!/bin/sh\n"), 0o4755|fs.ModeSetuid)
+	must(os.Chmod(filepath.Join(root, "setuid"), 0o755|fs.ModeSetuid|fs.ModeSetgid))
+	write("noperm", []byte("secret"), 0)
+
+	// Sparse: a hole, data in the middle, a trailing hole set by Truncate.
+	sp, err := os.Create(filepath.Join(root, "sparse"))
+	must(err)
+	_, err = sp.WriteAt(pseudoText(6, 1000), 3*int64(bs)+5)
+	must(err)
+	must(sp.Truncate(8 * int64(bs)))
+	must(sp.Close())
+
+	// Names: non-UTF-8, 255 bytes, spaces and newlines.
+	write("names/\xff\xfe\x80", []byte("latin"), 0o644)
+	write("names/"+strings.Repeat("n", 255), []byte("long"), 0o644)
+	write("names/with space\nand newline", []byte("odd"), 0o644)
+
+	// Links.
+	write("links/target", pseudoText(7, 5000), 0o644)
+	must(os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "links/hard1")))
+	must(os.MkdirAll(filepath.Join(root, "other"), 0o755))
+	must(os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "other/hard2")))
+	must(os.Symlink("target", filepath.Join(root, "links/rel")))
+	must(os.Symlink("/etc/passwd", filepath.Join(root, "links/abs")))
+	must(os.Symlink("../nowhere/at/all", filepath.Join(root, "links/dangling")))
+	must(os.Symlink(strings.Repeat("x/", 1000)+"end", filepath.Join(root, "links/longtarget")))
+	must(os.Symlink("..", filepath.Join(root, "links/up")))
+
+	// Special files.
+	must(os.MkdirAll(filepath.Join(root, "special"), 0o755))
+	must(unix.Mkfifo(filepath.Join(root, "special/fifo"), 0o640))
+	must(os.Chmod(filepath.Join(root, "special/fifo"), 0o640))
+	tree := sourceTree{root: root}
+	if os.Geteuid() == 0 {
+		if err := unix.Mknod(filepath.Join(root, "special/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
+			tree.devices = true
+			must(unix.Mknod(filepath.Join(root, "special/blk"), unix.S_IFBLK|0o600, int(unix.Mkdev(259, 70000))))
+		}
+		must(os.Lchown(filepath.Join(root, "one"), 1234, 5678))
+		must(os.Lchown(filepath.Join(root, "links/rel"), 4321, 8765))
+	}
+
+	// Deep nesting.
+	deep := "deep"
+	for i := 0; i < 60; i++ {
+		deep = filepath.Join(deep, fmt.Sprintf("d%d", i))
+	}
+	write(filepath.Join(deep, "leaf"), []byte("bottom"), 0o644)
+
+	// A large directory: the listing spans many metadata blocks, so it gets
+	// an extended inode with a directory index.
+	n := 300
+	if big {
+		n = 3000
+	}
+	must(os.MkdirAll(filepath.Join(root, "many"), 0o755))
+	for i := 0; i < n; i++ {
+		must(os.WriteFile(filepath.Join(root, "many", fmt.Sprintf("file-%05d", i)), []byte(fmt.Sprint(i)), 0o644))
+	}
+
+	// Modes that would stop extraction if applied too early.
+	write("ro/child", []byte("still here"), 0o644)
+	must(os.MkdirAll(filepath.Join(root, "ro/sub"), 0o755))
+	write("ro/sub/grandchild", []byte("deeper"), 0o644)
+	must(os.Chmod(filepath.Join(root, "ro/sub"), 0o500))
+	must(os.Chmod(filepath.Join(root, "ro"), 0o555))
+	must(os.MkdirAll(filepath.Join(root, "sticky"), 0o755))
+	must(os.Chmod(filepath.Join(root, "sticky"), 0o777|fs.ModeSticky|fs.ModeSetgid))
+
+	// Distinct mtimes, deepest first so parents keep theirs.
+	var paths []string
+	must(filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	}))
+	for i := len(paths) - 1; i >= 0; i-- {
+		ts := unix.Timespec{Sec: 1_600_000_000 + int64(i)*3607}
+		must(unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
+	}
+	return tree
+}
+
+// openTestImage opens path with a Reader.
+func openTestImage(t testing.TB, path string) *Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(f, st.Size())
+	if err != nil {
+		t.Fatalf("NewReader(%s): %v", path, err)
+	}
+	return r
+}
+
+func hashReader(t testing.TB, r io.Reader) string {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// treeEntry is what both sides of a comparison report for one path.
+type treeEntry struct {
+	mode     fs.FileMode
+	uid, gid uint32
+	mtime    int64
+	size     int64
+	link     string
+	rdev     uint64
+	hash     string
+	ino      uint64 // to check hard-link grouping, not compared directly
+	nlink    uint32
+}
+
+func (e treeEntry) String() string {
+	return fmt.Sprintf("mode=%v owner=%d:%d mtime=%d size=%d link=%q rdev=%#x hash=%.12s nlink=%d",
+		e.mode, e.uid, e.gid, e.mtime, e.size, e.link, e.rdev, e.hash, e.nlink)
+}
+
+// listDisk lists a directory tree on disk, keyed by slash path relative to
+// root ("." for root).
+func listDisk(t testing.TB, root string) map[string]treeEntry {
+	t.Helper()
+	out := map[string]treeEntry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		e := treeEntry{mode: fi.Mode(), uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec, ino: st.Ino, nlink: uint32(st.Nlink)}
+		switch {
+		case fi.Mode().IsRegular():
+			e.size = fi.Size()
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			e.hash = hashReader(t, f)
+			f.Close()
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if e.link, err = os.Readlink(p); err != nil {
+				return err
+			}
+			e.size = int64(len(e.link))
+		case fi.Mode()&fs.ModeDevice != 0:
+			e.rdev = st.Rdev
+		}
+		out[filepath.ToSlash(rel)] = e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// listImage lists an image through Walk, reading every file through Open.
+func listImage(t testing.TB, r *Reader) map[string]treeEntry {
+	t.Helper()
+	out := map[string]treeEntry{}
+	err := r.Walk(func(n *Node) error {
+		if _, dup := out[n.Path]; dup {
+			t.Errorf("Walk visited %q twice", n.Path)
+		}
+		e := treeEntry{mode: n.Mode, uid: n.UID, gid: n.GID, mtime: n.ModTime, link: n.Link, rdev: n.Rdev, ino: uint64(n.Inode), nlink: n.Nlink}
+		if n.Mode.IsRegular() || n.Mode&fs.ModeSymlink != 0 {
+			e.size = n.Size
+		}
+		if n.Mode.IsRegular() {
+			f, err := r.Open(n)
+			if err != nil {
+				return err
+			}
+			e.hash = hashReader(t, f) // io.Copy uses WriteTo: the parallel path
+		}
+		out[n.Path] = e
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Walk: %v", err)
+	}
+	return out
+}
+
+// compareListings reports differences between two listings, including hard
+// link grouping: paths share an inode on one side exactly when they do on
+// the other. Directory link counts are not compared (they depend on the
+// file system); so are not regular files' when ignoreNlink.
+func compareListings(t testing.TB, want, got map[string]treeEntry, ignoreOwner bool) {
+	t.Helper()
+	for p, w := range want {
+		g, ok := got[p]
+		if !ok {
+			t.Errorf("%q missing", p)
+			continue
+		}
+		ino := [2]uint64{w.ino, g.ino}
+		w.ino, g.ino = 0, 0
+		if w.mode.IsDir() {
+			w.nlink, g.nlink = 0, 0
+		}
+		if ignoreOwner {
+			w.uid, w.gid, g.uid, g.gid = 0, 0, 0, 0
+		}
+		if w != g {
+			t.Errorf("%q:\n\twant %v\n\tgot  %v", p, w, g)
+		}
+		w.ino, g.ino = ino[0], ino[1]
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%q unexpected", p)
+		}
+	}
+	// Hard links: map each side's inode to the other's; it must be a
+	// bijection over non-directories.
+	fwd, back := map[uint64]uint64{}, map[uint64]uint64{}
+	for p, w := range want {
+		g, ok := got[p]
+		if !ok || w.mode.IsDir() {
+			continue
+		}
+		if x, ok := fwd[w.ino]; ok && x != g.ino {
+			t.Errorf("%q: hard link grouping differs", p)
+		}
+		if x, ok := back[g.ino]; ok && x != w.ino {
+			t.Errorf("%q: hard link grouping differs (joined on the reading side)", p)
+		}
+		fwd[w.ino], back[g.ino] = g.ino, w.ino
+	}
+}
+
+func TestReaderAgainstMksquashfs(t *testing.T) {
+	needMksquashfs(t)
+	tree := buildSourceTree(t, !testing.Short())
+	want := listDisk(t, tree.root)
+	if want["links/hard1"].ino != want["other/hard2"].ino {
+		t.Fatal("test tree: hard links not made")
+	}
+	for _, c := range mksquashfsComps {
+		t.Run(c.name, func(t *testing.T) {
+			r := openTestImage(t, packMksquashfs(t, tree.root, c.args...))
+			if got := r.Compression(); got != c.name {
+				t.Errorf("Compression() = %q, want %q", got, c.name)
+			}
+			got := listImage(t, r)
+			compareListings(t, want, got, false)
+
+			// The source root's own times and mode come through too.
+			root, err := r.Root()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if root.Path != "." || !root.IsDir() {
+				t.Errorf("root = %+v", root)
+			}
+			if !testing.Short() {
+				many, err := r.Lookup("many")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if many.typ != TypeLDir || many.idxCount == 0 {
+					t.Errorf("many: type %d with %d index entries; want an indexed extended directory", many.typ, many.idxCount)
+				}
+			}
+		})
+	}
+}
+
+func TestLookup(t *testing.T) {
+	tree := buildSourceTree(t, false)
+	r := openTestImage(t, packMksquashfs(t, tree.root, "-comp", "zstd"))
+	for _, tc := range []struct {
+		path string
+		mode fs.FileMode
+		err  error
+	}{
+		{".", fs.ModeDir, nil},
+		{"", fs.ModeDir, nil},
+		{"links/rel", fs.ModeSymlink, nil},
+		{"links/rel/", fs.ModeSymlink, nil},
+		{"deep/d0/d1/d2", fs.ModeDir, nil},
+		{"many/file-00299", 0, nil},
+		{"many/file-00300", 0, ErrNotExist},
+		{"nope", 0, ErrNotExist},
+		{"one/below", 0, ErrNotExist},
+		{"links/rel/target", 0, ErrNotExist}, // symlinks are not followed
+	} {
+		n, err := r.Lookup(tc.path)
+		if !errors.Is(err, tc.err) || err != nil && tc.err == nil {
+			t.Errorf("Lookup(%q): err %v, want %v", tc.path, err, tc.err)
+			continue
+		}
+		if err == nil && n.Mode.Type() != tc.mode {
+			t.Errorf("Lookup(%q): mode %v, want type %v", tc.path, n.Mode, tc.mode)
+		}
+	}
+}
+
+// TestFileReadAt reads files at awkward offsets and lengths, crossing block
+// boundaries, holes and the fragment tail, and mixes Read with WriteTo.
+func TestFileReadAt(t *testing.T) {
+	tree := buildSourceTree(t, false)
+	r := openTestImage(t, packMksquashfs(t, tree.root, "-comp", "gzip"))
+	rng := rand.New(rand.NewSource(1))
+	for _, name := range []string{"bs-1", "bs", "bs+1", "multi", "sparse", "zeros", "links/target", "one", "empty", "random"} {
+		want, err := os.ReadFile(filepath.Join(tree.root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := r.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := r.Open(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Size() != int64(len(want)) {
+			t.Fatalf("%s: Size %d, want %d", name, f.Size(), len(want))
+		}
+		for i := 0; i < 50; i++ {
+			off := rng.Int63n(int64(len(want)) + 10)
+			buf := make([]byte, rng.Intn(3*testBlockSize))
+			m, err := f.ReadAt(buf, off)
+			wantN := max(0, min(len(buf), len(want)-int(off)))
+			if m != wantN || !bytes.Equal(buf[:m], want[min(int(off), len(want)):][:m]) {
+				t.Fatalf("%s: ReadAt(%d, %d) = %d, %v; want %d bytes", name, len(buf), off, m, err, wantN)
+			}
+			if m < len(buf) && err != io.EOF {
+				t.Fatalf("%s: short ReadAt without EOF: %v", name, err)
+			}
+		}
+		// Read a little, then WriteTo the rest.
+		head := make([]byte, min(len(want), 1000))
+		if _, err := io.ReadFull(f, head); err != nil {
+			t.Fatal(err)
+		}
+		var rest bytes.Buffer
+		if _, err := f.WriteTo(&rest); err != nil {
+			t.Fatal(err)
+		}
+		if got := append(head, rest.Bytes()...); !bytes.Equal(got, want) {
+			t.Fatalf("%s: Read+WriteTo differs from the source", name)
+		}
+		if m, err := f.Read(make([]byte, 1)); m != 0 || err != io.EOF {
+			t.Fatalf("%s: Read at end = %d, %v", name, m, err)
+		}
+	}
+}
+
+// smallMksquashfsImage packs a small tree and returns the image.
+func smallMksquashfsImage(t testing.TB, args ...string) []byte {
+	t.Helper()
+	needMksquashfs(t)
+	src := filepath.Join(t.TempDir(), "src")
+	for i, size := range []int{0, 10, 5000, 70000} {
+		p := filepath.Join(src, fmt.Sprintf("d%d", i%2), fmt.Sprintf("f%d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, pseudoText(int64(i), size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("d0/f0", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(packMksquashfs(t, src, append([]string{"-b", "4096"}, args...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// readImageFully walks an image and reads every file, as the fuzz target does;
+// it returns the first error.
+func readImageFully(img []byte, size int64, limit int64) error {
+	r, err := NewReader(bytes.NewReader(img), size)
+	if err != nil {
+		return err
+	}
+	return r.Walk(func(n *Node) error {
+		if !n.Mode.IsRegular() {
+			return nil
+		}
+		f, err := r.Open(n)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, io.LimitReader(f, limit))
+		return err
+	})
+}
+
+// corruptOK reports whether err is an acceptable outcome for damaged input:
+// none (the damage hit padding or an unused byte), or a format or
+// compression error.
+func corruptOK(err error) bool {
+	return err == nil || errors.Is(err, ErrFormat) || errors.Is(err, ErrCompression)
+}
+
+func TestCorruptImages(t *testing.T) {
+	for _, c := range mksquashfsComps {
+		t.Run(c.name, func(t *testing.T) {
+			img := smallMksquashfsImage(t, append([]string{"-nopad"}, c.args...)...)
+			if err := readImageFully(img, int64(len(img)), 1<<20); err != nil {
+				t.Fatalf("intact image: %v", err)
+			}
+			// Truncated files: NewReader must notice from bytes_used.
+			for cut := 0; cut < len(img); cut += 1 + len(img)/200 {
+				if err := readImageFully(img[:cut], int64(cut), 1<<20); !errors.Is(err, ErrFormat) {
+					t.Errorf("truncated at %d: %v, want ErrFormat", cut, err)
+				}
+			}
+			// Truncated data behind a size that claims more: every read
+			// must fail cleanly.
+			for cut := SuperblockSize; cut < len(img); cut += 1 + len(img)/100 {
+				short := &shortReader{img[:cut]}
+				if err := readAllAt(short, int64(len(img))); err == nil || !errors.Is(err, ErrFormat) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Errorf("data cut at %d: %v", cut, err)
+				}
+			}
+			// Flipped bytes, one at a time and in bursts.
+			rng := rand.New(rand.NewSource(int64(len(img))))
+			for i := 0; i < 400; i++ {
+				bad := bytes.Clone(img)
+				for j := 0; j <= i%4; j++ {
+					bad[rng.Intn(len(bad))] ^= byte(1 + rng.Intn(255))
+				}
+				if err := readImageFully(bad, int64(len(bad)), 1<<20); !corruptOK(err) {
+					t.Errorf("flip %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// shortReader is an io.ReaderAt whose data ends early.
+type shortReader struct{ b []byte }
+
+func (s *shortReader) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(s.b).ReadAt(p, off)
+}
+
+func readAllAt(ra io.ReaderAt, size int64) error {
+	r, err := NewReader(ra, size)
+	if err != nil {
+		return err
+	}
+	return r.Walk(func(n *Node) error {
+		if !n.Mode.IsRegular() {
+			return nil
+		}
+		f, err := r.Open(n)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, f)
+		return err
+	})
+}
+
+func TestNewReaderRejects(t *testing.T) {
+	img := smallMksquashfsImage(t, "-comp", "gzip")
+	le := func(b []byte, off int, v uint64, n int) []byte {
+		b = bytes.Clone(b)
+		for i := 0; i < n; i++ {
+			b[off+i] = byte(v >> (8 * i))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		want error
+	}{
+		{"short", img[:50], ErrFormat},
+		{"magic", le(img, 0, 0x12345678, 4), ErrFormat},
+		{"version", le(img, 28, 3, 2), ErrFormat},
+		{"block size", le(img, 12, 3000, 4), ErrFormat},
+		{"block log", le(img, 22, 13, 2), ErrFormat},
+		{"lzma", le(img, 20, CompLZMA, 2), ErrCompression},
+		{"lzo", le(img, 20, CompLZO, 2), ErrCompression},
+		{"unknown compressor", le(img, 20, 99, 2), ErrFormat},
+		{"bytes used", le(img, 40, uint64(len(img))+1, 8), ErrFormat},
+		{"no ids", le(img, 26, 0, 2), ErrFormat},
+		{"inode table after dir table", le(img, 64, 1<<40, 8), ErrFormat},
+		{"id table outside", le(img, 48, 1<<40, 8), ErrFormat},
+		{"fragment table outside", le(img, 80, 1<<40, 8), ErrFormat},
+		{"huge fragment count", le(img, 16, 1<<31, 4), ErrFormat},
+		{"root ref", le(img, 32, 1<<47, 8), ErrFormat},
+	} {
+		r, err := NewReader(bytes.NewReader(tc.img), int64(len(tc.img)))
+		if err == nil {
+			_, err = r.Root()
+		}
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

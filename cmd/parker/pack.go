@@ -151,6 +151,9 @@ func (j *job) run(c *config) error {
 	if err != nil {
 		return fmt.Errorf("read own executable %s: %w", self, err)
 	}
+	for _, msg := range stubWarnings(sf, stubSize) {
+		u.notice(msg)
+	}
 
 	// The temp file lives beside the output, so the final rename is atomic.
 	outDir, outName := filepath.Dir(out), filepath.Base(out)

@@ -1,0 +1,322 @@
+// Package supervisor runs the target of a packed executable as a child and
+// makes the caller see what it would see had it run the target directly:
+// the target's exit status, or its death by the same signal; signals sent
+// to us reach the target; the terminal, foreground process group and stdio
+// are the caller's own.
+//
+// We stay the target's parent (rather than exec'ing it in our place) so
+// that someone outlives it to clean up: as a child subreaper we inherit
+// every process the target leaves behind and kill them when it ends, and
+// the Group hook lets a cgroup take over that job later.
+//
+// Limits: when we sit in the terminal's foreground process group, SIGINT,
+// SIGQUIT and SIGWINCH are taken to come from the terminal, which already
+// sent them to the target (it shares our group), and are not relayed a
+// second time; such a signal sent to our pid alone by kill(1) is then lost.
+// Go does not expose siginfo, which would tell the two cases apart.
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exit codes of a launch failure, as a shell reports them (and as docker
+// run does): the target exists but cannot be executed, or it is missing.
+const (
+	ExitNotExecutable = 126
+	ExitNotFound      = 127
+)
+
+// StartError means the target could not be started; it never ran.
+type StartError struct {
+	Path string
+	Err  error
+}
+
+func (e *StartError) Error() string { return "start " + e.Path + ": " + e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// ExitCode is 127 when the target (or its ELF interpreter) is missing, 126
+// when it exists but cannot be executed.
+func (e *StartError) ExitCode() int {
+	if errors.Is(e.Err, syscall.ENOENT) || errors.Is(e.Err, syscall.ENOTDIR) {
+		return ExitNotFound
+	}
+	return ExitNotExecutable
+}
+
+// Group holds the target and everything it starts, so that all of it can be
+// killed when the target ends. A cgroup will implement it; without one, the
+// supervisor kills the orphans it inherits as a child subreaper.
+type Group interface {
+	// FD is a descriptor of the cgroup directory the target is cloned
+	// into (CLONE_INTO_CGROUP), so no process of it ever runs outside.
+	FD() int
+	// Kill kills every process left in the group and waits until none is.
+	Kill() error
+}
+
+// Config describes the target.
+type Config struct {
+	Path string   // absolute path of the executable
+	Args []string // argv, including argv[0]
+	Env  []string
+	Dir  string // working directory; empty keeps ours
+	// Group, when set, contains the target; see Group.
+	Group Group
+	// KeepOrphans leaves processes that outlive the target running.
+	KeepOrphans bool
+	// Log, when set, receives progress messages.
+	Log func(format string, args ...any)
+}
+
+// Status is how the target ended.
+type Status struct {
+	Code   int            // exit status, when Signal is 0
+	Signal syscall.Signal // the signal that killed it, or 0
+}
+
+// ExitCode is the status a shell would report: the exit status, or 128+N
+// after death by signal N.
+func (s Status) ExitCode() int {
+	if s.Signal != 0 {
+		return 128 + int(s.Signal)
+	}
+	return s.Code
+}
+
+// Run starts the target, relays signals to it, waits for it and everything
+// it left behind, and returns how it ended. Call Exit with the result to
+// end the process the way the target ended. A *StartError means it never
+// ran. Run must be called from the goroutine (and locked thread) whose
+// mount namespace the target should get.
+func Run(c Config) (Status, error) {
+	if c.Log == nil {
+		c.Log = func(string, ...any) {}
+	}
+	if !c.KeepOrphans && c.Group == nil {
+		// Orphans of the target become our children instead of init's,
+		// so we can kill them when the target ends. Failing is harmless.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			c.Log("no subreaper: %v", err)
+		}
+	}
+	// Catch signals before the target exists, so none sent in between
+	// kills us and orphans it; they are relayed once it has started.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, relayed()...)
+	defer signal.Stop(sigs)
+
+	pidfd := -1
+	attr := &syscall.SysProcAttr{
+		// The target dies with us (even when we are SIGKILLed), as it
+		// would if it were us. The signal fires when the thread that
+		// started it exits: our locked thread, which lives as long as we.
+		Pdeathsig: syscall.SIGKILL,
+		// A pidfd, so relayed signals never hit a recycled pid.
+		PidFD: &pidfd,
+	}
+	if c.Group != nil {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = c.Group.FD()
+	}
+	// syscall.ForkExec, not os.StartProcess: the os package forks an
+	// extra throwaway child on its first start to probe pidfd support,
+	// which costs a fork and an exit on every run of a packed file.
+	pid, err := syscall.ForkExec(c.Path, c.Args, &syscall.ProcAttr{
+		Dir:   c.Dir,
+		Env:   c.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   attr,
+	})
+	if err != nil {
+		return Status{}, &StartError{Path: c.Path, Err: err}
+	}
+	defer syscall.Close(pidfd)
+	c.Log("started %s (pid %d)", c.Path, pid)
+
+	done := make(chan struct{})
+	go relay(sigs, pidfd, done)
+	st, err := reap(pid)
+	close(done)
+	if err != nil {
+		return st, err
+	}
+	switch {
+	case c.Group != nil:
+		if err := c.Group.Kill(); err != nil {
+			c.Log("kill group: %v", err)
+		}
+	case !c.KeepOrphans:
+		if n := killOrphans(); n > 0 {
+			c.Log("killed %d leftover processes", n)
+		}
+	}
+	return st, nil
+}
+
+// reap waits for children until the target has ended, reaping any orphan
+// that ends meanwhile (as a subreaper we are their parent now).
+func reap(pid int) (Status, error) {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Status{}, fmt.Errorf("wait for target: %w", err)
+		}
+		if got != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return Status{Code: ws.ExitStatus()}, nil
+		case ws.Signaled():
+			return Status{Signal: ws.Signal()}, nil
+		}
+	}
+}
+
+// relayed lists the signals passed on to the target: every catchable one
+// except those the runtime or job control needs.
+func relayed() []os.Signal {
+	var s []os.Signal
+	for n := syscall.Signal(1); n <= 64; n++ {
+		switch n {
+		case unix.SIGKILL, unix.SIGSTOP: // uncatchable
+		case unix.SIGCHLD: // about our own children
+		case unix.SIGURG: // the Go runtime's preemption signal
+		case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+			// Left at their default (stop), so job control stops us
+			// together with the target, which shares our process group
+			// and got the same signal from the terminal.
+		case 32, 33: // reserved by the C library for its threads
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS:
+			// Faults of our own must crash us, not be relayed.
+		default:
+			s = append(s, n)
+		}
+	}
+	return s
+}
+
+// fromTerminal reports whether sig is one the terminal sends to its whole
+// foreground process group, and we are in that group: then the target has
+// it already.
+func fromTerminal(sig syscall.Signal) bool {
+	if sig != unix.SIGINT && sig != unix.SIGQUIT && sig != unix.SIGWINCH {
+		return false
+	}
+	for fd := 0; fd <= 2; fd++ {
+		pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+		if err == nil {
+			return pgrp == unix.Getpgrp()
+		}
+	}
+	return false
+}
+
+func relay(sigs <-chan os.Signal, pidfd int, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			sig := s.(syscall.Signal)
+			if fromTerminal(sig) {
+				continue
+			}
+			unix.PidfdSendSignal(pidfd, sig, nil, 0)
+		}
+	}
+}
+
+// killOrphans kills and reaps every child we have inherited, repeatedly,
+// since killing one hands us its children. It returns how many it killed.
+func killOrphans() int {
+	// Usually there are none; one wait tells, before any /proc reading.
+	if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err == unix.ECHILD {
+		return 0
+	}
+	killed := 0
+	for round := 0; round < 1000; round++ {
+		kids := children()
+		if len(kids) == 0 {
+			break
+		}
+		for _, pid := range kids {
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed++
+			}
+		}
+		// One blocking reap per child killed: each of them dies, so none
+		// of these waits can hang on a child that lives on.
+		for range kids {
+			if _, err := unix.Wait4(-1, nil, 0, nil); err == unix.ECHILD {
+				break
+			}
+		}
+	}
+	return killed
+}
+
+// children lists our live child processes, from every thread's children
+// file (a child belongs to the thread that forked it, or to the leader when
+// inherited).
+func children() []int {
+	var pids []int
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// Exit ends this process the way the target ended: with its exit status,
+// or by the same signal, so our parent's wait sees a death by signal N (a
+// shell shows 128+N) just as if it had run the target. It returns only if
+// the signal did not kill us; the caller should then exit with the
+// returned code.
+func Exit(s Status) int {
+	if s.Signal == 0 {
+		return s.Code
+	}
+	runtime.LockOSThread()
+	// Our own core dump would only repeat the target's.
+	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+	// The Go runtime's handlers would turn a re-raised signal into a
+	// clean exit (or a goroutine dump for SIGQUIT), so restore the
+	// kernel's default action first. An all-zero struct sigaction is
+	// SIG_DFL with no flags and an empty mask, whatever the layout.
+	var act [4]uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(s.Signal), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	var set unix.Sigset_t
+	n := uint(s.Signal) - 1
+	set.Val[n/64] |= 1 << (n % 64)
+	unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), s.Signal)
+	// Signals whose default is to be ignored or to stop cannot end us.
+	time.Sleep(10 * time.Millisecond)
+	return s.ExitCode()
+}

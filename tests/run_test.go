@@ -1,0 +1,602 @@
+package tests
+
+// End-to-end tests of running a packed file (issue 4), on the real kernel,
+// as root. Most use one shared packed file whose target is
+// testdata/run/tool.c (subcommands for each behaviour checked).
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/parkerpack/parker/image"
+)
+
+func TestRunArgs(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	args := []string{"plain", "with space", `"double"`, `'single'`, "new\nline", "", "tab\there",
+		"--parker-help", "-", "--", "ünïcode", "$HOME", "*", "back\\slash", ""}
+	r := runFile(t, f, append([]string{"args"}, args...))
+	want := "argv0=tool\n" + hexArgs(args)
+	if r.Code != 0 || r.Stdout != want {
+		t.Fatalf("exit %d, stderr %q\ngot:\n%s\nwant:\n%s", r.Code, r.Stderr, r.Stdout, want)
+	}
+	// "--" ends parker's flags and is consumed; what follows is the
+	// target's, even --parker-* lookalikes.
+	r = runFile(t, f, []string{"--", "args", "--parker-info", "--"})
+	if want := "argv0=tool\n" + hexArgs([]string{"--parker-info", "--"}); r.Stdout != want {
+		t.Fatalf("after --: got %q, want %q (stderr %q)", r.Stdout, want, r.Stderr)
+	}
+}
+
+func TestRunEnv(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	os.Unsetenv("UNSET_VAR")
+	r := runFile(t, f, []string{"env", "FOO", "EMPTY", "MULTI", "PARKER_EXE", "PARKER_ROOT", "UNSET_VAR"},
+		withEnv("FOO=bar baz", "EMPTY=", "MULTI=a\nb", "PARKER_ROOT=/ignored"))
+	want := fmt.Sprintf("FOO=bar baz\nEMPTY=\nMULTI=a\nb\nPARKER_EXE=%s\nPARKER_ROOT=%s\nUNSET_VAR=<unset>\n", f, filepath.Dir(f))
+	if r.Code != 0 || r.Stdout != want {
+		t.Fatalf("exit %d, stderr %q\ngot:\n%s\nwant:\n%s", r.Code, r.Stderr, r.Stdout, want)
+	}
+}
+
+func TestRunStdinPipe(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	in := bytes.Repeat([]byte("stdin line\x00\xff\n"), 100000)
+	r := runFile(t, f, []string{"cat"}, withStdin(bytes.NewReader(in)))
+	if r.Code != 0 || r.Stdout != string(in) {
+		t.Fatalf("exit %d, stderr %q, %d of %d bytes back", r.Code, r.Stderr, len(r.Stdout), len(in))
+	}
+}
+
+func TestRunBigStdout(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	const n = 100 << 20
+	c := exec.Command(f, "big", strconv.Itoa(n))
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	got, _ := io.Copy(h, out)
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	buf := make([]byte, 1<<16)
+	for off := 0; off < n; off += len(buf) {
+		for i := range buf {
+			buf[i] = byte((off + i) % 251)
+		}
+		want.Write(buf)
+	}
+	if got != n || !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("stdout: %d bytes (want %d), digest match %v", got, n, bytes.Equal(h.Sum(nil), want.Sum(nil)))
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	for code := 0; code <= 255; code++ {
+		r := runFile(t, f, []string{"exit", strconv.Itoa(code)})
+		if r.Code != code || r.Signal != 0 {
+			t.Errorf("exit %d: got status %d signal %v, stderr %q", code, r.Code, r.Signal, r.Stderr)
+		}
+	}
+}
+
+func TestRunDeathBySignal(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT,
+		syscall.SIGKILL, syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGPIPE, syscall.SIGTERM, syscall.Signal(40)} {
+		r := runFile(t, f, []string{"raise", strconv.Itoa(int(sig))})
+		if r.Signal != sig {
+			t.Errorf("target killed by %v: caller saw status %d signal %v (stderr %q)", sig, r.Code, r.Signal, r.Stderr)
+		}
+	}
+	// Through a shell, as a user sees it: $? is 128+N.
+	out, _ := exec.Command("sh", "-c", f+" raise 15; echo $?").Output()
+	if strings.TrimSpace(string(out)) != "143" {
+		t.Errorf("sh: $? after SIGTERM = %q, want 143", out)
+	}
+}
+
+// startTool starts the packed tool with args, waits for its "ready" line and
+// returns the command and the rest of its stdout.
+func startTool(t *testing.T, f string, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	c := exec.Command(f, args...)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	if line, err := br.ReadString('\n'); line != "ready\n" {
+		c.Process.Kill()
+		c.Wait()
+		t.Fatalf("target did not start: %q %v", line, err)
+	}
+	return c, br
+}
+
+func TestRunSignalRelay(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP,
+		syscall.SIGINT, syscall.SIGALRM, syscall.Signal(50)} {
+		c, _ := startTool(t, f, "trap", strconv.Itoa(int(sig)), "77")
+		c.Process.Signal(sig)
+		err := c.Wait()
+		if c.ProcessState.ExitCode() != 77 {
+			t.Errorf("%v sent to the packed file: want the target's trap (exit 77), got %v", sig, err)
+		}
+	}
+	// A signal with the default action reaches the target, which dies of it,
+	// and so do we.
+	c, _ := startTool(t, f, "trap", "10", "77") // traps USR1 only
+	c.Process.Signal(syscall.SIGTERM)
+	c.Wait()
+	if ws := c.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("SIGTERM: caller saw %v", c.ProcessState)
+	}
+}
+
+// TestRunKilledStub: SIGKILL on the packed file takes the target with it
+// and leaves nothing behind.
+func TestRunKilledStub(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	before := snapshot(t, filepath.Dir(f))
+	c, _ := startTool(t, f, "trap", "10", "77")
+	mid := snapshot(t, filepath.Dir(f))
+	if len(mid.Loops) != len(before.Loops)+1 || len(mid.Procs) != len(before.Procs)+2 {
+		t.Errorf("during the run: loops %v procs %v (want one loop device, two processes)", mid.Loops, mid.Procs)
+	}
+	c.Process.Kill()
+	c.Wait()
+	sameTraces(t, before, filepath.Dir(f))
+}
+
+func TestRunCwd(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	root := filepath.Dir(f)
+	other := tempDir(t, "elsewhere")
+	for _, tc := range []struct{ dir, want string }{
+		{root, root},
+		{other, other},
+		{"/", "/"},
+	} {
+		r := runFile(t, f, []string{"cwd"}, inDir(tc.dir))
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != tc.want {
+			t.Errorf("cwd %s: got %q (exit %d, %s)", tc.dir, r.Stdout, r.Code, r.Stderr)
+		}
+	}
+	// A cwd below the directory of TARGETd is re-resolved in the view: the
+	// target sees the image's files there merged over the host's.
+	wd := tempDir(t, "cwdwd")
+	gccBuild(t, "tool.c", filepath.Join(wd, "tool"))
+	os.WriteFile(filepath.Join(wd, "data.txt"), []byte("from image\n"), 0o644)
+	os.Mkdir(filepath.Join(wd, "sub"), 0o755)
+	os.WriteFile(filepath.Join(wd, "sub", "imageonly"), nil, 0o644)
+	os.WriteFile(filepath.Join(wd, "run.sh"), []byte("#!/bin/sh\npwd; ls; cat ../data.txt\n"), 0o755)
+	outDir := tempDir(t, "cwdout")
+	g := runPack(t, wd, "run.sh", filepath.Join(outDir, "run.shd"))
+	os.Mkdir(filepath.Join(outDir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(outDir, "sub", "hostonly"), nil, 0o644)
+	r := runFile(t, g, nil, inDir(filepath.Join(outDir, "sub")))
+	want := filepath.Join(outDir, "sub") + "\nhostonly\nimageonly\nfrom image\n"
+	if r.Code != 0 || r.Stdout != want {
+		t.Errorf("cwd below the view: got %q want %q (exit %d, %s)", r.Stdout, want, r.Code, r.Stderr)
+	}
+}
+
+// packScript packs a workdir holding one shell script (and files) into a
+// directory of its own and returns the packed file.
+func packScript(t *testing.T, name, script string, files map[string]string) string {
+	t.Helper()
+	wd := tempDir(t, name+"-wd")
+	if err := os.WriteFile(filepath.Join(wd, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(wd, p)), 0o755)
+		os.WriteFile(filepath.Join(wd, p), []byte(c), 0o644)
+	}
+	return runPack(t, wd, name, filepath.Join(tempDir(t, name+"-out"), name+"d"))
+}
+
+func TestRunWrites(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := packScript(t, "writer", `#!/bin/sh
+set -e
+cd "$PARKER_ROOT"
+cat data.txt
+echo changed > data.txt
+echo new > new.txt
+mkdir -p newdir && echo x > newdir/f
+rm neighbour
+cat data.txt new.txt newdir/f
+ls
+`, map[string]string{"data.txt": "original\n"})
+	dir := filepath.Dir(f)
+	os.WriteFile(filepath.Join(dir, "neighbour"), []byte("host file\n"), 0o644)
+	before := snapshot(t, dir)
+	for i := 0; i < 2; i++ { // the second run must see none of the first's writes
+		r := runFile(t, f, nil)
+		want := "original\nchanged\nnew\nx\ndata.txt\nnew.txt\nnewdir\nwriter\nwriterd\n"
+		if r.Code != 0 || r.Stdout != want {
+			t.Fatalf("run %d: got %q want %q (exit %d, %s)", i, r.Stdout, want, r.Code, r.Stderr)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "neighbour writerd" {
+		t.Errorf("host directory after the runs: %v", names)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "neighbour")); string(b) != "host file\n" {
+		t.Errorf("neighbour changed on the host: %q", b)
+	}
+	sameTraces(t, before, dir)
+
+	// --parker-overlay keeps them, and a later run with it sees them.
+	keep := filepath.Join(tempDir(t, "keep"), "ov")
+	r := runFile(t, f, []string{"--parker-overlay", keep})
+	if r.Code != 0 {
+		t.Fatalf("--parker-overlay: exit %d: %s", r.Code, r.Stderr)
+	}
+	for p, want := range map[string]string{"upper/data.txt": "changed\n", "upper/new.txt": "new\n", "upper/newdir/f": "x\n"} {
+		if b, err := os.ReadFile(filepath.Join(keep, p)); err != nil || string(b) != want {
+			t.Errorf("overlay %s: %q %v", p, b, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(keep, "upper", "neighbour")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("overlay: no whiteout for the deleted neighbour (%v)", err)
+	}
+	// Without the flag, a later run starts from the image again.
+	if r := runFile(t, f, nil); r.Code != 0 || !strings.HasPrefix(r.Stdout, "original\n") {
+		t.Errorf("run after --parker-overlay: exit %d, %q", r.Code, r.Stdout)
+	}
+	sameTraces(t, before, dir)
+}
+
+func TestRunHostUnchangedDuring(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	dir := filepath.Dir(f)
+	before := snapshot(t, dir)
+	c, _ := startTool(t, f, "trap", "15", "0")
+	during := snapshot(t, dir)
+	// In the target's view: an overlay at dir.
+	target := fmt.Sprint(c.Process.Pid)
+	if kids, _ := os.ReadFile("/proc/" + target + "/task/" + target + "/children"); len(kids) > 0 {
+		target = strings.Fields(string(kids))[0]
+	}
+	mi, _ := os.ReadFile("/proc/" + target + "/mountinfo")
+	c.Process.Signal(syscall.SIGTERM)
+	c.Wait()
+	if during.Mountinfo != before.Mountinfo || during.Mounts != before.Mounts {
+		t.Errorf("host mount table changed during the run:\n%s", during.Mountinfo)
+	}
+	if !strings.Contains(string(mi), " "+dir+" ") || !strings.Contains(string(mi), " overlay ") {
+		t.Errorf("target's mount table has no overlay at %s:\n%s", dir, mi)
+	}
+	t.Logf("mounts: host %d, target %d (its namespace is a copy of the host's plus the overlay)",
+		during.Mounts, strings.Count(string(mi), "\n"))
+	sameTraces(t, before, dir)
+}
+
+func TestRunLaunchFailures(t *testing.T) {
+	needRoot(t, "running a packed file")
+	// 127: the target's interpreter is missing (as a shell reports it).
+	f := packScript(t, "badinterp", "#!/nonexistent/sh\n", nil)
+	if r := runFile(t, f, nil); r.Code != 127 || !strings.Contains(r.Stderr, "parker: ") {
+		t.Errorf("missing interpreter: exit %d (want 127), stderr %q", r.Code, r.Stderr)
+	}
+	// 126: not executable.
+	wd := tempDir(t, "noexec-wd")
+	os.WriteFile(filepath.Join(wd, "plain"), []byte("#!/bin/sh\n"), 0o644)
+	f = runPack(t, wd, "plain", filepath.Join(tempDir(t, "noexec-out"), "plaind"))
+	if r := runFile(t, f, nil); r.Code != 126 || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("not executable: exit %d (want 126), stderr %q", r.Code, r.Stderr)
+	}
+	// 125: truncated, corrupt, digest mismatch.
+	good := toolPacked(t)
+	data, _ := os.ReadFile(good)
+	bad := filepath.Join(tempDir(t, "bad"), "toold")
+	tr, err := image.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := tr.MarshalBinary()
+	os.WriteFile(bad, append(append([]byte(nil), data[:int(tr.Offset)+int(tr.Size)/2]...), tb...), 0o755)
+	if r := runFile(t, bad, []string{"exit", "0"}); r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("truncated: exit %d (want 125), stderr %q", r.Code, r.Stderr)
+	}
+	// A damaged payload block: the superblock is fine, a data byte is not.
+	off := int(tr.Offset)
+	mod := append([]byte(nil), data...)
+	mod[off+200] ^= 0xff
+	os.WriteFile(bad, mod, 0o755)
+	if r := runFile(t, bad, []string{"--parker-verify", "exit", "0"}); r.Code != 125 || !strings.Contains(r.Stderr, "digest mismatch") {
+		t.Errorf("--parker-verify on a damaged payload: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if r := runFile(t, good, []string{"--parker-verify", "exit", "3"}); r.Code != 3 {
+		t.Errorf("--parker-verify on a good payload: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	// Not a squashfs at the offset.
+	mod = append([]byte(nil), data...)
+	copy(mod[off:], make([]byte, 96))
+	os.WriteFile(bad, mod, 0o755)
+	if r := runFile(t, bad, []string{"exit", "0"}); r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("no superblock: exit %d (want 125), stderr %q", r.Code, r.Stderr)
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	r := runFile(t, f, []string{"--parker-help"})
+	if r.Code != 0 || !strings.Contains(r.Stdout, "--parker-overlay") {
+		t.Errorf("--parker-help: exit %d %q", r.Code, r.Stdout)
+	}
+	r = runFile(t, f, []string{"--parker-bogus", "exit", "0"})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "--parker-bogus") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("unknown flag: exit %d %q", r.Code, r.Stderr)
+	}
+	r = runFile(t, f, []string{"--parker-offset"})
+	off, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	if r.Code != 0 || err != nil || off%4096 != 0 {
+		t.Errorf("--parker-offset: %q exit %d", r.Stdout, r.Code)
+	}
+	r = runFile(t, f, []string{"--parker-info", "--json"})
+	var info map[string]any
+	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || r.Code != 0 {
+		t.Fatalf("--parker-info --json: %v %q", err, r.Stdout)
+	}
+	for _, k := range []string{"format_version", "target", "offset", "size", "digest", "compression", "block_size", "files", "created_by"} {
+		if _, ok := info[k]; !ok {
+			t.Errorf("--parker-info --json: no key %q", k)
+		}
+	}
+	if info["target"] != "tool" || uint64(info["offset"].(float64)) != off || !strings.HasPrefix(info["digest"].(string), "sha256:") {
+		t.Errorf("--parker-info --json: %v", info)
+	}
+	if r := runFile(t, f, []string{"--parker-info"}); r.Code != 0 || !strings.Contains(r.Stdout, "target:") {
+		t.Errorf("--parker-info: %d %q", r.Code, r.Stdout)
+	}
+	// The offset is where the kernel and unsquashfs find the image.
+	if _, err := exec.LookPath("unsquashfs"); err == nil {
+		out, err := exec.Command("unsquashfs", "-o", fmt.Sprint(off), "-l", f).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "squashfs-root/tool") {
+			t.Errorf("unsquashfs -o %d: %v\n%s", off, err, out)
+		}
+	}
+}
+
+func TestRunMountFlag(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	before := snapshot(t, filepath.Dir(f))
+	c := exec.Command(f, "--parker-mount")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	path := strings.TrimSpace(line)
+	b, err := os.ReadFile(filepath.Join(path, "data.txt"))
+	mid := snapshot(t, filepath.Dir(f))
+	c.Process.Signal(syscall.SIGINT)
+	if err := c.Wait(); err != nil {
+		t.Errorf("--parker-mount: %v", err)
+	}
+	if err != nil || string(b) != "packed data\n" {
+		t.Errorf("--parker-mount at %q: data.txt %q %v", path, b, err)
+	}
+	if mid.Mountinfo != before.Mountinfo {
+		t.Errorf("--parker-mount changed the host mount table")
+	}
+	sameTraces(t, before, filepath.Dir(f))
+}
+
+func TestRunExtractFlag(t *testing.T) {
+	f := toolPacked(t)
+	dst := filepath.Join(tempDir(t, "extract"), "out")
+	r := runFile(t, f, []string{"--parker-extract", dst})
+	if strings.Contains(r.Stderr, "not available in this build") || strings.Contains(r.Stderr, "not implemented") {
+		t.Skipf("SKIP: image reader cannot extract yet: %s", r.Stderr)
+	}
+	if r.Code != 0 {
+		t.Fatalf("--parker-extract: exit %d: %s", r.Code, r.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "data.txt")); err != nil || string(b) != "packed data\n" {
+		t.Errorf("extracted data.txt: %q %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "tool")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("extracted tool: %v %v", fi, err)
+	}
+}
+
+// TestRunUnprivileged: without root the kernel refuses the mount; the
+// packed file says so in one line and exits 125.
+func TestRunUnprivileged(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	f := toolPacked(t)
+	// nobody must be able to reach the file.
+	for d := filepath.Dir(f); d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	before := snapshot(t, filepath.Dir(f))
+	c := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", f, "exit", "0")
+	c.Dir = "/"
+	out, _ := c.CombinedOutput()
+	if c.ProcessState.ExitCode() != 125 || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "needs root") {
+		t.Errorf("unprivileged run: exit %d, output %q", c.ProcessState.ExitCode(), out)
+	}
+	t.Logf("unprivileged: %s", strings.TrimSpace(string(out)))
+	sameTraces(t, before, filepath.Dir(f))
+}
+
+// TestRunTerminal runs the packed file on a pseudo-terminal, as its
+// session's foreground job: the target keeps the terminal (same process
+// group, which is the foreground one), reads from it, and a ^C reaches it
+// exactly once.
+func TestRunTerminal(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	run := func(args ...string) (*os.File, *exec.Cmd) {
+		m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			t.Skipf("SKIP: no /dev/ptmx: %v", err)
+		}
+		if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+			t.Fatal(err)
+		}
+		n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		c := exec.Command(f, args...)
+		c.Stdin, c.Stdout, c.Stderr = s, s, s
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return m, c
+	}
+	readUntil := func(m *os.File, want string) string {
+		var got []byte
+		buf := make([]byte, 256)
+		deadline := time.Now().Add(10 * time.Second)
+		m.SetReadDeadline(deadline)
+		for !bytes.Contains(got, []byte(want)) {
+			n, err := m.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("reading the terminal for %q: %v; got %q", want, err, got)
+			}
+		}
+		return string(got)
+	}
+
+	m, c := run("tty")
+	out := readUntil(m, "tpgrp=")
+	m.Write([]byte("typed\n"))
+	out += readUntil(m, "read=typed")
+	c.Wait()
+	m.Close()
+	var isatty, pgrp, tpgrp int
+	i := strings.Index(out, "isatty=")
+	fmt.Sscanf(out[i:], "isatty=%d pgrp=%d tpgrp=%d", &isatty, &pgrp, &tpgrp)
+	if isatty != 1 || pgrp != tpgrp || pgrp != c.Process.Pid {
+		t.Errorf("target on a terminal: isatty=%d pgrp=%d foreground=%d (packed file pid %d); want the caller's foreground group", isatty, pgrp, tpgrp, c.Process.Pid)
+	}
+
+	m, c = run("sigcount")
+	readUntil(m, "ready")
+	m.Write([]byte{3}) // ^C
+	out = readUntil(m, "count=")
+	c.Wait()
+	m.Close()
+	if !strings.Contains(out, "count=1") {
+		t.Errorf("^C on the terminal: target got %q, want exactly one SIGINT", out)
+	}
+}
+
+// TestRunLeaks: 200 runs in a row and 50 at once leave nothing behind, and
+// concurrent runs do not see each other's writes.
+func TestRunLeaks(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := packScript(t, "w", `#!/bin/sh
+echo "$1" > "$PARKER_ROOT/mark-$1"
+[ -n "$2" ] && sleep "$2"
+ls "$PARKER_ROOT" | grep '^mark-'
+`, nil)
+	dir := filepath.Dir(f)
+	checkTmp := privateTmp(t)
+	before := snapshot(t, dir)
+	start := time.Now()
+	for i := 0; i < 200; i++ {
+		r := runFile(t, f, []string{strconv.Itoa(i)})
+		if r.Code != 0 || r.Stdout != fmt.Sprintf("mark-%d\n", i) {
+			t.Fatalf("run %d: exit %d, stdout %q, stderr %q", i, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	seq := time.Since(start)
+	after := sameTraces(t, before, dir)
+	t.Logf("200 sequential runs in %v (%.1f ms each); after: %d loop devices, %d cgroup dirs (before %d), %d mounts (before %d), temp %v",
+		seq.Round(time.Millisecond), float64(seq.Milliseconds())/200, len(after.Loops), after.Cgroups, before.Cgroups, after.Mounts, before.Mounts, after.TmpNew)
+
+	var wg sync.WaitGroup
+	errs := make(chan string, 50)
+	var maxLoops int
+	var mu sync.Mutex
+	start = time.Now()
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := runFile(t, f, []string{strconv.Itoa(i), "1"})
+			if r.Code != 0 || r.Stdout != fmt.Sprintf("mark-%d\n", i) {
+				errs <- fmt.Sprintf("concurrent run %d: exit %d, stdout %q, stderr %q", i, r.Code, r.Stdout, r.Stderr)
+			}
+		}(i)
+	}
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		mu.Lock()
+		maxLoops = len(snapshot(t, dir).Loops)
+		mu.Unlock()
+	}()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	after = sameTraces(t, before, dir)
+	mu.Lock()
+	t.Logf("50 concurrent runs in %v; %d loop devices in use midway, %d after; cgroup dirs %d -> %d; temp %v",
+		time.Since(start).Round(time.Millisecond), maxLoops, len(after.Loops), before.Cgroups, after.Cgroups, after.TmpNew)
+	mu.Unlock()
+	checkTmp()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("host directory holds %d entries after the runs, want 1", len(ents))
+	}
+}

@@ -1,0 +1,164 @@
+package image
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Info describes a packed file: what its trailer says and, when the payload
+// can be read, what its superblock says. `parker inspect` and a packed
+// file's --parker-info both print it, so the two always agree.
+type Info struct {
+	File          string
+	FileSize      int64
+	FormatVersion int
+	Target        string
+	StubSize      uint64
+	Offset        uint64
+	Size          uint64
+	Digest        string // "sha256:<hex>"
+	DigestOK      bool   // the payload matches Digest (only when verified)
+	Verified      bool   // whether the digest was checked
+	Compression   string
+	Level         int32
+	BlockSize     uint32
+	KeepOwner     bool
+	CreatedBy     string
+	// From the superblock; HaveImage is false when it could not be read,
+	// and ImageError says why.
+	HaveImage  bool
+	Inodes     uint32
+	ModTime    int64
+	ImageError string
+}
+
+// Describe reads the trailer of r (a file of the given size named name) and
+// the superblock of its payload. With verify it also hashes the payload.
+// It fails only when there is no readable trailer; a damaged payload is
+// reported in the Info.
+func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error) {
+	t, err := ReadTrailer(r, size)
+	if err != nil {
+		return nil, err
+	}
+	in := &Info{
+		File:          name,
+		FileSize:      size,
+		FormatVersion: int(t.Version),
+		Target:        t.Target,
+		StubSize:      t.StubSize,
+		Offset:        t.Offset,
+		Size:          t.Size,
+		Digest:        "sha256:" + hex.EncodeToString(t.Digest[:]),
+		Compression:   t.Compression,
+		Level:         t.Level,
+		BlockSize:     t.BlockSize,
+		KeepOwner:     t.Flags&TrailerKeepOwner != 0,
+		CreatedBy:     t.CreatedBy,
+	}
+	payload := io.NewSectionReader(r, int64(t.Offset), int64(t.Size))
+	if verify {
+		h := sha256.New()
+		if _, err := io.Copy(h, payload); err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
+		}
+		in.Verified = true
+		in.DigestOK = string(h.Sum(nil)) == string(t.Digest[:])
+	}
+	rd, err := NewReader(payload, int64(t.Size))
+	if err != nil {
+		in.ImageError = err.Error()
+		return in, nil
+	}
+	sb := rd.Superblock()
+	in.HaveImage, in.Inodes, in.ModTime = true, sb.Inodes, int64(sb.ModTime)
+	if got := rd.Compression(); got != t.Compression {
+		in.ImageError = fmt.Sprintf("image compression %s differs from the trailer's %s", got, t.Compression)
+	}
+	return in, nil
+}
+
+// JSON encodes in as one indented JSON object. It is written by hand, not
+// with encoding/json: every packed file carries this code, and the
+// reflection-based encoder would add about 170 KB to each of them.
+func (in *Info) JSON() []byte {
+	var b strings.Builder
+	first := true
+	field := func(k, v string) {
+		if !first {
+			b.WriteString(",\n")
+		}
+		first = false
+		b.WriteString("  ")
+		b.WriteString(jsonString(k))
+		b.WriteString(": ")
+		b.WriteString(v)
+	}
+	str := func(k, v string) { field(k, jsonString(v)) }
+	num := func(k string, v uint64) { field(k, strconv.FormatUint(v, 10)) }
+	b.WriteString("{\n")
+	str("file", in.File)
+	field("file_size", strconv.FormatInt(in.FileSize, 10))
+	num("format_version", uint64(in.FormatVersion))
+	str("target", in.Target)
+	num("stub_size", in.StubSize)
+	num("offset", in.Offset)
+	num("size", in.Size)
+	str("digest", in.Digest)
+	if in.Verified {
+		field("digest_ok", strconv.FormatBool(in.DigestOK))
+	}
+	str("compression", in.Compression)
+	field("level", strconv.FormatInt(int64(in.Level), 10))
+	num("block_size", uint64(in.BlockSize))
+	field("keep_owner", strconv.FormatBool(in.KeepOwner))
+	str("created_by", in.CreatedBy)
+	if in.HaveImage {
+		num("files", uint64(in.Inodes))
+		num("inodes", uint64(in.Inodes))
+		field("mtime", strconv.FormatInt(in.ModTime, 10))
+	} else {
+		field("files", "null")
+		field("inodes", "null")
+		field("mtime", "null")
+	}
+	if in.ImageError != "" {
+		str("image_error", in.ImageError)
+	}
+	b.WriteString("\n}\n")
+	return []byte(b.String())
+}
+
+// jsonString quotes s as a JSON string. Bytes that are not UTF-8 (file
+// names may hold any byte) become U+FFFD, as encoding/json does, so the
+// output is always valid JSON.
+func jsonString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

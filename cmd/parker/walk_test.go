@@ -105,6 +105,16 @@ func TestWalkIgnore(t *testing.T) {
 	}
 }
 
+// The example of README.md, section .parkerignore.
+func TestWalkIgnoreReadmeExample(t *testing.T) {
+	root := mktree(t, "a.log", "sub/b.log", "x.tmp", "sub/deep/y.tmp", "cache/keep.db", "cache/other", "build/out", "app")
+	got := walkPaths(t, root, "# Comments are whole lines starting with #.\n*.log\n**/*.tmp\ncache/\n!cache/keep.db\n/build\n")
+	want := []string{".", ".parkerignore", "app", "cache", "cache/keep.db", "sub", "sub/b.log", "sub/deep"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
 func TestCouldMatchBelow(t *testing.T) {
 	for _, tt := range []struct {
 		pattern, dir string

@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// elf64 builds an ELF64 header followed by program headers of the given types.
-func elf64(types ...uint32) []byte {
-	const phentsize = 56
-	b := make([]byte, elfHeaderSize+phentsize*len(types))
+// elf64 builds an ELF64 header followed by program headers of the given
+// types and, when sections is not nil, section headers of those types.
+func elf64(types []uint32, sections ...uint32) []byte {
+	const phentsize, shentsize = 56, 64
+	b := make([]byte, elfHeaderSize+phentsize*len(types)+shentsize*len(sections))
 	copy(b, "\x7fELF")
 	b[4], b[5] = elfClass64, elfData2LSB
 	le := binary.LittleEndian
@@ -21,8 +22,17 @@ func elf64(types ...uint32) []byte {
 	for i, typ := range types {
 		le.PutUint32(b[elfHeaderSize+i*phentsize:], typ)
 	}
+	shoff := elfHeaderSize + phentsize*len(types)
+	le.PutUint64(b[elfShoff:], uint64(shoff))
+	le.PutUint16(b[elfShentsize:], shentsize)
+	le.PutUint16(b[elfShnum:], uint16(len(sections)))
+	for i, typ := range sections {
+		le.PutUint32(b[shoff+i*shentsize+4:], typ)
+	}
 	return b
 }
+
+func ph(types ...uint32) []uint32 { return types }
 
 func TestDynamicELF(t *testing.T) {
 	for _, tt := range []struct {
@@ -30,10 +40,10 @@ func TestDynamicELF(t *testing.T) {
 		b    []byte
 		want bool
 	}{
-		{"static", elf64(6, 1, 1, 4), false},
-		{"dynamic", elf64(6, ptInterp, 1, 2), true},
+		{"static", elf64(ph(6, 1, 1, 4)), false},
+		{"dynamic", elf64(ph(6, ptInterp, 1, 2)), true},
 		{"not ELF", []byte("#!/bin/sh\necho hi\n"), false},
-		{"truncated", elf64(6, ptInterp)[:70], false},
+		{"truncated", elf64(ph(6, ptInterp))[:70], false},
 		{"empty", nil, false},
 	} {
 		if got := dynamicELF(bytes.NewReader(tt.b)); got != tt.want {
@@ -44,14 +54,27 @@ func TestDynamicELF(t *testing.T) {
 	if f, err := os.Open("/proc/self/exe"); err == nil {
 		defer f.Close()
 		dynamicELF(f)
+		unstrippedELF(f)
+	}
+}
+
+func TestUnstrippedELF(t *testing.T) {
+	if unstrippedELF(bytes.NewReader(elf64(ph(1), 0, 1, 3, 8))) {
+		t.Error("stripped file reported unstripped")
+	}
+	if !unstrippedELF(bytes.NewReader(elf64(ph(1), 0, 1, shtSymtab, 3))) {
+		t.Error("symbol table not found")
 	}
 }
 
 func TestStubWarnings(t *testing.T) {
-	if w := stubWarnings(bytes.NewReader(elf64(1)), 3<<20); len(w) != 0 {
+	if w := stubWarnings(bytes.NewReader(elf64(ph(1), shtSymtab)), 3<<20); len(w) != 0 {
 		t.Errorf("static, small: %q", w)
 	}
-	w := stubWarnings(bytes.NewReader(elf64(ptInterp)), 6<<20)
+	if w := stubWarnings(bytes.NewReader(elf64(ph(1), 3)), 5<<20); len(w) != 0 {
+		t.Errorf("static, stripped, big: %q", w)
+	}
+	w := stubWarnings(bytes.NewReader(elf64(ph(ptInterp), shtSymtab)), 6<<20)
 	if len(w) != 2 || !strings.Contains(w[0], "CGO_ENABLED=0") || !strings.Contains(w[1], "6.0 MiB") {
 		t.Errorf("dynamic, big: %q", w)
 	}

@@ -82,8 +82,11 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 	bs := w.opt.BlockSize
 	nw := workers(&w.opt)
 	pool := &sync.Pool{New: func() any { b := make([]byte, 0, bs+bs/16+64); return &b }}
-	jobs := make(chan *item, 4*nw)
-	ordered := make(chan *item, 4*nw)
+	// A few blocks in flight per worker keep every core busy; the cap keeps
+	// memory bounded (two buffers per item) however many cores there are.
+	inflight := min(4*nw, max(8, maxInflightBytes/(2*bs)))
+	jobs := make(chan *item, inflight)
+	ordered := make(chan *item, inflight)
 	quit := make(chan struct{})
 
 	var wg sync.WaitGroup
@@ -193,6 +196,9 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 	}
 	return st, nil
 }
+
+// maxInflightBytes bounds the block buffers queued between the stages.
+const maxInflightBytes = 128 << 20
 
 var errQuit = errors.New("image: store stage stopped")
 

@@ -141,12 +141,14 @@ func FuzzReader(f *testing.F) {
 				return errBudget
 			}
 			if nodes%16 == 1 {
+				// A hostile index or duplicate names may make Lookup miss
+				// or find a namesake; it must still fail cleanly.
 				m, err := r.Lookup(n.Path)
-				if err != nil {
-					return err
+				if err != nil && !errors.Is(err, ErrNotExist) && !corruptOK(err) {
+					t.Fatalf("Lookup(%q): %v", n.Path, err)
 				}
-				if m.ref != n.ref {
-					t.Fatalf("Lookup(%q) found inode %#x, Walk %#x", n.Path, m.ref, n.ref)
+				if err == nil && m.Path != n.Path {
+					t.Fatalf("Lookup(%q) found %q", n.Path, m.Path)
 				}
 			}
 			if !n.Mode.IsRegular() {

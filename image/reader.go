@@ -22,7 +22,6 @@ package image
 import (
 	"container/list"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -641,13 +640,18 @@ func (r *Reader) readDir(dir *Node, fn func(name string, ref uint64, typ uint16)
 	if dir == nil || !dir.IsDir() {
 		return fmt.Errorf("image: readdir: not a directory")
 	}
-	if uint64(dir.dirBlock) >= uint64(r.dirEnd-r.dirStart) || dir.dirOffset >= MetadataSize {
-		return formatError("%s: listing at block %d offset %d", dir.Path, dir.dirBlock, dir.dirOffset)
-	}
 	// The stored size counts 3 bytes for "." and ".." that are not stored,
 	// as the kernel's readdir does; smaller sizes mean an empty directory.
-	left := int64(dir.dirSize) - dirSizeBias
-	c := r.cursor(r.dirStart+int64(dir.dirBlock), int(dir.dirOffset), r.dirEnd)
+	return r.readListing(dir, dir.dirBlock, dir.dirOffset, int64(dir.dirSize)-dirSizeBias, fn)
+}
+
+// readListing reads a directory listing from directory table block block
+// (relative), offset off, for left bytes.
+func (r *Reader) readListing(dir *Node, block uint32, off uint16, left int64, fn func(name string, ref uint64, typ uint16) (bool, error)) error {
+	if uint64(block) >= uint64(r.dirEnd-r.dirStart) || off >= MetadataSize {
+		return formatError("%s: listing at block %d offset %d", dir.Path, block, off)
+	}
+	c := r.cursor(r.dirStart+int64(block), int(off), r.dirEnd)
 	for left > 0 {
 		var h dirHeader
 		c.decode(&h)
@@ -703,7 +707,11 @@ func (r *Reader) Lookup(name string) (*Node, error) {
 			return nil, fmt.Errorf("image: lookup %s: '..' is not supported", name)
 		}
 		var found *Node
-		err := r.readDir(n, func(ename string, ref uint64, typ uint16) (bool, error) {
+		block, off, left, err := r.seekIndex(n, part)
+		if err != nil {
+			return nil, err
+		}
+		err = r.readListing(n, block, off, left, func(ename string, ref uint64, typ uint16) (bool, error) {
 			if ename != part {
 				return true, nil
 			}
@@ -722,8 +730,44 @@ func (r *Reader) Lookup(name string) (*Node, error) {
 	return n, nil
 }
 
-// errSkipDir is used internally to stop a walk early.
-var errSkipDir = errors.New("skip")
+// seekIndex returns where to start looking for name in dir's listing and
+// how many listing bytes remain from there. Extended directories carry an
+// index with one entry per metadata block the listing spans: the listing
+// offset and block of the first header in that block, and that header's
+// first name. As the kernel's namei.c does, we skip to the last indexed
+// header whose name sorts at or before the one we want. The scan from
+// there still reads to the end, so an unsorted listing costs time, not
+// correctness, unless the index itself lies.
+func (r *Reader) seekIndex(dir *Node, name string) (block uint32, off uint16, left int64, err error) {
+	block, off, left = dir.dirBlock, dir.dirOffset, int64(dir.dirSize)-dirSizeBias
+	if dir.idxCount == 0 || left <= 0 {
+		return block, off, left, nil
+	}
+	c := r.cursor(dir.idxPos.block, dir.idxPos.off, r.inodeEnd)
+	var skip uint32
+	for i := 0; i < int(dir.idxCount); i++ {
+		var ix dirIndex
+		c.decode(&ix)
+		if c.err == nil && ix.NameSize >= DirMaxName {
+			return 0, 0, 0, formatError("%s: directory index name size %d", dir.Path, ix.NameSize+1)
+		}
+		iname := c.read(int(ix.NameSize) + 1)
+		if c.err != nil {
+			return 0, 0, 0, fmt.Errorf("%s: directory index: %w", dir.Path, c.err)
+		}
+		if string(iname) > name {
+			break
+		}
+		if int64(ix.Index) >= left || ix.Index < skip || uint64(ix.StartBlock) >= uint64(r.dirEnd-r.dirStart) {
+			return 0, 0, 0, formatError("%s: directory index entry %d (offset %d, block %d)", dir.Path, i, ix.Index, ix.StartBlock)
+		}
+		skip, block = ix.Index, ix.StartBlock
+	}
+	if skip == 0 {
+		return dir.dirBlock, dir.dirOffset, left, nil
+	}
+	return block, uint16((uint32(dir.dirOffset) + skip) % MetadataSize), left - int64(skip), nil
+}
 
 // Walk calls fn for every node, the root first, depth first in stored
 // order, parents before their children. An error from fn stops the walk and

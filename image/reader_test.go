@@ -392,8 +392,29 @@ func TestReaderAgainstMksquashfs(t *testing.T) {
 }
 
 func TestLookup(t *testing.T) {
-	tree := buildSourceTree(t, false)
+	tree := buildSourceTree(t, true)
 	r := openTestImage(t, packMksquashfs(t, tree.root, "-comp", "zstd"))
+	// Every name of the indexed directory, and names between them, so each
+	// index entry and each block boundary is crossed.
+	many, err := r.Lookup("many")
+	if err != nil || many.idxCount == 0 {
+		t.Fatalf("many: %v, %d index entries", err, many.idxCount)
+	}
+	for i := 0; i < 3000; i++ {
+		name := fmt.Sprintf("many/file-%05d", i)
+		n, err := r.Lookup(name)
+		if err != nil || n.Path != name {
+			t.Fatalf("Lookup(%q) = %v, %v", name, n, err)
+		}
+		if _, err := r.Lookup(name + "x"); !errors.Is(err, ErrNotExist) {
+			t.Fatalf("Lookup(%q): %v, want ErrNotExist", name+"x", err)
+		}
+	}
+	for _, name := range []string{"many/a", "many/file-", "many/zzz"} {
+		if _, err := r.Lookup(name); !errors.Is(err, ErrNotExist) {
+			t.Fatalf("Lookup(%q): %v, want ErrNotExist", name, err)
+		}
+	}
 	for _, tc := range []struct {
 		path string
 		mode fs.FileMode
@@ -405,7 +426,7 @@ func TestLookup(t *testing.T) {
 		{"links/rel/", fs.ModeSymlink, nil},
 		{"deep/d0/d1/d2", fs.ModeDir, nil},
 		{"many/file-00299", 0, nil},
-		{"many/file-00300", 0, ErrNotExist},
+		{"many/file-03000", 0, ErrNotExist},
 		{"nope", 0, ErrNotExist},
 		{"one/below", 0, ErrNotExist},
 		{"links/rel/target", 0, ErrNotExist}, // symlinks are not followed

@@ -21,9 +21,7 @@ package stub
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -378,14 +376,7 @@ func (r *runner) extract(dir string) int {
 	if err != nil {
 		return r.fail(fmt.Errorf("read payload: %w", err))
 	}
-	// The reader's Extract is landing in parallel; until it does, say so.
-	ex, ok := any(rd).(interface {
-		Extract(string, image.ExtractOptions) error
-	})
-	if !ok {
-		return r.fail(errors.New("--parker-extract: not available in this build (image reader without Extract)"))
-	}
-	err = ex.Extract(dir, image.ExtractOptions{
+	err = rd.Extract(dir, image.ExtractOptions{
 		Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", r.self, s) },
 	})
 	if err != nil {
@@ -396,62 +387,38 @@ func (r *runner) extract(dir string) int {
 	return 0
 }
 
-// Info is the description printed by --parker-info --json; it has the keys
-// of `parker inspect --json`.
-type Info struct {
-	FormatVersion int    `json:"format_version"`
-	Target        string `json:"target"`
-	Offset        uint64 `json:"offset"`
-	Size          uint64 `json:"size"`
-	Digest        string `json:"digest"`
-	Compression   string `json:"compression"`
-	Level         int32  `json:"level"`
-	BlockSize     uint32 `json:"block_size"`
-	Files         uint32 `json:"files"`
-	CreatedBy     string `json:"created_by"`
-}
-
-// describe builds the Info of the payload from the trailer and the
-// superblock (whose inode count is the number of entries).
-func describe(f io.ReaderAt, t *image.Trailer) (*Info, error) {
-	var sb image.Superblock
-	if err := binary.Read(io.NewSectionReader(f, int64(t.Offset), image.SuperblockSize), binary.LittleEndian, &sb); err != nil {
-		return nil, fmt.Errorf("read superblock: %w", err)
-	}
-	if sb.Magic != image.Magic {
-		return nil, fmt.Errorf("%w: no superblock at offset %d", image.ErrFormat, t.Offset)
-	}
-	return &Info{
-		FormatVersion: int(t.Version),
-		Target:        t.Target,
-		Offset:        t.Offset,
-		Size:          t.Size,
-		Digest:        "sha256:" + hex.EncodeToString(t.Digest[:]),
-		Compression:   t.Compression,
-		Level:         t.Level,
-		BlockSize:     t.BlockSize,
-		Files:         sb.Inodes,
-		CreatedBy:     t.CreatedBy,
-	}, nil
-}
-
+// info prints what `parker inspect` prints, from the same image.Describe,
+// so the two always agree (--json: the same object). Like inspect, it
+// checks the digest: this reads the whole payload, unlike a run.
 func (r *runner) info(asJSON bool) int {
-	in, err := describe(r.file, r.t)
+	fi, err := r.file.Stat()
+	if err != nil {
+		return r.fail(err)
+	}
+	in, err := image.Describe(r.file, fi.Size(), r.self, true)
 	if err != nil {
 		return r.fail(err)
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(in, "", "  ")
-		fmt.Println(string(b))
+		os.Stdout.Write(in.JSON())
 		return 0
 	}
-	fmt.Printf("file:           %s\n", r.self)
+	files := "unknown (" + in.ImageError + ")"
+	if in.HaveImage {
+		files = fmt.Sprint(in.Inodes)
+	}
+	digest := in.Digest + " (matches)"
+	if !in.DigestOK {
+		digest = in.Digest + " (MISMATCH: payload damaged)"
+	}
+	fmt.Printf("file:           %s\n", in.File)
 	fmt.Printf("target:         %s\n", in.Target)
 	fmt.Printf("format version: %d\n", in.FormatVersion)
+	fmt.Printf("stub:           %d bytes\n", in.StubSize)
 	fmt.Printf("payload:        %d bytes at offset %d\n", in.Size, in.Offset)
-	fmt.Printf("digest:         %s\n", in.Digest)
+	fmt.Printf("digest:         %s\n", digest)
 	fmt.Printf("compression:    %s (level %d), block size %d\n", in.Compression, in.Level, in.BlockSize)
-	fmt.Printf("files:          %d\n", in.Files)
+	fmt.Printf("files:          %s\n", files)
 	fmt.Printf("created by:     %s\n", in.CreatedBy)
 	return 0
 }

@@ -380,6 +380,12 @@ func TestRunFlags(t *testing.T) {
 		t.Errorf("--parker-offset: %q exit %d", r.Stdout, r.Code)
 	}
 	r = runFile(t, f, []string{"--parker-info", "--json"})
+	if cliCanPack(t) {
+		// The same object as `parker inspect --json`, byte for byte.
+		if want := runParker(t, "", nil, "inspect", "--json", f); r.Stdout != want.Stdout {
+			t.Errorf("--parker-info --json differs from parker inspect --json:\n%s\nvs\n%s", r.Stdout, want.Stdout)
+		}
+	}
 	var info map[string]any
 	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || r.Code != 0 {
 		t.Fatalf("--parker-info --json: %v %q", err, r.Stdout)
@@ -440,12 +446,32 @@ func TestRunExtractFlag(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("--parker-extract: exit %d: %s", r.Code, r.Stderr)
 	}
+	// It needs no privileges (the fallback for users who cannot mount).
+	if os.Geteuid() == 0 && haveSetpriv() {
+		dst2 := filepath.Join(tempDir(t, "extract-nobody"), "out")
+		os.Chmod(filepath.Dir(dst2), 0o777)
+		for d := filepath.Dir(f); d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+		out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+			f, "--parker-extract", dst2).CombinedOutput()
+		if err != nil {
+			t.Errorf("--parker-extract as nobody: %v: %s", err, out)
+		} else if b, err := os.ReadFile(filepath.Join(dst2, "data.txt")); err != nil || string(b) != "packed data\n" {
+			t.Errorf("extracted as nobody: data.txt %q %v", b, err)
+		}
+	}
 	if b, err := os.ReadFile(filepath.Join(dst, "data.txt")); err != nil || string(b) != "packed data\n" {
 		t.Errorf("extracted data.txt: %q %v", b, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dst, "tool")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("extracted tool: %v %v", fi, err)
 	}
+}
+
+func haveSetpriv() bool {
+	_, err := exec.LookPath("setpriv")
+	return err == nil
 }
 
 // TestRunUnprivileged: without root the kernel refuses the mount; the

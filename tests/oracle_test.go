@@ -257,7 +257,7 @@ func checkUnsquashfsStat(t *testing.T, pk *packed, o packOpts) {
 	c := regexp.MustCompile(`(?m)^Compression (\w+)$`).FindStringSubmatch(out)
 	switch {
 	case o.comp == image.None:
-		for _, s := range []string{"Data is not compressed", "Inodes are not compressed", "Fragments are not compressed"} {
+		for _, s := range []string{"Data is uncompressed", "Inodes are uncompressed", "Fragments are uncompressed"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("unsquashfs -s on a --compression none image lacks %q\n%s", s, out)
 			}
@@ -344,6 +344,10 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 	})
 	t.Run("go-diskfs", func(t *testing.T) {
 		v, err := diskfsView(pk.File, off, size)
+		if err != nil && pk.Tr.Compression == image.LZ4 && strings.Contains(err.Error(), "lz4: bad magic number") {
+			// TestOracleControl/lz4 shows the same on mksquashfs's image.
+			t.Skipf("SKIP go-diskfs on lz4: v1.9.4 decodes lz4 blocks as the LZ4 frame format (lz4.NewReader) while squashfs stores raw LZ4 blocks, as the kernel and mksquashfs do, so it reads no lz4 image at all: %v", err)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,6 +408,9 @@ func TestOracleControl(t *testing.T) {
 	oracleCase(t, fx, packOpts{comp: image.Zstd}, expect{clamp: -1, splitSymlinkLinks: true})
 	t.Run("keep-owner", func(t *testing.T) {
 		oracleCase(t, fx, packOpts{comp: image.Gzip, keepOwner: true}, expect{clamp: -1, keepOwner: true, splitSymlinkLinks: true})
+	})
+	t.Run("lz4", func(t *testing.T) {
+		oracleCase(t, fx, packOpts{comp: image.LZ4}, expect{clamp: -1, splitSymlinkLinks: true})
 	})
 }
 

@@ -271,15 +271,15 @@ func ourView(file string, off, size int64) (*view, error) {
 // length. Skipping zero chunks keeps a 5 GiB sparse file cheap to hash
 // while every byte is still read from the reader under test.
 func digest(r io.Reader) (string, int64, error) {
-	const chunk = 64 << 10
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, chunk)
+	bp := digestBufs.Get().(*[]byte)
+	defer digestBufs.Put(bp)
+	buf := *bp
 	h := sha256.New()
 	var off int64
 	for {
 		n, err := io.ReadFull(r, buf)
-		for i := 0; i < n; i += chunk {
-			c := buf[i:min(i+chunk, n)]
+		for i := 0; i < n; i += digestChunk {
+			c := buf[i:min(i+digestChunk, n)]
 			if !bytes.Equal(c, zero[:len(c)]) {
 				h.Write(binary.LittleEndian.AppendUint64(nil, uint64(off+int64(i))))
 				h.Write(c)
@@ -296,6 +296,13 @@ func digest(r io.Reader) (string, int64, error) {
 	h.Write(binary.LittleEndian.AppendUint64(nil, uint64(off)))
 	return hex.EncodeToString(h.Sum(nil)), off, nil
 }
+
+const digestChunk = 64 << 10
+
+var (
+	digestBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+	zero       = make([]byte, digestChunk)
+)
 
 // hashAll digests every regular file of v (paths in want), two at a time.
 func (v *view) hashAll(want []string) map[string]error {

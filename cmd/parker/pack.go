@@ -195,6 +195,7 @@ func (j *job) run(c *config) error {
 		rules:   rules,
 		add:     w.Add,
 		warn:    u.warn,
+		scanned: u.scanned,
 		seen:    map[string]bool{},
 		skip: func(rel string, st *unix.Stat_t) bool {
 			// parker's own output never goes into the image: this run's
@@ -219,6 +220,7 @@ func (j *job) run(c *config) error {
 	for _, p := range t.chain {
 		wk.seen[p] = false
 	}
+	u.startScan()
 	if err := wk.walk(); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,15 +44,16 @@ func formatProgress(c counts, width int) string {
 	}
 	frac = min(max(frac, 0), 1)
 	pct := fmt.Sprintf("%3d%%", int(frac*100))
-	files := fmt.Sprintf("%d/%d files", c.files, c.filesTotal)
+	// Numbers are padded to their final width so the bar does not jitter.
+	files := fmt.Sprintf("%*d/%d files", len(strconv.Itoa(c.filesTotal)), c.files, c.filesTotal)
 	bytes := bytePair(c.bytes, c.bytesTotal)
 	rate, eta := "", "ETA --:--"
 	if secs := c.elapsed.Seconds(); secs > 0 {
 		r := float64(c.bytes) / secs
-		rate = fmt.Sprintf("%.1f MiB/s", r/(1<<20))
+		rate = fmt.Sprintf("%5.1f MiB/s", r/(1<<20))
 		if r > 0 && c.bytes > 0 {
 			left := float64(c.bytesTotal-c.bytes) / r
-			eta = "ETA " + clock(time.Duration(left*float64(time.Second)))
+			eta = fmt.Sprintf("ETA %5s", clock(time.Duration(left*float64(time.Second))))
 		}
 	}
 	// Most useful first; the bar takes whatever room is left.
@@ -73,6 +75,12 @@ func formatProgress(c counts, width int) string {
 		return ""
 	}
 	return pct[:min(len(pct), avail)]
+}
+
+// formatScan renders the walk's line: "scanning: 12345 entries, 1.2 GiB".
+func formatScan(entries int, bytes int64, width int) string {
+	line := fmt.Sprintf("scanning: %d entries, %s", entries, humanBytes(bytes))
+	return line[:min(len(line), max(width-1, 0))]
 }
 
 func nonEmpty(ss []string) []string {
@@ -127,9 +135,10 @@ func humanBytes(n int64) string {
 func bytePair(done, total int64) string {
 	div, unit := scale(total)
 	if div == 1 {
-		return fmt.Sprintf("%d/%d B", done, total)
+		return fmt.Sprintf("%*d/%d B", len(strconv.FormatInt(total, 10)), done, total)
 	}
-	return fmt.Sprintf("%.1f/%.1f %s", float64(done)/div, float64(total)/div, unit)
+	t := fmt.Sprintf("%.1f", float64(total)/div)
+	return fmt.Sprintf("%*.1f/%s %s", len(t), float64(done)/div, t, unit)
 }
 
 // scale picks the largest binary unit not above n, and its size.
@@ -155,16 +164,19 @@ type ui struct {
 	w       io.Writer
 	quiet   bool
 	verbose bool
-	tty     int // terminal fd for the progress line, or -1
+	tty     int  // terminal fd, for its width
+	isTTY   bool // stderr is a terminal and not -q: draw the progress line
 	drawn   bool
 	last    string
 	closed  bool // after final: no more redraws
 
 	warnings int
 
-	// progress state, written by the image writer's goroutine
+	// progress state, written by the walker and the image writer's goroutine
+	scanning          atomic.Bool
 	files, filesTotal atomic.Int64
 	bytes, bytesTotal atomic.Int64
+	start             atomic.Int64 // of the current phase, in Unix nanoseconds
 	stop              chan struct{}
 	done              chan struct{}
 }
@@ -172,7 +184,7 @@ type ui struct {
 func newUI(w io.Writer, quiet, verbose bool) *ui {
 	u := &ui{w: w, quiet: quiet, verbose: verbose, tty: -1}
 	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
-		u.tty = int(f.Fd())
+		u.tty, u.isTTY = int(f.Fd()), true
 	}
 	return u
 }
@@ -230,16 +242,35 @@ func (u *ui) clearLocked() {
 	}
 }
 
-// startProgress begins redrawing the progress line, when stderr is a
-// terminal, against the given totals.
+// startScan shows, while the working directory is walked, how much has
+// been found so far: a walk of a million files takes a while too.
+func (u *ui) startScan() {
+	u.scanning.Store(true)
+	u.startTicker()
+}
+
+// startProgress switches the line to the packing progress against the
+// given totals.
 func (u *ui) startProgress(filesTotal int, bytesTotal int64) {
+	u.files.Store(0)
+	u.bytes.Store(0)
 	u.filesTotal.Store(int64(filesTotal))
 	u.bytesTotal.Store(bytesTotal)
-	if u.tty < 0 {
+	u.start.Store(time.Now().UnixNano())
+	u.scanning.Store(false)
+	u.startTicker()
+}
+
+// startTicker redraws the line every progressInterval, when stderr is a
+// terminal, until stopProgress.
+func (u *ui) startTicker() {
+	if !u.isTTY || u.stop != nil {
 		return
 	}
 	u.stop, u.done = make(chan struct{}), make(chan struct{})
-	start := time.Now()
+	if u.start.Load() == 0 {
+		u.start.Store(time.Now().UnixNano())
+	}
 	go func() {
 		defer close(u.done)
 		t := time.NewTicker(progressInterval)
@@ -249,10 +280,16 @@ func (u *ui) startProgress(filesTotal int, bytesTotal int64) {
 			case <-u.stop:
 				return
 			case <-t.C:
-				u.redraw(time.Since(start))
+				u.redraw()
 			}
 		}
 	}()
+}
+
+// scanned is the walker's counter: entries and bytes found so far.
+func (u *ui) scanned(entries int, bytes int64) {
+	u.files.Store(int64(entries))
+	u.bytes.Store(bytes)
 }
 
 // progress is image.Options.Progress.
@@ -261,16 +298,21 @@ func (u *ui) progress(files int, bytes int64) {
 	u.bytes.Store(bytes)
 }
 
-func (u *ui) redraw(elapsed time.Duration) {
+func (u *ui) redraw() {
 	width := 80
 	if w, _, err := term.GetSize(u.tty); err == nil && w > 0 {
 		width = w
 	}
-	line := formatProgress(counts{
-		files: int(u.files.Load()), filesTotal: int(u.filesTotal.Load()),
-		bytes: u.bytes.Load(), bytesTotal: u.bytesTotal.Load(),
-		elapsed: elapsed,
-	}, width)
+	var line string
+	if u.scanning.Load() {
+		line = formatScan(int(u.files.Load()), u.bytes.Load(), width)
+	} else {
+		line = formatProgress(counts{
+			files: int(u.files.Load()), filesTotal: int(u.filesTotal.Load()),
+			bytes: u.bytes.Load(), bytesTotal: u.bytesTotal.Load(),
+			elapsed: time.Since(time.Unix(0, u.start.Load())),
+		}, width)
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if line == u.last || u.closed {

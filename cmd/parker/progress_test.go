@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,17 +16,17 @@ func TestFormatProgress(t *testing.T) {
 		width int
 		want  string
 	}{
-		{"wide", half, 120, " 50% [====================>                   ]  120.0/240.0 MiB  ETA 0:02  1234/5678 files  60.0 MiB/s"},
-		{"80 columns", half, 80, " 50% [========>       ]  120.0/240.0 MiB  ETA 0:02  1234/5678 files  60.0 MiB/s"},
-		{"no bar", half, 50, " 50%  120.0/240.0 MiB  ETA 0:02  1234/5678 files"},
+		{"wide", half, 120, " 50% [====================>                   ]  120.0/240.0 MiB  ETA  0:02  1234/5678 files   60.0 MiB/s"},
+		{"80 columns", half, 80, " 50% [=======>      ]  120.0/240.0 MiB  ETA  0:02  1234/5678 files   60.0 MiB/s"},
+		{"no bar", half, 50, " 50%  120.0/240.0 MiB  ETA  0:02  1234/5678 files"},
 		{"narrow", half, 30, " 50%  120.0/240.0 MiB"},
 		{"tiny", half, 4, " 50"},
-		{"start", counts{filesTotal: 3, bytesTotal: 100}, 60, "  0% [>                    ]  0/100 B  ETA --:--  0/3 files"},
+		{"start", counts{filesTotal: 3, bytesTotal: 100}, 60, "  0% [>                  ]    0/100 B  ETA --:--  0/3 files"},
 		{"done", counts{files: 3, filesTotal: 3, bytes: 3 << 30, bytesTotal: 3 << 30, elapsed: time.Hour}, 100,
-			"100% [========================================]  3.0/3.0 GiB  ETA 0:00  3/3 files  0.9 MiB/s"},
+			"100% [========================================]  3.0/3.0 GiB  ETA  0:00  3/3 files    0.9 MiB/s"},
 		{"empty tree", counts{}, 60, "100% [=======================]  0/0 B  ETA --:--  0/0 files"},
 		{"hours", counts{files: 1, filesTotal: 2, bytes: 1 << 20, bytesTotal: 10000 << 20, elapsed: time.Second}, 70,
-			"  0% [>             ]  0.0/9.8 GiB  ETA 2:46:39  1/2 files  1.0 MiB/s"},
+			"  0% [>           ]  0.0/9.8 GiB  ETA 2:46:39  1/2 files    1.0 MiB/s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +46,24 @@ func TestFormatProgressFitsEveryWidth(t *testing.T) {
 	for w := 0; w <= 200; w++ {
 		if got := formatProgress(c, w); len(got) > max(w-1, 0) || strings.Contains(got, "\n") {
 			t.Fatalf("width %d: %q", w, got)
+		}
+	}
+}
+
+func TestFormatScan(t *testing.T) {
+	for _, tt := range []struct {
+		entries int
+		bytes   int64
+		width   int
+		want    string
+	}{
+		{12345, 3 << 30, 80, "scanning: 12345 entries, 3.0 GiB"},
+		{0, 0, 80, "scanning: 0 entries, 0 B"},
+		{12345, 3 << 30, 20, "scanning: 12345 ent"},
+		{1, 1, 0, ""},
+	} {
+		if got := formatScan(tt.entries, tt.bytes, tt.width); got != tt.want {
+			t.Errorf("formatScan(%d, %d, %d) = %q, want %q", tt.entries, tt.bytes, tt.width, got, tt.want)
 		}
 	}
 }
@@ -97,15 +116,52 @@ func TestUINotATerminal(t *testing.T) {
 func TestUIRedraw(t *testing.T) {
 	var b bytes.Buffer
 	u := newUI(&b, false, false)
-	u.tty = -2 // GetSize fails on it: the 80-column default applies
+	u.isTTY = true // tty stays -1: GetSize fails, the 80-column default applies
 	u.filesTotal.Store(2)
 	u.bytesTotal.Store(1000)
 	u.progress(1, 500)
-	u.redraw(time.Second)
-	u.redraw(time.Second) // unchanged: not drawn again
+	u.start.Store(time.Now().Add(-time.Second).UnixNano())
+	u.redraw()
+	u.redraw() // unchanged: not drawn again
 	u.printf("summary")
 	got := b.String()
 	if strings.Count(got, "\r") != 2 || !strings.HasPrefix(got, "\r 50% [") || !strings.HasSuffix(got, "\r\x1b[Ksummary\n") {
 		t.Errorf("output %q", got)
 	}
+}
+
+// The ticker draws the scan line, then the progress line, then clears up.
+func TestUITicker(t *testing.T) {
+	var b syncBuffer
+	u := newUI(&b, false, false)
+	u.isTTY = true
+	u.startScan()
+	u.scanned(7, 700)
+	time.Sleep(3 * progressInterval)
+	u.startProgress(7, 700)
+	u.progress(7, 700)
+	time.Sleep(3 * progressInterval)
+	u.stopProgress()
+	got := b.String()
+	if !strings.Contains(got, "\rscanning: 7 entries, 700 B\x1b[K") || !strings.Contains(got, "\r100% [") || !strings.HasSuffix(got, "\r\x1b[K") {
+		t.Errorf("output %q", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the ticker goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -245,6 +245,8 @@ type walker struct {
 	skip func(rel string, st *unix.Stat_t) bool
 	add  func(image.Entry) error
 	warn func(string)
+	// scanned, when set, receives running totals for the progress line.
+	scanned func(entries int, bytes int64)
 
 	pending []pendingDir // excluded directories being searched for re-includes
 	entries int
@@ -361,6 +363,9 @@ func (w *walker) add1(e image.Entry) error {
 	if e.Mode.IsRegular() && !w.linkSeen(e) {
 		w.files++
 		w.bytes += e.Size
+	}
+	if w.scanned != nil {
+		w.scanned(w.entries, w.bytes)
 	}
 	if w.seen != nil {
 		if _, ok := w.seen[e.Path]; ok {

@@ -1,0 +1,542 @@
+package tests
+
+// End-to-end tests of `parker TARGET`: determinism, SOURCE_DATE_EPOCH,
+// exclusions, a workdir that is only read, the error paths (one line, exit
+// 1 or 2, nothing left behind), inspect --json, dedup and sparse files.
+// Every output is also checked with unsquashfs and a kernel loop mount at
+// its payload offset (checkPacked).
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/tests/treegen"
+)
+
+// checkPacked verifies that a packed file's trailer reads and that both
+// unsquashfs and (as root) the kernel accept the payload at its offset, as
+// the README tells users to do. It returns the trailer.
+func checkPacked(t *testing.T, file string) *image.Trailer {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	tr, err := image.ReadTrailer(f, st.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	off := strconv.FormatUint(tr.Offset, 10)
+	if out, err := exec.Command("unsquashfs", "-o", off, "-l", "-n", file).CombinedOutput(); err != nil {
+		t.Errorf("unsquashfs -o %s -l %s: %v\n%s", off, file, err, out)
+	}
+	if os.Geteuid() == 0 {
+		mnt := tempDir(t, "mnt")
+		out, err := exec.Command("mount", "-t", "squashfs", "-o", "loop,ro,offset="+off, file, mnt).CombinedOutput()
+		if err != nil {
+			t.Errorf("mount -o loop,ro,offset=%s %s: %v\n%s", off, file, err, out)
+		} else {
+			if _, err := os.ReadDir(mnt); err != nil {
+				t.Errorf("read kernel mount of %s: %v", file, err)
+			}
+			if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+				t.Errorf("umount: %v\n%s", err, out)
+			}
+		}
+	}
+	return tr
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPackDeterministic(t *testing.T) {
+	seed := int64(7)
+	opt := treegen.Options{Special: true, Root: os.Geteuid() == 0, Wide: 3000, Depth: 10}
+	a := tempDir(t, "det-a")
+	if _, err := treegen.Generate(a, seed, opt); err != nil {
+		t.Fatal(err)
+	}
+	// The same tree created in another order, on tmpfs when we can mount
+	// one (tmpfs lists a directory in reverse creation order, ext4 in hash
+	// order), so the file system lists the entries differently.
+	b := tempDir(t, "det-b")
+	if os.Geteuid() == 0 {
+		run(t, "mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", b)
+		t.Cleanup(func() { exec.Command("umount", b).Run() })
+	}
+	opt.Shuffle = true
+	if _, err := treegen.Generate(b, seed, opt); err != nil {
+		t.Fatal(err)
+	}
+	// the roots too: a tmpfs root starts as 1777
+	for _, d := range []string{a, b} {
+		st, _ := os.Stat(a)
+		os.Chmod(d, 0o755)
+		os.Chtimes(d, st.ModTime(), st.ModTime())
+	}
+	names := func(d string) string {
+		f, _ := os.Open(filepath.Join(d, "wide"))
+		defer f.Close()
+		n, _ := f.Readdirnames(5)
+		return strings.Join(n, ",")
+	}
+	t.Logf("listing order: %s | %s", names(a), names(b))
+
+	out := tempDir(t, "det-out")
+	outs := map[string]string{}
+	for _, c := range []struct{ name, dir, procs string }{
+		{"a-1cpu", a, "1"}, {"a-2cpu", a, "2"}, {"b-2cpu", b, "2"}, {"b-1cpu", b, "1"},
+	} {
+		o := filepath.Join(out, c.name)
+		r := runParker(t, "", []string{"GOMAXPROCS=" + c.procs}, "-q", "-C", c.dir, "-o", o, "run.sh")
+		if r.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.name, r.Code, r.Stderr)
+		}
+		outs[c.name] = o
+	}
+	ref := readFile(t, outs["a-1cpu"])
+	for _, n := range []string{"a-2cpu", "b-2cpu", "b-1cpu"} {
+		got := readFile(t, outs[n])
+		if !bytes.Equal(got, ref) {
+			i := 0
+			for i < len(got) && i < len(ref) && got[i] == ref[i] {
+				i++
+			}
+			t.Errorf("%s differs from a-1cpu: %d vs %d bytes, first difference at byte %d", n, len(got), len(ref), i)
+		}
+	}
+	checkPacked(t, outs["a-1cpu"])
+}
+
+func TestPackSourceDateEpoch(t *testing.T) {
+	fx := smallTree(t)
+	const epoch = 1300000000 // older than most of the tree's mtimes
+	pk := oracleCase(t, fx, packOpts{comp: image.Zstd, env: []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch)}},
+		expect{clamp: epoch})
+	f, _ := os.Open(pk.File)
+	defer f.Close()
+	if sb := readSuperblock(t, f, int64(pk.Tr.Offset)); sb.ModTime != epoch {
+		t.Errorf("superblock time %d with SOURCE_DATE_EPOCH=%d", sb.ModTime, epoch)
+	}
+
+	// Without it, the image time is the newest mtime in the tree, so the
+	// output still depends on the tree alone.
+	newest := int64(0)
+	for _, e := range sourceView(t, fx.Dir).entries {
+		newest = max(newest, e.Mtime)
+	}
+	out := pack(t, fx.Dir, fx.Target, "-q")
+	g, _ := os.Open(out)
+	defer g.Close()
+	tr := checkPacked(t, out)
+	if sb := readSuperblock(t, g, int64(tr.Offset)); int64(sb.ModTime) != newest {
+		t.Errorf("superblock time %d, want the newest mtime %d", sb.ModTime, newest)
+	}
+
+	r := runParker(t, "", []string{"SOURCE_DATE_EPOCH=yesterday"}, "-q", "-C", fx.Dir, "-o", filepath.Join(tempDir(t, "o"), "x"), fx.Target)
+	if r.Code == 0 {
+		t.Errorf("SOURCE_DATE_EPOCH=yesterday accepted; want an error")
+	}
+}
+
+// smallWorkdir makes a little tree with a target, a subdirectory and a
+// hard link; the tests below that change their workdir use it.
+func smallWorkdir(t *testing.T) string {
+	d := tempDir(t, "wd")
+	for p, c := range map[string]string{
+		"app":             "#!/bin/sh\necho app\n",
+		"data/a.txt":      "aaa",
+		"data/b.log":      "log",
+		"data/deep/c.log": "log2",
+		"secret/key":      "k",
+		"secret/keep":     "keep me",
+		"build/obj.o":     strings.Repeat("o", 5000),
+		"notes.md":        "# notes",
+	} {
+		p = filepath.Join(d, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(d, "app"), 0o755)
+	return d
+}
+
+func TestPackOutputInsideWorkdir(t *testing.T) {
+	wd := smallWorkdir(t)
+	// Default output: TARGETd in the current directory, which is the
+	// workdir; run twice so the second run finds the first's output.
+	for i := range 2 {
+		r := runParker(t, wd, nil, "-q", "app")
+		if r.Code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+	}
+	out := filepath.Join(wd, "appd")
+	check := func(o string, x expect) {
+		t.Helper()
+		tr := checkPacked(t, o)
+		v, err := ourView(o, int64(tr.Offset), int64(tr.Size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := compare(sourceViewFresh(t, wd), v, x)
+		report(t, "image.Reader on "+filepath.Base(o), p, nil)
+	}
+	// The pack's temp file, beside the output, changes the mtime of the
+	// output's directory while the pack runs.
+	check(out, expect{clamp: -1, exclude: map[string]bool{"appd": true}, ignoreMtime: map[string]bool{".": true}})
+	// and -o into a subdirectory of the workdir: now appd is an ordinary file
+	out2 := filepath.Join(wd, "data", "app.packed")
+	pack(t, wd, "app", "-q", "-o", out2)
+	check(out2, expect{clamp: -1, exclude: map[string]bool{"data/app.packed": true}, ignoreMtime: map[string]bool{"data": true}})
+	entries, _ := os.ReadDir(wd)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "parker-tmp") || strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind in the workdir: %s", e.Name())
+		}
+	}
+}
+
+// sourceViewFresh is sourceView without the cache, for trees that change.
+func sourceViewFresh(t *testing.T, dir string) *view {
+	v, err := lstatView("source", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// treeSnapshot records everything about a tree that a reader must not change:
+// names, types, modes, owners, sizes, mtimes and ctimes (a ctime moves on
+// any write, chmod, chown or link).
+func treeSnapshot(t *testing.T, root string) map[string]string {
+	s := map[string]string{}
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		s[p] = fmt.Sprintf("%o %d:%d %d m%d.%d c%d.%d", st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPackWorkdirUnchanged(t *testing.T) {
+	fx := smallTree(t)
+	before := treeSnapshot(t, fx.Dir)
+	out := pack(t, fx.Dir, fx.Target, "-q")
+	checkPacked(t, out)
+	wd := smallWorkdir(t)
+	os.WriteFile(filepath.Join(wd, ".parkerignore"), []byte("*.log\n"), 0o644)
+	before2 := treeSnapshot(t, wd)
+	pack(t, wd, "app", "-v", "--exclude", "build")
+	for _, c := range []struct {
+		dir    string
+		before map[string]string
+	}{{fx.Dir, before}, {wd, before2}} {
+		after := treeSnapshot(t, c.dir)
+		for p, b := range c.before {
+			if a, ok := after[p]; !ok {
+				t.Errorf("%q vanished from the workdir", p)
+			} else if a != b {
+				t.Errorf("%q changed: %s -> %s", p, b, a)
+			}
+		}
+		for p := range after {
+			if _, ok := c.before[p]; !ok {
+				t.Errorf("%q appeared in the workdir", p)
+			}
+		}
+	}
+}
+
+func TestPackExclude(t *testing.T) {
+	wd := smallWorkdir(t)
+	os.WriteFile(filepath.Join(wd, ".parkerignore"), []byte("# comment\nsecret\n!secret/keep\n**/*.log\n"), 0o644)
+	out := pack(t, wd, "app", "-q", "--exclude", "build", "--exclude", "notes.md")
+	tr := checkPacked(t, out)
+	v, err := ourView(out, int64(tr.Offset), int64(tr.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"app", "data", "data/a.txt", "data/deep", "secret/keep"} {
+		if v.entries[p] == nil {
+			t.Errorf("%s missing from the image", p)
+		}
+	}
+	for _, p := range []string{"build", "build/obj.o", "notes.md", "data/b.log", "data/deep/c.log", "secret/key"} {
+		if v.entries[p] != nil {
+			t.Errorf("%s is in the image but excluded", p)
+		}
+	}
+	// The target itself cannot be excluded.
+	r := runParker(t, "", nil, "-q", "-C", wd, "-o", filepath.Join(tempDir(t, "o"), "x"), "--exclude", "app", "app")
+	if r.Code != 1 {
+		t.Errorf("--exclude of the target: exit %d, want 1 (stderr %q)", r.Code, r.Stderr)
+	}
+}
+
+// wantFailure asserts a failed run: the exit code, one line on stderr (no
+// stack trace), and an output directory left as it was (empty: no output,
+// no temp file).
+func wantFailure(t *testing.T, what string, r result, code int, outDir string) {
+	t.Helper()
+	msg := strings.TrimRight(r.Stderr, "\n")
+	switch {
+	case r.Code != code:
+		t.Errorf("%s: exit %d, want %d; stderr %q", what, r.Code, code, r.Stderr)
+	case code == 1 && (msg == "" || strings.Contains(msg, "\n")):
+		t.Errorf("%s: want one line on stderr, got %q", what, r.Stderr)
+	case strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic"):
+		t.Errorf("%s: stack trace on stderr: %q", what, r.Stderr)
+	default:
+		t.Logf("%s: exit %d: %s", what, r.Code, strings.SplitN(msg, "\n", 2)[0])
+	}
+	if outDir != "" {
+		left, _ := os.ReadDir(outDir)
+		for _, e := range left {
+			t.Errorf("%s: left behind: %s", what, filepath.Join(outDir, e.Name()))
+		}
+	}
+}
+
+func TestPackErrors(t *testing.T) {
+	wd := smallWorkdir(t)
+	os.Mkdir(filepath.Join(wd, "adir"), 0o755)
+	os.WriteFile(filepath.Join(wd, "plain"), []byte("not executable"), 0o644)
+	od := tempDir(t, "errout")
+	out := filepath.Join(od, "out")
+	fail := func(what string, code int, env []string, args ...string) {
+		t.Helper()
+		wantFailure(t, what, runParker(t, "", env, args...), code, od)
+	}
+	fail("missing target", 1, nil, "-C", wd, "-o", out, "nothere")
+	fail("target is a directory", 1, nil, "-C", wd, "-o", out, "adir")
+	fail("target outside the workdir", 2, nil, "-C", wd, "-o", out, "../x")
+	fail("missing workdir", 1, nil, "-C", filepath.Join(wd, "nope"), "-o", out, "app")
+	fail("output in a missing directory", 1, nil, "-C", wd, "-o", filepath.Join(od, "no", "out"), "app")
+
+	fail("no arguments", 2, nil)
+	fail("two targets", 2, nil, "-C", wd, "-o", out, "app", "plain")
+	fail("unknown flag", 2, nil, "-C", wd, "-o", out, "--frobnicate", "app")
+	fail("bad compression", 2, nil, "-C", wd, "-o", out, "--compression", "brotli", "app")
+	fail("bad level", 2, nil, "-C", wd, "-o", out, "--level", "99", "app")
+	fail("level for xz", 2, nil, "-C", wd, "-o", out, "--compression", "xz", "--level", "3", "app")
+	fail("bad block size", 2, nil, "-C", wd, "-o", out, "--block-size", "3000", "app")
+	fail("block size too big", 2, nil, "-C", wd, "-o", out, "--block-size", "2M", "app")
+	fail("inspect without file", 2, nil, "inspect")
+
+	// not executable: a warning, and the pack goes on
+	r := runParker(t, "", nil, "-C", wd, "-o", out, "plain")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "plain") {
+		t.Errorf("non-executable target: exit %d, stderr %q; want 0 and a warning naming it", r.Code, r.Stderr)
+	}
+	os.Remove(out)
+
+	t.Run("disk-full", func(t *testing.T) {
+		needRoot(t, "mounting a small tmpfs")
+		full := tempDir(t, "full")
+		run(t, "mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", full)
+		defer exec.Command("umount", full).Run()
+		fx := smallTree(t) // stub + payload are well over 8 MiB
+		wantFailure(t, "disk full", runParker(t, "", nil, "-q", "-C", fx.Dir, "-o", filepath.Join(full, "out"), fx.Target), 1, full)
+	})
+	t.Run("unprivileged", func(t *testing.T) {
+		needRoot(t, "running parker as nobody (setpriv)")
+		needTool(t, "setpriv")
+		// Everything nobody needs must be reachable: a world-readable copy
+		// of parker and workdirs in a 0755 directory.
+		base := tempDir(t, "nobody")
+		for _, d := range []string{tmpRoot, base} {
+			os.Chmod(d, 0o755)
+		}
+		bin := filepath.Join(base, "parker")
+		os.WriteFile(bin, readFile(t, buildParker(t)), 0o755)
+		wd := filepath.Join(base, "wd")
+		os.Mkdir(wd, 0o755)
+		os.WriteFile(filepath.Join(wd, "app"), []byte("#!/bin/sh\n"), 0o755)
+		os.WriteFile(filepath.Join(wd, "secret"), []byte("root only"), 0o600)
+		outOK := filepath.Join(base, "out")
+		os.Mkdir(outOK, 0o755)
+		os.Chmod(outOK, 0o777) // Mkdir's mode goes through the umask
+		roOut := filepath.Join(base, "ro")
+		os.Mkdir(roOut, 0o755) // root's, not writable for nobody
+		asNobody := func(args ...string) result {
+			cmd := exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin}, args...)...)
+			cmd.Dir = base
+			var so, se bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &so, &se
+			err := cmd.Run()
+			r := result{Stdout: so.String(), Stderr: se.String()}
+			if ee, ok := err.(*exec.ExitError); ok {
+				r.Code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r := asNobody("-q", "-C", wd, "-o", filepath.Join(outOK, "x"), "app")
+		wantFailure(t, "unreadable file", r, 1, outOK)
+		if !strings.Contains(r.Stderr, "secret") {
+			t.Errorf("unreadable file: stderr %q does not name the file", r.Stderr)
+		}
+		os.Remove(filepath.Join(wd, "secret"))
+		wantFailure(t, "output dir not writable", asNobody("-q", "-C", wd, "-o", filepath.Join(roOut, "x"), "app"), 1, roOut)
+		// and it does work for nobody when it can
+		if r := asNobody("-q", "-C", wd, "-o", filepath.Join(outOK, "x"), "app"); r.Code != 0 {
+			t.Errorf("as nobody: exit %d: %s", r.Code, r.Stderr)
+		}
+	})
+}
+
+func TestInspectJSON(t *testing.T) {
+	fx := smallTree(t)
+	out := pack(t, fx.Dir, fx.Target, "-q", "--compression", "gzip", "--level", "7", "--block-size", "64K")
+	tr := checkPacked(t, out)
+	r := runParker(t, "", nil, "inspect", "--json", out)
+	if r.Code != 0 {
+		t.Fatalf("inspect: exit %d: %s", r.Code, r.Stderr)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.Stdout), &m); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, r.Stdout)
+	}
+	for _, k := range []string{"format_version", "target", "offset", "size", "digest", "compression", "block_size", "files", "created_by"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("inspect --json lacks %q", k)
+		}
+	}
+	f, _ := os.Open(out)
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, io.NewSectionReader(f, int64(tr.Offset), int64(tr.Size)))
+	want := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	v, err := ourView(out, int64(tr.Offset), int64(tr.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, e := range v.entries {
+		inodes[e.ID] = true
+	}
+	for k, w := range map[string]any{
+		"format_version": float64(image.TrailerVersion), "target": "run.sh",
+		"offset": float64(tr.Offset), "size": float64(tr.Size), "digest": want,
+		"compression": "gzip", "block_size": float64(64 << 10), "files": float64(len(inodes)),
+	} {
+		if m[k] != w {
+			t.Errorf("inspect --json %s = %v, want %v", k, m[k], w)
+		}
+	}
+	if s, _ := m["created_by"].(string); !strings.HasPrefix(s, "parker ") {
+		t.Errorf("created_by %q", s)
+	}
+	// a damaged payload byte shows in the digest check
+	bad := filepath.Join(tempDir(t, "bad"), "bad")
+	b := readFile(t, out)
+	b[tr.Offset+image.SuperblockSize+100] ^= 0xff
+	os.WriteFile(bad, b, 0o755)
+	r = runParker(t, "", nil, "inspect", "--json", bad)
+	var mb map[string]any
+	json.Unmarshal([]byte(r.Stdout), &mb)
+	if ok, has := mb["digest_ok"].(bool); (has && ok) || (!has && r.Code == 0) {
+		t.Errorf("inspect of a damaged payload: exit %d, digest_ok %v; want the damage reported", r.Code, mb["digest_ok"])
+	}
+	r = runParker(t, "", nil, "inspect", "--json", "/etc/passwd")
+	wantFailure(t, "inspect of an unpacked file", r, 1, "")
+}
+
+// payloadSize packs dir and returns the payload size.
+func payloadSize(t *testing.T, dir string) int64 {
+	out := pack(t, dir, "run", "-q", "--compression", "zstd")
+	return int64(checkPacked(t, out).Size)
+}
+
+func TestPackDedup(t *testing.T) {
+	mk := func(names []string, same bool) string {
+		d := tempDir(t, "dedup")
+		os.WriteFile(filepath.Join(d, "run"), []byte("#!/bin/sh\n"), 0o755)
+		for i, n := range names {
+			b := make([]byte, 1<<20)
+			seed := [32]byte{1}
+			if !same {
+				seed[1] = byte(i)
+			}
+			rand.NewChaCha8(seed).Read(b)
+			os.WriteFile(filepath.Join(d, n), b, 0o644)
+		}
+		return d
+	}
+	one := payloadSize(t, mk([]string{"a"}, true))
+	two := payloadSize(t, mk([]string{"a", "sub-b"}, true))
+	diff := payloadSize(t, mk([]string{"a", "sub-b"}, false))
+	t.Logf("payload: one 1 MiB file %d, two identical %d, two different %d", one, two, diff)
+	if two-one > 16<<10 {
+		t.Errorf("a duplicate 1 MiB file grew the payload by %d bytes; want only metadata (< 16 KiB)", two-one)
+	}
+	if diff-one < 1<<20 {
+		t.Errorf("a different 1 MiB random file grew the payload by only %d bytes", diff-one)
+	}
+}
+
+func TestPackSparse(t *testing.T) {
+	d := tempDir(t, "sparse")
+	os.WriteFile(filepath.Join(d, "run"), []byte("#!/bin/sh\n"), 0o755)
+	f, err := os.Create(filepath.Join(d, "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 300<<10)
+	rand.NewChaCha8([32]byte{9}).Read(data)
+	for _, off := range []int64{0, 1 << 30, 3<<30 + 4097, 5<<30 - int64(len(data))} {
+		f.WriteAt(data, off)
+	}
+	f.Truncate(5 << 30)
+	f.Close()
+	start := time.Now()
+	out := pack(t, d, "run", "-q")
+	took := time.Since(start)
+	tr := checkPacked(t, out)
+	t.Logf("5 GiB sparse file: payload %d bytes, packed in %v", tr.Size, took)
+	if tr.Size > 4<<20 {
+		t.Errorf("5 GiB sparse file with 1.2 MB of data: payload %d bytes, want < 4 MiB", tr.Size)
+	}
+	if took > 20*time.Second {
+		t.Errorf("5 GiB sparse file took %v to pack; holes should be skipped, not read", took)
+	}
+	v, err := ourView(out, int64(tr.Offset), int64(tr.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := compare(sourceViewFresh(t, d), v, expect{clamp: -1})
+	report(t, "image.Reader", p, nil)
+}

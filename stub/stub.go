@@ -288,6 +288,7 @@ func (r *runner) verify() error {
 func (r *runner) run(f flags) int {
 	dir := filepath.Dir(r.self)
 	cwd, cwdErr := os.Getwd()
+	sigs := supervisor.Catch() // in the background, while we mount
 	if err := mountns.Enter(); err != nil {
 		return r.fail(err)
 	}
@@ -309,9 +310,10 @@ func (r *runner) run(f flags) int {
 
 	target := filepath.Join(dir, filepath.FromSlash(r.t.Target))
 	c := supervisor.Config{
-		Path: target,
-		Args: append([]string{filepath.Base(target)}, f.args...),
-		Env:  environ(r.self, dir),
+		Path:    target,
+		Args:    append([]string{filepath.Base(target)}, f.args...),
+		Env:     environ(r.self, dir),
+		Signals: sigs,
 	}
 	// The caller's cwd, re-resolved by path in the new view: a cwd at or
 	// below dir still points into the directory we just covered.

@@ -77,8 +77,32 @@ type Config struct {
 	Group Group
 	// KeepOrphans leaves processes that outlive the target running.
 	KeepOrphans bool
+	// Signals, when set, are the signals caught by an earlier Catch;
+	// otherwise Run catches them itself.
+	Signals *Signals
 	// Log, when set, receives progress messages.
 	Log func(format string, args ...any)
+}
+
+// Signals are the signals caught for relaying to the target.
+type Signals struct {
+	ch    chan os.Signal
+	ready chan struct{}
+}
+
+// Catch starts catching every signal Run relays, in the background, and
+// returns at once. The Go runtime enables each signal with a round trip
+// between two threads, some fifty of them, which costs milliseconds of
+// wall time on a loaded machine; started before the slow part of a launch
+// (mounting), it runs alongside it. Signals that arrive before the target
+// starts are relayed to it once it has.
+func Catch() *Signals {
+	s := &Signals{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
+	go func() {
+		signal.Notify(s.ch, relayed()...)
+		close(s.ready)
+	}()
+	return s
 }
 
 // Status is how the target ended.
@@ -114,9 +138,12 @@ func Run(c Config) (Status, error) {
 	}
 	// Catch signals before the target exists, so none sent in between
 	// kills us and orphans it; they are relayed once it has started.
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, relayed()...)
-	defer signal.Stop(sigs)
+	sigs := c.Signals
+	if sigs == nil {
+		sigs = Catch()
+	}
+	<-sigs.ready
+	defer signal.Stop(sigs.ch)
 
 	pidfd := -1
 	attr := &syscall.SysProcAttr{
@@ -147,7 +174,7 @@ func Run(c Config) (Status, error) {
 	c.Log("started %s (pid %d)", c.Path, pid)
 
 	done := make(chan struct{})
-	go relay(sigs, pidfd, done)
+	go relay(sigs.ch, pidfd, done)
 	st, err := reap(pid)
 	close(done)
 	if err != nil {

@@ -136,3 +136,9 @@ func TestDenied(t *testing.T) {
 		}
 	}
 }
+
+func TestEscapeLayer(t *testing.T) {
+	if got, want := escapeLayer(`/a:b,c\d`), `/a\:b\,c\\d`; got != want {
+		t.Errorf("escapeLayer = %q, want %q", got, want)
+	}
+}

@@ -99,12 +99,8 @@ func MountTmpfs(perm os.FileMode) (int, error) {
 // empty for a read-only overlay.
 func MountOverlay(lowers []string, upper, work string) (int, error) {
 	return fsMount("overlay", 0, func(fs int) error {
-		// lowerdir+ (Linux 6.5+) takes one layer per call, so no path
-		// needs escaping of the ':' and ',' the joined form splits on.
-		for _, l := range lowers {
-			if err := unix.FsconfigSetString(fs, "lowerdir+", l); err != nil {
-				return withKernelLog(fs, fmt.Errorf("lowerdir %s: %w", l, err))
-			}
+		if err := setLowers(fs, lowers); err != nil {
+			return err
 		}
 		if upper != "" {
 			if err := unix.FsconfigSetString(fs, "upperdir", upper); err != nil {
@@ -116,6 +112,37 @@ func MountOverlay(lowers []string, upper, work string) (int, error) {
 		}
 		return nil
 	})
+}
+
+// setLowers passes the lower layers one per "lowerdir+" (Linux 6.5+), so no
+// path needs escaping; older kernels reject that key with EINVAL and get
+// the joined "lowerdir" option instead.
+func setLowers(fs int, lowers []string) error {
+	err := unix.FsconfigSetString(fs, "lowerdir+", lowers[0])
+	if errors.Is(err, unix.EINVAL) {
+		esc := make([]string, len(lowers))
+		for i, l := range lowers {
+			esc[i] = escapeLayer(l)
+		}
+		err = unix.FsconfigSetString(fs, "lowerdir", strings.Join(esc, ":"))
+		if err != nil {
+			return withKernelLog(fs, fmt.Errorf("lowerdir %s: %w", strings.Join(lowers, ":"), err))
+		}
+		return nil
+	}
+	for i := 1; err == nil && i < len(lowers); i++ {
+		err = unix.FsconfigSetString(fs, "lowerdir+", lowers[i])
+	}
+	if err != nil {
+		return withKernelLog(fs, fmt.Errorf("lowerdir %s: %w", strings.Join(lowers, ":"), err))
+	}
+	return nil
+}
+
+// escapeLayer escapes the characters overlayfs splits the joined lowerdir
+// option on.
+func escapeLayer(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`).Replace(p)
 }
 
 // AttachAt attaches the detached mount m on top of path.

@@ -727,3 +727,24 @@ func TestRunExamplePython(t *testing.T) {
 	t.Logf("python example: listing served on 127.0.0.1:%d; stopped by SIGINT: %v", port, c.ProcessState)
 	sameTraces(t, before, host)
 }
+
+// TestRunOddDirectory: the directory holding TARGETd may have any name;
+// overlayfs splits its joined options on ':' and ',', which a name must
+// not break.
+func TestRunOddDirectory(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	dir := filepath.Join(tempDir(t, "odd"), `we:ird, dir\ with "quotes"`)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := filepath.Join(dir, "toold")
+	run(t, "cp", f, g)
+	r := runFile(t, g, []string{"cwd"}, inDir(dir))
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != dir {
+		t.Errorf("in %q: exit %d, cwd %q, stderr %q", dir, r.Code, r.Stdout, r.Stderr)
+	}
+	if r := runFile(t, g, []string{"env", "PARKER_ROOT"}); r.Stdout != "PARKER_ROOT="+dir+"\n" {
+		t.Errorf("PARKER_ROOT: %q (stderr %q)", r.Stdout, r.Stderr)
+	}
+}

@@ -146,36 +146,24 @@ func pathErr(op string, n *Node, err error) error {
 
 // dir extracts the entries of directory n into the open directory fd.
 func (x *extractor) dir(fd int, n *Node) error {
-	kids, err := x.r.ReadDir(n)
-	if err != nil {
-		return err
-	}
-	for _, k := range kids {
+	return x.r.eachChild(n, func(k *Node) error {
 		if err := x.p.failed(); err != nil {
 			return err
 		}
 		if k.IsDir() {
-			err = x.subdir(fd, k)
-		} else if first, ok := x.links[k.ref]; ok {
-			err = x.link(fd, k, first)
-		} else {
-			err = x.entry(fd, k)
+			return x.subdir(fd, k)
 		}
-		if err != nil {
-			return err
+		if first, ok := x.links[k.ref]; ok {
+			return x.link(fd, k, first)
 		}
-	}
-	return nil
+		return x.entry(fd, k)
+	})
 }
 
 func (x *extractor) subdir(fd int, k *Node) error {
-	if x.seen[k.ref] {
-		return formatError("%s: directory reached twice (cycle or hard-linked directory)", k.Path)
+	if err := enterDir(k, x.seen); err != nil {
+		return err
 	}
-	if k.depth > MaxDepth {
-		return formatError("%s: nested deeper than %d", k.Path, MaxDepth)
-	}
-	x.seen[k.ref] = true
 	if err := unix.Mkdirat(fd, k.Name, 0o700); err != nil {
 		return pathErr("mkdir", k, err)
 	}

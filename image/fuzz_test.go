@@ -18,6 +18,11 @@ import (
 // images in testdata/ (regenerate with `go test -run TestFuzzSeeds
 // -update-seeds ./image`); crashers found so far live in testdata/fuzz/
 // and run as plain tests with every `go test`.
+//
+// The seeds are kept to a few KB because the fuzzer minimizes every input
+// that finds new coverage, in time roughly quadratic in its length, for up
+// to -fuzzminimizetime (default 60s) during which no new inputs are tried;
+// short runs should pass e.g. -fuzzminimizetime 5s.
 
 var updateSeeds = flag.Bool("update-seeds", false, "regenerate testdata/*.sqfs with mksquashfs")
 
@@ -39,7 +44,7 @@ var seedImages = []struct {
 func seedTree(t *testing.T) string {
 	src := filepath.Join(t.TempDir(), "src")
 	files := map[string][]byte{
-		"a/file":    pseudoText(1, 9000), // two blocks and a tail
+		"a/file":    pseudoText(1, 5000), // a block and a tail
 		"a/small":   []byte("small file in a fragment\n"),
 		"a/empty":   nil,
 		"b/c/d/end": []byte("nested\n"),
@@ -57,7 +62,7 @@ func seedTree(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp.WriteAt([]byte("data after a hole"), 5000)
+	sp.WriteAt([]byte("data after a hole"), 4200)
 	sp.Close()
 	os.Symlink("a/file", filepath.Join(src, "link"))
 	os.Link(filepath.Join(src, "a/small"), filepath.Join(src, "hard"))
@@ -125,59 +130,62 @@ func FuzzReader(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, img []byte) {
-		r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+	f.Fuzz(fuzzBody)
+}
+
+// fuzzBody is FuzzReader's property, shared with its regression tests.
+func fuzzBody(t *testing.T, img []byte) {
+	r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		if !corruptOK(err) {
+			t.Fatalf("NewReader: %v", err)
+		}
+		return
+	}
+	_ = r.Compression()
+	budget := &budgetWriter{n: 8 << 20}
+	nodes := 0
+	err = r.Walk(func(n *Node) error {
+		if nodes++; nodes > 20000 {
+			return errBudget
+		}
+		if nodes%16 == 1 {
+			// A hostile index or duplicate names may make Lookup miss
+			// or find a namesake; it must still fail cleanly.
+			m, err := r.Lookup(n.Path)
+			if err != nil && !errors.Is(err, ErrNotExist) && !corruptOK(err) {
+				t.Fatalf("Lookup(%q): %v", n.Path, err)
+			}
+			if err == nil && m.Path != n.Path {
+				t.Fatalf("Lookup(%q) found %q", n.Path, m.Path)
+			}
+		}
+		if !n.Mode.IsRegular() {
+			return nil
+		}
+		fl, err := r.Open(n)
 		if err != nil {
-			if !corruptOK(err) {
-				t.Fatalf("NewReader: %v", err)
-			}
-			return
-		}
-		_ = r.Compression()
-		budget := &budgetWriter{n: 8 << 20}
-		nodes := 0
-		err = r.Walk(func(n *Node) error {
-			if nodes++; nodes > 20000 {
-				return errBudget
-			}
-			if nodes%16 == 1 {
-				// A hostile index or duplicate names may make Lookup miss
-				// or find a namesake; it must still fail cleanly.
-				m, err := r.Lookup(n.Path)
-				if err != nil && !errors.Is(err, ErrNotExist) && !corruptOK(err) {
-					t.Fatalf("Lookup(%q): %v", n.Path, err)
-				}
-				if err == nil && m.Path != n.Path {
-					t.Fatalf("Lookup(%q) found %q", n.Path, m.Path)
-				}
-			}
-			if !n.Mode.IsRegular() {
-				return nil
-			}
-			fl, err := r.Open(n)
-			if err != nil {
-				return err
-			}
-			// Alternate the sequential (ReadAt) and parallel (WriteTo) paths.
-			if nodes%2 == 0 {
-				_, err = fl.WriteTo(budget)
-			} else {
-				var m int64
-				m, err = io.CopyN(io.Discard, fl, min(budget.n, 1<<20))
-				budget.n -= m
-				if err == io.EOF {
-					err = nil
-				}
-			}
-			if budget.n <= 0 {
-				return errBudget
-			}
 			return err
-		})
-		if err != nil && err != errBudget && !corruptOK(err) {
-			t.Fatalf("Walk: %v", err)
 		}
+		// Alternate the sequential (ReadAt) and parallel (WriteTo) paths.
+		if nodes%2 == 0 {
+			_, err = fl.WriteTo(budget)
+		} else {
+			var m int64
+			m, err = io.CopyN(io.Discard, fl, min(budget.n, 1<<20))
+			budget.n -= m
+			if err == io.EOF {
+				err = nil
+			}
+		}
+		if budget.n <= 0 {
+			return errBudget
+		}
+		return err
 	})
+	if err != nil && err != errBudget && !corruptOK(err) {
+		t.Fatalf("Walk: %v", err)
+	}
 }
 
 // FuzzReadTrailer: ReadTrailer never panics, and whatever it accepts

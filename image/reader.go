@@ -787,28 +787,42 @@ func (r *Reader) walk(dir *Node, seen map[uint64]bool, fn func(*Node) error) err
 	if err := fn(dir); err != nil {
 		return err
 	}
-	kids, err := r.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, k := range kids {
+	// Stream the listing rather than ReadDir it: a hostile listing can
+	// name the same inode millions of times from a small image, and fn
+	// (or its caller's budget) should get to stop that early.
+	return r.eachChild(dir, func(k *Node) error {
 		if !k.IsDir() {
-			if err := fn(k); err != nil {
-				return err
-			}
-			continue
+			return fn(k)
 		}
-		if seen[k.ref] {
-			return formatError("%s: directory reached twice (cycle or hard-linked directory)", k.Path)
-		}
-		if k.depth > MaxDepth {
-			return formatError("%s: nested deeper than %d", k.Path, MaxDepth)
-		}
-		seen[k.ref] = true
-		if err := r.walk(k, seen, fn); err != nil {
+		if err := enterDir(k, seen); err != nil {
 			return err
 		}
+		return r.walk(k, seen, fn)
+	})
+}
+
+// eachChild calls fn for each entry of dir, in stored order, with its inode
+// read.
+func (r *Reader) eachChild(dir *Node, fn func(*Node) error) error {
+	return r.readDir(dir, func(name string, ref uint64, typ uint16) (bool, error) {
+		k, err := r.child(dir, name, ref, typ)
+		if err == nil {
+			err = fn(k)
+		}
+		return err == nil, err
+	})
+}
+
+// enterDir records that directory k is being entered, refusing a second
+// visit and excessive depth.
+func enterDir(k *Node, seen map[uint64]bool) error {
+	if seen[k.ref] {
+		return formatError("%s: directory reached twice (cycle or hard-linked directory)", k.Path)
 	}
+	if k.depth > MaxDepth {
+		return formatError("%s: nested deeper than %d", k.Path, MaxDepth)
+	}
+	seen[k.ref] = true
 	return nil
 }
 

@@ -26,10 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"golang.org/x/sys/unix"
 )
 
 var oracleWriter = flag.String("oracle.writer", "parker", "what makes the images under test: parker (the CLI) or mksquashfs (harness control)")
@@ -451,4 +453,73 @@ func TestOracleGoTree(t *testing.T) {
 	}
 	fx := goTree(t)
 	oracleCase(t, fx, packOpts{comp: image.Zstd}, expect{clamp: -1})
+}
+
+// TestOracleSelfCheck proves compare can fail: a copy of the small tree
+// with five planted differences must show exactly those five.
+func TestOracleSelfCheck(t *testing.T) {
+	fx := smallTree(t)
+	cp := filepath.Join(tempDir(t, "selfcheck"), "t")
+	run(t, "cp", "-a", fx.Dir, cp)
+	f, err := os.OpenFile(filepath.Join(cp, "sizes/r131072"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{'!'}, 70000)
+	f.Close()
+	old := time.Unix(1000000000, 0)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chtimes(filepath.Join(cp, "sizes/r131072"), old, old))
+	must(os.Chmod(filepath.Join(cp, "sizes/r1"), 0o604))
+	// break a hard link: a.3 becomes a copy with the same content and times
+	a3 := filepath.Join(cp, "links/a.3")
+	b := readFile(t, a3)
+	st, _ := os.Stat(a3)
+	must(os.Remove(a3))
+	must(os.WriteFile(a3, b, st.Mode()))
+	must(os.Chtimes(a3, st.ModTime(), st.ModTime()))
+	must(os.Remove(filepath.Join(cp, "symlinks/dangling")))
+	must(os.Symlink("does/not/exist2", filepath.Join(cp, "symlinks/dangling")))
+	for _, d := range []string{"links", "symlinks"} {
+		s, _ := os.Stat(filepath.Join(fx.Dir, d))
+		must(os.Chtimes(filepath.Join(cp, d), s.ModTime(), s.ModTime()))
+	}
+	// keep the mtime of the changed symlink: only its target differs
+	sl, _ := os.Lstat(filepath.Join(fx.Dir, "symlinks/dangling"))
+	ts := []syscall.Timespec{syscall.NsecToTimespec(sl.ModTime().UnixNano()), syscall.NsecToTimespec(sl.ModTime().UnixNano())}
+	must(utimesNoFollow(filepath.Join(cp, "symlinks/dangling"), ts))
+
+	v, err := lstatView("copy", cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, _ := compare(sourceView(t, fx.Dir), v, expect{clamp: -1, keepOwner: true})
+	want := []string{
+		`"links/a.3": hard link of "links/a`,
+		`"sizes/r1": mode -rw----r--, want -rw-r--r--`,
+		`"sizes/r131072": content differs`,
+		`"sizes/r131072": mtime 1000000000`,
+		`"symlinks/dangling": symlink target "does/not/exist2", want "does/not/exist"`,
+	}
+	if len(problems) != len(want) {
+		t.Errorf("compare found %d problems, want %d:\n%s", len(problems), len(want), strings.Join(problems, "\n"))
+	}
+	for _, w := range want {
+		found := false
+		for _, p := range problems {
+			found = found || strings.HasPrefix(p, w)
+		}
+		if !found {
+			t.Errorf("compare missed %s; it said:\n%s", w, strings.Join(problems, "\n"))
+		}
+	}
+}
+
+func utimesNoFollow(p string, ts []syscall.Timespec) error {
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.Timespec(ts[0]), unix.Timespec(ts[1])}, unix.AT_SYMLINK_NOFOLLOW)
 }

@@ -50,7 +50,9 @@ func main() {
 	case errors.Is(err, image.ErrNoTrailer):
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	default:
-		fmt.Fprintf(os.Stderr, "parker: %s: %v\n", self, err)
+		// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
+		// way neither the stub nor the command line can do its job.
+		fmt.Fprintf(os.Stderr, "parker: %s: %v\n", self, errnoOf(err))
 		os.Exit(exitStub)
 	}
 }

@@ -18,6 +18,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,24 +38,32 @@ const (
 	exitStub = 125
 )
 
+// runStub runs a packed file; tests replace it.
+var runStub = stub.Main
+
 func main() {
 	self, err := executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)
 		os.Exit(exitStub)
 	}
+	os.Exit(start(self, os.Args, os.Stdout, os.Stderr))
+}
+
+// start decides what this process is: a packed file (its own executable
+// carries a trailer) or the parker command.
+func start(self string, args []string, stdout, stderr io.Writer) int {
 	t, err := ownTrailer(self)
 	switch {
 	case err == nil:
-		os.Exit(stub.Main(self, t, os.Args))
+		return runStub(self, t, args)
 	case errors.Is(err, image.ErrNoTrailer):
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	default:
-		// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
-		// way neither the stub nor the command line can do its job.
-		fmt.Fprintf(os.Stderr, "parker: %s: %v\n", self, errnoOf(err))
-		os.Exit(exitStub)
+		return run(args[1:], stdout, stderr)
 	}
+	// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
+	// way neither the stub nor the command line can do its job.
+	fmt.Fprintf(stderr, "parker: %s: %v\n", self, errnoOf(err))
+	return exitStub
 }
 
 // executable returns the absolute path of the running program. Without

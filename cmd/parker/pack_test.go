@@ -258,6 +258,42 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// start runs the stub for a packed file, the command line for a plain one,
+// and exits 125 with one line for a damaged trailer.
+func TestStart(t *testing.T) {
+	fakeStub(t, 100)
+	root := mktree(t, "app")
+	out := filepath.Join(t.TempDir(), "appd")
+	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
+		t.Fatal(stderr)
+	}
+	var got *image.Trailer
+	var gotArgs []string
+	old := runStub
+	runStub = func(self string, tr *image.Trailer, args []string) int { got, gotArgs = tr, args; return 42 }
+	defer func() { runStub = old }()
+
+	var stdout, stderr bytes.Buffer
+	if code := start(out, []string{out, "a", "--b"}, &stdout, &stderr); code != 42 || got == nil || got.Target != "app" ||
+		!slices.Equal(gotArgs, []string{out, "a", "--b"}) {
+		t.Errorf("packed: %d, %+v, %q", code, got, gotArgs)
+	}
+	if code := start(filepath.Join(root, "app"), []string{"parker", "--version"}, &stdout, &stderr); code != 0 ||
+		!strings.HasPrefix(stdout.String(), "parker ") {
+		t.Errorf("plain: %d, %q", code, stdout.String())
+	}
+	data, err := os.ReadFile(out)
+	must(t, err)
+	data[len(data)-20] ^= 1
+	bad := filepath.Join(t.TempDir(), "bad")
+	must(t, os.WriteFile(bad, data, 0o755))
+	stderr.Reset()
+	if code := start(bad, []string{bad}, &stdout, &stderr); code != 125 || strings.Count(stderr.String(), "\n") != 1 ||
+		!strings.Contains(stderr.String(), "damaged parker trailer") {
+		t.Errorf("damaged: %d, %q", code, stderr.String())
+	}
+}
+
 func TestOwnTrailer(t *testing.T) {
 	fakeStub(t, 100)
 	root := mktree(t, "app")

@@ -535,7 +535,13 @@ func GenerateAssets(dir string, seed int64, total int64) (AssetStats, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0xa55e7))
 	var st AssetStats
 	var prev []content
-	sections := []string{"src", "data", "textures", "audio", "docs", "models", "vendor"}
+	// sections weighted as in a typical application's asset directory;
+	// the mean file is about 0.5 MB, so 1 GiB makes a couple of thousand
+	sections := []string{
+		"src", "src", "src", "src", "src", "src", "src", "docs", "docs",
+		"vendor", "vendor", "vendor", "data", "data", "data",
+		"textures", "textures", "textures", "audio", "models",
+	}
 	for st.Bytes < total {
 		sec := sections[rng.IntN(len(sections))]
 		d := filepath.Join(dir, sec, fmt.Sprintf("g%02d", rng.IntN(20)), fmt.Sprintf("p%02d", rng.IntN(8)))
@@ -549,14 +555,17 @@ func GenerateAssets(dir string, seed int64, total int64) (AssetStats, error) {
 			c = content{kind: 't', size: 200 + rng.Int64N(60<<10)}
 			ext = map[string]string{"src": ".go", "docs": ".md", "vendor": ".c"}[sec]
 		case "data":
-			c = content{kind: 't', size: 1<<10 + rng.Int64N(2<<20)}
+			c = content{kind: 't', size: 1<<10 + rng.Int64N(1<<20)}
 			ext = ".json"
-		case "textures", "audio":
-			c = content{kind: 'r', size: 16<<10 + rng.Int64N(3<<20)}
-			ext = map[string]string{"textures": ".png", "audio": ".ogg"}[sec]
+		case "textures":
+			c = content{kind: 'r', size: 16<<10 + rng.Int64N(1500<<10)}
+			ext = ".png"
+		case "audio":
+			c = content{kind: 'r', size: 100<<10 + rng.Int64N(2<<20)}
+			ext = ".ogg"
 		case "models":
 			// weights: random regions between long zero runs
-			sz := 1<<20 + rng.Int64N(16<<20)
+			sz := 1<<20 + rng.Int64N(7<<20)
 			c = content{kind: 's', size: sz, regions: [][2]int64{{0, sz / 3}, {sz / 2, sz / 4}}}
 			ext = ".bin"
 		}

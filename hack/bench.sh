@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# hack/bench.sh: parker's pack benchmark (make bench, after make build).
+#
+# Packs (i) a copy of /usr/local/go and (ii) a generated 1 GiB asset tree
+# (tests/treegen via hack/gentree) with bin/parker and with mksquashfs at the
+# same compression and level (zstd 3, gzip 6; mksquashfs -processors = the
+# core count), RUNS times each with a warm page cache, and prints a Markdown
+# table for the README on stdout: median wall time, payload size, size ratio
+# parker/mksquashfs and peak RSS (the largest of the runs), plus the stub
+# size. Progress goes to stderr.
+#
+# Sections are functions (section_*) so more can be added (start-up time);
+# choose with SECTIONS="stub go assets". Environment:
+#   RUNS=3             runs per measurement (the median is reported)
+#   BENCH_DIR=DIR      where trees and images go (default: a temp dir, removed)
+#   ASSET_BYTES=N      size of the asset tree (default 1 GiB)
+#   GO_TREE=DIR        tree to copy for section go (default /usr/local/go)
+#   PARKER=bin/parker  the parker under test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+ASSET_BYTES=${ASSET_BYTES:-1073741824}
+GO_TREE=${GO_TREE:-/usr/local/go}
+PARKER=${PARKER:-$PWD/bin/parker}
+SECTIONS=${SECTIONS:-stub go assets}
+NPROC=$(nproc)
+TIME=/usr/bin/time
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+[ -x "$PARKER" ] || die "$PARKER missing: run make build (make bench does)"
+command -v mksquashfs >/dev/null || die "mksquashfs missing: run hack/deps.sh"
+[ -x "$TIME" ] || die "$TIME (GNU time) missing: run hack/deps.sh"
+
+if [ -n "${BENCH_DIR:-}" ]; then
+	mkdir -p "$BENCH_DIR"
+	WORK=$BENCH_DIR
+else
+	WORK=$(mktemp -d /var/tmp/parker-bench.XXXXXX)
+	trap 'rm -rf "$WORK"' EXIT
+fi
+
+# median: the middle of the numbers on stdin (lower middle for even counts).
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+maxof() { sort -g | tail -n1; }
+
+# measure OUT CMD...: runs CMD RUNS times (OUT removed before each run) and
+# sets M_TIME (median seconds) and M_RSS (peak RSS, KiB, largest run).
+measure() {
+	local out=$1; shift
+	local times=() rss=() i line
+	for ((i = 1; i <= RUNS; i++)); do
+		rm -f "$out"
+		line=$("$TIME" -f '%e %M' "$@" 2>&1 >/dev/null | tail -n1) || die "failed: $* ($line)"
+		times+=("${line% *}")
+		rss+=("${line#* }")
+		log "  run $i: ${line% *} s, ${line#* } KiB: $1 ${*: -2}"
+	done
+	M_TIME=$(printf '%s\n' "${times[@]}" | median)
+	M_RSS=$(printf '%s\n' "${rss[@]}" | maxof)
+}
+
+# json_field FILE KEY: a number field of `parker inspect --json`.
+json_field() {
+	"$PARKER" inspect --json "$1" | sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p"
+}
+
+# warm DIR: read every file once so all runs start with a warm page cache.
+warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
+
+human() { awk -v b="$1" 'BEGIN { split("B KiB MiB GiB", u); i = 1; while (b >= 1024 && i < 4) { b /= 1024; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'; }
+
+ROWS=()
+
+# bench_tree NAME DIR TARGET: parker vs mksquashfs, zstd 3 and gzip 6.
+bench_tree() {
+	local name=$1 dir=$2 target=$3 files bytes
+	files=$(find "$dir" -type f | wc -l)
+	bytes=$(du -sb --apparent-size "$dir" | cut -f1)
+	log "$name: $files files, $(human "$bytes"); warming the page cache"
+	warm "$dir"
+	local comp level pt pr ps mt mr ms
+	for comp in zstd:3 gzip:6; do
+		level=${comp#*:}
+		comp=${comp%:*}
+		log "$name: parker --compression $comp --level $level"
+		measure "$WORK/p.out" "$PARKER" -q -C "$dir" -o "$WORK/p.out" --compression "$comp" --level "$level" "$target"
+		pt=$M_TIME pr=$M_RSS
+		ps=$(json_field "$WORK/p.out" size)
+		log "$name: mksquashfs -comp $comp -Xcompression-level $level -processors $NPROC"
+		measure "$WORK/m.sqfs" mksquashfs "$dir" "$WORK/m.sqfs" -noappend -quiet -comp "$comp" -Xcompression-level "$level" -processors "$NPROC"
+		mt=$M_TIME mr=$M_RSS
+		ms=$(stat -c %s "$WORK/m.sqfs")
+		ROWS+=("$(printf '| %s | %s %s | %.2f s | %.2f s | %s | %s | %.3f | %d MB | %d MB |' \
+			"$name" "$comp" "$level" "$pt" "$mt" "$(human "$ps")" "$(human "$ms")" \
+			"$(awk -v a="$ps" -v b="$ms" 'BEGIN { print a / b }')" $((pr / 1024)) $((mr / 1024)))")
+		rm -f "$WORK/p.out" "$WORK/m.sqfs"
+	done
+	TREES+=("$name: $files files, $(human "$bytes")")
+}
+
+section_stub() {
+	local d=$WORK/stubtree
+	mkdir -p "$d"
+	printf '#!/bin/sh\necho hi\n' >"$d/run"
+	chmod +x "$d/run"
+	"$PARKER" -q -C "$d" -o "$WORK/stub.out" run
+	STUB_SIZE=$(json_field "$WORK/stub.out" stub_size)
+	STUB_OFFSET=$(json_field "$WORK/stub.out" offset)
+	log "stub: $STUB_SIZE bytes, payload offset $STUB_OFFSET"
+	rm -rf "$d" "$WORK/stub.out"
+}
+
+section_go() {
+	local d=$WORK/go
+	log "copying $GO_TREE"
+	rm -rf "$d"
+	cp -a "$GO_TREE" "$d"
+	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
+	chmod +x "$d/run.sh"
+	bench_tree "copy of $GO_TREE" "$d" run.sh
+	rm -rf "$d"
+}
+
+section_assets() {
+	local d=$WORK/assets
+	log "generating a $(human "$ASSET_BYTES") asset tree"
+	rm -rf "$d"
+	"${GO:-go}" run ./hack/gentree -seed 1 -assets "$ASSET_BYTES" "$d"
+	printf '#!/bin/sh\necho assets\n' >"$d/run.sh"
+	chmod +x "$d/run.sh"
+	bench_tree "asset tree ($(human "$ASSET_BYTES"), generated)" "$d" run.sh
+	rm -rf "$d"
+}
+
+TREES=()
+STUB_SIZE=
+start=$(date +%s)
+for s in $SECTIONS; do
+	declare -F "section_$s" >/dev/null || die "unknown section $s"
+	"section_$s"
+done
+
+echo "### Pack benchmark"
+echo
+echo "$(date -u +%Y-%m-%d), $NPROC cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), $("$PARKER" --version 2>&1 | head -n1), $(mksquashfs -version 2>&1 | head -n1); median of $RUNS runs, warm page cache. Size is the squashfs payload (parker: trailer size; mksquashfs: image file). RSS is the peak resident set (GNU time %M, largest run)."
+echo
+for t in "${TREES[@]}"; do echo "- $t"; done
+[ ${#TREES[@]} -gt 0 ] && echo
+if [ ${#ROWS[@]} -gt 0 ]; then
+	echo "| tree | compression | parker time | mksquashfs time | parker size | mksquashfs size | size ratio | parker RSS | mksquashfs RSS |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${ROWS[@]}"
+	echo
+fi
+if [ -n "$STUB_SIZE" ]; then
+	echo "Stub (bytes before the payload, bin/parker): $STUB_SIZE bytes ($(human "$STUB_SIZE")); payload offset $STUB_OFFSET."
+fi
+log "done in $(($(date +%s) - start)) s"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -161,4 +162,51 @@ func jsonString(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// WriteText prints in as aligned "key: value" lines, the same keys as JSON.
+func (in *Info) WriteText(w io.Writer) {
+	line := func(k, format string, a ...any) {
+		fmt.Fprintf(w, "%-15s %s\n", k+":", fmt.Sprintf(format, a...))
+	}
+	line("file", "%s (%d bytes)", in.File, in.FileSize)
+	line("format_version", "%d", in.FormatVersion)
+	line("target", "%s", in.Target)
+	line("stub_size", "%d (%s)", in.StubSize, HumanBytes(int64(in.StubSize)))
+	line("offset", "%d", in.Offset)
+	line("size", "%d (%s)", in.Size, HumanBytes(int64(in.Size)))
+	switch {
+	case !in.Verified:
+		line("digest", "%s", in.Digest)
+	case in.DigestOK:
+		line("digest", "%s (verified)", in.Digest)
+	default:
+		line("digest", "%s (MISMATCH: the payload is damaged)", in.Digest)
+	}
+	line("compression", "%s", in.Compression)
+	line("level", "%d", in.Level)
+	line("block_size", "%d (%s)", in.BlockSize, HumanBytes(int64(in.BlockSize)))
+	line("keep_owner", "%t", in.KeepOwner)
+	line("created_by", "%s", in.CreatedBy)
+	if in.HaveImage {
+		line("files", "%d", in.Inodes)
+		line("mtime", "%d (%s)", in.ModTime, time.Unix(in.ModTime, 0).UTC().Format(time.RFC3339))
+	} else {
+		line("files", "unknown (image unreadable: %s)", in.ImageError)
+	}
+	line("mount", "mount -o loop,ro,offset=%d %s DIR", in.Offset, in.File)
+}
+
+// HumanBytes formats n in binary units with one decimal: 4.1 MiB.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

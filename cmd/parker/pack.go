@@ -267,7 +267,10 @@ func (j *job) run(c *config) error {
 	}
 	u.stage("digest", stage, "sha256:"+hex.EncodeToString(tr.Digest[:]))
 
-	// 5. Trailer, exact length, mode, fsync, rename.
+	// 5. Trailer, exact length, mode, rename. No fsync, as with a compiler's
+	// output: the rename already makes the file appear whole or not at all
+	// to every other process, and syncing cost 15% of a 1 GiB pack. Write
+	// errors of file systems that report them late (NFS) surface at Close.
 	stage = time.Now()
 	b, err := tr.MarshalBinary()
 	if err != nil {
@@ -283,13 +286,9 @@ func (j *job) run(c *config) error {
 	if err := tmp.Chmod(0o755); err != nil {
 		return j.writeErr(c.output, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return j.writeErr(c.output, err)
-	}
 	if err := j.commit(out); err != nil {
 		return j.writeErr(c.output, err)
 	}
-	syncDir(outDir)
 	u.stage("commit", stage, fmt.Sprintf("%s, %s", c.output, humanBytes(end+int64(len(b)))))
 
 	if !c.quiet {
@@ -387,15 +386,6 @@ func outputPath(output string) (string, error) {
 		return "", fmt.Errorf("write %s: %w", output, errnoOf(err))
 	}
 	return filepath.Join(real, name), nil
-}
-
-// syncDir makes the rename durable. Failure is harmless to correctness
-// (the file is complete either way), so it is not reported.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func splitRel(rel string) (dir, base string) {

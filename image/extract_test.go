@@ -198,3 +198,49 @@ func TestExtractCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryCycle points a subdirectory's entry at the root inode: Walk
+// and Extract must report ErrFormat instead of recursing forever.
+func TestDirectoryCycle(t *testing.T) {
+	needMksquashfs(t)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.MkdirAll(filepath.Join(src, "a", "loopdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "a", "loopdir", "f"), []byte("x"), 0o644)
+	img, err := os.ReadFile(packMksquashfs(t, src, "-noI", "-noD", "-noF", "-noX"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := img[r.dirStart:r.dirEnd]
+	i := bytes.Index(dir, []byte("loopdir"))
+	if i < dirEntrySize || bytes.Count(dir, []byte("loopdir")) != 1 {
+		t.Fatal("entry not found")
+	}
+	// dirEntry: offset u16 first. Every inode of this tiny image is in the
+	// first inode block, so the header's block already matches the root's.
+	rootBlock, rootOff := splitInodeRef(r.sb.RootInode)
+	if rootBlock != 0 {
+		t.Skip("root inode not in the first inode block")
+	}
+	dir[i-dirEntrySize] = byte(rootOff)
+	dir[i-dirEntrySize+1] = byte(rootOff >> 8)
+	r, err = NewReader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Walk(func(*Node) error { return nil }); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("Walk: %v, want a cycle error", err)
+	}
+	if err := r.Extract(filepath.Join(t.TempDir(), "out"), ExtractOptions{}); !errors.Is(err, ErrFormat) {
+		t.Errorf("Extract: %v, want ErrFormat", err)
+	}
+	// Lookup goes round the loop only as far as the path says.
+	if n, err := r.Lookup("a/loopdir/a/loopdir/a"); err != nil || !n.IsDir() {
+		t.Errorf("Lookup through the loop: %v, %v", n, err)
+	}
+}

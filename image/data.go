@@ -121,6 +121,7 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 	st := &dataStats{}
 	var serr error
 	var filesDone int
+	var partial int64 // input bytes of the file being stored, for Progress
 	put := func(b []byte) {
 		if b != nil {
 			b = b[:0]
@@ -142,6 +143,10 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 		switch it.kind {
 		case blockItem:
 			fd := it.fd
+			partial += int64(bs)
+			if w.opt.Progress != nil {
+				w.opt.Progress(filesDone, st.input+partial)
+			}
 			if len(fd.sizes) == 0 {
 				fd.start, fd.startPos = uint64(out.pos), out.pos
 			}
@@ -175,6 +180,7 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 				st.dups++
 			}
 			st.input += it.size
+			partial = 0
 			filesDone++
 			if w.opt.Progress != nil {
 				w.opt.Progress(filesDone, st.input)

@@ -44,7 +44,8 @@ type Options struct {
 	// in the tree, so output stays deterministic.
 	ClampTime int64
 	// Progress, when set, is called from the writing goroutine after each
-	// file's data is stored, with running totals of entries and input bytes.
+	// stored block and each completed file, with the number of regular
+	// files completed and the input bytes stored so far.
 	Progress func(files int, bytes int64)
 }
 

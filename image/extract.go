@@ -368,8 +368,12 @@ func (x *extractor) file(dirfd int, k *Node) error {
 		if err != nil {
 			return nil
 		}
-		if err := unix.Ftruncate(fd, k.Size); err != nil {
-			return pathErr("truncate", k, err)
+		// Only a trailing hole leaves the file short: every block written
+		// had exactly its expected length.
+		if f.chunks > 0 && f.sparse(f.chunks-1) {
+			if err := unix.Ftruncate(fd, k.Size); err != nil {
+				return pathErr("truncate", k, err)
+			}
 		}
 		return x.attrs(fd, k)
 	})

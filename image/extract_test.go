@@ -19,6 +19,7 @@ func TestExtract(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := openTestImage(t, packMksquashfs(t, tree.root, c.args...))
 			out := filepath.Join(t.TempDir(), "out") // does not exist yet
+			makeRemovable(t, out)
 			var warnings []string
 			opt := ExtractOptions{Workers: 1 + i%3, KeepOwner: true, Warn: func(s string) { warnings = append(warnings, s) }}
 			if err := r.Extract(out, opt); err != nil {

@@ -97,6 +97,7 @@ func buildSourceTree(t testing.TB, big bool) sourceTree {
 		must(os.Chmod(p, mode))
 	}
 	must(os.MkdirAll(root, 0o755))
+	makeRemovable(t, root)
 	bs := testBlockSize
 	write("empty", nil, 0o644)
 	write("one", []byte("x"), 0o644)
@@ -110,7 +111,11 @@ func buildSourceTree(t testing.TB, big bool) sourceTree {
 	write("zeros", make([]byte, 2*bs+100), 0o644)
 	write("setuid", []byte("#!/bin/sh\n"), 0o4755|fs.ModeSetuid)
 	must(os.Chmod(filepath.Join(root, "setuid"), 0o755|fs.ModeSetuid|fs.ModeSetgid))
-	write("noperm", []byte("secret"), 0)
+	if os.Geteuid() == 0 {
+		write("noperm", []byte("secret"), 0)
+	} else {
+		write("noperm", []byte("secret"), 0o400) // we could not read 0000 back
+	}
 
 	// Sparse: a hole, data in the middle, a trailing hole set by Truncate.
 	sp, err := os.Create(filepath.Join(root, "sparse"))
@@ -188,6 +193,19 @@ func buildSourceTree(t testing.TB, big bool) sourceTree {
 		must(unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	return tree
+}
+
+// makeRemovable makes sure t.TempDir's cleanup can delete root even when
+// not root: the tree has 0555 and 0500 directories.
+func makeRemovable(t testing.TB, root string) {
+	t.Cleanup(func() {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+	})
 }
 
 // openTestImage opens path with a Reader.

@@ -265,7 +265,7 @@ type task struct {
 	run   func(buf []byte) ([]byte, error)
 	sink  func(out []byte, err error) error
 	out   []byte
-	buf   []byte
+	buf   *[]byte // from the pool, returned after sink
 	err   error
 	ready chan struct{}
 }
@@ -278,7 +278,7 @@ func newPipeline(workers, bufSize int) *pipeline {
 		work:  make(chan *task, workers),
 		order: make(chan *task, 2*workers),
 		done:  make(chan struct{}),
-		pool:  &sync.Pool{New: func() any { return make([]byte, bufSize) }},
+		pool:  &sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }},
 	}
 	for i := 0; i < workers; i++ {
 		p.wg.Add(1)
@@ -306,8 +306,8 @@ func (p *pipeline) worker() {
 	defer p.wg.Done()
 	for t := range p.work {
 		if t.run != nil && p.failed() == nil {
-			t.buf = p.pool.Get().([]byte)
-			t.out, t.err = t.run(t.buf[:0])
+			t.buf = p.pool.Get().(*[]byte)
+			t.out, t.err = t.run((*t.buf)[:0])
 		}
 		close(t.ready)
 	}
@@ -327,7 +327,7 @@ func (p *pipeline) consume() {
 			}
 		}
 		if t.buf != nil {
-			p.pool.Put(t.buf) //nolint:staticcheck // slices are fine in a pool here
+			p.pool.Put(t.buf)
 		}
 	}
 }

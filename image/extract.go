@@ -46,12 +46,16 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	if names, _ := d.Readdirnames(1); len(names) > 0 {
 		return fmt.Errorf("extract: %s is not empty", dir)
 	}
+	seen := map[uint64]bool{}
+	if err := enterDir(root, seen); err != nil {
+		return err
+	}
 	x := &extractor{
 		r:     r,
 		opt:   opt,
 		root:  int(d.Fd()),
 		links: make(map[uint64]string),
-		seen:  map[uint64]bool{root.ref: true},
+		seen:  seen,
 		priv:  os.Geteuid() == 0,
 		p:     newPipeline(opt.Workers, int(r.sb.BlockSize)),
 	}
@@ -80,7 +84,7 @@ type extractor struct {
 	opt   ExtractOptions
 	root  int               // fd of the destination directory
 	links map[uint64]string // inode ref -> path first extracted to ("" if skipped)
-	seen  map[uint64]bool   // directory inode refs entered
+	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices and chown
 	p     *pipeline
 	late  []*Node // directories whose mode is applied at the end

@@ -224,7 +224,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 			return nil, formatError("id block %d at %d, past its index", i, idIndex[i])
 		}
 		c := rd.cursor(int64(idIndex[i]), 0, int64(sb.IDTableStart))
-		n := min(int(sb.IDCount)-len(rd.ids), MetadataSize/idEntrySize)
+		n := min(int(sb.IDCount)-len(rd.ids), idsPerMetablock)
 		b := c.read(n * idEntrySize)
 		if c.err != nil {
 			return nil, fmt.Errorf("id table: %w", c.err)
@@ -779,7 +779,10 @@ func (r *Reader) Walk(fn func(n *Node) error) error {
 	if err != nil {
 		return err
 	}
-	seen := map[uint64]bool{root.ref: true}
+	seen := map[uint64]bool{}
+	if err := enterDir(root, seen); err != nil {
+		return err
+	}
 	return r.walk(root, seen, fn)
 }
 
@@ -814,15 +817,25 @@ func (r *Reader) eachChild(dir *Node, fn func(*Node) error) error {
 }
 
 // enterDir records that directory k is being entered, refusing a second
-// visit and excessive depth.
+// visit and excessive depth. Directories are keyed by inode number and, when
+// not empty, by where their listing starts: a hostile image could otherwise
+// give many inodes (or many names) the same listing and make a small image
+// expand exponentially, each level doubling the one below. Empty
+// directories may share a listing position (mksquashfs writes nothing for
+// them).
 func enterDir(k *Node, seen map[uint64]bool) error {
-	if seen[k.ref] {
+	const listingKey = 1 << 63
+	lk := listingKey | uint64(k.dirBlock)<<16 | uint64(k.dirOffset)
+	if seen[uint64(k.Inode)] || k.dirSize > dirSizeBias && seen[lk] {
 		return formatError("%s: directory reached twice (cycle or hard-linked directory)", k.Path)
 	}
 	if k.depth > MaxDepth {
 		return formatError("%s: nested deeper than %d", k.Path, MaxDepth)
 	}
-	seen[k.ref] = true
+	seen[uint64(k.Inode)] = true
+	if k.dirSize > dirSizeBias {
+		seen[lk] = true
+	}
 	return nil
 }
 
@@ -859,11 +872,12 @@ func (c *fragCache) put(i uint32, b []byte) {
 
 // scratch returns a BlockSize buffer for stored bytes; release with
 // r.src.Put.
-func (r *Reader) scratch() []byte {
-	if b, ok := r.src.Get().([]byte); ok {
+func (r *Reader) scratch() *[]byte {
+	if b, ok := r.src.Get().(*[]byte); ok {
 		return b
 	}
-	return make([]byte, r.sb.BlockSize)
+	b := make([]byte, r.sb.BlockSize)
+	return &b
 }
 
 // dataBlock reads the data or fragment block stored at pos with size word
@@ -882,13 +896,14 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 			return nil, formatError("data block at %d: %v", pos, err)
 		}
 	} else {
-		src := r.scratch()
-		defer r.src.Put(src) //nolint:staticcheck
-		if _, err := r.r.ReadAt(src[:n], int64(pos)); err != nil {
+		sp := r.scratch()
+		defer r.src.Put(sp)
+		src := (*sp)[:n]
+		if _, err := r.r.ReadAt(src, int64(pos)); err != nil {
 			return nil, formatError("data block at %d: %v", pos, err)
 		}
 		var err error
-		if out, err = r.dec.decompress(dst, src[:n]); err != nil {
+		if out, err = r.dec.decompress(dst, src); err != nil {
 			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 	}

@@ -499,51 +499,90 @@ func TestRunUnprivileged(t *testing.T) {
 // session's foreground job: the target keeps the terminal (same process
 // group, which is the foreground one), reads from it, and a ^C reaches it
 // exactly once.
+// term is the master side of a pseudo-terminal, read in the background so
+// a test never blocks on it.
+type term struct {
+	*os.File
+	ch  chan []byte
+	buf []byte // read but not yet consumed
+}
+
+// onPty starts the packed file f with args on a new pseudo-terminal, as the
+// foreground job of its own session, and returns the terminal's master.
+func onPty(t *testing.T, f string, args ...string) (*term, *exec.Cmd) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("SKIP: no /dev/ptmx: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := exec.Command(f, args...)
+	c.Stdin, c.Stdout, c.Stderr = s, s, s
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tm := &term{File: m, ch: make(chan []byte, 64)}
+	go func() {
+		defer close(tm.ch)
+		for {
+			b := make([]byte, 4096)
+			n, err := m.Read(b)
+			if n > 0 {
+				tm.ch <- b[:n]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return tm, c
+}
+
+// readUntil consumes the terminal's output up to and including want (10 s
+// at most) and returns it.
+func readUntil(t *testing.T, m *term, want string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		if i := bytes.Index(m.buf, []byte(want)); i >= 0 {
+			out := string(m.buf[:i+len(want)])
+			m.buf = m.buf[i+len(want):]
+			return out
+		}
+		select {
+		case b, ok := <-m.ch:
+			if !ok {
+				t.Fatalf("terminal closed while waiting for %q; got %q", want, m.buf)
+			}
+			m.buf = append(m.buf, b...)
+		case <-timeout:
+			t.Fatalf("waiting for %q on the terminal: got %q", want, m.buf)
+		}
+	}
+}
+
 func TestRunTerminal(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
-	run := func(args ...string) (*os.File, *exec.Cmd) {
-		m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			t.Skipf("SKIP: no /dev/ptmx: %v", err)
-		}
-		if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-			t.Fatal(err)
-		}
-		n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		c := exec.Command(f, args...)
-		c.Stdin, c.Stdout, c.Stderr = s, s, s
-		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return m, c
-	}
-	readUntil := func(m *os.File, want string) string {
-		var got []byte
-		buf := make([]byte, 256)
-		deadline := time.Now().Add(10 * time.Second)
-		m.SetReadDeadline(deadline)
-		for !bytes.Contains(got, []byte(want)) {
-			n, err := m.Read(buf)
-			got = append(got, buf[:n]...)
-			if err != nil {
-				t.Fatalf("reading the terminal for %q: %v; got %q", want, err, got)
-			}
-		}
-		return string(got)
-	}
+	run := func(args ...string) (*term, *exec.Cmd) { return onPty(t, f, args...) }
+	readUntil := func(m *term, want string) string { return readUntil(t, m, want) }
 
 	m, c := run("tty")
 	out := readUntil(m, "tpgrp=")
+	out += readUntil(m, "\n")
 	m.Write([]byte("typed\n"))
 	out += readUntil(m, "read=typed")
 	c.Wait()
@@ -559,6 +598,7 @@ func TestRunTerminal(t *testing.T) {
 	readUntil(m, "ready")
 	m.Write([]byte{3}) // ^C
 	out = readUntil(m, "count=")
+	out += readUntil(m, "\n")
 	c.Wait()
 	m.Close()
 	if !strings.Contains(out, "count=1") {
@@ -685,24 +725,7 @@ func TestRunExampleCService(t *testing.T) {
 // the program's dependencies.
 func TestRunExamplePython(t *testing.T) {
 	needRoot(t, "running a packed file")
-	py := "/usr/bin/python3.11"
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("SKIP: %s not installed: %v", py, err)
-	}
-	wd := tempDir(t, "pyexample")
-	run(t, "cp", py, filepath.Join(wd, "python"))
-	src, err := os.ReadFile(filepath.Join("testdata", "run", "server.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(wd, "server.py"), src, 0o644)
-	os.WriteFile(filepath.Join(wd, "foo.txt"), []byte("foo\n"), 0o644)
-	os.WriteFile(filepath.Join(wd, "bar.png"), []byte("\x89PNG\r\n\x1a\nnot really\n"), 0o644)
-	// Pack in place, as the README does (cd WORKDIR && parker python),
-	// then ship pythond alone to a fresh directory.
-	f := runPack(t, wd, "python", filepath.Join(wd, "pythond"))
-	host := tempDir(t, "pyhost")
-	run(t, "mv", f, filepath.Join(host, "pythond"))
+	host := pythonPacked(t)
 	before := snapshot(t, host)
 	port := freePort(t)
 	c := exec.Command("./pythond", "server.py", strconv.Itoa(port))
@@ -726,6 +749,70 @@ func TestRunExamplePython(t *testing.T) {
 	c.Wait()
 	t.Logf("python example: listing served on 127.0.0.1:%d; stopped by SIGINT: %v", port, c.ProcessState)
 	sameTraces(t, before, host)
+}
+
+// TestRunInteractivePython: python's REPL, packed, on a terminal, behaves
+// as if run directly: prompts, evaluates, takes ^C as one
+// KeyboardInterrupt, exits on exit().
+func TestRunInteractivePython(t *testing.T) {
+	needRoot(t, "running a packed file")
+	host := pythonPacked(t)
+	m, c := onPty(t, filepath.Join(host, "pythond"), "-q")
+	defer c.Process.Kill()
+	readUntil(t, m, ">>> ")
+	m.Write([]byte("print(6*7)\n"))
+	readUntil(t, m, "42")
+	readUntil(t, m, ">>> ")
+	m.Write([]byte("import time; time.sleep(30)\n"))
+	time.Sleep(300 * time.Millisecond)
+	m.Write([]byte{3}) // ^C
+	out := readUntil(t, m, ">>> ")
+	if strings.Count(out, "KeyboardInterrupt") != 1 {
+		t.Errorf("^C: want one KeyboardInterrupt, got %q", out)
+	}
+	m.Write([]byte("exit(5)\n"))
+	c.Wait()
+	if c.ProcessState.ExitCode() != 5 {
+		t.Errorf("exit(5): caller saw %v", c.ProcessState)
+	}
+}
+
+var (
+	pyOnce sync.Once
+	pyHost string
+)
+
+// pythonPacked packs the README's python example once and returns the
+// directory holding pythond alone.
+func pythonPacked(t *testing.T) string {
+	t.Helper()
+	py := "/usr/bin/python3.11"
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("SKIP: %s not installed: %v", py, err)
+	}
+	pyOnce.Do(func() { pyHost = packPython(t, py) })
+	if pyHost == "" {
+		t.Fatal("packing the python example failed earlier")
+	}
+	return pyHost
+}
+
+func packPython(t *testing.T, py string) string {
+	wd := tempDir(t, "pyexample")
+	run(t, "cp", py, filepath.Join(wd, "python"))
+	src, err := os.ReadFile(filepath.Join("testdata", "run", "server.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(wd, "server.py"), src, 0o644)
+	os.WriteFile(filepath.Join(wd, "foo.txt"), []byte("foo\n"), 0o644)
+	os.WriteFile(filepath.Join(wd, "bar.png"), []byte("\x89PNG\r\n\x1a\nnot really\n"), 0o644)
+	// Pack in place, as the README does (cd WORKDIR && parker python),
+	// then ship pythond alone to a fresh directory.
+	f := runPack(t, wd, "python", filepath.Join(wd, "pythond"))
+	host := tempDir(t, "pyhost")
+	run(t, "mv", f, filepath.Join(host, "pythond"))
+	return host
 }
 
 // TestRunOddDirectory: the directory holding TARGETd may have any name;

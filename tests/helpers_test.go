@@ -234,12 +234,12 @@ func smallTree(t testing.TB) *fixture {
 }
 
 // fullTree: the tree: 20,000 entries in one directory, 64 levels,
-// a 5 GiB sparse file, plus everything of smallTree.
+// a 5 GiB sparse file, (as root) 2,500 owners, plus everything of smallTree.
 func fullTree(t testing.TB) *fixture {
 	return fullOnce.get(t, func() (*fixture, error) {
 		return genTree(t, "full", 2, treegen.Options{
 			Special: true, Root: os.Geteuid() == 0,
-			Wide: 20000, Depth: 64, HugeSparse: 5 << 30,
+			Wide: 20000, Depth: 64, HugeSparse: 5 << 30, Owners: 2500,
 		})
 	})
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// device nodes (with Special), owners other than the caller's, a 0000
 	// directory with content.
 	Root bool
+	// Owners, with Root and Wide, gives this many distinct uids and gids to
+	// entries of wide/ (more than 2048 spills the id table over two
+	// metadata blocks).
+	Owners int
 	// Shuffle creates the entries in a seed-independent shuffled order
 	// (the result is otherwise identical).
 	Shuffle bool
@@ -185,6 +189,11 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	p.symlink("links/sym", "a")
 	p.hardlink("links/sym.2", "links/sym")
 	p.random("links/lonely", 5000) // same size as links/a, not a link
+	p.dir("links/many")
+	p.random("links/many/00", 3000)
+	for i := 1; i < 40; i++ {
+		p.hardlink(fmt.Sprintf("links/many/%02d", i), "links/many/00")
+	}
 
 	p.dir("symlinks")
 	p.symlink("symlinks/relative", "../sizes/r1")
@@ -194,6 +203,7 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	p.symlink("symlinks/dot", ".")
 	p.symlink("symlinks/self-loop", "self-loop")
 	p.symlink("symlinks/long", strings.Repeat("long/", 200)+"end")
+	p.symlink("symlinks/max", strings.Repeat("m/", 2047)+"x") // 4095 bytes, PATH_MAX - 1
 	p.symlink("symlinks/bytes", "tar\x80get-\xff")
 	p.symlink("symlinks/unicode", "日本/ö")
 
@@ -256,10 +266,12 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 		p.dir("special")
 		p.add(&node{path: "special/fifo", kind: 'p', mode: 0o640})
 		p.add(&node{path: "special/socket", kind: 's', mode: 0o755})
+		p.hardlink("special/fifo.2", "special/fifo")
 		if opt.Root {
 			p.add(&node{path: "special/null", kind: 'c', mode: 0o666, rdev: unix.Mkdev(1, 3)})
 			p.add(&node{path: "special/bigdev", kind: 'c', mode: 0o600, rdev: unix.Mkdev(300, 70000)})
 			p.add(&node{path: "special/loop", kind: 'b', mode: 0o660, rdev: unix.Mkdev(7, 200)})
+			p.hardlink("special/null.2", "special/null")
 		}
 	}
 
@@ -286,7 +298,10 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 			case i%97 == 0:
 				p.symlink(name, fmt.Sprintf("entry-%05d", i+1))
 			default:
-				p.random(name, int64(p.rng.IntN(64)))
+				n := p.random(name, int64(p.rng.IntN(64)))
+				if opt.Root && opt.Owners > 0 {
+					n.uid, n.gid = 5000+i%opt.Owners, 90000+(i*7)%opt.Owners
+				}
 			}
 		}
 	}

@@ -835,3 +835,27 @@ func TestRunOddDirectory(t *testing.T) {
 		t.Errorf("PARKER_ROOT: %q (stderr %q)", r.Stdout, r.Stderr)
 	}
 }
+
+// TestRunJobControl: in an interactive shell, ^Z stops the packed job
+// (the packed file and its target together), fg resumes it, and ^C ends
+// it as it would end the target run directly ($? = 130).
+func TestRunJobControl(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	m, c := onPty(t, "/bin/bash", "--norc", "--noprofile", "-i")
+	defer c.Process.Kill()
+	m.Write([]byte("PS1='$ '; " + f + " sleep 20000\n"))
+	time.Sleep(700 * time.Millisecond)
+	m.Write([]byte{26}) // ^Z
+	readUntil(t, m, "Stopped")
+	m.Write([]byte("fg\n"))
+	time.Sleep(500 * time.Millisecond)
+	m.Write([]byte{3}) // ^C
+	m.Write([]byte("echo R$((1+1))C=$?\n")) // the echoed line must not match
+	readUntil(t, m, "R2C=")
+	if out := readUntil(t, m, "\n"); strings.TrimSpace(out) != "130" {
+		t.Errorf("after ^C: $? = %q, want 130", out)
+	}
+	m.Write([]byte("exit\n"))
+	c.Wait()
+}

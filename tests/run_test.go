@@ -850,7 +850,7 @@ func TestRunJobControl(t *testing.T) {
 	readUntil(t, m, "Stopped")
 	m.Write([]byte("fg\n"))
 	time.Sleep(500 * time.Millisecond)
-	m.Write([]byte{3}) // ^C
+	m.Write([]byte{3})                      // ^C
 	m.Write([]byte("echo R$((1+1))C=$?\n")) // the echoed line must not match
 	readUntil(t, m, "R2C=")
 	if out := readUntil(t, m, "\n"); strings.TrimSpace(out) != "130" {

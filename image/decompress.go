@@ -2,10 +2,12 @@ package image
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/crc64"
 	"io"
 	"runtime"
 	"sync"
@@ -158,6 +160,10 @@ const (
 	xzFilterLZMA2     = 0x21
 	xzBlockFlagsSizes = 0xc0 // compressed / uncompressed size fields present
 	xzBlockFlagsRsvd  = 0x3c
+	xzCheckNone       = 0x00
+	xzCheckCRC32      = 0x01
+	xzCheckCRC64      = 0x04
+	xzCheckSHA256     = 0x0a
 )
 
 // xzDecompressor decodes the single-block xz streams mksquashfs writes
@@ -170,11 +176,12 @@ const (
 type xzDecompressor struct{}
 
 func (xzDecompressor) decompress(dst, src []byte) ([]byte, error) {
-	body, err := xzBlockData(src)
+	body, hlen, check, err := xzBlockData(src)
 	if err != nil {
 		return nil, err
 	}
-	lr, err := lzma.Reader2Config{DictCap: max(cap(dst), lzma.MinDictCap)}.NewReader2(bytes.NewReader(body))
+	br := bytes.NewReader(body)
+	lr, err := lzma.Reader2Config{DictCap: max(cap(dst), lzma.MinDictCap)}.NewReader2(br)
 	if err != nil {
 		return nil, errCorrupt("xz", err)
 	}
@@ -182,30 +189,68 @@ func (xzDecompressor) decompress(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, errCorrupt("xz", err)
 	}
+	// The LZMA2 reader reads its input byte by byte, so what is left is
+	// the block padding and the check, which we verify as the kernel's
+	// xz_dec does: squashfs has no checksum of its own.
+	if err := xzCheck(body[len(body)-br.Len():], hlen+len(body)-br.Len(), check, out); err != nil {
+		return nil, errCorrupt("xz", err)
+	}
 	return out, nil
 }
 
+// xzCheck verifies the block padding and the integrity check (CRC32, CRC64
+// or SHA-256; none for type 0) of a block whose header and compressed data
+// took n bytes.
+func xzCheck(rest []byte, n int, check byte, out []byte) error {
+	pad := (4 - n%4) % 4
+	if len(rest) < pad || !bytes.Equal(rest[:pad], make([]byte, pad)) {
+		return errors.New("bad block padding")
+	}
+	rest = rest[pad:]
+	var sum []byte
+	switch check {
+	case xzCheckNone:
+		return nil
+	case xzCheckCRC32:
+		sum = binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out))
+	case xzCheckCRC64:
+		sum = binary.LittleEndian.AppendUint64(nil, crc64.Checksum(out, crc64Table))
+	case xzCheckSHA256:
+		h := sha256.Sum256(out)
+		sum = h[:]
+	default:
+		return nil // reserved check types: the spec lets decoders skip them
+	}
+	if !bytes.HasPrefix(rest, sum) {
+		return errors.New("check mismatch")
+	}
+	return nil
+}
+
+var crc64Table = crc64.MakeTable(crc64.ECMA)
+
 // xzBlockData checks the stream header and the first block header and
-// returns the bytes from the LZMA2 data on.
-func xzBlockData(src []byte) ([]byte, error) {
+// returns the bytes from the LZMA2 data on, the block header's length and
+// the stream's check type.
+func xzBlockData(src []byte) (body []byte, hlen int, check byte, err error) {
 	if len(src) < xzStreamHeader+1 || string(src[:len(xzMagic)]) != xzMagic {
-		return nil, errCorrupt("xz", errors.New("bad stream header"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("bad stream header"))
 	}
 	flags := src[len(xzMagic) : len(xzMagic)+2]
 	if binary.LittleEndian.Uint32(src[8:12]) != crc32.ChecksumIEEE(flags) || flags[0] != 0 || flags[1] > 0x0f {
-		return nil, errCorrupt("xz", errors.New("bad stream flags"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("bad stream flags"))
 	}
 	b := src[xzStreamHeader:]
-	hlen := (int(b[0]) + 1) * 4
+	hlen = (int(b[0]) + 1) * 4
 	if b[0] == 0 || hlen > len(b) || hlen < 8 {
-		return nil, errCorrupt("xz", errors.New("bad block header size"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("bad block header size"))
 	}
 	hdr := b[:hlen]
 	if binary.LittleEndian.Uint32(hdr[hlen-4:]) != crc32.ChecksumIEEE(hdr[:hlen-4]) {
-		return nil, errCorrupt("xz", errors.New("block header checksum mismatch"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("block header checksum mismatch"))
 	}
 	if hdr[1]&xzBlockFlagsRsvd != 0 {
-		return nil, errCorrupt("xz", errors.New("reserved block flags set"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("reserved block flags set"))
 	}
 	p := hdr[2 : hlen-4]
 	vli := func() (uint64, bool) {
@@ -222,25 +267,25 @@ func xzBlockData(src []byte) ([]byte, error) {
 	for i := 0; i < 2; i++ {
 		if hdr[1]&(0x40<<i) != 0 {
 			if _, ok := vli(); !ok {
-				return nil, errCorrupt("xz", errors.New("bad block size field"))
+				return nil, 0, 0, errCorrupt("xz", errors.New("bad block size field"))
 			}
 		}
 	}
 	if nf := int(hdr[1]&3) + 1; nf != 1 {
-		return nil, fmt.Errorf("%w: xz filter chain of %d filters (BCJ filters are not supported)", ErrCompression, nf)
+		return nil, 0, 0, fmt.Errorf("%w: xz filter chain of %d filters (BCJ filters are not supported)", ErrCompression, nf)
 	}
 	id, ok1 := vli()
 	psize, ok2 := vli()
 	if !ok1 || !ok2 || id != xzFilterLZMA2 || psize != 1 || len(p) < 1 {
 		if ok1 && id != xzFilterLZMA2 {
-			return nil, fmt.Errorf("%w: xz filter %#x", ErrCompression, id)
+			return nil, 0, 0, fmt.Errorf("%w: xz filter %#x", ErrCompression, id)
 		}
-		return nil, errCorrupt("xz", errors.New("bad filter flags"))
+		return nil, 0, 0, errCorrupt("xz", errors.New("bad filter flags"))
 	}
 	if _, err := lzma.DecodeDictCap(p[0]); err != nil {
-		return nil, errCorrupt("xz", err)
+		return nil, 0, 0, errCorrupt("xz", err)
 	}
-	return b[hlen:], nil
+	return b[hlen:], hlen, flags[1], nil
 }
 
 // pipeline decompresses blocks on a pool of workers and hands the results

@@ -674,18 +674,19 @@ func TestRunExampleCService(t *testing.T) {
 	needRoot(t, "running a packed file")
 	wd := tempDir(t, "ipservice")
 	gccBuild(t, "ipservice.c", filepath.Join(wd, "ipservice"))
-	db, err := os.ReadFile(filepath.Join("testdata", "run", "ipdb.txt"))
+	db, err := os.ReadFile(filepath.Join("testdata", "run", "ipv4.ipdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(wd, "ipdb.txt"), db, 0o644)
+	os.Mkdir(filepath.Join(wd, "assets"), 0o755)
+	os.WriteFile(filepath.Join(wd, "assets", "ipv4.ipdb"), db, 0o644)
 	// As in the README: cd WORKDIR && parker ipservice, then move
 	// ipserviced to a machine (here: a directory) of its own.
 	f := runPack(t, wd, "ipservice", filepath.Join(tempDir(t, "ipservice-host"), "ipserviced"))
 	dir := filepath.Dir(f)
 	before := snapshot(t, dir)
 	port := freePort(t)
-	c := exec.Command("./ipserviced", strconv.Itoa(port))
+	c := exec.Command("./ipserviced", "--port", strconv.Itoa(port))
 	c.Dir = dir
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out

@@ -122,6 +122,19 @@ type ExtractOptions struct {
 	Warn func(string)
 }
 
+// readAt fills p from r at off. io.ReaderAt may report io.EOF along with a
+// full read at the end of its input; that is success here.
+func readAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 // formatError returns an ErrFormat with the details.
 func formatError(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrFormat}, args...)...)
@@ -135,7 +148,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, formatError("%d bytes is too short for a superblock", size)
 	}
 	var buf [SuperblockSize]byte
-	if _, err := r.ReadAt(buf[:], 0); err != nil {
+	if err := readAt(r, buf[:], 0); err != nil {
 		return nil, fmt.Errorf("read superblock: %w", err)
 	}
 	rd := &Reader{r: r}
@@ -241,7 +254,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 // decompressor the options configure, so we refuse it.
 func (r *Reader) readOptions() ([]byte, error) {
 	var h [2]byte
-	if _, err := r.r.ReadAt(h[:], SuperblockSize); err != nil {
+	if err := readAt(r.r, h[:], SuperblockSize); err != nil {
 		return nil, formatError("compressor options: %v", err)
 	}
 	hdr := binary.LittleEndian.Uint16(h[:])
@@ -250,7 +263,7 @@ func (r *Reader) readOptions() ([]byte, error) {
 		return nil, formatError("compressor options header %#x", hdr)
 	}
 	b := make([]byte, n)
-	if _, err := r.r.ReadAt(b, SuperblockSize+2); err != nil {
+	if err := readAt(r.r, b, SuperblockSize+2); err != nil {
 		return nil, formatError("compressor options: %v", err)
 	}
 	return b, nil
@@ -263,7 +276,7 @@ func (r *Reader) readIndex(start, n uint64, what string) ([]uint64, error) {
 		return nil, formatError("%s table index at %d (%d entries) outside the image", what, start, n)
 	}
 	b := make([]byte, n*8)
-	if _, err := r.r.ReadAt(b, int64(start)); err != nil {
+	if err := readAt(r.r, b, int64(start)); err != nil {
 		return nil, formatError("%s table index: %v", what, err)
 	}
 	idx := make([]uint64, n)
@@ -364,7 +377,7 @@ func (r *Reader) metadata(pos, end int64) (*metaBlock, error) {
 		return nil, formatError("metadata block at %d outside its table", pos)
 	}
 	var h [2]byte
-	if _, err := r.r.ReadAt(h[:], pos); err != nil {
+	if err := readAt(r.r, h[:], pos); err != nil {
 		return nil, formatError("metadata block at %d: %v", pos, err)
 	}
 	hdr := binary.LittleEndian.Uint16(h[:])
@@ -373,7 +386,7 @@ func (r *Reader) metadata(pos, end int64) (*metaBlock, error) {
 		return nil, formatError("metadata block at %d: stored length %d", pos, n)
 	}
 	src := make([]byte, n)
-	if _, err := r.r.ReadAt(src, pos+2); err != nil {
+	if err := readAt(r.r, src, pos+2); err != nil {
 		return nil, formatError("metadata block at %d: %v", pos, err)
 	}
 	data := src
@@ -892,14 +905,14 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 	var out []byte
 	if w&DataUncompressed != 0 {
 		out = dst[:n]
-		if _, err := r.r.ReadAt(out, int64(pos)); err != nil {
+		if err := readAt(r.r, out, int64(pos)); err != nil {
 			return nil, formatError("data block at %d: %v", pos, err)
 		}
 	} else {
 		sp := r.scratch()
 		defer r.src.Put(sp)
 		src := (*sp)[:n]
-		if _, err := r.r.ReadAt(src, int64(pos)); err != nil {
+		if err := readAt(r.r, src, int64(pos)); err != nil {
 			return nil, formatError("data block at %d: %v", pos, err)
 		}
 		var err error

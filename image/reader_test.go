@@ -793,3 +793,24 @@ func TestXZCheck(t *testing.T) {
 		}
 	}
 }
+
+// eofReader returns io.EOF with a read that reaches the end of its data, as
+// io.ReaderAt allows (io.SectionReader does so).
+type eofReader struct{ b []byte }
+
+func (e eofReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := bytes.NewReader(e.b).ReadAt(p, off)
+	if err == nil && off+int64(n) == int64(len(e.b)) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func TestReaderAtEOF(t *testing.T) {
+	for _, c := range mksquashfsComps {
+		img := smallMksquashfsImage(t, append([]string{"-nopad"}, c.args...)...)
+		if err := readAllAt(eofReader{img}, int64(len(img))); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}

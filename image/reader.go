@@ -661,6 +661,11 @@ func (r *Reader) readDir(dir *Node, fn func(name string, ref uint64, typ uint16)
 // readListing reads a directory listing from directory table block block
 // (relative), offset off, for left bytes.
 func (r *Reader) readListing(dir *Node, block uint32, off uint16, left int64, fn func(name string, ref uint64, typ uint16) (bool, error)) error {
+	if left <= 0 {
+		// Empty: the position is wherever the writer was, possibly the
+		// very end of an empty directory table, and is never read.
+		return nil
+	}
 	if uint64(block) >= uint64(r.dirEnd-r.dirStart) || off >= MetadataSize {
 		return formatError("%s: listing at block %d offset %d", dir.Path, block, off)
 	}

@@ -814,3 +814,18 @@ func TestReaderAtEOF(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyImage: an empty root directory gives an empty directory table.
+func TestEmptyImage(t *testing.T) {
+	src := t.TempDir()
+	for _, c := range mksquashfsComps {
+		r := openTestImage(t, packMksquashfs(t, src, c.args...))
+		n := 0
+		if err := r.Walk(func(*Node) error { n++; return nil }); err != nil || n != 1 {
+			t.Errorf("%s: Walk: %d nodes, %v", c.name, n, err)
+		}
+		if err := r.Extract(filepath.Join(t.TempDir(), "out"), ExtractOptions{}); err != nil {
+			t.Errorf("%s: Extract: %v", c.name, err)
+		}
+	}
+}

@@ -471,13 +471,6 @@ func (c *cursor) decode(v any) {
 	}
 }
 
-func (c *cursor) u32() uint32 {
-	if b := c.read(4); c.err == nil {
-		return binary.LittleEndian.Uint32(b)
-	}
-	return 0
-}
-
 // basicType maps extended inode types to the basic ones directory entries
 // carry.
 func basicType(t uint16) uint16 {
@@ -487,8 +480,8 @@ func basicType(t uint16) uint16 {
 	return t
 }
 
-// readInode parses the inode at ref. name and dir give the node its place
-// in the tree.
+// readInode parses the inode at ref; the caller gives the node its name
+// and path.
 func (r *Reader) readInode(ref uint64) (*Node, error) {
 	block, off := splitInodeRef(ref)
 	if block >= uint64(r.inodeEnd-r.inodeStart) || off >= MetadataSize {
@@ -515,8 +508,10 @@ func (r *Reader) readInode(ref uint64) (*Node, error) {
 		typ:     h.Type,
 		ref:     ref,
 	}
-	// Only the low 12 bits are permissions; mksquashfs masks st_mode so and
-	// the kernel ORs in the type from the inode type.
+	// The mode field holds only the low 12 bits of st_mode (mksquashfs
+	// masks it; the kernel ORs in S_IF* from the inode type). Higher bits
+	// appear only in hostile images and are ignored: the type comes from
+	// the inode type alone.
 	perm := fs.FileMode(h.Mode & 0o777)
 	if h.Mode&unix.S_ISUID != 0 {
 		perm |= fs.ModeSetuid
@@ -789,9 +784,10 @@ func (r *Reader) seekIndex(dir *Node, name string) (block uint32, off uint16, le
 
 // Walk calls fn for every node, the root first, depth first in stored
 // order, parents before their children. An error from fn stops the walk and
-// is returned. Each directory inode is entered once: a second name for a
-// directory (impossible in a real file system, so hostile) is ErrFormat,
-// which rules out both cycles and exponential DAGs.
+// is returned. Each directory is entered once (see enterDir): a second name
+// for a directory, impossible in a real file system, is ErrFormat, which
+// rules out both cycles and exponential DAGs. Directories nested deeper
+// than MaxDepth are ErrFormat too.
 func (r *Reader) Walk(fn func(n *Node) error) error {
 	root, err := r.Root()
 	if err != nil {

@@ -245,3 +245,36 @@ func TestDirectoryCycle(t *testing.T) {
 		t.Errorf("Lookup through the loop: %v, %v", n, err)
 	}
 }
+
+// TestMaxDepth: nesting beyond MaxDepth is refused by Walk and Extract
+// (one file descriptor per level is held while extracting).
+func TestMaxDepth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("packs two 1000-level trees")
+	}
+	needMksquashfs(t)
+	src := filepath.Join(t.TempDir(), "src")
+	p := src
+	for i := 0; i <= MaxDepth; i++ {
+		p = filepath.Join(p, "d")
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := openTestImage(t, packMksquashfs(t, src, "-comp", "lz4"))
+	if err := r.Walk(func(*Node) error { return nil }); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "deeper") {
+		t.Errorf("Walk: %v", err)
+	}
+	if err := r.Extract(filepath.Join(t.TempDir(), "out"), ExtractOptions{}); !errors.Is(err, ErrFormat) {
+		t.Errorf("Extract: %v", err)
+	}
+	// One level less is fine.
+	os.Remove(p)
+	r = openTestImage(t, packMksquashfs(t, src, "-comp", "lz4"))
+	if err := r.Walk(func(*Node) error { return nil }); err != nil {
+		t.Errorf("Walk at MaxDepth: %v", err)
+	}
+	if err := r.Extract(filepath.Join(t.TempDir(), "out"), ExtractOptions{}); err != nil {
+		t.Errorf("Extract at MaxDepth: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -26,7 +27,8 @@ import (
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
 // are decompressed by opt.Workers goroutines and written in order, with
-// sparse blocks left as holes.
+// sparse blocks left as holes. On error, what was extracted so far is left
+// for the caller to remove.
 func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	root, err := r.Root()
 	if err != nil {
@@ -43,8 +45,10 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	if st, err := d.Stat(); err != nil || !st.IsDir() {
 		return fmt.Errorf("extract: %s is not a directory", dir)
 	}
-	if names, _ := d.Readdirnames(1); len(names) > 0 {
+	if names, err := d.Readdirnames(1); len(names) > 0 {
 		return fmt.Errorf("extract: %s is not empty", dir)
+	} else if err != nil && err != io.EOF {
+		return fmt.Errorf("extract: %w", err)
 	}
 	seen := map[uint64]bool{}
 	if err := enterDir(root, seen); err != nil {

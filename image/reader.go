@@ -123,14 +123,16 @@ type ExtractOptions struct {
 }
 
 // readAt fills p from r at off. io.ReaderAt may report io.EOF along with a
-// full read at the end of its input; that is success here.
+// full read at the end of its input; that is success here. A short read
+// means the image is shorter than its superblock says: ErrFormat. Other
+// errors (EIO) are the storage's, and pass through unchanged.
 func readAt(r io.ReaderAt, p []byte, off int64) error {
 	n, err := r.ReadAt(p, off)
-	if n == len(p) {
+	switch {
+	case n == len(p):
 		return nil
-	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
+	case err == nil || err == io.EOF || err == io.ErrUnexpectedEOF:
+		return formatError("image ends before byte %d", off+int64(len(p)))
 	}
 	return err
 }
@@ -255,7 +257,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 func (r *Reader) readOptions() ([]byte, error) {
 	var h [2]byte
 	if err := readAt(r.r, h[:], SuperblockSize); err != nil {
-		return nil, formatError("compressor options: %v", err)
+		return nil, fmt.Errorf("compressor options: %w", err)
 	}
 	hdr := binary.LittleEndian.Uint16(h[:])
 	n := int64(hdr &^ MetadataUncompressed)
@@ -264,7 +266,7 @@ func (r *Reader) readOptions() ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if err := readAt(r.r, b, SuperblockSize+2); err != nil {
-		return nil, formatError("compressor options: %v", err)
+		return nil, fmt.Errorf("compressor options: %w", err)
 	}
 	return b, nil
 }
@@ -277,7 +279,7 @@ func (r *Reader) readIndex(start, n uint64, what string) ([]uint64, error) {
 	}
 	b := make([]byte, n*8)
 	if err := readAt(r.r, b, int64(start)); err != nil {
-		return nil, formatError("%s table index: %v", what, err)
+		return nil, fmt.Errorf("%s table index: %w", what, err)
 	}
 	idx := make([]uint64, n)
 	for i := range idx {
@@ -378,7 +380,7 @@ func (r *Reader) metadata(pos, end int64) (*metaBlock, error) {
 	}
 	var h [2]byte
 	if err := readAt(r.r, h[:], pos); err != nil {
-		return nil, formatError("metadata block at %d: %v", pos, err)
+		return nil, fmt.Errorf("metadata block at %d: %w", pos, err)
 	}
 	hdr := binary.LittleEndian.Uint16(h[:])
 	n := int64(hdr &^ MetadataUncompressed)
@@ -387,7 +389,7 @@ func (r *Reader) metadata(pos, end int64) (*metaBlock, error) {
 	}
 	src := make([]byte, n)
 	if err := readAt(r.r, src, pos+2); err != nil {
-		return nil, formatError("metadata block at %d: %v", pos, err)
+		return nil, fmt.Errorf("metadata block at %d: %w", pos, err)
 	}
 	data := src
 	if hdr&MetadataUncompressed == 0 {
@@ -907,14 +909,14 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 	if w&DataUncompressed != 0 {
 		out = dst[:n]
 		if err := readAt(r.r, out, int64(pos)); err != nil {
-			return nil, formatError("data block at %d: %v", pos, err)
+			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 	} else {
 		sp := r.scratch()
 		defer r.src.Put(sp)
 		src := (*sp)[:n]
 		if err := readAt(r.r, src, int64(pos)); err != nil {
-			return nil, formatError("data block at %d: %v", pos, err)
+			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 		var err error
 		if out, err = r.dec.decompress(dst, src); err != nil {

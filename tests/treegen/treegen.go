@@ -231,6 +231,34 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	near := big
 	near.kind = 'n'
 	p.file("dups/big-near", near)
+	// same whole blocks, different tails (fragments)
+	tail := content{kind: 'r', size: 2*bs + 100, seed: p.rng.Uint64()}
+	p.file("dups/tail-a", tail)
+	tail.kind = 'n'
+	p.file("dups/tail-b", tail)
+	// equal content, one stored densely and one with holes
+	p.file("dups/zeros-dense", content{kind: 'z', size: 4 * bs})
+	p.file("dups/zeros-sparse", content{kind: 's', size: 4 * bs})
+
+	// directory listings around the 256-entry header limit, and one whose
+	// long names need many metadata blocks and a directory index
+	for _, n := range []int{255, 256, 257} {
+		d := fmt.Sprintf("dirsize/n%d", n)
+		if n == 255 {
+			p.dir("dirsize")
+		}
+		p.dir(d)
+		for i := range n {
+			p.file(fmt.Sprintf("%s/%03d", d, i), content{kind: 'r', size: int64(i % 3)})
+		}
+	}
+	p.dir("dirsize/long")
+	for i := range 600 {
+		p.file(fmt.Sprintf("dirsize/long/%03d-%s", i, strings.Repeat("Long-Name_", 24)), content{kind: 'r'})
+	}
+	for i, n := range []string{"B", "a", "_", "Z", "é", "e", "-", ".x", "..a", "a.", "A", "~", "\x01", "\x7f"} {
+		p.file(fmt.Sprintf("dirsize/%s", n), content{kind: 'r', size: int64(i)})
+	}
 
 	p.dir("modes")
 	for _, m := range []uint32{0o600, 0o755, 0o444, 0o000, 0o777, 0o4755, 0o2755, 0o6711, 0o1644} {

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -535,4 +536,27 @@ func TestOracleSelfCheck(t *testing.T) {
 
 func utimesNoFollow(p string, ts []syscall.Timespec) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.Timespec(ts[0]), unix.Timespec(ts[1])}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// TestOracleBlockList: with 4 KiB blocks, a 300 MiB sparse file and a
+// 24 MiB dense one have block lists of 300 and 24 KiB, so their inodes span
+// many metadata blocks.
+func TestOracleBlockList(t *testing.T) {
+	d := tempDir(t, "blocklist")
+	os.WriteFile(filepath.Join(d, "run"), []byte("#!/bin/sh\n"), 0o755)
+	data := make([]byte, 24<<20)
+	rand.NewChaCha8([32]byte{4}).Read(data)
+	if err := os.WriteFile(filepath.Join(d, "dense"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(d, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 100<<20 + 123, 300<<20 - 5000} {
+		f.WriteAt(data[:5000], off)
+	}
+	f.Close()
+	fx := &fixture{Dir: d, Target: "run"}
+	oracleCase(t, fx, packOpts{comp: image.Zstd, blockSize: 4 << 10}, expect{clamp: -1})
 }

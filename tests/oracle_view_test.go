@@ -40,6 +40,7 @@ type entry struct {
 	Link     string // symlink target
 	Rdev     uint64 // device nodes
 	ID       string // inode identity, meaningful within one view
+	Nlink    uint32 // 0 when the reader does not show it
 	Names    []string
 	open     func() (io.ReadCloser, error)
 }
@@ -88,6 +89,7 @@ func lstatView(name, root string) (*view, error) {
 			GID:   st.Gid,
 			Mtime: st.Mtim.Sec,
 			ID:    fmt.Sprintf("%d:%d", st.Dev, st.Ino),
+			Nlink: uint32(st.Nlink),
 		}
 		switch e.Mode.Type() {
 		case 0:
@@ -302,7 +304,7 @@ func ourView(file string, off, size int64) (*view, error) {
 	}
 	v := newView("image.Reader")
 	err = r.Walk(func(n *image.Node) error {
-		e := &entry{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.ModTime, Link: n.Link, Rdev: n.Rdev, ID: fmt.Sprint(n.Inode)}
+		e := &entry{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.ModTime, Link: n.Link, Rdev: n.Rdev, ID: fmt.Sprint(n.Inode), Nlink: n.Nlink}
 		if n.Mode.IsRegular() {
 			e.Size = n.Size
 			e.open = func() (io.ReadCloser, error) {
@@ -559,6 +561,31 @@ func compare(src, got *view, x expect) (problems, notes []string) {
 			bad(p, "shares inode %s with %q, but they are different files in the source", g.ID, q)
 		}
 		bySrc[s.ID], byGot[g.ID] = p, p
+	}
+
+	// Link counts, where the reader shows them: a directory has 2 plus
+	// one per subdirectory; anything else one per name in the image.
+	names := map[string]uint32{}
+	for _, g := range got.entries {
+		names[g.ID]++
+	}
+	for _, p := range paths {
+		g := got.entries[p]
+		if g == nil || g.Nlink == 0 {
+			continue
+		}
+		want := names[g.ID]
+		if g.Mode.IsDir() {
+			want = 2
+			for _, n := range g.Names {
+				if c := got.entries[path.Join(p, n)]; c != nil && c.Mode.IsDir() {
+					want++
+				}
+			}
+		}
+		if g.Nlink != want {
+			bad(p, "nlink %d, want %d", g.Nlink, want)
+		}
 	}
 
 	// Contents.

@@ -282,7 +282,11 @@ func TestPackWorkdirUnchanged(t *testing.T) {
 func TestPackExclude(t *testing.T) {
 	wd := smallWorkdir(t)
 	os.WriteFile(filepath.Join(wd, ".parkerignore"), []byte("# comment\nsecret\n!secret/keep\n**/*.log\n"), 0o644)
-	out := pack(t, wd, "app", "-q", "--exclude", "build", "--exclude", "notes.md")
+	// one name of a hard-link pair excluded: the other must have nlink 1
+	if err := os.Link(filepath.Join(wd, "data/a.txt"), filepath.Join(wd, "data/a-link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out := pack(t, wd, "app", "-q", "--exclude", "build", "--exclude", "notes.md", "--exclude", "data/a-link.txt")
 	tr := checkPacked(t, out)
 	v, err := ourView(out, int64(tr.Offset), int64(tr.Size))
 	if err != nil {
@@ -293,10 +297,28 @@ func TestPackExclude(t *testing.T) {
 			t.Errorf("%s missing from the image", p)
 		}
 	}
-	for _, p := range []string{"build", "build/obj.o", "notes.md", "data/b.log", "data/deep/c.log", "secret/key"} {
+	for _, p := range []string{"build", "build/obj.o", "notes.md", "data/b.log", "data/deep/c.log", "secret/key", "data/a-link.txt"} {
 		if v.entries[p] != nil {
 			t.Errorf("%s is in the image but excluded", p)
 		}
+	}
+	// and nothing else differs, for our reader and the kernel
+	ex := map[string]bool{"build": true, "notes.md": true, "data/b.log": true, "data/deep/c.log": true, "secret/key": true, "data/a-link.txt": true}
+	if v.entries[".parkerignore"] == nil {
+		ex[".parkerignore"] = true
+	}
+	src := sourceViewFresh(t, wd)
+	p, _ := compare(src, v, expect{clamp: -1, exclude: ex})
+	report(t, "image.Reader", p, nil)
+	if os.Geteuid() == 0 {
+		mnt := tempDir(t, "mnt")
+		mountImage(t, out, int64(tr.Offset), mnt)
+		kv, err := lstatView("kernel", mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := compare(src, kv, expect{clamp: -1, exclude: ex})
+		report(t, "kernel", p, nil)
 	}
 	// The target itself cannot be excluded.
 	r := runParker(t, "", nil, "-q", "-C", wd, "-o", filepath.Join(tempDir(t, "o"), "x"), "--exclude", "app", "app")

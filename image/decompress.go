@@ -43,9 +43,10 @@ func newDecompressor(id uint16, opts []byte, maxOut int) (decompressor, error) {
 		if opts == nil {
 			return nil, fmt.Errorf("%w: lz4 image without compressor options", ErrFormat)
 		}
-		if _, err := binary.Decode(opts, binary.LittleEndian, &o); err != nil {
-			return nil, fmt.Errorf("%w: lz4 compressor options: %v", ErrFormat, err)
+		if len(opts) < lz4OptionsSize {
+			return nil, fmt.Errorf("%w: lz4 compressor options of %d bytes", ErrFormat, len(opts))
 		}
+		decodeRecord(opts, &o)
 		if o.Version != lz4LegacyVersion {
 			return nil, fmt.Errorf("%w: lz4 options version %d", ErrCompression, o.Version)
 		}

@@ -155,9 +155,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	}
 	rd := &Reader{r: r}
 	sb := &rd.sb
-	if _, err := binary.Decode(buf[:], binary.LittleEndian, sb); err != nil {
-		return nil, formatError("superblock: %v", err)
-	}
+	decodeRecord(buf[:], sb)
 	switch {
 	case sb.Magic != Magic:
 		return nil, formatError("bad magic %#x", sb.Magic)
@@ -463,13 +461,110 @@ func (c *cursor) read(n int) []byte {
 	}
 }
 
-// decode fills v, a fixed-size on-disk struct, from the stream.
+// decode fills v, one of the fixed-size on-disk records of format.go, from
+// the stream.
 func (c *cursor) decode(v any) {
-	b := c.read(binary.Size(v))
+	b := c.read(recordSize(v))
 	if c.err == nil {
-		if _, err := binary.Decode(b, binary.LittleEndian, v); err != nil {
-			c.err = formatError("%v", err)
-		}
+		decodeRecord(b, v)
+	}
+}
+
+// Sizes of the records format.go defines without a size constant.
+const (
+	dirInodeSize     = 16
+	ldirInodeSize    = 24
+	dirIndexSize     = 12
+	fileInodeSize    = 16
+	lfileInodeSize   = 40
+	symlinkInodeSize = 8
+	devInodeSize     = 8
+	ipcInodeSize     = 4
+	lz4OptionsSize   = 8
+)
+
+// recordSize and decodeRecord spell out each record's layout instead of
+// using binary.Decode: the stub links this reader, and encoding/binary's
+// reflection path costs it ~30 KB and every inode a reflective walk.
+// TestRecordLayout checks them against binary.Size and binary.Decode.
+func recordSize(v any) int {
+	switch v.(type) {
+	case *Superblock:
+		return SuperblockSize
+	case *inodeHeader:
+		return inodeHeaderSize
+	case *dirInode:
+		return dirInodeSize
+	case *ldirInode:
+		return ldirInodeSize
+	case *dirIndex:
+		return dirIndexSize
+	case *fileInode:
+		return fileInodeSize
+	case *lfileInode:
+		return lfileInodeSize
+	case *symlinkInode:
+		return symlinkInodeSize
+	case *devInode:
+		return devInodeSize
+	case *ipcInode:
+		return ipcInodeSize
+	case *dirHeader:
+		return dirHeaderSize
+	case *dirEntry:
+		return dirEntrySize
+	case *fragmentEntry:
+		return fragmentEntrySize
+	case *lz4Options:
+		return lz4OptionsSize
+	}
+	panic(fmt.Sprintf("image: no layout for %T", v))
+}
+
+// decodeRecord fills v from b, which holds at least recordSize(v) bytes.
+// Go evaluates the right-hand sides left to right, so each line reads its
+// fields in on-disk order.
+func decodeRecord(b []byte, v any) {
+	p := parser{b: b}
+	switch v := v.(type) {
+	case *Superblock:
+		v.Magic, v.Inodes, v.ModTime, v.BlockSize, v.Fragments = p.u32(), p.u32(), p.u32(), p.u32(), p.u32()
+		v.Compression, v.BlockLog, v.Flags, v.IDCount, v.VersionMajor, v.VersionMinor = p.u16(), p.u16(), p.u16(), p.u16(), p.u16(), p.u16()
+		v.RootInode, v.BytesUsed, v.IDTableStart, v.XattrTableStart = p.u64(), p.u64(), p.u64(), p.u64()
+		v.InodeTableStart, v.DirTableStart, v.FragmentTableStart, v.ExportTableStart = p.u64(), p.u64(), p.u64(), p.u64()
+	case *inodeHeader:
+		v.Type, v.Mode, v.UID, v.GID, v.Mtime, v.Inode = p.u16(), p.u16(), p.u16(), p.u16(), p.u32(), p.u32()
+	case *dirInode:
+		v.StartBlock, v.Nlink, v.FileSize, v.Offset, v.ParentInode = p.u32(), p.u32(), p.u16(), p.u16(), p.u32()
+	case *ldirInode:
+		v.Nlink, v.FileSize, v.StartBlock, v.ParentInode = p.u32(), p.u32(), p.u32(), p.u32()
+		v.IndexCount, v.Offset, v.Xattr = p.u16(), p.u16(), p.u32()
+	case *dirIndex:
+		v.Index, v.StartBlock, v.NameSize = p.u32(), p.u32(), p.u32()
+	case *fileInode:
+		v.BlocksStart, v.Fragment, v.FragmentOffset, v.FileSize = p.u32(), p.u32(), p.u32(), p.u32()
+	case *lfileInode:
+		v.BlocksStart, v.FileSize, v.Sparse = p.u64(), p.u64(), p.u64()
+		v.Nlink, v.Fragment, v.FragmentOffset, v.Xattr = p.u32(), p.u32(), p.u32(), p.u32()
+	case *symlinkInode:
+		v.Nlink, v.TargetSize = p.u32(), p.u32()
+	case *devInode:
+		v.Nlink, v.Rdev = p.u32(), p.u32()
+	case *ipcInode:
+		v.Nlink = p.u32()
+	case *dirHeader:
+		v.Count, v.StartBlock, v.Inode = p.u32(), p.u32(), p.u32()
+	case *dirEntry:
+		v.Offset, v.InodeOffset, v.Type, v.NameSize = p.u16(), int16(p.u16()), p.u16(), p.u16()
+	case *fragmentEntry:
+		v.Start, v.Size, v.Unused = p.u64(), p.u32(), p.u32()
+	case *lz4Options:
+		v.Version, v.Flags = p.u32(), p.u32()
+	default:
+		panic(fmt.Sprintf("image: no layout for %T", v))
+	}
+	if p.err != nil {
+		panic("image: short record buffer") // callers pass recordSize bytes
 	}
 }
 

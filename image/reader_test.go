@@ -856,3 +856,43 @@ func TestRecordLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentReads: one Reader serves several goroutines at once (the
+// metadata and fragment caches are shared); run with -race.
+func TestConcurrentReads(t *testing.T) {
+	tree := buildSourceTree(t, false)
+	r := openTestImage(t, packMksquashfs(t, tree.root, "-comp", "zstd"))
+	want := listImage(t, r)
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			got := map[string]string{}
+			err := r.Walk(func(n *Node) error {
+				if !n.Mode.IsRegular() {
+					return nil
+				}
+				f, err := r.Open(n)
+				if err != nil {
+					return err
+				}
+				h := sha256.New()
+				if _, err := io.Copy(h, f); err != nil {
+					return err
+				}
+				got[n.Path] = fmt.Sprintf("%x", h.Sum(nil))
+				return nil
+			})
+			for p, h := range got {
+				if err == nil && want[p].hash != h {
+					err = fmt.Errorf("%s: content differs", p)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package stub
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want flags
+		err  bool
+	}{
+		{args: nil, want: flags{}},
+		{args: []string{"a", "--parker-help"}, want: flags{args: []string{"a", "--parker-help"}}},
+		{args: []string{"--parker-help"}, want: flags{mode: modeHelp, args: []string{}}},
+		{args: []string{"--parker-info", "--json"}, want: flags{mode: modeInfo, json: true, args: []string{}}},
+		{args: []string{"--parker-info", "x", "--json"}, want: flags{mode: modeInfo, args: []string{"x", "--json"}}},
+		{args: []string{"--parker-extract"}, want: flags{mode: modeExtract, args: []string{}}},
+		{args: []string{"--parker-extract", "out"}, want: flags{mode: modeExtract, dir: "out", args: []string{}}},
+		{args: []string{"--parker-extract=out"}, want: flags{mode: modeExtract, dir: "out", args: []string{}}},
+		{args: []string{"--parker-verify", "--parker-overlay", "d", "x", "y"},
+			want: flags{verify: true, overlay: "d", args: []string{"x", "y"}}},
+		{args: []string{"--parker-overlay=d", "--", "--parker-help"},
+			want: flags{overlay: "d", args: []string{"--parker-help"}}},
+		{args: []string{"--", "--", "x"}, want: flags{args: []string{"--", "x"}}},
+		{args: []string{"-x", "--parker-help"}, want: flags{args: []string{"-x", "--parker-help"}}},
+		{args: []string{"--parker-bogus"}, err: true},
+		{args: []string{"--parker-overlay"}, err: true},
+		{args: []string{"--parker-overlay="}, err: true},
+		{args: []string{"--parker-help=1"}, err: true},
+		{args: []string{"--parker-info", "--parker-mount"}, err: true},
+		{args: []string{"--parker-mount", "--parker-overlay", "d"}, err: true},
+	} {
+		got, err := parseFlags(tc.args)
+		if tc.err {
+			if err == nil {
+				t.Errorf("%q: no error, got %+v", tc.args, got)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: got %+v, %v; want %+v", tc.args, got, err, tc.want)
+		}
+	}
+}
+
+func TestEnviron(t *testing.T) {
+	t.Setenv("PARKER_EXE", "/old")
+	t.Setenv("PARKER_ROOT", "/old")
+	env := environ("/new/xd", "/new")
+	n := 0
+	for _, kv := range env {
+		switch kv {
+		case "PARKER_EXE=/new/xd", "PARKER_ROOT=/new":
+			n++
+		case "PARKER_EXE=/old", "PARKER_ROOT=/old":
+			t.Errorf("inherited %s kept", kv)
+		}
+	}
+	if n != 2 {
+		t.Errorf("environ: %d of 2 variables set", n)
+	}
+}

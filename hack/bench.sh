@@ -25,6 +25,7 @@ GO_TREE=${GO_TREE:-/usr/local/go}
 PARKER=${PARKER:-$PWD/bin/parker}
 SECTIONS=${SECTIONS:-stub go assets}
 NPROC=$(nproc)
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 TIME=/usr/bin/time
 
 log() { echo "bench: $*" >&2; }
@@ -128,7 +129,7 @@ section_assets() {
 	local d=$WORK/assets
 	log "generating a $(human "$ASSET_BYTES") asset tree"
 	rm -rf "$d"
-	"${GO:-go}" run ./hack/gentree -seed 1 -assets "$ASSET_BYTES" "$d"
+	"$GO" run ./hack/gentree -seed 1 -assets "$ASSET_BYTES" "$d"
 	printf '#!/bin/sh\necho assets\n' >"$d/run.sh"
 	chmod +x "$d/run.sh"
 	bench_tree "asset tree ($(human "$ASSET_BYTES"), generated)" "$d" run.sh

@@ -562,3 +562,30 @@ func TestPackSparse(t *testing.T) {
 	p, _ := compare(sourceViewFresh(t, d), v, expect{clamp: -1})
 	report(t, "image.Reader", p, nil)
 }
+
+// TestPackInterrupted: SIGINT or SIGTERM in the middle of a pack leaves
+// neither an output nor a temp file.
+func TestPackInterrupted(t *testing.T) {
+	fx := goTree(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		od := tempDir(t, "intr")
+		cmd := exec.Command(buildParker(t), "-q", "-C", fx.Dir, "-o", filepath.Join(od, "out"), "--compression", "xz", fx.Target)
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond) // xz on 230 MB takes many seconds
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		if err == nil {
+			t.Errorf("%v: parker finished before the signal; make the job longer", sig)
+			continue
+		}
+		left, _ := os.ReadDir(od)
+		for _, e := range left {
+			t.Errorf("%v: left behind: %s", sig, e.Name())
+		}
+		t.Logf("%v: %v, stderr %q", sig, err, se.String())
+	}
+}

@@ -589,3 +589,30 @@ func TestPackInterrupted(t *testing.T) {
 		t.Logf("%v: %v, stderr %q", sig, err, se.String())
 	}
 }
+
+// TestPackDefaultOutput: without -o the output is the target's base name
+// plus "d" in the current directory, mode 0755; the trailer names the
+// target by its path in the workdir.
+func TestPackDefaultOutput(t *testing.T) {
+	wd := smallWorkdir(t)
+	os.WriteFile(filepath.Join(wd, "data", "tool"), []byte("#!/bin/sh\n"), 0o755)
+	cwd := tempDir(t, "cwd")
+	r := runParker(t, cwd, nil, "-q", "-C", wd, "data/tool")
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	out := filepath.Join(cwd, "toold")
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatalf("default output: %v", err)
+	}
+	if st.Mode().Perm() != 0o755 {
+		t.Errorf("output mode %v, want 0755", st.Mode().Perm())
+	}
+	if tr := checkPacked(t, out); tr.Target != "data/tool" {
+		t.Errorf("trailer target %q, want data/tool", tr.Target)
+	}
+	if left, _ := os.ReadDir(cwd); len(left) != 1 {
+		t.Errorf("current directory holds %d entries, want only toold", len(left))
+	}
+}

@@ -92,9 +92,14 @@ func readFull(dst []byte, r io.Reader) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	}
+	// A full buffer: the stream must end here. Reading on also lets zlib
+	// verify its checksum, so its error counts.
 	var one [1]byte
-	if m, _ := r.Read(one[:]); m > 0 {
+	switch m, err := io.ReadFull(r, one[:]); {
+	case m > 0:
 		return nil, errors.New("output larger than the block size")
+	case err != io.EOF:
+		return nil, err
 	}
 	return dst[:n], nil
 }

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 )
@@ -893,6 +896,52 @@ func TestConcurrentReads(t *testing.T) {
 	for g := 0; g < 4; g++ {
 		if err := <-errs; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestDecompressLimits: every decompressor refuses output beyond the
+// buffer it is given, and zlib's checksum is verified even when the output
+// exactly fills the buffer.
+func TestDecompressLimits(t *testing.T) {
+	data := pseudoText(11, 4096)
+	var zb bytes.Buffer
+	zw := zlib.NewWriter(&zb)
+	zw.Write(data)
+	zw.Close()
+	zenc, _ := zstd.NewWriter(nil)
+	lz := make([]byte, lz4.CompressBlockBound(len(data)))
+	n, err := lz4.CompressBlock(data, lz, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lzOpts := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	for _, tc := range []struct {
+		id   uint16
+		opts []byte
+		enc  []byte
+	}{
+		{CompGzip, nil, zb.Bytes()},
+		{CompZstd, nil, zenc.EncodeAll(data, nil)},
+		{CompLZ4, lzOpts, lz[:n]},
+	} {
+		d, err := newDecompressor(tc.id, tc.opts, MaxBlockSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := d.decompress(make([]byte, 0, len(data)), tc.enc); err != nil || !bytes.Equal(out, data) {
+			t.Errorf("comp %d: exact buffer: %v", tc.id, err)
+		}
+		if _, err := d.decompress(make([]byte, 0, len(data)-1), tc.enc); !errors.Is(err, ErrFormat) {
+			t.Errorf("comp %d: small buffer: %v, want ErrFormat", tc.id, err)
+		}
+	}
+	bad := bytes.Clone(zb.Bytes())
+	bad[len(bad)-1] ^= 1 // Adler-32
+	d, _ := newDecompressor(CompGzip, nil, MaxBlockSize)
+	for _, c := range []int{len(data), 2 * len(data)} {
+		if _, err := d.decompress(make([]byte, 0, c), bad); !errors.Is(err, ErrFormat) {
+			t.Errorf("zlib with a bad checksum, buffer %d: %v", c, err)
 		}
 	}
 }

@@ -27,7 +27,7 @@ fuzz:
 	@set -e; for pt in $(FUZZ); do \
 		pkg=$${pt%%:*}; fn=$${pt##*:}; \
 		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
 	done
 
 bench: deps build

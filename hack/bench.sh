@@ -71,7 +71,7 @@ json_field() {
 # warm DIR: read every file once so all runs start with a warm page cache.
 warm() { find "$1" -type f -print0 | xargs -0 cat >/dev/null; }
 
-human() { awk -v b="$1" 'BEGIN { split("B KiB MiB GiB", u); i = 1; while (b >= 1024 && i < 4) { b /= 1024; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'; }
+human() { awk -v b="$1" 'BEGIN { split("B KiB MiB GiB", u); i = 1; while (b >= 1024 && i < 4) { b /= 1024; i++ } printf (i == 1 ? "%d %s" : "%.2f %s"), b, u[i] }'; }
 
 ROWS=()
 

@@ -105,6 +105,13 @@ func Catch() *Signals {
 	return s
 }
 
+// Stop stops catching the signals; any that arrives later has its default
+// effect again.
+func (s *Signals) Stop() {
+	<-s.ready
+	signal.Stop(s.ch)
+}
+
 // Status is how the target ended.
 type Status struct {
 	Code   int            // exit status, when Signal is 0
@@ -143,7 +150,9 @@ func Run(c Config) (Status, error) {
 		sigs = Catch()
 	}
 	<-sigs.ready
-	defer signal.Stop(sigs.ch)
+	// The signals stay caught when Run returns: its caller is about to
+	// exit the way the target did, and releasing them would cost another
+	// thread round trip per signal. Callers that live on call Stop.
 
 	pidfd := -1
 	attr := &syscall.SysProcAttr{

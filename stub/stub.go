@@ -287,6 +287,11 @@ func (r *runner) verify() error {
 // run mounts the view and runs the target in it.
 func (r *runner) run(f flags) int {
 	dir := filepath.Dir(r.self)
+	if dir == "/" {
+		// An overlay on / would not be seen: a process's root stays the
+		// directory it was, not what is later mounted over it.
+		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
+	}
 	cwd, cwdErr := os.Getwd()
 	sigs := supervisor.Catch() // in the background, while we mount
 	if err := mountns.Enter(); err != nil {
@@ -317,7 +322,7 @@ func (r *runner) run(f flags) int {
 	}
 	// The caller's cwd, re-resolved by path in the new view: a cwd at or
 	// below dir still points into the directory we just covered.
-	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/") || dir == "/") {
+	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
 		c.Dir = cwd
 	}
 	if r.verbose {

@@ -73,10 +73,16 @@ var (
 )
 
 // buildParker builds ./cmd/parker (CGO_ENABLED=0, as make does) once per
-// test binary and returns the path of the executable.
+// test binary and returns the path of the executable. With PARKER_BIN set
+// it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
+// what make built).
 func buildParker(t testing.TB) string {
 	t.Helper()
 	parkerOnce.Do(func() {
+		if p := os.Getenv("PARKER_BIN"); p != "" {
+			parkerBin, parkerErr = filepath.Abs(p)
+			return
+		}
 		goBin, err := exec.LookPath("go")
 		if err != nil {
 			goBin = "/usr/local/go/bin/go"

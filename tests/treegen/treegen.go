@@ -261,7 +261,11 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	}
 
 	p.dir("modes")
-	for _, m := range []uint32{0o600, 0o755, 0o444, 0o000, 0o777, 0o4755, 0o2755, 0o6711, 0o1644} {
+	fileModes := []uint32{0o600, 0o755, 0o444, 0o777, 0o4755, 0o2755, 0o6711, 0o1644}
+	if opt.Root {
+		fileModes = append(fileModes, 0o000, 0o200) // unreadable but to root
+	}
+	for _, m := range fileModes {
 		f := p.random(fmt.Sprintf("modes/f%04o", m), 100)
 		f.mode = m
 	}

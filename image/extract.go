@@ -101,19 +101,7 @@ func (x *extractor) warn(msg string) {
 }
 
 // perm converts the permission and setuid/setgid/sticky bits to a unix mode.
-func perm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= unix.S_ISVTX
-	}
-	return p
-}
+func perm(m fs.FileMode) uint32 { return uint32(unixMode(m)) }
 
 func times(n *Node) [2]unix.Timespec {
 	ts := unix.Timespec{Sec: n.ModTime}

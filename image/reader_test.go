@@ -670,46 +670,13 @@ func TestNewReaderRejects(t *testing.T) {
 	}
 }
 
-// sourceEntries lists a tree as Writer entries.
-func sourceEntries(t testing.TB, root string) []Entry {
-	t.Helper()
-	var es []Entry
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		rel, _ := filepath.Rel(root, p)
-		e := Entry{Path: filepath.ToSlash(rel), Mode: fi.Mode(), UID: st.Uid, GID: st.Gid, ModTime: st.Mtim.Sec, Rdev: st.Rdev}
-		switch {
-		case fi.Mode().IsRegular():
-			e.Size, e.Source = fi.Size(), p
-		case fi.Mode()&fs.ModeSymlink != 0:
-			e.Link, _ = os.Readlink(p)
-		}
-		if !fi.IsDir() && st.Nlink > 1 {
-			e.Dev, e.Ino = st.Dev, st.Ino
-		}
-		es = append(es, e)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
-
 // TestReaderWriterRoundTrip reads what our own Writer produced. The writer
 // is judged by unsquashfs and the kernel elsewhere; this checks the two
 // halves agree, including on options mksquashfs does not use.
 func TestReaderWriterRoundTrip(t *testing.T) {
 	tree := buildSourceTree(t, false)
 	want := listDisk(t, tree.root)
-	es := sourceEntries(t, tree.root)
+	es := entriesOf(t, tree.root)
 	for _, comp := range Compressions {
 		t.Run(comp, func(t *testing.T) {
 			opt := DefaultOptions()

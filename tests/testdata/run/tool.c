@@ -89,11 +89,18 @@ int main(int argc, char **argv) {
 	if (!strcmp(cmd, "sigcount")) {
 		/* Count SIGINTs: report how many arrived within 500 ms of the
 		 * first. */
+		/* SIGINT stays blocked except inside sigsuspend, so one that
+		 * arrives between the test of count and the wait is not lost. */
+		sigset_t block, old;
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigprocmask(SIG_BLOCK, &block, &old);
 		signal(SIGINT, on_count);
 		printf("ready\n");
 		fflush(stdout);
 		while (!count)
-			pause();
+			sigsuspend(&old);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		ms_sleep(500);
 		printf("count=%d\n", (int)count);
 		return 0;

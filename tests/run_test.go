@@ -851,11 +851,13 @@ func TestRunJobControl(t *testing.T) {
 	m, c := onPty(t, "/bin/bash", "--norc", "--noprofile", "-i")
 	defer c.Process.Kill()
 	m.Write([]byte("PS1='$ '; " + f + " sleep 20000\n"))
-	time.Sleep(700 * time.Millisecond)
-	m.Write([]byte{26}) // ^Z
+	readUntil(t, m, "sleeping") // the target runs
+	m.Write([]byte{26})         // ^Z
 	readUntil(t, m, "Stopped")
 	m.Write([]byte("fg\n"))
-	time.Sleep(500 * time.Millisecond)
+	// Both processes exist now: a ^C that overtakes the SIGCONT stays
+	// pending until they run again.
+	time.Sleep(200 * time.Millisecond)
 	m.Write([]byte{3})                      // ^C
 	m.Write([]byte("echo R$((1+1))C=$?\n")) // the echoed line must not match
 	readUntil(t, m, "R2C=")

@@ -122,6 +122,8 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	if (!strcmp(cmd, "sleep") && argc > 2) {
+		printf("sleeping\n");
+		fflush(stdout);
 		ms_sleep(atol(argv[2]));
 		return 0;
 	}

@@ -32,6 +32,7 @@ fuzz:
 
 bench: deps build
 	bash hack/bench.sh
+	bash hack/bench-start.sh
 
 clean:
 	rm -rf bin

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need, only when it is missing:
 # squashfs-tools (unsquashfs and mksquashfs, the reference oracles), gcc (the
-# C example of the end-to-end tests), python3 (the python example), GNU time
-# (peak RSS in make bench). Needs root for apt-get; without root it only says
-# what is missing.
+# C example of the end-to-end tests), Debian's python3.11 (the python
+# example), GNU time (peak RSS in make bench), hyperfine (start-up times in
+# make bench), setpriv and curl. Needs root for apt-get; without root it only
+# says what is missing.
 set -euo pipefail
 need=()
 command -v unsquashfs >/dev/null && command -v mksquashfs >/dev/null || need+=(squashfs-tools)
@@ -12,6 +13,8 @@ command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/python3.11 ] || need+=(python3.11)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hack/deps.sh: missing ${need[*]}; install them as root (apt-get install -y ${need[*]})" >&2

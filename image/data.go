@@ -63,6 +63,13 @@ type digestKey struct {
 	h1, h2 uint64
 }
 
+// hashWriter is what the reader feeds file content to.
+type hashWriter interface{ Write([]byte) (int, error) }
+
+type nopHash struct{}
+
+func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
+
 // contentHash is the 128-bit duplicate-detection hash.
 type contentHash struct{ a, b maphash.Hash }
 
@@ -73,9 +80,9 @@ func newContentHash() *contentHash {
 	return h
 }
 
-func (h *contentHash) Reset()                { h.a.Reset(); h.b.Reset() }
-func (h *contentHash) Write(p []byte)        { h.a.Write(p); h.b.Write(p) }
-func (h *contentHash) sum() (uint64, uint64) { return h.a.Sum64(), h.b.Sum64() }
+func (h *contentHash) Reset()                      { h.a.Reset(); h.b.Reset() }
+func (h *contentHash) Write(p []byte) (int, error) { h.a.Write(p); h.b.Write(p); return len(p), nil }
+func (h *contentHash) sum() (uint64, uint64)       { return h.a.Sum64(), h.b.Sum64() }
 
 // writeData stores the content of every regular file, in order.
 func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
@@ -84,7 +91,7 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 	pool := &sync.Pool{New: func() any { b := make([]byte, 0, bs+bs/16+64); return &b }}
 	// A few blocks in flight per worker keep every core busy; the cap keeps
 	// memory bounded (two buffers per item) however many cores there are.
-	inflight := min(4*nw, max(8, maxInflightBytes/(2*bs)))
+	inflight := min(16*nw, max(8, maxInflightBytes/(2*bs)))
 	jobs := make(chan *item, inflight)
 	ordered := make(chan *item, inflight)
 	quit := make(chan struct{})
@@ -218,6 +225,7 @@ type reader struct {
 	ordered chan<- *item
 	quit    <-chan struct{}
 	seen    map[digestKey]*fileData
+	sizes   map[int64]int // how many files have each size
 	hash    *contentHash
 	frag    []byte // fragment block being filled
 	nfrag   uint32 // index of that fragment block
@@ -228,6 +236,12 @@ type reader struct {
 func (r *reader) run(files []*node) error {
 	r.zeros = make([]byte, r.bs)
 	r.frag = r.get()
+	// Only files that share their size with another can be duplicates;
+	// the others are not hashed at all (most of a tree of large assets).
+	r.sizes = map[int64]int{}
+	for _, n := range files {
+		r.sizes[n.e.Size]++
+	}
 	for _, n := range files {
 		fd := &fileData{frag: NoFragment}
 		n.data = fd
@@ -280,8 +294,12 @@ func (r *reader) file(n *node, fd *fileData) error {
 	if st.Size != size {
 		return fmt.Errorf("%s: changed while packing (size %d, was %d)", n.e.Source, st.Size, size)
 	}
-	h := r.hash
-	h.Reset()
+	var h hashWriter = nopHash{}
+	dedup := r.sizes[size] > 1
+	if dedup {
+		r.hash.Reset()
+		h = r.hash
+	}
 	holes := newHoleMap(f, size, st.Blocks*512 < size)
 	bs := int64(r.bs)
 	full := size / bs
@@ -325,15 +343,17 @@ func (r *reader) file(n *node, fd *fileData) error {
 		h.Write([]byte{2})
 		h.Write(r.tailBuf)
 	}
-	key := digestKey{size: size}
-	key.h1, key.h2 = h.sum()
 	end := &item{kind: fileEndItem, fd: fd, size: size}
-	if d := r.seen[key]; d != nil {
-		end.dupOf = d
-		fd.frag, fd.fragOff = d.frag, d.fragOff
-		return r.emit(end, false)
+	if dedup {
+		key := digestKey{size: size}
+		key.h1, key.h2 = r.hash.sum()
+		if d := r.seen[key]; d != nil {
+			end.dupOf = d
+			fd.frag, fd.fragOff = d.frag, d.fragOff
+			return r.emit(end, false)
+		}
+		r.seen[key] = fd
 	}
-	r.seen[key] = fd
 	if tail > 0 {
 		if len(r.frag)+tail > r.bs {
 			if err := r.emit(&item{kind: fragItem, raw: r.frag}, true); err != nil {

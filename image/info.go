@@ -65,7 +65,7 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 	payload := io.NewSectionReader(r, int64(t.Offset), int64(t.Size))
 	if verify {
 		h := sha256.New()
-		if _, err := io.Copy(h, payload); err != nil {
+		if _, err := io.CopyBuffer(h, payload, make([]byte, 1<<20)); err != nil {
 			return nil, fmt.Errorf("read payload: %w", err)
 		}
 		in.Verified = true

@@ -17,6 +17,7 @@ package tests
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/tests/treegen"
 )
 
@@ -266,4 +268,26 @@ func goTree(t testing.TB) *fixture {
 		}
 		return &fixture{Dir: dir, Target: "run.sh"}, nil
 	})
+}
+
+// assemblePacked writes a packed file by hand, as parker lays it out: stub,
+// zero padding to image.PadSize, payload, trailer. tr's stub size, offset,
+// size and digest are filled in here.
+func assemblePacked(t testing.TB, out string, stub, payload []byte, tr image.Trailer) {
+	t.Helper()
+	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
+	tr.StubSize, tr.Offset, tr.Size = uint64(len(stub)), uint64(off), uint64(len(payload))
+	tr.Digest = sha256.Sum256(payload)
+	tb, err := tr.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.Write(stub)
+	b.Write(make([]byte, off-len(stub)))
+	b.Write(payload)
+	b.Write(tb)
+	if err := os.WriteFile(out, b.Bytes(), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -143,27 +143,12 @@ func fakePack(t *testing.T, fx *fixture, o packOpts, out string) {
 	}
 	os.Remove(img)
 	stub := bytes.Repeat([]byte("\x7fSTUB"), 2001) // not a multiple of 4096
-	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
-	tr := image.Trailer{
-		StubSize: uint64(len(stub)), Offset: uint64(off), Size: uint64(len(payload)),
-		Digest: sha256.Sum256(payload), Target: fx.Target, Compression: o.comp,
-		Level: int32(o.lvl()), BlockSize: uint32(o.bs()), CreatedBy: "mksquashfs (test control)",
-	}
+	tr := image.Trailer{Target: fx.Target, Compression: o.comp,
+		Level: int32(o.lvl()), BlockSize: uint32(o.bs()), CreatedBy: "mksquashfs (test control)"}
 	if o.keepOwner {
 		tr.Flags |= image.TrailerKeepOwner
 	}
-	tb, err := tr.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	b.Write(stub)
-	b.Write(make([]byte, off-len(stub)))
-	b.Write(payload)
-	b.Write(tb)
-	if err := os.WriteFile(out, b.Bytes(), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	assemblePacked(t, out, stub, payload, tr)
 }
 
 var compIDs = map[string]uint16{image.Zstd: image.CompZstd, image.Gzip: image.CompGzip, image.XZ: image.CompXZ, image.LZ4: image.CompLZ4}

@@ -6,7 +6,6 @@ package tests
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -64,24 +63,8 @@ func handPack(t testing.TB, workdir, target, out string) string {
 	if pad := len(payload) % image.PadSize; pad != 0 {
 		payload = append(payload, make([]byte, image.PadSize-pad)...)
 	}
-	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
-	tr := image.Trailer{
-		StubSize: uint64(len(stub)), Offset: uint64(off), Size: uint64(len(payload)),
-		Digest: sha256.Sum256(payload), Target: target,
-		Compression: image.Zstd, Level: 15, BlockSize: image.DefaultBlockSize, CreatedBy: "tests (mksquashfs)",
-	}
-	tb, err := tr.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	b.Write(stub)
-	b.Write(make([]byte, off-len(stub)))
-	b.Write(payload)
-	b.Write(tb)
-	if err := os.WriteFile(out, b.Bytes(), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	assemblePacked(t, out, stub, payload, image.Trailer{Target: target, Compression: image.Zstd,
+		Level: 15, BlockSize: image.DefaultBlockSize, CreatedBy: "tests (mksquashfs)"})
 	return out
 }
 

@@ -187,9 +187,10 @@ is killed by signal N (re-raised, so the caller sees the same signal).
 `
 
 // Main runs a packed executable. self is the absolute path of the packed
-// file, t its verified trailer, args the process arguments (os.Args). It
-// returns the process exit status.
-func Main(self string, t *image.Trailer, args []string) int {
+// file, file that file, open (the descriptor its trailer was read through,
+// so the hot path opens it once), t its verified trailer, args the process
+// arguments (os.Args). It returns the process exit status.
+func Main(self string, file *os.File, t *image.Trailer, args []string) int {
 	r := &runner{self: self, t: t, start: time.Now()}
 	if os.Getenv(EnvVerbose) == "1" {
 		r.verbose = true
@@ -211,11 +212,6 @@ func Main(self string, t *image.Trailer, args []string) int {
 		fmt.Println(t.Offset)
 		return 0
 	}
-	file, err := os.Open(self)
-	if err != nil {
-		return r.fail(err)
-	}
-	defer file.Close()
 	r.file = file
 	if f.verify {
 		if err := r.verify(); err != nil {

@@ -53,10 +53,11 @@ func main() {
 // start decides what this process is: a packed file (its own executable
 // carries a trailer) or the parker command.
 func start(self string, args []string, stdout, stderr io.Writer) int {
-	t, err := ownTrailer(self)
+	f, t, err := ownTrailer(self)
 	switch {
 	case err == nil:
-		return runStub(self, t, args)
+		defer f.Close()
+		return runStub(self, f, t, args)
 	case errors.Is(err, image.ErrNoTrailer):
 		return run(args[1:], stdout, stderr)
 	}
@@ -86,15 +87,21 @@ func executable() (string, error) {
 // ownTrailer reads the trailer of the file at path: image.ErrNoTrailer for
 // plain parker, a trailer for a packed file, any other error when the file
 // cannot be read or its trailer is damaged.
-func ownTrailer(path string) (*image.Trailer, error) {
+func ownTrailer(path string) (*os.File, *image.Trailer, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return image.ReadTrailer(f, fi.Size())
+	t, err := image.ReadTrailer(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	// Kept open: the stub mounts its payload through this descriptor.
+	return f, t, nil
 }

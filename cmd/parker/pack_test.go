@@ -270,7 +270,7 @@ func TestStart(t *testing.T) {
 	var got *image.Trailer
 	var gotArgs []string
 	old := runStub
-	runStub = func(self string, tr *image.Trailer, args []string) int { got, gotArgs = tr, args; return 42 }
+	runStub = func(self string, _ *os.File, tr *image.Trailer, args []string) int { got, gotArgs = tr, args; return 42 }
 	defer func() { runStub = old }()
 
 	var stdout, stderr bytes.Buffer
@@ -301,10 +301,12 @@ func TestOwnTrailer(t *testing.T) {
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if tr, err := ownTrailer(out); err != nil || tr.Target != "app" {
+	if f, tr, err := ownTrailer(out); err != nil || tr.Target != "app" {
 		t.Errorf("ownTrailer(packed) = %v, %v", tr, err)
+	} else {
+		f.Close()
 	}
-	if _, err := ownTrailer(filepath.Join(root, "app")); !errors.Is(err, image.ErrNoTrailer) {
+	if _, _, err := ownTrailer(filepath.Join(root, "app")); !errors.Is(err, image.ErrNoTrailer) {
 		t.Errorf("ownTrailer(plain) = %v", err)
 	}
 	// Packing with a parker taken from a packed file copies only its stub.
@@ -313,7 +315,9 @@ func TestOwnTrailer(t *testing.T) {
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out2, "app"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if tr, err := ownTrailer(out2); err != nil || tr.StubSize != 100 {
+	if f, tr, err := ownTrailer(out2); err != nil || tr.StubSize != 100 {
 		t.Errorf("repacked: %+v, %v", tr, err)
+	} else {
+		f.Close()
 	}
 }

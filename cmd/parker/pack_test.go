@@ -270,7 +270,10 @@ func TestStart(t *testing.T) {
 	var got *image.Trailer
 	var gotArgs []string
 	old := runStub
-	runStub = func(self string, _ *os.File, tr *image.Trailer, args []string) int { got, gotArgs = tr, args; return 42 }
+	runStub = func(self string, _ *os.File, tr *image.Trailer, args []string) int {
+		got, gotArgs = tr, args
+		return 42
+	}
 	defer func() { runStub = old }()
 
 	var stdout, stderr bytes.Buffer

@@ -131,7 +131,7 @@ const (
 	fragmentsPerMetablock = MetadataSize / fragmentEntrySize
 	idEntrySize           = 4
 	idsPerMetablock       = MetadataSize / idEntrySize
-	maxIDs                = 1 << 16 // id_count is 16 bits
+	maxIDs                = 1<<16 - 1 // id_count is 16 bits
 )
 
 // Superblock is the 96-byte record at the start of every image.

@@ -11,6 +11,8 @@ type tables struct {
 	dirs   *metaWriter
 	ids    []uint32
 	idIdx  map[uint32]uint16
+	// tooManyIDs: more distinct owners than the id table can index.
+	tooManyIDs bool
 }
 
 func newTables(w *Writer, _ *tree) *tables {
@@ -18,14 +20,18 @@ func newTables(w *Writer, _ *tree) *tables {
 }
 
 // id returns the id table index of a uid or gid, adding it on first use.
-// With more than 65536 distinct ids the image cannot be written; Writer
-// callers normalise owners by default, and the walk reports the overflow.
+// The index is 16 bits: with more than 65536 distinct ids the image cannot
+// be written, and Finish fails with errTooManyIDs.
 func (tb *tables) id(v uint32) uint16 {
 	if !tb.w.opt.KeepOwner {
 		v = 0
 	}
 	if i, ok := tb.idIdx[v]; ok {
 		return i
+	}
+	if len(tb.ids) >= maxIDs {
+		tb.tooManyIDs = true
+		return 0
 	}
 	i := uint16(len(tb.ids))
 	tb.idIdx[v] = i

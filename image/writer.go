@@ -201,6 +201,9 @@ func (w *Writer) Finish() (Stats, error) {
 	// Then the metadata tables, in the order the kernel checks them.
 	tb := newTables(w, t)
 	tb.writeInodes(root, t.inodes+1)
+	if tb.tooManyIDs {
+		return Stats{}, fmt.Errorf("image: more than %d distinct owners (uids and gids); pack without --keep-owner", maxIDs)
+	}
 	sb := Superblock{
 		Magic:        Magic,
 		Inodes:       t.inodes,

@@ -290,3 +290,27 @@ func TestWriterKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterTooManyIDs: the id table indexes 65536 owners at most; more must
+// fail, not wrap around to wrong owners.
+func TestWriterTooManyIDs(t *testing.T) {
+	opt := DefaultOptions()
+	opt.KeepOwner = true
+	w, err := NewWriter(discard{}, 0, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxIDs/2 + 1 {
+		e := Entry{Path: fmt.Sprintf("f%d", i), Mode: fs.ModeNamedPipe | 0o644, UID: uint32(2 * i), GID: uint32(2*i + 1)}
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Finish(); err == nil || !strings.Contains(err.Error(), "distinct owners") {
+		t.Fatalf("Finish = %v, want a too-many-owners error", err)
+	}
+}
+
+type discard struct{}
+
+func (discard) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }

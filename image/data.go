@@ -291,7 +291,12 @@ func (r *reader) file(n *node, fd *fileData) error {
 	if err := unix.Fstat(f, &st); err != nil {
 		return fmt.Errorf("stat %s: %w", n.e.Source, err)
 	}
-	if st.Size != size {
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("%s: changed while packing (no longer a regular file)", n.e.Source)
+	case n.e.Ino != 0 && (st.Dev != n.e.Dev || st.Ino != n.e.Ino):
+		return fmt.Errorf("%s: changed while packing (replaced by another file)", n.e.Source)
+	case st.Size != size:
 		return fmt.Errorf("%s: changed while packing (size %d, was %d)", n.e.Source, st.Size, size)
 	}
 	var h hashWriter = nopHash{}
@@ -343,6 +348,15 @@ func (r *reader) file(n *node, fd *fileData) error {
 		h.Write([]byte{2})
 		h.Write(r.tailBuf)
 	}
+	// A writer that rewrote the file under us would leave a torn copy:
+	// refuse it, as tar does ("file changed as we read it").
+	var after unix.Stat_t
+	if err := unix.Fstat(f, &after); err != nil {
+		return fmt.Errorf("stat %s: %w", n.e.Source, err)
+	}
+	if after.Size != st.Size || after.Mtim != st.Mtim || after.Ctim != st.Ctim {
+		return fmt.Errorf("%s: changed while packing", n.e.Source)
+	}
 	end := &item{kind: fileEndItem, fd: fd, size: size}
 	if dedup {
 		key := digestKey{size: size}
@@ -370,10 +384,13 @@ func (r *reader) file(n *node, fd *fileData) error {
 
 func openNoatime(p string) (int, error) {
 	// O_NOATIME spares a metadata write per file on file systems mounted
-	// with atime; only the owner (or root) may ask for it.
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	// with atime; only the owner (or root) may ask for it. O_NONBLOCK: if
+	// the file was swapped for a fifo, the open must not wait for a writer
+	// (the caller then refuses it); regular files ignore the flag.
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	fd, err := unix.Open(p, flags|unix.O_NOATIME, 0)
 	if err == unix.EPERM {
-		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		fd, err = unix.Open(p, flags, 0)
 	}
 	return fd, err
 }

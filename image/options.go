@@ -93,8 +93,10 @@ type Entry struct {
 	// not read. If the file's length changed since Size was taken, Finish
 	// fails rather than store a torn file.
 	Source string
-	// Dev and Ino identify hard links: regular files (and other non-
-	// directories) with the same non-zero (Dev, Ino) share one inode.
+	// Dev and Ino identify the source object. Non-directories with the same
+	// non-zero (Dev, Ino) are hard links of one inode. For a regular file
+	// with a non-zero Ino, Finish also checks that Source still is that
+	// object when it opens it, and that it did not change while read.
 	Dev, Ino uint64
 }
 

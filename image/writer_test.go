@@ -314,3 +314,40 @@ func TestWriterTooManyIDs(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+
+// TestWriterSourceSwapped: a source replaced after the walk (by another
+// file, say through a symlinked directory, or by a fifo) must fail the
+// image, not be packed and not hang.
+func TestWriterSourceSwapped(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("walked"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	es := entriesOf(t, dir)
+	var fi syscall.Stat_t
+	syscall.Lstat(p, &fi)
+	for i := range es {
+		if es[i].Path == "f" {
+			es[i].Dev, es[i].Ino = fi.Dev, fi.Ino
+		}
+	}
+	for name, swap := range map[string]func(){
+		"other file": func() { os.Rename(p, p+".old"); os.WriteFile(p, []byte("secret"), 0o644) },
+		"fifo":       func() { os.Remove(p); syscall.Mkfifo(p, 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			swap()
+			w, err := NewWriter(discard{}, 0, DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				w.Add(e)
+			}
+			if _, err := w.Finish(); err == nil || !strings.Contains(err.Error(), "changed while packing") {
+				t.Fatalf("Finish = %v, want a changed-while-packing error", err)
+			}
+		})
+	}
+}

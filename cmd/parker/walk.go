@@ -269,18 +269,34 @@ func (w *walker) walk() error {
 	if err := w.emit(w.entry(".", &st, "")); err != nil {
 		return err
 	}
-	return w.dir("")
+	return w.dir("", &st)
 }
 
-// dir walks the directory rel ("" for the root).
-func (w *walker) dir(rel string) error {
+// dir walks the directory rel ("" for the root), whose lstat was want.
+//
+// The directory is opened without following symlinks and must still be the
+// object the parent listed (same device and inode), and its entries are
+// stat'ed relative to that descriptor: if someone swaps a directory for a
+// symlink while parker runs as root, the walk fails instead of packing
+// what the link points at. (File contents get the same check when the
+// writer opens them, through Entry.Dev/Ino.)
+func (w *walker) dir(rel string, want *unix.Stat_t) error {
 	abs := w.abs(rel)
-	f, err := os.Open(abs)
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", w.show(rel), errnoOf(err))
+		if rel != "" && errors.Is(err, unix.ENOENT) {
+			w.warn(fmt.Sprintf("%s vanished while packing; left out", w.show(rel)))
+			return nil
+		}
+		return fmt.Errorf("read %s: %w", w.show(rel), err)
+	}
+	f := os.NewFile(uintptr(fd), abs)
+	defer f.Close()
+	var got unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		return fmt.Errorf("read %s: changed while packing", w.show(rel))
 	}
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", w.show(rel), errnoOf(err))
 	}
@@ -291,7 +307,7 @@ func (w *walker) dir(rel string) error {
 		}
 		cabs := abs + "/" + name
 		var st unix.Stat_t
-		if err := unix.Lstat(cabs, &st); err != nil {
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				w.warn(fmt.Sprintf("%s vanished while packing; left out", w.show(crel)))
 				continue
@@ -309,8 +325,14 @@ func (w *walker) dir(rel string) error {
 		if matched {
 			if isDir && w.rules.mayReinclude(crel) {
 				w.pending = append(w.pending, pendingDir{e: w.entry(crel, &st, "")})
-				err := w.dir(crel)
+				err := w.dir(crel, &st)
 				w.pending = w.pending[:len(w.pending)-1]
+				if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+					// Excluded and unreadable: nothing in it can be
+					// re-included, as with docker's archiver.
+					w.warn(fmt.Sprintf("%s: excluded and unreadable (%v); nothing below it re-included", w.show(crel), unix.EACCES))
+					err = nil
+				}
 				if err != nil {
 					return err
 				}
@@ -336,7 +358,7 @@ func (w *walker) dir(rel string) error {
 			return err
 		}
 		if isDir {
-			if err := w.dir(crel); err != nil {
+			if err := w.dir(crel, &st); err != nil {
 				return err
 			}
 		}
@@ -422,7 +444,9 @@ func (w *walker) entry(rel string, st *unix.Stat_t, link string) image.Entry {
 		e.Size = st.Size
 		e.Source = w.abs(rel)
 	}
-	if !e.Mode.IsDir() && st.Nlink > 1 {
+	if !e.Mode.IsDir() {
+		// Identity of the source object: hard links share it, and the
+		// writer checks a file is still this object when it reads it.
 		e.Dev, e.Ino = st.Dev, st.Ino
 	}
 	return e

@@ -157,13 +157,17 @@ func (j *job) run(c *config) error {
 
 	// The temp file lives beside the output, so the final rename is atomic.
 	outDir, outName := filepath.Dir(out), filepath.Base(out)
+	// Created under the lock, so a signal's abort either runs before the
+	// file exists or sees it and removes it.
+	j.mu.Lock()
 	tmp, err := os.CreateTemp(outDir, "."+outName+tmpInfix+"*")
+	if err == nil {
+		j.tmp, j.tmpPath = tmp, tmp.Name()
+	}
+	j.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("write %s: %w", c.output, errnoOf(err))
 	}
-	j.mu.Lock()
-	j.tmp, j.tmpPath = tmp, tmp.Name()
-	j.mu.Unlock()
 	var tmpSt unix.Stat_t
 	if err := unix.Fstat(int(tmp.Fd()), &tmpSt); err != nil {
 		return fmt.Errorf("write %s: %w", c.output, err)

@@ -684,25 +684,12 @@ func TestReaderWriterRoundTrip(t *testing.T) {
 			opt.Level, _, _ = DefaultLevel(comp)
 			opt.BlockSize = testBlockSize
 			opt.KeepOwner = true
-			path := filepath.Join(t.TempDir(), "w.sqfs")
-			f, err := os.Create(path)
+			path, st := writeImage(t, es, opt)
+			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			w, err := NewWriter(f, 0, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range es {
-				if err := w.Add(e); err != nil {
-					t.Fatalf("Add(%s): %v", e.Path, err)
-				}
-			}
-			st, err := w.Finish()
-			if err != nil {
-				t.Skipf("writer: %v", err)
-			}
 			r, err := NewReader(f, st.Size)
 			if err != nil {
 				t.Fatal(err)

@@ -545,21 +545,7 @@ func smallMksquashfsImage(t testing.TB, args ...string) []byte {
 // readImageFully walks an image and reads every file, as the fuzz target does;
 // it returns the first error.
 func readImageFully(img []byte, size int64, limit int64) error {
-	r, err := NewReader(bytes.NewReader(img), size)
-	if err != nil {
-		return err
-	}
-	return r.Walk(func(n *Node) error {
-		if !n.Mode.IsRegular() {
-			return nil
-		}
-		f, err := r.Open(n)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, io.LimitReader(f, limit))
-		return err
-	})
+	return readAllAtLimit(bytes.NewReader(img), size, limit)
 }
 
 // corruptOK reports whether err is an acceptable outcome for damaged input:
@@ -612,7 +598,11 @@ func (s *shortReader) ReadAt(p []byte, off int64) (int, error) {
 	return bytes.NewReader(s.b).ReadAt(p, off)
 }
 
-func readAllAt(ra io.ReaderAt, size int64) error {
+func readAllAt(ra io.ReaderAt, size int64) error { return readAllAtLimit(ra, size, -1) }
+
+// readAllAtLimit walks the image in ra and reads every file, at most limit
+// bytes of each (all of it when limit < 0); it returns the first error.
+func readAllAtLimit(ra io.ReaderAt, size, limit int64) error {
 	r, err := NewReader(ra, size)
 	if err != nil {
 		return err
@@ -625,7 +615,11 @@ func readAllAt(ra io.ReaderAt, size int64) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(io.Discard, f)
+		var src io.Reader = f
+		if limit >= 0 {
+			src = io.LimitReader(f, limit)
+		}
+		_, err = io.Copy(io.Discard, src)
 		return err
 	})
 }

@@ -289,7 +289,7 @@ func (r *runner) run(f flags) int {
 		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
 	}
 	cwd, cwdErr := os.Getwd()
-	sigs := supervisor.Catch() // in the background, while we mount
+	sigs := supervisor.Catch() // before mounting: a signal now is held for the target
 	if err := mountns.Enter(); err != nil {
 		return r.fail(err)
 	}

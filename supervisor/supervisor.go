@@ -9,18 +9,13 @@
 // every process the target leaves behind and kill them when it ends, and
 // the Group hook lets a cgroup take over that job later.
 //
-// Limits: when we sit in the terminal's foreground process group, SIGINT,
-// SIGQUIT and SIGWINCH are taken to come from the terminal, which already
-// sent them to the target (it shares our group), and are not relayed a
-// second time; such a signal sent to our pid alone by kill(1) is then lost.
-// Go does not expose siginfo, which would tell the two cases apart.
+// Which signals are relayed, and how, is in signals.go.
 package supervisor
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -84,34 +79,6 @@ type Config struct {
 	Log func(format string, args ...any)
 }
 
-// Signals are the signals caught for relaying to the target.
-type Signals struct {
-	ch    chan os.Signal
-	ready chan struct{}
-}
-
-// Catch starts catching every signal Run relays, in the background, and
-// returns at once. The Go runtime enables each signal with a round trip
-// between two threads, some fifty of them, which costs milliseconds of
-// wall time on a loaded machine; started before the slow part of a launch
-// (mounting), it runs alongside it. Signals that arrive before the target
-// starts are relayed to it once it has.
-func Catch() *Signals {
-	s := &Signals{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
-	go func() {
-		signal.Notify(s.ch, relayed()...)
-		close(s.ready)
-	}()
-	return s
-}
-
-// Stop stops catching the signals; any that arrives later has its default
-// effect again.
-func (s *Signals) Stop() {
-	<-s.ready
-	signal.Stop(s.ch)
-}
-
 // Status is how the target ended.
 type Status struct {
 	Code   int            // exit status, when Signal is 0
@@ -149,10 +116,8 @@ func Run(c Config) (Status, error) {
 	if sigs == nil {
 		sigs = Catch()
 	}
-	<-sigs.ready
 	// The signals stay caught when Run returns: its caller is about to
-	// exit the way the target did, and releasing them would cost another
-	// thread round trip per signal. Callers that live on call Stop.
+	// exit the way the target did. Callers that live on call Stop.
 
 	pidfd := -1
 	attr := &syscall.SysProcAttr{
@@ -182,10 +147,9 @@ func Run(c Config) (Status, error) {
 	defer syscall.Close(pidfd)
 	c.Log("started %s (pid %d)", c.Path, pid)
 
-	done := make(chan struct{})
-	go relay(sigs.ch, pidfd, done)
+	stopRelay := sigs.relayTo(pid, pidfd)
 	st, err := reap(pid)
-	close(done)
+	stopRelay()
 	if err != nil {
 		return st, err
 	}
@@ -222,60 +186,6 @@ func reap(pid int) (Status, error) {
 			return Status{Code: ws.ExitStatus()}, nil
 		case ws.Signaled():
 			return Status{Signal: ws.Signal()}, nil
-		}
-	}
-}
-
-// relayed lists the signals passed on to the target: every catchable one
-// except those the runtime or job control needs.
-func relayed() []os.Signal {
-	var s []os.Signal
-	for n := syscall.Signal(1); n <= 64; n++ {
-		switch n {
-		case unix.SIGKILL, unix.SIGSTOP: // uncatchable
-		case unix.SIGCHLD: // about our own children
-		case unix.SIGURG: // the Go runtime's preemption signal
-		case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-			// Left at their default (stop), so job control stops us
-			// together with the target, which shares our process group
-			// and got the same signal from the terminal.
-		case 32, 33: // reserved by the C library for its threads
-		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS:
-			// Faults of our own must crash us, not be relayed.
-		default:
-			s = append(s, n)
-		}
-	}
-	return s
-}
-
-// fromTerminal reports whether sig is one the terminal sends to its whole
-// foreground process group, and we are in that group: then the target has
-// it already.
-func fromTerminal(sig syscall.Signal) bool {
-	if sig != unix.SIGINT && sig != unix.SIGQUIT && sig != unix.SIGWINCH {
-		return false
-	}
-	for fd := 0; fd <= 2; fd++ {
-		pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-		if err == nil {
-			return pgrp == unix.Getpgrp()
-		}
-	}
-	return false
-}
-
-func relay(sigs <-chan os.Signal, pidfd int, done <-chan struct{}) {
-	for {
-		select {
-		case <-done:
-			return
-		case s := <-sigs:
-			sig := s.(syscall.Signal)
-			if fromTerminal(sig) {
-				continue
-			}
-			unix.PidfdSendSignal(pidfd, sig, nil, 0)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,7 +86,7 @@ func TestRunKillsOrphans(t *testing.T) {
 func TestRelayed(t *testing.T) {
 	have := map[syscall.Signal]bool{}
 	for _, s := range relayed() {
-		have[s.(syscall.Signal)] = true
+		have[s] = true
 	}
 	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGCONT, syscall.SIGWINCH, 34, 64} {
 		if !have[s] {
@@ -96,5 +97,26 @@ func TestRelayed(t *testing.T) {
 		if have[s] {
 			t.Errorf("%v relayed", s)
 		}
+	}
+}
+
+// TestSignalHeldUntilStart: a signal that arrives after Catch but before the
+// target exists is delivered to the target once it starts (here it kills
+// it: the default action of SIGUSR1).
+func TestSignalHeldUntilStart(t *testing.T) {
+	sigs := Catch()
+	defer sigs.Stop()
+	// From another process: one we sent ourselves would be taken for a
+	// signal of our own making and dropped.
+	if out, err := exec.Command("kill", "-USR1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	start := time.Now()
+	st, err := Run(Config{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Signals: sigs})
+	if err != nil || st.Signal != syscall.SIGUSR1 {
+		t.Errorf("got %+v, %v; want death by SIGUSR1", st, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the held signal took %v to arrive", d)
 	}
 }

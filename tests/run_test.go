@@ -168,6 +168,30 @@ func TestRunSignalRelay(t *testing.T) {
 	}
 }
 
+// TestRunSignalInheritance: what a shell sees of signals between itself and
+// the target is what it sees when it runs the target directly: an ignored
+// SIGHUP or SIGINT stays ignored in the target (nohup, background jobs),
+// and a signal the target sends to its parent reaches the shell.
+func TestRunSignalInheritance(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	direct := filepath.Join(tempDir(t, "direct"), "tool")
+	gccBuild(t, "tool.c", direct)
+	for _, tc := range []struct{ name, script string }{
+		{"ignored", "trap '' HUP INT; %[1]s disp 1; %[1]s disp 2; %[1]s disp 12"},
+		{"to parent", "trap 'echo parent got USR1' USR1; %[1]s killparent 10; echo exit $?"},
+	} {
+		want, err := exec.Command("bash", "-c", fmt.Sprintf(tc.script, direct)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s, direct: %v %s", tc.name, err, want)
+		}
+		got, err := exec.Command("bash", "-c", fmt.Sprintf(tc.script, f)).CombinedOutput()
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s: packed %q (%v), direct %q", tc.name, got, err, want)
+		}
+	}
+}
+
 // TestRunKilledStub: SIGKILL on the packed file takes the target with it
 // and leaves nothing behind.
 func TestRunKilledStub(t *testing.T) {

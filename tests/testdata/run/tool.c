@@ -127,6 +127,16 @@ int main(int argc, char **argv) {
 		ms_sleep(atol(argv[2]));
 		return 0;
 	}
+	if (!strcmp(cmd, "disp") && argc > 2) {
+		/* The disposition of signal N inherited at start. */
+		struct sigaction sa;
+		if (sigaction(atoi(argv[2]), NULL, &sa))
+			return 1;
+		printf("%s\n", sa.sa_handler == SIG_IGN ? "ignored" : sa.sa_handler == SIG_DFL ? "default" : "handled");
+		return 0;
+	}
+	if (!strcmp(cmd, "killparent") && argc > 2)
+		return kill(getppid(), atoi(argv[2])) ? 1 : 0;
 	fprintf(stderr, "tool: unknown command %s\n", cmd);
 	return 2;
 }

@@ -15,7 +15,11 @@
 // in the kernel's fs/squashfs/squashfs_fs.h. All integers are little-endian.
 package image
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/parkerpack/parker/image/trailer"
+)
 
 // Sentinel errors. Messages carry the package prefix, as archive/tar does.
 var (
@@ -24,10 +28,6 @@ var (
 	ErrFormat = errors.New("image: corrupt or unsupported squashfs image")
 	// ErrCompression: the image uses a compressor this build cannot decode.
 	ErrCompression = errors.New("image: unsupported compression")
-	// ErrNoTrailer: the file carries no parker trailer (not a packed file).
-	ErrNoTrailer = errors.New("image: no parker trailer")
-	// ErrTrailer: a trailer is present but damaged or of an unknown version.
-	ErrTrailer = errors.New("image: damaged parker trailer")
 	// ErrNotExist: a path lookup found no such entry.
 	ErrNotExist = errors.New("image: no such file or directory")
 )
@@ -65,8 +65,8 @@ const (
 
 	// PadSize: images are padded to a multiple of this, as mksquashfs does,
 	// so block devices (and loop devices with a size limit) can read the
-	// last block whole.
-	PadSize = 4096
+	// last block whole; it is also the payload's alignment in a packed file.
+	PadSize = trailer.PadSize
 )
 
 // Compressor IDs as stored in the superblock.

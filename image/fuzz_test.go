@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -186,55 +184,4 @@ func fuzzBody(t *testing.T, img []byte) {
 	if err != nil && err != errBudget && !corruptOK(err) {
 		t.Fatalf("Walk: %v", err)
 	}
-}
-
-// FuzzReadTrailer: ReadTrailer never panics, and whatever it accepts
-// MarshalBinary encodes and ReadTrailer reads back unchanged.
-func FuzzReadTrailer(f *testing.F) {
-	tr := Trailer{
-		Flags: TrailerKeepOwner, StubSize: 1234, Offset: 2 * PadSize, Size: PadSize,
-		Target: "bin/app", Compression: Zstd, Level: 3, BlockSize: DefaultBlockSize, CreatedBy: "parker test",
-	}
-	tr.Digest[0], tr.Digest[31] = 0xaa, 0x55
-	body, err := tr.MarshalBinary()
-	if err != nil {
-		f.Fatal(err)
-	}
-	valid := append(make([]byte, 3*PadSize), body...)
-	f.Add(valid)
-	f.Add(body)
-	f.Add(valid[:len(valid)-1])
-	f.Add([]byte(TrailerMagic))
-	for _, i := range []int{0, 2, 4, 20, 60, len(body) - 17, len(body) - 12, len(body) - 9} {
-		b := bytes.Clone(valid)
-		b[3*PadSize+i] ^= 0x41
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := ReadTrailer(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			if !errors.Is(err, ErrTrailer) && !errors.Is(err, ErrNoTrailer) {
-				t.Fatalf("ReadTrailer: %v", err)
-			}
-			return
-		}
-		enc, err := got.MarshalBinary()
-		if err != nil {
-			t.Fatalf("MarshalBinary of an accepted trailer: %v", err)
-		}
-		// Replace the trailer with the re-encoding; later versions may
-		// have a longer body, so the lengths need not match.
-		bodyLen := int(uint32(b[len(b)-16]) | uint32(b[len(b)-15])<<8 | uint32(b[len(b)-14])<<16 | uint32(b[len(b)-13])<<24)
-		again := append(bytes.Clone(b[:len(b)-TrailerFooterSize-bodyLen]), enc...)
-		back, err := ReadTrailer(bytes.NewReader(again), int64(len(again)))
-		if err != nil {
-			t.Fatalf("ReadTrailer of the re-encoding: %v", err)
-		}
-		if !reflect.DeepEqual(got, back) {
-			t.Fatalf("round trip changed the trailer:\n%+v\n%+v", got, back)
-		}
-		if !strings.HasPrefix(string(enc[len(enc)-len(TrailerMagic):]), TrailerMagic) {
-			t.Fatal("re-encoding lacks the magic")
-		}
-	})
 }

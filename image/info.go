@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // Info describes a packed file: what its trailer says and, when the payload
@@ -20,6 +22,8 @@ type Info struct {
 	FormatVersion int
 	Target        string
 	StubSize      uint64
+	HelperOffset  uint64 // the helper executable; HelperSize 0 for none
+	HelperSize    uint64
 	Offset        uint64
 	Size          uint64
 	Digest        string // "sha256:<hex>"
@@ -43,7 +47,7 @@ type Info struct {
 // It fails only when there is no readable trailer; a damaged payload is
 // reported in the Info.
 func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error) {
-	t, err := ReadTrailer(r, size)
+	t, err := trailer.Read(r, size)
 	if err != nil {
 		return nil, err
 	}
@@ -53,13 +57,15 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		FormatVersion: int(t.Version),
 		Target:        t.Target,
 		StubSize:      t.StubSize,
+		HelperOffset:  t.HelperOffset,
+		HelperSize:    t.HelperSize,
 		Offset:        t.Offset,
 		Size:          t.Size,
 		Digest:        "sha256:" + hex.EncodeToString(t.Digest[:]),
 		Compression:   t.Compression,
 		Level:         t.Level,
 		BlockSize:     t.BlockSize,
-		KeepOwner:     t.Flags&TrailerKeepOwner != 0,
+		KeepOwner:     t.Flags&trailer.KeepOwner != 0,
 		CreatedBy:     t.CreatedBy,
 	}
 	payload := io.NewSectionReader(r, int64(t.Offset), int64(t.Size))
@@ -108,6 +114,8 @@ func (in *Info) JSON() []byte {
 	num("format_version", uint64(in.FormatVersion))
 	str("target", in.Target)
 	num("stub_size", in.StubSize)
+	num("helper_offset", in.HelperOffset)
+	num("helper_size", in.HelperSize)
 	num("offset", in.Offset)
 	num("size", in.Size)
 	str("digest", in.Digest)
@@ -173,6 +181,11 @@ func (in *Info) WriteText(w io.Writer) {
 	line("format_version", "%d", in.FormatVersion)
 	line("target", "%s", in.Target)
 	line("stub_size", "%d (%s)", in.StubSize, HumanBytes(int64(in.StubSize)))
+	if in.HelperSize != 0 {
+		line("helper_size", "%d (%s) at offset %d", in.HelperSize, HumanBytes(int64(in.HelperSize)), in.HelperOffset)
+	} else {
+		line("helper_size", "0 (none: the stub does all)")
+	}
 	line("offset", "%d", in.Offset)
 	line("size", "%d (%s)", in.Size, HumanBytes(int64(in.Size)))
 	switch {

@@ -30,6 +30,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/parkerpack/parker/internal/lefields"
 )
 
 // Limits the reader imposes beyond the format's own.
@@ -525,45 +527,45 @@ func recordSize(v any) int {
 // Go evaluates the right-hand sides left to right, so each line reads its
 // fields in on-disk order.
 func decodeRecord(b []byte, v any) {
-	p := parser{b: b}
+	p := lefields.Parser{B: b}
 	switch v := v.(type) {
 	case *Superblock:
-		v.Magic, v.Inodes, v.ModTime, v.BlockSize, v.Fragments = p.u32(), p.u32(), p.u32(), p.u32(), p.u32()
-		v.Compression, v.BlockLog, v.Flags, v.IDCount, v.VersionMajor, v.VersionMinor = p.u16(), p.u16(), p.u16(), p.u16(), p.u16(), p.u16()
-		v.RootInode, v.BytesUsed, v.IDTableStart, v.XattrTableStart = p.u64(), p.u64(), p.u64(), p.u64()
-		v.InodeTableStart, v.DirTableStart, v.FragmentTableStart, v.ExportTableStart = p.u64(), p.u64(), p.u64(), p.u64()
+		v.Magic, v.Inodes, v.ModTime, v.BlockSize, v.Fragments = p.U32(), p.U32(), p.U32(), p.U32(), p.U32()
+		v.Compression, v.BlockLog, v.Flags, v.IDCount, v.VersionMajor, v.VersionMinor = p.U16(), p.U16(), p.U16(), p.U16(), p.U16(), p.U16()
+		v.RootInode, v.BytesUsed, v.IDTableStart, v.XattrTableStart = p.U64(), p.U64(), p.U64(), p.U64()
+		v.InodeTableStart, v.DirTableStart, v.FragmentTableStart, v.ExportTableStart = p.U64(), p.U64(), p.U64(), p.U64()
 	case *inodeHeader:
-		v.Type, v.Mode, v.UID, v.GID, v.Mtime, v.Inode = p.u16(), p.u16(), p.u16(), p.u16(), p.u32(), p.u32()
+		v.Type, v.Mode, v.UID, v.GID, v.Mtime, v.Inode = p.U16(), p.U16(), p.U16(), p.U16(), p.U32(), p.U32()
 	case *dirInode:
-		v.StartBlock, v.Nlink, v.FileSize, v.Offset, v.ParentInode = p.u32(), p.u32(), p.u16(), p.u16(), p.u32()
+		v.StartBlock, v.Nlink, v.FileSize, v.Offset, v.ParentInode = p.U32(), p.U32(), p.U16(), p.U16(), p.U32()
 	case *ldirInode:
-		v.Nlink, v.FileSize, v.StartBlock, v.ParentInode = p.u32(), p.u32(), p.u32(), p.u32()
-		v.IndexCount, v.Offset, v.Xattr = p.u16(), p.u16(), p.u32()
+		v.Nlink, v.FileSize, v.StartBlock, v.ParentInode = p.U32(), p.U32(), p.U32(), p.U32()
+		v.IndexCount, v.Offset, v.Xattr = p.U16(), p.U16(), p.U32()
 	case *dirIndex:
-		v.Index, v.StartBlock, v.NameSize = p.u32(), p.u32(), p.u32()
+		v.Index, v.StartBlock, v.NameSize = p.U32(), p.U32(), p.U32()
 	case *fileInode:
-		v.BlocksStart, v.Fragment, v.FragmentOffset, v.FileSize = p.u32(), p.u32(), p.u32(), p.u32()
+		v.BlocksStart, v.Fragment, v.FragmentOffset, v.FileSize = p.U32(), p.U32(), p.U32(), p.U32()
 	case *lfileInode:
-		v.BlocksStart, v.FileSize, v.Sparse = p.u64(), p.u64(), p.u64()
-		v.Nlink, v.Fragment, v.FragmentOffset, v.Xattr = p.u32(), p.u32(), p.u32(), p.u32()
+		v.BlocksStart, v.FileSize, v.Sparse = p.U64(), p.U64(), p.U64()
+		v.Nlink, v.Fragment, v.FragmentOffset, v.Xattr = p.U32(), p.U32(), p.U32(), p.U32()
 	case *symlinkInode:
-		v.Nlink, v.TargetSize = p.u32(), p.u32()
+		v.Nlink, v.TargetSize = p.U32(), p.U32()
 	case *devInode:
-		v.Nlink, v.Rdev = p.u32(), p.u32()
+		v.Nlink, v.Rdev = p.U32(), p.U32()
 	case *ipcInode:
-		v.Nlink = p.u32()
+		v.Nlink = p.U32()
 	case *dirHeader:
-		v.Count, v.StartBlock, v.Inode = p.u32(), p.u32(), p.u32()
+		v.Count, v.StartBlock, v.Inode = p.U32(), p.U32(), p.U32()
 	case *dirEntry:
-		v.Offset, v.InodeOffset, v.Type, v.NameSize = p.u16(), int16(p.u16()), p.u16(), p.u16()
+		v.Offset, v.InodeOffset, v.Type, v.NameSize = p.U16(), int16(p.U16()), p.U16(), p.U16()
 	case *fragmentEntry:
-		v.Start, v.Size, v.Unused = p.u64(), p.u32(), p.u32()
+		v.Start, v.Size, v.Unused = p.U64(), p.U32(), p.U32()
 	case *lz4Options:
-		v.Version, v.Flags = p.u32(), p.u32()
+		v.Version, v.Flags = p.U32(), p.U32()
 	default:
 		panic(fmt.Sprintf("image: no layout for %T", v))
 	}
-	if p.err != nil {
+	if p.Err != nil {
 		panic("image: short record buffer") // callers pass recordSize bytes
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/supervisor"
 )
@@ -190,7 +191,7 @@ is killed by signal N (re-raised, so the caller sees the same signal).
 // file, file that file, open (the descriptor its trailer was read through,
 // so the hot path opens it once), t its verified trailer, args the process
 // arguments (os.Args). It returns the process exit status.
-func Main(self string, file *os.File, t *image.Trailer, args []string) int {
+func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	r := &runner{self: self, t: t, start: time.Now()}
 	if os.Getenv(EnvVerbose) == "1" {
 		r.verbose = true
@@ -231,7 +232,7 @@ func Main(self string, file *os.File, t *image.Trailer, args []string) int {
 
 type runner struct {
 	self    string
-	t       *image.Trailer
+	t       *trailer.Trailer
 	file    *os.File
 	verbose bool
 	start   time.Time

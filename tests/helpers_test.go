@@ -29,6 +29,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/tests/treegen"
 )
 
@@ -273,7 +274,7 @@ func goTree(t testing.TB) *fixture {
 // assemblePacked writes a packed file by hand, as parker lays it out: stub,
 // zero padding to image.PadSize, payload, trailer. tr's stub size, offset,
 // size and digest are filled in here.
-func assemblePacked(t testing.TB, out string, stub, payload []byte, tr image.Trailer) {
+func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.Trailer) {
 	t.Helper()
 	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
 	tr.StubSize, tr.Offset, tr.Size = uint64(len(stub)), uint64(off), uint64(len(payload))

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +66,7 @@ func (o packOpts) lvl() int {
 // packed is a packed file and its verified trailer.
 type packed struct {
 	File string
-	Tr   *image.Trailer
+	Tr   *trailer.Trailer
 	Size int64 // file size
 }
 
@@ -110,7 +111,7 @@ func packFixture(t *testing.T, fx *fixture, o packOpts) *packed {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pk.Tr, err = image.ReadTrailer(f, pk.Size)
+	pk.Tr, err = trailer.Read(f, pk.Size)
 	if err != nil {
 		t.Fatalf("ReadTrailer(%s): %v", out, err)
 	}
@@ -143,10 +144,10 @@ func fakePack(t *testing.T, fx *fixture, o packOpts, out string) {
 	}
 	os.Remove(img)
 	stub := bytes.Repeat([]byte("\x7fSTUB"), 2001) // not a multiple of 4096
-	tr := image.Trailer{Target: fx.Target, Compression: o.comp,
+	tr := trailer.Trailer{Target: fx.Target, Compression: o.comp,
 		Level: int32(o.lvl()), BlockSize: uint32(o.bs()), CreatedBy: "mksquashfs (test control)"}
 	if o.keepOwner {
-		tr.Flags |= image.TrailerKeepOwner
+		tr.Flags |= trailer.KeepOwner
 	}
 	assemblePacked(t, out, stub, payload, tr)
 }
@@ -200,7 +201,7 @@ func checkTrailer(t *testing.T, fx *fixture, pk *packed, o packOpts) {
 	if tr.Compression != o.comp || tr.BlockSize != uint32(o.bs()) || int(tr.Level) != o.lvl() {
 		t.Errorf("trailer says %s level %d block %d, want %s level %d block %d", tr.Compression, tr.Level, tr.BlockSize, o.comp, o.lvl(), o.bs())
 	}
-	if keep := tr.Flags&image.TrailerKeepOwner != 0; keep != o.keepOwner {
+	if keep := tr.Flags&trailer.KeepOwner != 0; keep != o.keepOwner {
 		t.Errorf("trailer keep-owner flag %v, want %v", keep, o.keepOwner)
 	}
 	if !strings.HasPrefix(tr.CreatedBy, "parker ") && *oracleWriter == "parker" {

@@ -24,13 +24,14 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/tests/treegen"
 )
 
 // checkPacked verifies that a packed file's trailer reads and that both
 // unsquashfs and (as root) the kernel accept the payload at its offset, as
 // the README tells users to do. It returns the trailer.
-func checkPacked(t *testing.T, file string) *image.Trailer {
+func checkPacked(t *testing.T, file string) *trailer.Trailer {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -38,7 +39,7 @@ func checkPacked(t *testing.T, file string) *image.Trailer {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	tr, err := image.ReadTrailer(f, st.Size())
+	tr, err := trailer.Read(f, st.Size())
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
@@ -471,7 +472,7 @@ func TestInspectJSON(t *testing.T) {
 		inodes[e.ID] = true
 	}
 	for k, w := range map[string]any{
-		"format_version": float64(image.TrailerVersion), "target": "run.sh",
+		"format_version": float64(trailer.Version), "target": "run.sh",
 		"offset": float64(tr.Offset), "size": float64(tr.Size), "digest": want,
 		"compression": "gzip", "block_size": float64(64 << 10), "files": float64(len(inodes)),
 	} {

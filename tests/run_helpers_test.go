@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // runPack packs workdir (target relative to it) into out with the parker
@@ -63,7 +64,7 @@ func handPack(t testing.TB, workdir, target, out string) string {
 	if pad := len(payload) % image.PadSize; pad != 0 {
 		payload = append(payload, make([]byte, image.PadSize-pad)...)
 	}
-	assemblePacked(t, out, stub, payload, image.Trailer{Target: target, Compression: image.Zstd,
+	assemblePacked(t, out, stub, payload, trailer.Trailer{Target: target, Compression: image.Zstd,
 		Level: 15, BlockSize: image.DefaultBlockSize, CreatedBy: "tests (mksquashfs)"})
 	return out
 }

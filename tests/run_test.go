@@ -23,7 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 func TestRunArgs(t *testing.T) {
@@ -360,7 +360,7 @@ func TestRunLaunchFailures(t *testing.T) {
 	good := toolPacked(t)
 	data, _ := os.ReadFile(good)
 	bad := filepath.Join(tempDir(t, "bad"), "toold")
-	tr, err := image.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+	tr, err := trailer.Read(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}

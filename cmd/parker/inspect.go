@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // inspect runs `parker inspect [--json] FILE`: what the trailer and the
@@ -31,7 +32,7 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 	}
 	in, err := image.Describe(f, fi.Size(), c.file, true)
 	switch {
-	case errors.Is(err, image.ErrNoTrailer):
+	case errors.Is(err, trailer.ErrNoTrailer):
 		return fail("inspect %s: not a packed file (no parker trailer)", c.file)
 	case err != nil:
 		return fail("inspect %s: %v", c.file, errnoOf(err))

@@ -23,7 +23,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/stub"
 )
 
@@ -58,7 +58,7 @@ func start(self string, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		defer f.Close()
 		return runStub(self, f, t, args)
-	case errors.Is(err, image.ErrNoTrailer):
+	case errors.Is(err, trailer.ErrNoTrailer):
 		return run(args[1:], stdout, stderr)
 	}
 	// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
@@ -84,10 +84,10 @@ func executable() (string, error) {
 	return arg0, nil
 }
 
-// ownTrailer reads the trailer of the file at path: image.ErrNoTrailer for
+// ownTrailer reads the trailer of the file at path: trailer.ErrNoTrailer for
 // plain parker, a trailer for a packed file, any other error when the file
 // cannot be read or its trailer is damaged.
-func ownTrailer(path string) (*os.File, *image.Trailer, error) {
+func ownTrailer(path string) (*os.File, *trailer.Trailer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -97,7 +97,7 @@ func ownTrailer(path string) (*os.File, *image.Trailer, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	t, err := image.ReadTrailer(f, fi.Size())
+	t, err := trailer.Read(f, fi.Size())
 	if err != nil {
 		f.Close()
 		return nil, nil, err

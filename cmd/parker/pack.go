@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // stubSource names the executable whose bytes become the stub: parker
@@ -257,7 +258,7 @@ func (j *job) run(c *config) error {
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(tmp, offset, st.Size), make([]byte, 1<<20)); err != nil {
 		return j.writeErr(c.output, fmt.Errorf("read back payload: %w", err))
 	}
-	tr := image.Trailer{
+	tr := trailer.Trailer{
 		StubSize:    uint64(stubSize),
 		Offset:      uint64(offset),
 		Size:        uint64(st.Size),
@@ -269,7 +270,7 @@ func (j *job) run(c *config) error {
 	}
 	copy(tr.Digest[:], h.Sum(nil))
 	if opt.KeepOwner {
-		tr.Flags |= image.TrailerKeepOwner
+		tr.Flags |= trailer.KeepOwner
 	}
 	u.stage("digest", stage, "sha256:"+hex.EncodeToString(tr.Digest[:]))
 
@@ -365,11 +366,11 @@ func stubLength(f *os.File) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	t, err := image.ReadTrailer(f, fi.Size())
+	t, err := trailer.Read(f, fi.Size())
 	switch {
 	case err == nil:
 		return int64(t.StubSize), nil
-	case errors.Is(err, image.ErrNoTrailer):
+	case errors.Is(err, trailer.ErrNoTrailer):
 		return fi.Size(), nil
 	}
 	return 0, err

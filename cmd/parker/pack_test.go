@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // fakeStub stands in for parker's own executable, so packing in tests copies
@@ -42,14 +43,14 @@ func packRun(t *testing.T, args ...string) (int, string) {
 }
 
 // imagePaths lists the packed file's image with our reader.
-func imagePaths(t *testing.T, file string) (*image.Trailer, []string) {
+func imagePaths(t *testing.T, file string) (*trailer.Trailer, []string) {
 	t.Helper()
 	f, err := os.Open(file)
 	must(t, err)
 	defer f.Close()
 	fi, err := f.Stat()
 	must(t, err)
-	tr, err := image.ReadTrailer(f, fi.Size())
+	tr, err := trailer.Read(f, fi.Size())
 	must(t, err)
 	r, err := image.NewReader(io.NewSectionReader(f, int64(tr.Offset), int64(tr.Size)), int64(tr.Size))
 	must(t, err)
@@ -222,7 +223,7 @@ func TestInspect(t *testing.T) {
 		}
 	}
 	if m["target"] != "app" || m["offset"] != float64(4096) || m["files"] != float64(3) ||
-		!strings.HasPrefix(m["digest"].(string), "sha256:") || m["digest_ok"] != true || m["format_version"] != float64(1) {
+		!strings.HasPrefix(m["digest"].(string), "sha256:") || m["digest_ok"] != true || m["format_version"] != float64(trailer.Version) {
 		t.Errorf("inspect --json: %s", stdout.String())
 	}
 	stdout.Reset()
@@ -267,10 +268,10 @@ func TestStart(t *testing.T) {
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
 	}
-	var got *image.Trailer
+	var got *trailer.Trailer
 	var gotArgs []string
 	old := runStub
-	runStub = func(self string, _ *os.File, tr *image.Trailer, args []string) int {
+	runStub = func(self string, _ *os.File, tr *trailer.Trailer, args []string) int {
 		got, gotArgs = tr, args
 		return 42
 	}
@@ -309,7 +310,7 @@ func TestOwnTrailer(t *testing.T) {
 	} else {
 		f.Close()
 	}
-	if _, _, err := ownTrailer(filepath.Join(root, "app")); !errors.Is(err, image.ErrNoTrailer) {
+	if _, _, err := ownTrailer(filepath.Join(root, "app")); !errors.Is(err, trailer.ErrNoTrailer) {
 		t.Errorf("ownTrailer(plain) = %v", err)
 	}
 	// Packing with a parker taken from a packed file copies only its stub.

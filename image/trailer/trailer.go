@@ -1,42 +1,68 @@
-package image
+// Package trailer reads and writes the trailer at the end of a packed
+// executable: where its payload is and what it holds. It depends on nothing
+// but the standard library, so the run-time stub can read its own trailer
+// without linking the image codecs.
+package trailer
 
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/parkerpack/parker/internal/lefields"
 )
 
 // A packed executable is laid out as
 //
-//	stub | zero padding | payload (squashfs, padded to PadSize) | trailer
+//	stub | [helper] | zero padding | payload (squashfs, padded to PadSize) | trailer
 //
-// with the payload at a PadSize-aligned offset, so `mount -o loop,offset=N`
+// The stub is the program that runs; the helper, when present, is a second
+// executable the stub starts for the work that needs the image codecs
+// (extraction, describing the image), so the stub itself stays small and
+// quick to start. The payload sits at a PadSize-aligned offset, so `mount -o loop,offset=N`
 // and `unsquashfs -o N` read it directly. The trailer sits at the very end so
 // the stub finds its payload in O(1) from its own file alone, without ELF
 // arithmetic. Its layout:
 //
 //	body   (BodyLen bytes, starts with the format version)
-//	footer (TrailerFooterSize bytes): body length u32 | CRC-32C of body and
-//	       length u32 | TrailerMagic
+//	footer (FooterSize bytes): body length u32 | CRC-32C of body and
+//	       length u32 | Magic
 //
 // The footer's shape never changes; the body may grow in later versions. The
 // CRC-32C covers every byte before it, so any single damaged byte (indeed
 // any burst of up to 32 bits) is detected.
+//
+// Version 2 appends the helper's offset and length to the body of version
+// 1; both versions are read, and a trailer is written in the version its
+// Version field names (0: the current one).
 const (
-	TrailerMagic      = "PARKER\x00\x01"
-	TrailerFooterSize = 16
-	TrailerVersion    = 1
-	// MaxTrailerBody bounds what a reader will allocate for a body.
-	MaxTrailerBody = 64 << 10
-	maxTargetLen   = 4096
-	maxStringLen   = 1024
+	Magic      = "PARKER\x00\x01"
+	FooterSize = 16
+	Version    = 2
+	// MaxBody bounds what a reader will allocate for a body.
+	MaxBody      = 64 << 10
+	maxTargetLen = 4096
+	maxStringLen = 1024
+	// PadSize is the payload's alignment in the file, and the multiple
+	// the image is padded to, as mksquashfs does, so block devices (and
+	// loop devices with a size limit) read its last block whole.
+	PadSize = 4096
 )
 
-// Trailer flags.
+// Flags.
 const (
-	TrailerKeepOwner = 1 << iota // owners were kept, not normalised to 0:0
+	KeepOwner = 1 << iota // owners were kept, not normalised to 0:0
+)
+
+// Sentinel errors.
+var (
+	// ErrNoTrailer: the file carries no parker trailer (not a packed file).
+	ErrNoTrailer = errors.New("no parker trailer")
+	// ErrTrailer: a trailer is present but damaged or of an unknown version.
+	ErrTrailer = errors.New("damaged parker trailer")
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -54,6 +80,10 @@ type Trailer struct {
 	Level       int32    // compression level used (0 where not applicable)
 	BlockSize   uint32
 	CreatedBy   string // "parker <version>"
+	// The helper executable (version 2), or HelperSize 0 for none: then
+	// the stub does everything itself.
+	HelperOffset uint64
+	HelperSize   uint64
 }
 
 // MarshalBinary encodes t (body and footer). It refuses values a reader
@@ -62,9 +92,13 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
+	version := t.Version
+	if version == 0 {
+		version = Version
+	}
 	var b bytes.Buffer
 	le := binary.LittleEndian
-	b.Write(le.AppendUint16(nil, TrailerVersion))
+	b.Write(le.AppendUint16(nil, version))
 	b.Write(le.AppendUint16(nil, t.Flags))
 	b.Write(le.AppendUint64(nil, t.StubSize))
 	b.Write(le.AppendUint64(nil, t.Offset))
@@ -76,15 +110,25 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 		b.Write(le.AppendUint16(nil, uint16(len(s))))
 		b.WriteString(s)
 	}
+	if version >= 2 {
+		b.Write(le.AppendUint64(nil, t.HelperOffset))
+		b.Write(le.AppendUint64(nil, t.HelperSize))
+	}
 	bodyLen := uint32(b.Len())
 	b.Write(le.AppendUint32(nil, bodyLen))
 	b.Write(le.AppendUint32(nil, crc32.Checksum(b.Bytes(), crcTable)))
-	b.WriteString(TrailerMagic)
+	b.WriteString(Magic)
 	return b.Bytes(), nil
 }
 
 func (t *Trailer) validate() error {
 	switch {
+	case t.Version > Version || t.Version == 1 && t.HelperSize != 0:
+		return fmt.Errorf("%w: format version %d with a helper", ErrTrailer, t.Version)
+	case t.HelperSize != 0 && (t.HelperOffset < t.StubSize || t.HelperOffset+t.HelperSize < t.HelperOffset ||
+		t.HelperOffset+t.HelperSize > t.Offset):
+		return fmt.Errorf("%w: helper [%d, +%d) outside stub end %d .. payload offset %d",
+			ErrTrailer, t.HelperOffset, t.HelperSize, t.StubSize, t.Offset)
 	case t.Target == "" || len(t.Target) > maxTargetLen:
 		return fmt.Errorf("%w: target path length %d", ErrTrailer, len(t.Target))
 	case len(t.Compression) > maxStringLen || len(t.CreatedBy) > maxStringLen:
@@ -99,28 +143,28 @@ func (t *Trailer) validate() error {
 	return nil
 }
 
-// ReadTrailer reads and checks the trailer at the end of r, whose length is
+// Read reads and checks the trailer at the end of r, whose length is
 // size. It returns ErrNoTrailer when the magic is absent (a file that was
 // never packed) and ErrTrailer, wrapped with the cause, when a trailer is
 // present but damaged, or when it points outside the file.
-func ReadTrailer(r io.ReaderAt, size int64) (*Trailer, error) {
-	if size < TrailerFooterSize {
+func Read(r io.ReaderAt, size int64) (*Trailer, error) {
+	if size < FooterSize {
 		return nil, ErrNoTrailer
 	}
-	var foot [TrailerFooterSize]byte
-	if _, err := r.ReadAt(foot[:], size-TrailerFooterSize); err != nil {
+	var foot [FooterSize]byte
+	if _, err := r.ReadAt(foot[:], size-FooterSize); err != nil {
 		return nil, fmt.Errorf("read trailer: %w", err)
 	}
-	if string(foot[8:]) != TrailerMagic {
+	if string(foot[8:]) != Magic {
 		return nil, ErrNoTrailer
 	}
 	le := binary.LittleEndian
 	bodyLen := int64(le.Uint32(foot[0:4]))
-	if bodyLen > MaxTrailerBody || bodyLen > size-TrailerFooterSize {
+	if bodyLen > MaxBody || bodyLen > size-FooterSize {
 		return nil, fmt.Errorf("%w: body length %d", ErrTrailer, bodyLen)
 	}
 	buf := make([]byte, bodyLen+4)
-	if _, err := r.ReadAt(buf[:bodyLen], size-TrailerFooterSize-bodyLen); err != nil {
+	if _, err := r.ReadAt(buf[:bodyLen], size-FooterSize-bodyLen); err != nil {
 		return nil, fmt.Errorf("read trailer: %w", err)
 	}
 	copy(buf[bodyLen:], foot[0:4])
@@ -134,7 +178,7 @@ func ReadTrailer(r io.ReaderAt, size int64) (*Trailer, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
-	if end := t.Offset + t.Size; end > uint64(size-TrailerFooterSize-bodyLen) {
+	if end := t.Offset + t.Size; end > uint64(size-FooterSize-bodyLen) {
 		return nil, fmt.Errorf("%w: payload [%d, %d) runs past the trailer (file is %d bytes; truncated?)",
 			ErrTrailer, t.Offset, end, size)
 	}
@@ -142,73 +186,28 @@ func ReadTrailer(r io.ReaderAt, size int64) (*Trailer, error) {
 }
 
 func parseTrailerBody(b []byte) (*Trailer, error) {
-	p := parser{b: b}
+	p := lefields.Parser{B: b}
 	t := &Trailer{}
-	t.Version = p.u16()
-	if p.err == nil && t.Version != TrailerVersion {
-		return nil, fmt.Errorf("%w: format version %d (this parker reads %d)", ErrTrailer, t.Version, TrailerVersion)
+	t.Version = p.U16()
+	if p.Err == nil && (t.Version < 1 || t.Version > Version) {
+		return nil, fmt.Errorf("%w: format version %d (this parker reads 1 to %d)", ErrTrailer, t.Version, Version)
 	}
-	t.Flags = p.u16()
-	t.StubSize = p.u64()
-	t.Offset = p.u64()
-	t.Size = p.u64()
-	copy(t.Digest[:], p.bytes(32))
-	t.Level = int32(p.u32())
-	t.BlockSize = p.u32()
-	t.Target = p.str()
-	t.Compression = p.str()
-	t.CreatedBy = p.str()
-	if p.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.err)
+	t.Flags = p.U16()
+	t.StubSize = p.U64()
+	t.Offset = p.U64()
+	t.Size = p.U64()
+	copy(t.Digest[:], p.Bytes(32))
+	t.Level = int32(p.U32())
+	t.BlockSize = p.U32()
+	t.Target = p.Str()
+	t.Compression = p.Str()
+	t.CreatedBy = p.Str()
+	if t.Version >= 2 {
+		t.HelperOffset = p.U64()
+		t.HelperSize = p.U64()
+	}
+	if p.Err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.Err)
 	}
 	return t, nil
-}
-
-// parser decodes little-endian fields from a byte slice with a sticky error,
-// so a sequence of reads needs one check at the end.
-type parser struct {
-	b   []byte
-	err error
-}
-
-func (p *parser) bytes(n int) []byte {
-	if p.err != nil || n < 0 || n > len(p.b) {
-		if p.err == nil {
-			p.err = io.ErrUnexpectedEOF
-		}
-		return nil
-	}
-	v := p.b[:n]
-	p.b = p.b[n:]
-	return v
-}
-
-func (p *parser) u16() uint16 {
-	if b := p.bytes(2); p.err == nil {
-		return binary.LittleEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (p *parser) u32() uint32 {
-	if b := p.bytes(4); p.err == nil {
-		return binary.LittleEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (p *parser) u64() uint64 {
-	if b := p.bytes(8); p.err == nil {
-		return binary.LittleEndian.Uint64(b)
-	}
-	return 0
-}
-
-func (p *parser) str() string {
-	n := int(p.u16())
-	b := p.bytes(n)
-	if p.err != nil {
-		return ""
-	}
-	return string(b)
 }

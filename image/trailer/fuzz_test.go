@@ -1,0 +1,74 @@
+package trailer
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzRead: Read never panics, and whatever it accepts
+// MarshalBinary encodes and Read reads back unchanged.
+func FuzzRead(f *testing.F) {
+	tr := Trailer{
+		Flags: KeepOwner, StubSize: 1234, Offset: 2 * PadSize, Size: PadSize,
+		Target: "bin/app", Compression: "zstd", Level: 3, BlockSize: 128 << 10, CreatedBy: "parker test",
+	}
+	tr.Digest[0], tr.Digest[31] = 0xaa, 0x55
+	body, err := tr.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	valid := append(make([]byte, 3*PadSize), body...)
+	f.Add(valid)
+	f.Add(body)
+	withHelper := tr
+	withHelper.Offset, withHelper.HelperOffset, withHelper.HelperSize = 4*PadSize, 2*PadSize, 1000
+	if b, err := withHelper.MarshalBinary(); err == nil {
+		f.Add(append(make([]byte, 5*PadSize), b...))
+	} else {
+		f.Fatal(err)
+	}
+	v1 := tr
+	v1.Version = 1
+	if b, err := v1.MarshalBinary(); err == nil {
+		f.Add(append(make([]byte, 3*PadSize), b...))
+	} else {
+		f.Fatal(err)
+	}
+	f.Add(valid[:len(valid)-1])
+	f.Add([]byte(Magic))
+	for _, i := range []int{0, 2, 4, 20, 60, len(body) - 17, len(body) - 12, len(body) - 9} {
+		b := bytes.Clone(valid)
+		b[3*PadSize+i] ^= 0x41
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Read(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			if !errors.Is(err, ErrTrailer) && !errors.Is(err, ErrNoTrailer) {
+				t.Fatalf("Read: %v", err)
+			}
+			return
+		}
+		enc, err := got.MarshalBinary()
+		if err != nil {
+			t.Fatalf("MarshalBinary of an accepted trailer: %v", err)
+		}
+		// Replace the trailer with the re-encoding; later versions may
+		// have a longer body, so the lengths need not match.
+		bodyLen := int(uint32(b[len(b)-16]) | uint32(b[len(b)-15])<<8 | uint32(b[len(b)-14])<<16 | uint32(b[len(b)-13])<<24)
+		again := append(bytes.Clone(b[:len(b)-FooterSize-bodyLen]), enc...)
+		back, err := Read(bytes.NewReader(again), int64(len(again)))
+		if err != nil {
+			t.Fatalf("Read of the re-encoding: %v", err)
+		}
+		if !reflect.DeepEqual(got, back) {
+			t.Fatalf("round trip changed the trailer:\n%+v\n%+v", got, back)
+		}
+		if !strings.HasPrefix(string(enc[len(enc)-len(Magic):]), Magic) {
+			t.Fatal("re-encoding lacks the magic")
+		}
+	})
+}

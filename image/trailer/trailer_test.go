@@ -1,0 +1,50 @@
+package trailer
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestHelperBounds: a helper must lie between the stub and the payload,
+// and only version 2 carries one; version 1 trailers still read.
+func TestHelperBounds(t *testing.T) {
+	base := Trailer{StubSize: 100, Offset: 3 * PadSize, Size: PadSize, Target: "app", Compression: "zstd"}
+	for _, tc := range []struct {
+		name      string
+		version   uint16
+		off, size uint64
+		wantErr   bool
+	}{
+		{"none", 0, 0, 0, false},
+		{"between", 0, PadSize, 2 * PadSize, false},
+		{"overlaps stub", 0, 50, 10, true},
+		{"into payload", 0, PadSize, 2*PadSize + 1, true},
+		{"wraps", 0, PadSize, ^uint64(0), true},
+		{"version 1 without", 1, 0, 0, false},
+		{"version 1 with", 1, PadSize, 10, true},
+	} {
+		tr := base
+		tr.Version, tr.HelperOffset, tr.HelperSize = tc.version, tc.off, tc.size
+		b, err := tr.MarshalBinary()
+		if (err != nil) != tc.wantErr || err != nil && !errors.Is(err, ErrTrailer) {
+			t.Errorf("%s: MarshalBinary error %v, want error %v", tc.name, err, tc.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		file := append(make([]byte, 4*PadSize), b...)
+		got, err := Read(bytes.NewReader(file), int64(len(file)))
+		if err != nil {
+			t.Errorf("%s: Read: %v", tc.name, err)
+			continue
+		}
+		if want := max(tc.version, 1); tc.version == 0 && got.Version != Version || tc.version != 0 && got.Version != want {
+			t.Errorf("%s: read version %d", tc.name, got.Version)
+		}
+		if got.HelperOffset != tc.off || got.HelperSize != tc.size {
+			t.Errorf("%s: read helper [%d, +%d)", tc.name, got.HelperOffset, got.HelperSize)
+		}
+	}
+}

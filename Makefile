@@ -11,8 +11,9 @@ FUZZ      := ./image/trailer:FuzzRead ./image:FuzzReader ./cmd/parker:FuzzParseS
 
 all: build
 
+# parker with the run-time stub and helper embedded (hack/build.sh).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/parker ./cmd/parker
+	GO=$(GO) VERSION=$(VERSION) bash hack/build.sh bin/parker
 
 deps:
 	bash hack/deps.sh
@@ -35,4 +36,4 @@ bench: deps build
 	bash hack/bench-start.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin cmd/parker/stubs

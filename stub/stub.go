@@ -32,7 +32,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/supervisor"
@@ -214,20 +213,55 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 		return 0
 	}
 	r.file = file
+	if f.mode == modeInfo || f.mode == modeExtract {
+		// These read the image in user space, with its codecs.
+		req := Request{Self: self, File: file, Trailer: t, JSON: f.json, Dir: f.dir,
+			Verify: f.verify, Verbose: r.verbose, Info: f.mode == modeInfo}
+		if Extended != nil {
+			return Extended(req)
+		}
+		return r.helper(args)
+	}
 	if f.verify {
 		if err := r.verify(); err != nil {
 			return r.fail(err)
 		}
 	}
-	switch f.mode {
-	case modeInfo:
-		return r.info(f.json)
-	case modeExtract:
-		return r.extract(f.dir)
-	case modeMount:
+	if f.mode == modeMount {
 		return r.mount()
 	}
 	return r.run(f)
+}
+
+// Request is a --parker-info or --parker-extract request, for Extended.
+type Request struct {
+	Self    string           // absolute path of the packed file
+	File    *os.File         // the packed file, open
+	Trailer *trailer.Trailer // its trailer
+	Info    bool             // --parker-info; else --parker-extract
+	JSON    bool             // --parker-info --json
+	Dir     string           // --parker-extract DIR ("" for the default)
+	Verify  bool             // --parker-verify
+	Verbose bool             // PARKER_VERBOSE=1
+}
+
+// Extended carries out the requests that read the image in user space
+// (--parker-info, --parker-extract) and returns the exit status. Programs
+// that link the image codecs set it (package stub/full); the lean stub
+// leaves it nil and hands such requests to the helper executable its
+// packed file carries, so that its own start stays free of codec tables.
+var Extended func(Request) int
+
+// Fail prints one line on stderr naming the packed file and the cause, and
+// returns ExitFailure: how every run-time failure of parker itself ends.
+func Fail(self string, err error) int {
+	msg := err.Error()
+	if errors.Is(err, mountns.ErrDenied) {
+		msg = "cannot mount the payload: " + msg +
+			"; running a packed file needs root (or extract it: " + filepath.Base(self) + " --parker-extract DIR)"
+	}
+	fmt.Fprintf(os.Stderr, "parker: %s: %s\n", self, msg)
+	return ExitFailure
 }
 
 type runner struct {
@@ -240,15 +274,7 @@ type runner struct {
 }
 
 // fail prints one line naming the file and the cause, and returns 125.
-func (r *runner) fail(err error) int {
-	msg := err.Error()
-	if errors.Is(err, mountns.ErrDenied) {
-		msg = "cannot mount the payload: " + msg +
-			"; running a packed file needs root (or extract it: " + filepath.Base(r.self) + " --parker-extract DIR)"
-	}
-	fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
-	return ExitFailure
-}
+func (r *runner) fail(err error) int { return Fail(r.self, err) }
 
 // logf logs a step and its duration since the previous one.
 func (r *runner) logf(step string, d time.Duration) {
@@ -267,17 +293,25 @@ func (r *runner) step(name string) {
 }
 
 func (r *runner) verify() error {
+	if err := Verify(r.file, r.t); err != nil {
+		return err
+	}
+	r.step("verify digest")
+	return nil
+}
+
+// Verify checks the payload of file against the digest in its trailer t.
+func Verify(file *os.File, t *trailer.Trailer) error {
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r.file, int64(r.t.Offset), int64(r.t.Size))); err != nil {
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(file, int64(t.Offset), int64(t.Size)), make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
-	if sum != r.t.Digest {
+	if sum != t.Digest {
 		return fmt.Errorf("digest mismatch: payload is sha256:%s, trailer says sha256:%s (file damaged)",
-			hex.EncodeToString(sum[:]), hex.EncodeToString(r.t.Digest[:]))
+			hex.EncodeToString(sum[:]), hex.EncodeToString(t.Digest[:]))
 	}
-	r.step("verify digest")
 	return nil
 }
 
@@ -367,62 +401,5 @@ func (r *runner) mount() int {
 		filepath.Base(r.self), dev)
 	<-sigs
 	syscall.Close(sq)
-	return 0
-}
-
-// extract writes the packed directory to dir with the image reader, in user
-// space: it needs no privileges.
-func (r *runner) extract(dir string) int {
-	if dir == "" {
-		dir = filepath.Base(r.self) + ".root"
-	}
-	rd, err := image.NewReader(io.NewSectionReader(r.file, int64(r.t.Offset), int64(r.t.Size)), int64(r.t.Size))
-	if err != nil {
-		return r.fail(fmt.Errorf("read payload: %w", err))
-	}
-	err = rd.Extract(dir, image.ExtractOptions{
-		Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", r.self, s) },
-	})
-	if err != nil {
-		return r.fail(fmt.Errorf("extract to %s: %w", dir, err))
-	}
-	r.step("extract to " + dir)
-	fmt.Println(dir)
-	return 0
-}
-
-// info prints what `parker inspect` prints, from the same image.Describe,
-// so the two always agree (--json: the same object). Like inspect, it
-// checks the digest: this reads the whole payload, unlike a run.
-func (r *runner) info(asJSON bool) int {
-	fi, err := r.file.Stat()
-	if err != nil {
-		return r.fail(err)
-	}
-	in, err := image.Describe(r.file, fi.Size(), r.self, true)
-	if err != nil {
-		return r.fail(err)
-	}
-	if asJSON {
-		os.Stdout.Write(in.JSON())
-		return 0
-	}
-	files := "unknown (" + in.ImageError + ")"
-	if in.HaveImage {
-		files = fmt.Sprint(in.Inodes)
-	}
-	digest := in.Digest + " (matches)"
-	if !in.DigestOK {
-		digest = in.Digest + " (MISMATCH: payload damaged)"
-	}
-	fmt.Printf("file:           %s\n", in.File)
-	fmt.Printf("target:         %s\n", in.Target)
-	fmt.Printf("format version: %d\n", in.FormatVersion)
-	fmt.Printf("stub:           %d bytes\n", in.StubSize)
-	fmt.Printf("payload:        %d bytes at offset %d\n", in.Size, in.Offset)
-	fmt.Printf("digest:         %s\n", digest)
-	fmt.Printf("compression:    %s (level %d), block size %d\n", in.Compression, in.Level, in.BlockSize)
-	fmt.Printf("files:          %s\n", files)
-	fmt.Printf("created by:     %s\n", in.CreatedBy)
 	return 0
 }

@@ -95,12 +95,13 @@ func buildParker(t testing.TB) string {
 			parkerErr = err
 			return
 		}
+		// As make builds it: the lean stub and the helper embedded.
 		parkerBin = filepath.Join(dir, "parker")
-		cmd := exec.Command(goBin, "build", "-trimpath", "-o", parkerBin, "./cmd/parker")
+		cmd := exec.Command("bash", "hack/build.sh", parkerBin)
 		cmd.Dir = ".." // the module root: tests run in tests/
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GO="+goBin, "VERSION=test")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			parkerErr = fmt.Errorf("go build ./cmd/parker: %v\n%s", err, out)
+			parkerErr = fmt.Errorf("hack/build.sh: %v\n%s", err, out)
 		}
 	})
 	if parkerErr != nil {

@@ -171,21 +171,39 @@ func checkTrailer(t *testing.T, fx *fixture, pk *packed, o packOpts) {
 	if tr.Offset%image.PadSize != 0 || tr.Size%image.PadSize != 0 {
 		t.Errorf("payload offset %d / size %d not %d-aligned", tr.Offset, tr.Size, image.PadSize)
 	}
-	if tr.StubSize == 0 || tr.StubSize > tr.Offset || tr.Offset-tr.StubSize >= image.PadSize {
-		t.Errorf("stub size %d with payload offset %d: want 0 < stub <= offset < stub+%d", tr.StubSize, tr.Offset, image.PadSize)
+	// stub | zeros | [helper | zeros] | payload, each run of zeros shorter
+	// than PadSize, and each executable an ELF file.
+	type part struct {
+		name      string
+		off, size uint64
 	}
-	pad := make([]byte, tr.Offset-tr.StubSize)
-	if _, err := f.ReadAt(pad, int64(tr.StubSize)); err != nil {
-		t.Fatal(err)
+	parts := []part{{"stub", 0, tr.StubSize}}
+	if tr.HelperSize != 0 {
+		parts = append(parts, part{"helper", tr.HelperOffset, tr.HelperSize})
 	}
-	if !bytes.Equal(pad, make([]byte, len(pad))) {
-		t.Errorf("padding between stub (%d bytes) and payload (%d) is not all zero", tr.StubSize, tr.Offset)
-	}
-	if *oracleWriter == "parker" {
-		magic := make([]byte, 4)
-		f.ReadAt(magic, 0)
-		if string(magic) != "\x7fELF" {
-			t.Errorf("stub starts with %q, want an ELF executable", magic)
+	for i, p := range parts {
+		next := tr.Offset
+		if i+1 < len(parts) {
+			next = parts[i+1].off
+		}
+		end := p.off + p.size
+		if p.size == 0 || end > next || next-end >= image.PadSize {
+			t.Errorf("%s [%d, %d) then the next part at %d: want a gap under %d bytes", p.name, p.off, end, next, image.PadSize)
+			continue
+		}
+		pad := make([]byte, next-end)
+		if _, err := f.ReadAt(pad, int64(end)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pad, make([]byte, len(pad))) {
+			t.Errorf("padding after the %s [%d, %d) is not all zero", p.name, end, next)
+		}
+		if *oracleWriter == "parker" {
+			magic := make([]byte, 4)
+			f.ReadAt(magic, int64(p.off))
+			if string(magic) != "\x7fELF" {
+				t.Errorf("%s starts with %q, want an ELF executable", p.name, magic)
+			}
 		}
 	}
 	h := sha256.New()

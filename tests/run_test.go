@@ -893,3 +893,60 @@ func TestRunJobControl(t *testing.T) {
 	m.Write([]byte("exit\n"))
 	c.Wait()
 }
+
+// TestRunHelper: the run-time stub starts without the image codecs, and
+// hands --parker-info and --parker-extract to the helper executable the
+// packed file carries; a file without a helper still runs, and says why it
+// cannot describe itself.
+func TestRunHelper(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.Command(goBin, "list", "-deps", "./cmd/parker-stub")
+	cmd.Dir = ".."
+	deps, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, heavy := range []string{"klauspost", "ulikunitz", "pierrec", "parker/image\n", "spf13/pflag"} {
+		if strings.Contains(string(deps), heavy) {
+			t.Errorf("the run-time stub links %s", strings.TrimSpace(heavy))
+		}
+	}
+
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	in, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	fi, _ := in.Stat()
+	tr, err := trailer.Read(in, fi.Size())
+	if err != nil || tr.HelperSize == 0 {
+		t.Fatalf("trailer %+v, %v: want a helper", tr, err)
+	}
+	stubBytes := make([]byte, tr.StubSize)
+	payload := make([]byte, tr.Size)
+	in.ReadAt(stubBytes, 0)
+	in.ReadAt(payload, int64(tr.Offset))
+	bare := filepath.Join(tempDir(t, "bare"), "toold")
+	assemblePacked(t, bare, stubBytes, payload, trailer.Trailer{Target: tr.Target, Compression: tr.Compression})
+	if r := runFile(t, bare, []string{"exit", "7"}); r.Code != 7 {
+		t.Errorf("stub without a helper: run gave %d %q", r.Code, r.Stderr)
+	}
+	r := runFile(t, bare, []string{"--parker-info"})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "carries no helper") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("stub without a helper: --parker-info gave %d %q", r.Code, r.Stderr)
+	}
+	// Damaged helper: the ELF header zeroed. One line, 125.
+	b, _ := os.ReadFile(f)
+	copy(b[tr.HelperOffset:], make([]byte, 64))
+	broken := filepath.Join(tempDir(t, "broken"), "toold")
+	os.WriteFile(broken, b, 0o755)
+	r = runFile(t, broken, []string{"--parker-extract", filepath.Join(t.TempDir(), "x")})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "helper") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("damaged helper: --parker-extract gave %d %q", r.Code, r.Stderr)
+	}
+}

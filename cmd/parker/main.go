@@ -20,11 +20,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
 
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/stub"
+	_ "github.com/parkerpack/parker/stub/full" // parker is also a complete stub
 )
 
 // Exit statuses of the command line.
@@ -42,7 +41,7 @@ const (
 var runStub = stub.Main
 
 func main() {
-	self, err := executable()
+	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)
 		os.Exit(exitStub)
@@ -53,7 +52,7 @@ func main() {
 // start decides what this process is: a packed file (its own executable
 // carries a trailer) or the parker command.
 func start(self string, args []string, stdout, stderr io.Writer) int {
-	f, t, err := ownTrailer(self)
+	f, t, err := stub.OpenSelf(self)
 	switch {
 	case err == nil:
 		defer f.Close()
@@ -65,43 +64,4 @@ func start(self string, args []string, stdout, stderr io.Writer) int {
 	// way neither the stub nor the command line can do its job.
 	fmt.Fprintf(stderr, "parker: %s: %v\n", self, errnoOf(err))
 	return exitStub
-}
-
-// executable returns the absolute path of the running program. Without
-// /proc (some minimal containers), it falls back to argv[0].
-func executable() (string, error) {
-	if p, err := os.Executable(); err == nil {
-		return p, nil
-	}
-	arg0 := os.Args[0]
-	if !strings.Contains(arg0, "/") {
-		p, err := exec.LookPath(arg0)
-		if err != nil {
-			return "", err
-		}
-		arg0 = p
-	}
-	return arg0, nil
-}
-
-// ownTrailer reads the trailer of the file at path: trailer.ErrNoTrailer for
-// plain parker, a trailer for a packed file, any other error when the file
-// cannot be read or its trailer is damaged.
-func ownTrailer(path string) (*os.File, *trailer.Trailer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	t, err := trailer.Read(f, fi.Size())
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	// Kept open: the stub mounts its payload through this descriptor.
-	return f, t, nil
 }

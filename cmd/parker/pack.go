@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,11 +20,12 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/stub"
 )
 
 // stubSource names the executable whose bytes become the stub: parker
 // itself. Tests point it at a small file.
-var stubSource = executable
+var stubSource = stub.Executable
 
 // testHookFinish, when set, runs just before the image is written (tests
 // use it to make the writer fail half-way).
@@ -139,20 +141,12 @@ func (j *job) run(c *config) error {
 		return fmt.Errorf("output %s: %w", c.output, err)
 	}
 
-	self, err := stubSource()
+	stubs, err := stubExecutables()
 	if err != nil {
-		return fmt.Errorf("cannot locate own executable: %w", err)
+		return err
 	}
-	sf, err := os.Open(self)
-	if err != nil {
-		return fmt.Errorf("read own executable: %w", err)
-	}
-	defer sf.Close()
-	stubSize, err := stubLength(sf)
-	if err != nil {
-		return fmt.Errorf("read own executable %s: %w", self, err)
-	}
-	for _, msg := range stubWarnings(sf, stubSize) {
+	defer stubs.close()
+	for _, msg := range stubWarnings(stubs.stub, stubs.stubSize) {
 		u.notice(msg)
 	}
 
@@ -174,13 +168,27 @@ func (j *job) run(c *config) error {
 		return fmt.Errorf("write %s: %w", c.output, err)
 	}
 
-	// 1. The stub: parker's own bytes (copy_file_range where possible).
+	// 1. The stub, and the helper when there is one.
 	stage := time.Now()
-	if _, err := io.CopyN(tmp, sf, stubSize); err != nil {
+	if _, err := io.Copy(tmp, io.NewSectionReader(stubs.stub, 0, stubs.stubSize)); err != nil {
 		return j.writeErr(c.output, fmt.Errorf("copy stub: %w", err))
 	}
-	offset := (stubSize + image.PadSize - 1) / image.PadSize * image.PadSize
-	u.stage("stub", stage, fmt.Sprintf("%s, payload at offset %d", humanBytes(stubSize), offset))
+	helperOffset := alignUp(stubs.stubSize)
+	offset := helperOffset
+	if stubs.helperSize > 0 {
+		if _, err := tmp.Seek(helperOffset, io.SeekStart); err != nil {
+			return j.writeErr(c.output, err)
+		}
+		if _, err := io.Copy(tmp, io.NewSectionReader(stubs.helper, 0, stubs.helperSize)); err != nil {
+			return j.writeErr(c.output, fmt.Errorf("copy helper: %w", err))
+		}
+		offset = alignUp(helperOffset + stubs.helperSize)
+		u.stage("stub", stage, fmt.Sprintf("%s, helper %s, payload at offset %d",
+			humanBytes(stubs.stubSize), humanBytes(stubs.helperSize), offset))
+	} else {
+		helperOffset = 0
+		u.stage("stub", stage, fmt.Sprintf("%s, payload at offset %d", humanBytes(stubs.stubSize), offset))
+	}
 
 	// 2. Walk the working directory straight into the writer.
 	stage = time.Now()
@@ -259,14 +267,16 @@ func (j *job) run(c *config) error {
 		return j.writeErr(c.output, fmt.Errorf("read back payload: %w", err))
 	}
 	tr := trailer.Trailer{
-		StubSize:    uint64(stubSize),
-		Offset:      uint64(offset),
-		Size:        uint64(st.Size),
-		Target:      t.path,
-		Compression: opt.Compression,
-		Level:       int32(opt.Level),
-		BlockSize:   uint32(opt.BlockSize),
-		CreatedBy:   "parker " + parkerVersion(),
+		StubSize:     uint64(stubs.stubSize),
+		HelperOffset: uint64(helperOffset),
+		HelperSize:   uint64(stubs.helperSize),
+		Offset:       uint64(offset),
+		Size:         uint64(st.Size),
+		Target:       t.path,
+		Compression:  opt.Compression,
+		Level:        int32(opt.Level),
+		BlockSize:    uint32(opt.BlockSize),
+		CreatedBy:    "parker " + parkerVersion(),
 	}
 	copy(tr.Digest[:], h.Sum(nil))
 	if opt.KeepOwner {
@@ -359,8 +369,51 @@ func summary(output string, st image.Stats, opt image.Options, d time.Duration, 
 		d.Seconds(), hex.EncodeToString(digest[:]))
 }
 
+// alignUp rounds n up to the payload alignment.
+func alignUp(n int64) int64 {
+	return (n + trailer.PadSize - 1) / trailer.PadSize * trailer.PadSize
+}
+
+// stubParts are the executables a packed file starts with: the run-time
+// stub and, when there is one, the helper it starts for the requests that
+// need the image codecs.
+type stubParts struct {
+	stub, helper         io.ReaderAt
+	stubSize, helperSize int64
+	close                func()
+}
+
+// stubExecutables returns what parker writes before the payload: the lean
+// stub and the helper embedded at build time (make), or, in a parker built
+// without them (go install), parker's own executable, which is a complete
+// stub by itself, only slower to start.
+func stubExecutables() (*stubParts, error) {
+	if len(embeddedStub) > 0 && len(embeddedHelper) > 0 {
+		return &stubParts{
+			stub: bytes.NewReader(embeddedStub), stubSize: int64(len(embeddedStub)),
+			helper: bytes.NewReader(embeddedHelper), helperSize: int64(len(embeddedHelper)),
+			close: func() {},
+		}, nil
+	}
+	self, err := stubSource()
+	if err != nil {
+		return nil, fmt.Errorf("cannot locate own executable: %w", err)
+	}
+	sf, err := os.Open(self)
+	if err != nil {
+		return nil, fmt.Errorf("read own executable: %w", err)
+	}
+	size, err := stubLength(sf)
+	if err != nil {
+		sf.Close()
+		return nil, fmt.Errorf("read own executable %s: %w", self, err)
+	}
+	return &stubParts{stub: sf, stubSize: size, close: func() { sf.Close() }}, nil
+}
+
 // stubLength is how much of parker's own executable to copy: all of it, or
-// only the stub if this parker was itself taken from a packed file.
+// only the stub if this parker was itself taken from a packed file (whose
+// stub is then a complete parker too).
 func stubLength(f *os.File) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/stub"
 )
 
 // fakeStub stands in for parker's own executable, so packing in tests copies
@@ -305,13 +306,13 @@ func TestOwnTrailer(t *testing.T) {
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if f, tr, err := ownTrailer(out); err != nil || tr.Target != "app" {
-		t.Errorf("ownTrailer(packed) = %v, %v", tr, err)
+	if f, tr, err := stub.OpenSelf(out); err != nil || tr.Target != "app" {
+		t.Errorf("stub.OpenSelf(packed) = %v, %v", tr, err)
 	} else {
 		f.Close()
 	}
-	if _, _, err := ownTrailer(filepath.Join(root, "app")); !errors.Is(err, trailer.ErrNoTrailer) {
-		t.Errorf("ownTrailer(plain) = %v", err)
+	if _, _, err := stub.OpenSelf(filepath.Join(root, "app")); !errors.Is(err, trailer.ErrNoTrailer) {
+		t.Errorf("stub.OpenSelf(plain) = %v", err)
 	}
 	// Packing with a parker taken from a packed file copies only its stub.
 	stubSource = func() (string, error) { return out, nil }
@@ -319,7 +320,7 @@ func TestOwnTrailer(t *testing.T) {
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out2, "app"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if f, tr, err := ownTrailer(out2); err != nil || tr.StubSize != 100 {
+	if f, tr, err := stub.OpenSelf(out2); err != nil || tr.StubSize != 100 {
 		t.Errorf("repacked: %+v, %v", tr, err)
 	} else {
 		f.Close()

@@ -1,0 +1,27 @@
+// Command parker-helper is the second executable of a packed file: the
+// run-time stub (cmd/parker-stub) starts it, from memory, for the requests
+// that read the image in user space and so need its codecs:
+// --parker-info and --parker-extract. The stub names the packed file in
+// the environment (stub.EnvHelperFor) and passes its own arguments on.
+//
+// It is built by make and embedded into parker; it is not meant to be run
+// on its own.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/parkerpack/parker/stub"
+	_ "github.com/parkerpack/parker/stub/full"
+)
+
+func main() {
+	self := os.Getenv(stub.EnvHelperFor)
+	if self == "" {
+		fmt.Fprintf(os.Stderr, "parker-helper: run by a packed file only (%s is not set)\n", stub.EnvHelperFor)
+		os.Exit(stub.ExitFailure)
+	}
+	os.Unsetenv(stub.EnvHelperFor)
+	os.Exit(stub.Start(self, os.Args))
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds parker with its run-time stub and helper embedded (what `make`
+# does): first cmd/parker-stub and cmd/parker-helper, static and stripped,
+# into cmd/parker/stubs/, then parker with the parker_embed tag.
+#
+# Usage: hack/build.sh [OUT]        (default: bin/parker)
+# Environment: GO (default go), VERSION (default: git describe).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-bin/parker}
+GO=${GO:-go}
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+export CGO_ENABLED=0
+
+mkdir -p cmd/parker/stubs "$(dirname "$out")"
+# Built beside and renamed into place, so concurrent builds (make and the
+# tests) never embed a half-written file.
+for p in parker-stub parker-helper; do
+	tmp=cmd/parker/stubs/.$p.$$
+	"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" "./cmd/$p"
+	mv -f "$tmp" "cmd/parker/stubs/$p"
+done
+"$GO" build -trimpath -tags parker_embed -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/parker

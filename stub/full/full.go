@@ -1,0 +1,81 @@
+// Package full carries out the requests of a packed file that read its
+// image in user space: --parker-info and --parker-extract. It links the
+// image codecs, which the run-time stub leaves out to start quickly:
+// importing it sets stub.Extended, as parker itself and the helper
+// executable do.
+package full
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/stub"
+)
+
+func init() { stub.Extended = run }
+
+func run(req stub.Request) int {
+	start := time.Now()
+	log := func(step string) {
+		if req.Verbose {
+			fmt.Fprintf(os.Stderr, "parker: %-40s %8.3f ms\n", step, float64(time.Since(start).Microseconds())/1000)
+		}
+		start = time.Now()
+	}
+	if req.Verify {
+		if err := stub.Verify(req.File, req.Trailer); err != nil {
+			return stub.Fail(req.Self, err)
+		}
+		log("verify digest")
+	}
+	if req.Info {
+		return info(req)
+	}
+	return extract(req, log)
+}
+
+// extract writes the packed directory to dir with the image reader, in user
+// space: it needs no privileges.
+func extract(req stub.Request, log func(string)) int {
+	dir := req.Dir
+	if dir == "" {
+		dir = filepath.Base(req.Self) + ".root"
+	}
+	rd, err := image.NewReader(io.NewSectionReader(req.File, int64(req.Trailer.Offset), int64(req.Trailer.Size)), int64(req.Trailer.Size))
+	if err != nil {
+		return stub.Fail(req.Self, fmt.Errorf("read payload: %w", err))
+	}
+	err = rd.Extract(dir, image.ExtractOptions{
+		Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", req.Self, s) },
+	})
+	if err != nil {
+		return stub.Fail(req.Self, fmt.Errorf("extract to %s: %w", dir, err))
+	}
+	log("extract to " + dir)
+	fmt.Println(dir)
+	return 0
+}
+
+// info prints what `parker inspect` prints, from the same image.Describe,
+// so the two always agree (--json: the same object). Like inspect, it
+// checks the digest: this reads the whole payload, unlike a run.
+func info(req stub.Request) int {
+	fi, err := req.File.Stat()
+	if err != nil {
+		return stub.Fail(req.Self, err)
+	}
+	in, err := image.Describe(req.File, fi.Size(), req.Self, true)
+	if err != nil {
+		return stub.Fail(req.Self, err)
+	}
+	if req.JSON {
+		os.Stdout.Write(in.JSON())
+		return 0
+	}
+	in.WriteText(os.Stdout)
+	return 0
+}

@@ -1,0 +1,92 @@
+package stub
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvHelperFor tells the helper executable which packed file started it
+// (the absolute path); the helper removes it from its environment.
+const EnvHelperFor = "PARKER_HELPER_FOR"
+
+// helper replaces this process with the helper executable that the packed
+// file carries (see trailer.Trailer), passing it our arguments unchanged.
+// The helper is copied into an anonymous memory file and executed from
+// there: nothing is written to disk, and a noexec /tmp does not matter. It
+// returns only on failure.
+func (r *runner) helper(args []string) int {
+	if r.t.HelperSize == 0 {
+		return r.fail(errors.New("this packed file carries no helper to read its image with; " +
+			"it was packed by a parker built without one (go install); inspect it with parker inspect"))
+	}
+	fd, err := unix.MemfdCreate("parker-helper", unix.MFD_CLOEXEC)
+	if err != nil {
+		return r.fail(fmt.Errorf("start the helper: memfd_create: %w", err))
+	}
+	if err := copyRange(r.file, int64(r.t.HelperOffset), int64(r.t.HelperSize), fd); err != nil {
+		return r.fail(fmt.Errorf("start the helper: %w", err))
+	}
+	env := append(os.Environ(), EnvHelperFor+"="+r.self)
+	err = execveat(fd, args, env)
+	if errors.Is(err, unix.ENOSYS) {
+		err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(fd), args, env)
+	}
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		return r.fail(fmt.Errorf("start the helper from memory: %w (executing memory files is forbidden here: vm.memfd_noexec or a security policy)", err))
+	}
+	return r.fail(fmt.Errorf("start the helper from memory: %w (file damaged?)", err))
+}
+
+// copyRange copies size bytes at off in f to the file dst, at its current
+// position: with sendfile, in the kernel, where it can.
+func copyRange(f *os.File, off, size int64, dst int) error {
+	src := int(f.Fd())
+	for size > 0 {
+		n, err := unix.Sendfile(dst, src, &off, int(min(size, 1<<30)))
+		if err != nil || n == 0 {
+			break // not supported here: copy by hand
+		}
+		size -= int64(n)
+	}
+	buf := make([]byte, 1<<20)
+	for size > 0 {
+		n, err := f.ReadAt(buf[:min(size, int64(len(buf)))], off)
+		if n == 0 {
+			return fmt.Errorf("read helper: %w", err)
+		}
+		for b := buf[:n]; len(b) > 0; {
+			w, err := unix.Write(dst, b)
+			if err != nil {
+				return fmt.Errorf("write helper: %w", err)
+			}
+			b = b[w:]
+		}
+		off, size = off+int64(n), size-int64(n)
+	}
+	return nil
+}
+
+// execveat runs the executable open as fd (AT_EMPTY_PATH).
+func execveat(fd int, argv, envv []string) error {
+	empty, err := syscall.BytePtrFromString("")
+	if err != nil {
+		return err
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	envvp, err := syscall.SlicePtrFromStrings(envv)
+	if err != nil {
+		return err
+	}
+	_, _, e := syscall.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envvp[0])), unix.AT_EMPTY_PATH, 0)
+	return e
+}

@@ -11,6 +11,15 @@
 #            tree from a tar.gz into a fresh tmpfs directory, then run it.
 # The payload is incompressible (random bytes), so its size is real.
 #
+# For the first payload size it also times two references, side by side in
+# the same hyperfine run, to show where the overhead goes:
+#   go-empty  an empty static Go program: what the Go runtime's start and
+#             exit cost on this machine, paid by any Go stub;
+#   minstub   hack/floor/minstub.c, a static C program doing only the
+#             kernel's share of a run (namespace, loop device, squashfs,
+#             tmpfs, overlay, exec of the target in place), spliced in front
+#             of the same payload: the least any packer of this design costs.
+#
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
 # Environment: PARKER (default bin/parker, built when missing), RUNS (30),
 #   TAR_RUNS_BIG (5: each 2 GiB extraction takes seconds), SIZES ("1M 2G"),
@@ -42,12 +51,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-median() { # hyperfine JSON file -> median wall time in ms
-	python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"
+median() { # hyperfine JSON file [index] -> median wall time in ms
+	python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"]*1000))' "$1" "${2:-0}"
 }
-cpu() { # hyperfine JSON file -> mean user+system CPU time in ms
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.1f" % ((r["user"]+r["system"])*1000))' "$1"
+cpu() { # hyperfine JSON file [index] -> mean user+system CPU time in ms
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]; print("%.1f" % ((r["user"]+r["system"])*1000))' "$1" "${2:-0}"
 }
+
+# The references (see above); either is skipped when it cannot be built.
+goempty= minstub=
+mkdir -p "$work/goempty"
+printf 'module goempty\n\ngo 1.21\n' >"$work/goempty/go.mod"
+printf 'package main\n\nfunc main() {}\n' >"$work/goempty/main.go"
+if (cd "$work/goempty" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o ../go-empty .) 2>/dev/null; then
+	goempty=$work/go-empty
+fi
+if gcc -O2 -static -o "$work/minstub" hack/floor/minstub.c 2>/dev/null; then
+	minstub=$work/minstub
+fi
+floor_rows=()
+first=1
 
 rows=()
 for size in $SIZES; do
@@ -58,16 +81,51 @@ for size in $SIZES; do
 	head -c "$size" /dev/urandom >"$wd/asset.bin"
 	echo "bench-start: $size payload: packing" >&2
 	"$PARKER" -q -C "$wd" -o "$work/out-$size/trued" true
+	[ $first = 1 ] && cp "$work/out-$size/trued" "$work/parts"
 	payload=$("$work/out-$size/trued" --parker-info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')
 	tar -C "$wd" -cf - . | gzip -1 >"$work/tree-$size.tar.gz"
 
-	echo "bench-start: $size payload: timing direct and packed ($RUNS runs each)" >&2
-	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/direct.json" "$wd/true" >/dev/null 2>&1
-	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/packed.json" "$work/out-$size/trued" >/dev/null 2>&1
-	direct=$(median "$work/direct.json")
-	packed=$(median "$work/packed.json")
-	dcpu=$(cpu "$work/direct.json")
-	pcpu=$(cpu "$work/packed.json")
+	cmds=("$wd/true" "$work/out-$size/trued")
+	if [ $first = 1 ] && [ -n "$minstub" ]; then
+		# minstub in front of the same payload and trailer.
+		mkdir -p "$work/min"
+		python3 - "$minstub" "$work/out-$size/trued" "$work/min/trued" <<'PY'
+import struct, sys
+stub, src = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+blen = struct.unpack("<I", src[-16:-12])[0]
+body = bytearray(src[-16 - blen:-16])
+off, size = struct.unpack("<QQ", body[12:28])
+new = (len(stub) + 4095) // 4096 * 4096
+body[12:20] = struct.pack("<Q", new)  # minstub ignores the checksum
+open(sys.argv[3], "wb").write(stub + bytes(new - len(stub)) + src[off:off + size] + bytes(body) + src[-16:])
+PY
+		chmod +x "$work/min/trued"
+		cmds+=("$work/min/trued")
+	fi
+	if [ $first = 1 ] && [ -n "$goempty" ]; then
+		cmds+=("$goempty")
+	fi
+	echo "bench-start: $size payload: timing ${#cmds[@]} commands side by side ($RUNS runs each)" >&2
+	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" "${cmds[@]}" >/dev/null 2>&1
+	direct=$(median "$work/start.json" 0)
+	packed=$(median "$work/start.json" 1)
+	dcpu=$(cpu "$work/start.json" 0)
+	pcpu=$(cpu "$work/start.json" 1)
+	if [ $first = 1 ]; then
+		i=2
+		over() { python3 -c "print('%.2f' % ($1 - $direct))"; }
+		if [ -n "$minstub" ]; then
+			m=$(median "$work/start.json" $i)
+			floor_rows+=("| minimal C stub (hack/floor/minstub.c): the kernel's share, exec in place | $m | $(over "$m") |")
+			i=$((i + 1))
+		fi
+		if [ -n "$goempty" ]; then
+			g=$(median "$work/start.json" $i)
+			floor_rows+=("| empty static Go program: the Go runtime's start and exit alone | $g | $(over "$g") |")
+		fi
+		floor_rows+=("| parker's packed file | $packed | $(over "$packed") |")
+		first=0
+	fi
 
 	tr=$RUNS
 	case $size in *G) tr=$TAR_RUNS_BIG ;; esac
@@ -83,12 +141,20 @@ for size in $SIZES; do
 	rm -rf "$wd" "$work/tree-$size.tar.gz" "$work/out-$size"
 done
 
-stub=$(stat -c %s "$PARKER")
+parts=$("$PARKER" inspect --json "$work/parts" 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin); print("stub %d bytes, helper %d bytes" % (j["stub_size"], j["helper_size"]))' || echo "stub and helper sizes unknown")
 echo
 echo "Start-up of a \`true\`-like target in ms: wall time, median of $RUNS runs (tar.gz of 2 GiB: $TAR_RUNS_BIG);"
 echo "CPU: mean user+system time, which a busy machine disturbs far less than wall time."
-echo "$(nproc) cores, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; stub $stub bytes."
+echo "$(nproc) cores, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $parts."
 echo
 echo "| payload | direct | packed (parker) | overhead | CPU direct / packed | tar.gz extract to tmpfs + run (original Parker) |"
 echo "|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
+if [ ${#floor_rows[@]} -gt 1 ]; then
+	echo
+	echo "Where the overhead goes (first payload, same hyperfine run, ms):"
+	echo
+	echo "| program | median | over direct |"
+	echo "|---|---:|---:|"
+	printf '%s\n' "${floor_rows[@]}"
+fi

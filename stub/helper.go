@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -22,25 +23,44 @@ const EnvHelperFor = "PARKER_HELPER_FOR"
 // returns only on failure.
 func (r *runner) helper(args []string) int {
 	if r.t.HelperSize == 0 {
-		return r.fail(errors.New("this packed file carries no helper to read its image with; " +
-			"it was packed by a parker built without one (go install); inspect it with parker inspect"))
+		return r.fail(errors.New("this packed file carries no helper to read its image with " +
+			"(damaged, or not written by parker); parker inspect can still read it"))
 	}
-	fd, err := unix.MemfdCreate("parker-helper", unix.MFD_CLOEXEC)
+	// MFD_EXEC asks for an executable memory file where the default is
+	// not (vm.memfd_noexec=1, Linux 6.3+); older kernels refuse the flag.
+	fd, err := unix.MemfdCreate("parker-helper", unix.MFD_CLOEXEC|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate("parker-helper", unix.MFD_CLOEXEC)
+	}
 	if err != nil {
-		return r.fail(fmt.Errorf("start the helper: memfd_create: %w", err))
+		return r.fail(fmt.Errorf("start the helper: memfd_create: %w%s", err, noexecHint(err)))
 	}
 	if err := copyRange(r.file, int64(r.t.HelperOffset), int64(r.t.HelperSize), fd); err != nil {
 		return r.fail(fmt.Errorf("start the helper: %w", err))
 	}
-	env := append(os.Environ(), EnvHelperFor+"="+r.self)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, EnvHelperFor+"=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, EnvHelperFor+"="+r.self)
 	err = execveat(fd, args, env)
 	if errors.Is(err, unix.ENOSYS) {
 		err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(fd), args, env)
 	}
-	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-		return r.fail(fmt.Errorf("start the helper from memory: %w (executing memory files is forbidden here: vm.memfd_noexec or a security policy)", err))
+	if hint := noexecHint(err); hint != "" {
+		return r.fail(fmt.Errorf("start the helper from memory: %w%s", err, hint))
 	}
 	return r.fail(fmt.Errorf("start the helper from memory: %w (file damaged?)", err))
+}
+
+// noexecHint explains a refusal to create or execute a memory file.
+func noexecHint(err error) string {
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		return " (executing memory files is forbidden here: vm.memfd_noexec or a security policy)"
+	}
+	return ""
 }
 
 // copyRange copies size bytes at off in f to the file dst, at its current

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds parker with its run-time stub and helper embedded (what `make`
 # does): first cmd/parker-stub and cmd/parker-helper, static and stripped,
-# into cmd/parker/stubs/, then parker with the parker_embed tag.
+# into cmd/parker/stubs/ (the helper also as an LZ4 block), then parker with
+# the parker_embed tag.
 #
 # Usage: hack/build.sh [OUT]        (default: bin/parker)
 # Environment: GO (default go), VERSION (default: git describe).
@@ -20,4 +21,7 @@ for p in parker-stub parker-helper; do
 	"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" "./cmd/$p"
 	mv -f "$tmp" "cmd/parker/stubs/$p"
 done
+# The helper is embedded as one LZ4 block (hack/lz4block): half the size.
+"$GO" run ./hack/lz4block cmd/parker/stubs/parker-helper cmd/parker/stubs/.parker-helper.lz4.$$
+mv -f cmd/parker/stubs/.parker-helper.lz4.$$ cmd/parker/stubs/parker-helper.lz4
 "$GO" build -trimpath -tags parker_embed -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/parker

@@ -24,6 +24,7 @@ type Info struct {
 	StubSize      uint64
 	HelperOffset  uint64 // the helper executable; HelperSize 0 for none
 	HelperSize    uint64
+	HelperRawSize uint64 // unpacked size of an LZ4-packed helper, or 0
 	Offset        uint64
 	Size          uint64
 	Digest        string // "sha256:<hex>"
@@ -59,6 +60,7 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		StubSize:      t.StubSize,
 		HelperOffset:  t.HelperOffset,
 		HelperSize:    t.HelperSize,
+		HelperRawSize: t.HelperRawSize,
 		Offset:        t.Offset,
 		Size:          t.Size,
 		Digest:        "sha256:" + hex.EncodeToString(t.Digest[:]),
@@ -116,6 +118,7 @@ func (in *Info) JSON() []byte {
 	num("stub_size", in.StubSize)
 	num("helper_offset", in.HelperOffset)
 	num("helper_size", in.HelperSize)
+	num("helper_raw_size", in.HelperRawSize)
 	num("offset", in.Offset)
 	num("size", in.Size)
 	str("digest", in.Digest)
@@ -181,9 +184,13 @@ func (in *Info) WriteText(w io.Writer) {
 	line("format_version", "%d", in.FormatVersion)
 	line("target", "%s", in.Target)
 	line("stub_size", "%d (%s)", in.StubSize, HumanBytes(int64(in.StubSize)))
-	if in.HelperSize != 0 {
+	switch {
+	case in.HelperRawSize != 0:
+		line("helper_size", "%d (%s) at offset %d, LZ4, %s unpacked", in.HelperSize, HumanBytes(int64(in.HelperSize)),
+			in.HelperOffset, HumanBytes(int64(in.HelperRawSize)))
+	case in.HelperSize != 0:
 		line("helper_size", "%d (%s) at offset %d", in.HelperSize, HumanBytes(int64(in.HelperSize)), in.HelperOffset)
-	} else {
+	default:
 		line("helper_size", "0 (none: the stub does all)")
 	}
 	line("offset", "%d", in.Offset)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/pierrec/lz4/v4"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +36,12 @@ func (r *runner) helper(args []string) int {
 	if err != nil {
 		return r.fail(fmt.Errorf("start the helper: memfd_create: %w%s", err, noexecHint(err)))
 	}
-	if err := copyRange(r.file, int64(r.t.HelperOffset), int64(r.t.HelperSize), fd); err != nil {
+	if r.t.HelperRawSize != 0 {
+		err = unpackLZ4(r.file, int64(r.t.HelperOffset), int64(r.t.HelperSize), int64(r.t.HelperRawSize), fd)
+	} else {
+		err = copyRange(r.file, int64(r.t.HelperOffset), int64(r.t.HelperSize), fd)
+	}
+	if err != nil {
 		return r.fail(fmt.Errorf("start the helper: %w", err))
 	}
 	var env []string
@@ -88,6 +94,29 @@ func copyRange(f *os.File, off, size int64, dst int) error {
 			b = b[w:]
 		}
 		off, size = off+int64(n), size-int64(n)
+	}
+	return nil
+}
+
+// unpackLZ4 unpacks the LZ4 block of size bytes at off in f, which must
+// unpack to exactly raw bytes, into the empty file dst, through a shared
+// mapping of it (no second copy in memory).
+func unpackLZ4(f *os.File, off, size, raw int64, dst int) error {
+	block := make([]byte, size)
+	if _, err := f.ReadAt(block, off); err != nil {
+		return fmt.Errorf("read helper: %w", err)
+	}
+	if err := unix.Ftruncate(dst, raw); err != nil {
+		return fmt.Errorf("size helper: %w", err)
+	}
+	out, err := unix.Mmap(dst, 0, int(raw), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map helper: %w", err)
+	}
+	defer unix.Munmap(out)
+	n, err := lz4.UncompressBlock(block, out)
+	if err != nil || int64(n) != raw {
+		return fmt.Errorf("unpack helper: %d of %d bytes (%v): file damaged", n, raw, err)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"golang.org/x/sys/unix"
@@ -199,10 +201,18 @@ func checkTrailer(t *testing.T, fx *fixture, pk *packed, o packOpts) {
 			t.Errorf("padding after the %s [%d, %d) is not all zero", p.name, end, next)
 		}
 		if *oracleWriter == "parker" {
-			magic := make([]byte, 4)
-			f.ReadAt(magic, int64(p.off))
-			if string(magic) != "\x7fELF" {
-				t.Errorf("%s starts with %q, want an ELF executable", p.name, magic)
+			exe := make([]byte, p.size)
+			f.ReadAt(exe, int64(p.off))
+			if p.name == "helper" && tr.HelperRawSize != 0 {
+				raw := make([]byte, tr.HelperRawSize)
+				n, err := lz4.UncompressBlock(exe, raw)
+				if err != nil || uint64(n) != tr.HelperRawSize {
+					t.Errorf("helper: LZ4 block unpacks to %d of %d bytes (%v)", n, tr.HelperRawSize, err)
+				}
+				exe = raw
+			}
+			if !bytes.HasPrefix(exe, []byte("\x7fELF")) {
+				t.Errorf("%s starts with %q, want an ELF executable", p.name, exe[:min(4, len(exe))])
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -267,16 +268,17 @@ func (j *job) run(c *config) error {
 		return j.writeErr(c.output, fmt.Errorf("read back payload: %w", err))
 	}
 	tr := trailer.Trailer{
-		StubSize:     uint64(stubs.stubSize),
-		HelperOffset: uint64(helperOffset),
-		HelperSize:   uint64(stubs.helperSize),
-		Offset:       uint64(offset),
-		Size:         uint64(st.Size),
-		Target:       t.path,
-		Compression:  opt.Compression,
-		Level:        int32(opt.Level),
-		BlockSize:    uint32(opt.BlockSize),
-		CreatedBy:    "parker " + parkerVersion(),
+		StubSize:      uint64(stubs.stubSize),
+		HelperOffset:  uint64(helperOffset),
+		HelperSize:    uint64(stubs.helperSize),
+		HelperRawSize: uint64(stubs.helperRawSize),
+		Offset:        uint64(offset),
+		Size:          uint64(st.Size),
+		Target:        t.path,
+		Compression:   opt.Compression,
+		Level:         int32(opt.Level),
+		BlockSize:     uint32(opt.BlockSize),
+		CreatedBy:     "parker " + parkerVersion(),
 	}
 	copy(tr.Digest[:], h.Sum(nil))
 	if opt.KeepOwner {
@@ -380,6 +382,7 @@ func alignUp(n int64) int64 {
 type stubParts struct {
 	stub, helper         io.ReaderAt
 	stubSize, helperSize int64
+	helperRawSize        int64 // unpacked size of an LZ4-packed helper, or 0
 	close                func()
 }
 
@@ -388,11 +391,13 @@ type stubParts struct {
 // without them (go install), parker's own executable, which is a complete
 // stub by itself, only slower to start.
 func stubExecutables() (*stubParts, error) {
-	if len(embeddedStub) > 0 && len(embeddedHelper) > 0 {
+	if len(embeddedStub) > 0 && len(embeddedHelper) > 8 {
+		block := embeddedHelper[8:]
 		return &stubParts{
 			stub: bytes.NewReader(embeddedStub), stubSize: int64(len(embeddedStub)),
-			helper: bytes.NewReader(embeddedHelper), helperSize: int64(len(embeddedHelper)),
-			close: func() {},
+			helper: bytes.NewReader(block), helperSize: int64(len(block)),
+			helperRawSize: int64(binary.LittleEndian.Uint64(embeddedHelper)),
+			close:         func() {},
 		}, nil
 	}
 	self, err := stubSource()

@@ -5,10 +5,11 @@ package main
 import _ "embed"
 
 // The lean run-time stub and the helper, built by make (hack/build.sh) into
-// stubs/ before parker itself.
+// stubs/ before parker itself; the helper as hack/lz4block writes it (its
+// unpacked size, 8 bytes little-endian, then one LZ4 block).
 var (
 	//go:embed stubs/parker-stub
 	embeddedStub []byte
-	//go:embed stubs/parker-helper
+	//go:embed stubs/parker-helper.lz4
 	embeddedHelper []byte
 )

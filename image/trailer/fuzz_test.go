@@ -24,7 +24,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(valid)
 	f.Add(body)
 	withHelper := tr
-	withHelper.Offset, withHelper.HelperOffset, withHelper.HelperSize = 4*PadSize, 2*PadSize, 1000
+	withHelper.Offset, withHelper.HelperOffset, withHelper.HelperSize, withHelper.HelperRawSize = 4*PadSize, 2*PadSize, 1000, 3000
 	if b, err := withHelper.MarshalBinary(); err == nil {
 		f.Add(append(make([]byte, 5*PadSize), b...))
 	} else {

@@ -35,8 +35,8 @@ import (
 // CRC-32C covers every byte before it, so any single damaged byte (indeed
 // any burst of up to 32 bits) is detected.
 //
-// Version 2 appends the helper's offset and length to the body of version
-// 1; both versions are read, and a trailer is written in the version its
+// Version 2 appends the helper's offset, stored length and unpacked length
+// to the body of version 1; both versions are read, and a trailer is written in the version its
 // Version field names (0: the current one).
 const (
 	Magic      = "PARKER\x00\x01"
@@ -46,6 +46,8 @@ const (
 	MaxBody      = 64 << 10
 	maxTargetLen = 4096
 	maxStringLen = 1024
+	// MaxHelper bounds the helper's unpacked size, which a stub allocates.
+	MaxHelper = 256 << 20
 	// PadSize is the payload's alignment in the file, and the multiple
 	// the image is padded to, as mksquashfs does, so block devices (and
 	// loop devices with a size limit) read its last block whole.
@@ -81,9 +83,11 @@ type Trailer struct {
 	BlockSize   uint32
 	CreatedBy   string // "parker <version>"
 	// The helper executable (version 2), or HelperSize 0 for none: then
-	// the stub does everything itself.
-	HelperOffset uint64
-	HelperSize   uint64
+	// the stub does everything itself. HelperRawSize is its size unpacked
+	// when it is stored as one LZ4 block, 0 when it is stored as it is.
+	HelperOffset  uint64
+	HelperSize    uint64
+	HelperRawSize uint64
 }
 
 // MarshalBinary encodes t (body and footer). It refuses values a reader
@@ -113,6 +117,7 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 	if version >= 2 {
 		b.Write(le.AppendUint64(nil, t.HelperOffset))
 		b.Write(le.AppendUint64(nil, t.HelperSize))
+		b.Write(le.AppendUint64(nil, t.HelperRawSize))
 	}
 	bodyLen := uint32(b.Len())
 	b.Write(le.AppendUint32(nil, bodyLen))
@@ -123,8 +128,10 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 
 func (t *Trailer) validate() error {
 	switch {
-	case t.Version > Version || t.Version == 1 && t.HelperSize != 0:
+	case t.Version > Version || t.Version == 1 && (t.HelperSize != 0 || t.HelperRawSize != 0):
 		return fmt.Errorf("%w: format version %d with a helper", ErrTrailer, t.Version)
+	case t.HelperRawSize != 0 && (t.HelperSize == 0 || t.HelperRawSize > MaxHelper):
+		return fmt.Errorf("%w: helper of %d bytes unpacked from %d", ErrTrailer, t.HelperRawSize, t.HelperSize)
 	case t.HelperSize != 0 && (t.HelperOffset < t.StubSize || t.HelperOffset+t.HelperSize < t.HelperOffset ||
 		t.HelperOffset+t.HelperSize > t.Offset):
 		return fmt.Errorf("%w: helper [%d, +%d) outside stub end %d .. payload offset %d",
@@ -205,6 +212,7 @@ func parseTrailerBody(b []byte) (*Trailer, error) {
 	if t.Version >= 2 {
 		t.HelperOffset = p.U64()
 		t.HelperSize = p.U64()
+		t.HelperRawSize = p.U64()
 	}
 	if p.Err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.Err)

@@ -11,21 +11,24 @@ import (
 func TestHelperBounds(t *testing.T) {
 	base := Trailer{StubSize: 100, Offset: 3 * PadSize, Size: PadSize, Target: "app", Compression: "zstd"}
 	for _, tc := range []struct {
-		name      string
-		version   uint16
-		off, size uint64
-		wantErr   bool
+		name           string
+		version        uint16
+		off, size, raw uint64
+		wantErr        bool
 	}{
-		{"none", 0, 0, 0, false},
-		{"between", 0, PadSize, 2 * PadSize, false},
-		{"overlaps stub", 0, 50, 10, true},
-		{"into payload", 0, PadSize, 2*PadSize + 1, true},
-		{"wraps", 0, PadSize, ^uint64(0), true},
-		{"version 1 without", 1, 0, 0, false},
-		{"version 1 with", 1, PadSize, 10, true},
+		{"none", 0, 0, 0, 0, false},
+		{"between", 0, PadSize, 2 * PadSize, 0, false},
+		{"overlaps stub", 0, 50, 10, 0, true},
+		{"into payload", 0, PadSize, 2*PadSize + 1, 0, true},
+		{"wraps", 0, PadSize, ^uint64(0), 0, true},
+		{"version 1 without", 1, 0, 0, 0, false},
+		{"version 1 with", 1, PadSize, 10, 0, true},
+		{"packed helper", 0, PadSize, 100, 300, false},
+		{"unpacked size without a helper", 0, 0, 0, 300, true},
+		{"unpacked size too large", 0, PadSize, 100, MaxHelper + 1, true},
 	} {
 		tr := base
-		tr.Version, tr.HelperOffset, tr.HelperSize = tc.version, tc.off, tc.size
+		tr.Version, tr.HelperOffset, tr.HelperSize, tr.HelperRawSize = tc.version, tc.off, tc.size, tc.raw
 		b, err := tr.MarshalBinary()
 		if (err != nil) != tc.wantErr || err != nil && !errors.Is(err, ErrTrailer) {
 			t.Errorf("%s: MarshalBinary error %v, want error %v", tc.name, err, tc.wantErr)
@@ -43,7 +46,7 @@ func TestHelperBounds(t *testing.T) {
 		if want := max(tc.version, 1); tc.version == 0 && got.Version != Version || tc.version != 0 && got.Version != want {
 			t.Errorf("%s: read version %d", tc.name, got.Version)
 		}
-		if got.HelperOffset != tc.off || got.HelperSize != tc.size {
+		if got.HelperOffset != tc.off || got.HelperSize != tc.size || got.HelperRawSize != tc.raw {
 			t.Errorf("%s: read helper [%d, +%d)", tc.name, got.HelperOffset, got.HelperSize)
 		}
 	}

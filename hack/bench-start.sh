@@ -21,13 +21,13 @@
 #             of the same payload: the least any packer of this design costs.
 #
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
-# Environment: PARKER (default bin/parker, built when missing), RUNS (30),
+# Environment: PARKER (default bin/parker, built when missing), RUNS (100),
 #   TAR_RUNS_BIG (5: each 2 GiB extraction takes seconds), SIZES ("1M 2G"),
 #   KEEP=1 keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-30}
+RUNS=${RUNS:-100}
 TAR_RUNS_BIG=${TAR_RUNS_BIG:-5}
 SIZES=${SIZES:-"1M 2G"}
 PARKER=${PARKER:-bin/parker}

@@ -110,7 +110,9 @@ section_stub() {
 	"$PARKER" -q -C "$d" -o "$WORK/stub.out" run
 	STUB_SIZE=$(json_field "$WORK/stub.out" stub_size)
 	STUB_OFFSET=$(json_field "$WORK/stub.out" offset)
-	log "stub: $STUB_SIZE bytes, payload offset $STUB_OFFSET"
+	HELPER_SIZE=$(json_field "$WORK/stub.out" helper_size)
+	HELPER_RAW=$(json_field "$WORK/stub.out" helper_raw_size)
+	log "stub: $STUB_SIZE bytes, helper $HELPER_SIZE bytes ($HELPER_RAW unpacked), payload offset $STUB_OFFSET"
 	rm -rf "$d" "$WORK/stub.out"
 }
 
@@ -157,6 +159,6 @@ if [ ${#ROWS[@]} -gt 0 ]; then
 	echo
 fi
 if [ -n "$STUB_SIZE" ]; then
-	echo "Stub (bytes before the payload, bin/parker): $STUB_SIZE bytes ($(human "$STUB_SIZE")); payload offset $STUB_OFFSET."
+	echo "Before the payload (bin/parker): stub $STUB_SIZE bytes ($(human "$STUB_SIZE")), helper $HELPER_SIZE bytes LZ4-packed ($HELPER_RAW unpacked); payload offset $STUB_OFFSET ($(human "$STUB_OFFSET"))."
 fi
 log "done in $(($(date +%s) - start)) s"

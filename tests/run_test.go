@@ -950,3 +950,48 @@ func TestRunHelper(t *testing.T) {
 		t.Errorf("damaged helper: --parker-extract gave %d %q", r.Code, r.Stderr)
 	}
 }
+
+// TestRunSelfStub: a parker built with plain go build (as go install does)
+// has no embedded stub and helper; it writes itself as a complete stub,
+// which runs the target and reads its own image (no helper).
+func TestRunSelfStub(t *testing.T) {
+	needRoot(t, "running a packed file")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	plain := filepath.Join(tempDir(t, "plain"), "parker")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", plain, "./cmd/parker")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	wd := tempDir(t, "selfwd")
+	gccBuild(t, "tool.c", filepath.Join(wd, "tool"))
+	out := filepath.Join(tempDir(t, "selfout"), "toold")
+	c := exec.Command(plain, "-q", "-C", wd, "-o", out, "tool")
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("pack: %v %s", err, b)
+	}
+	in, _ := os.Open(out)
+	fi, _ := in.Stat()
+	tr, err := trailer.Read(in, fi.Size())
+	in.Close()
+	if err != nil || tr.HelperSize != 0 {
+		t.Fatalf("trailer %+v, %v: want no helper", tr, err)
+	}
+	if r := runFile(t, out, []string{"exit", "7"}); r.Code != 7 {
+		t.Errorf("run: %d %q", r.Code, r.Stderr)
+	}
+	if r := runFile(t, out, []string{"--parker-info", "--json"}); r.Code != 0 || !strings.Contains(r.Stdout, `"helper_size": 0`) {
+		t.Errorf("--parker-info: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	if r := runFile(t, out, []string{"--parker-extract", dir}); r.Code != 0 {
+		t.Errorf("--parker-extract: %d %q", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tool")); err != nil {
+		t.Errorf("extracted: %v", err)
+	}
+}

@@ -18,7 +18,9 @@
 #   minstub   hack/floor/minstub.c, a static C program doing only the
 #             kernel's share of a run (namespace, loop device, squashfs,
 #             tmpfs, overlay, exec of the target in place), spliced in front
-#             of the same payload: the least any packer of this design costs.
+#             of the same payload: the least any packer of this design costs;
+#   gominstub hack/floor/gominstub, the same program in Go: what that work
+#             costs done from a Go process, before any of parker's own.
 #
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
 # Environment: PARKER (default bin/parker, built when missing), RUNS (100),
@@ -69,6 +71,10 @@ fi
 if gcc -O2 -static -o "$work/minstub" hack/floor/minstub.c 2>/dev/null; then
 	minstub=$work/minstub
 fi
+gominstub=
+if CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gominstub" ./hack/floor/gominstub 2>/dev/null; then
+	gominstub=$work/gominstub
+fi
 floor_rows=()
 first=1
 
@@ -86,21 +92,24 @@ for size in $SIZES; do
 	tar -C "$wd" -cf - . | gzip -1 >"$work/tree-$size.tar.gz"
 
 	cmds=("$wd/true" "$work/out-$size/trued")
-	if [ $first = 1 ] && [ -n "$minstub" ]; then
-		# minstub in front of the same payload and trailer.
-		mkdir -p "$work/min"
-		python3 - "$minstub" "$work/out-$size/trued" "$work/min/trued" <<'PY'
+	if [ $first = 1 ]; then
+		# The reference stubs in front of the same payload and trailer.
+		for st in "$minstub" "$gominstub"; do
+			[ -n "$st" ] || continue
+			mkdir -p "$work/ref-$(basename "$st")"
+			python3 - "$st" "$work/out-$size/trued" "$work/ref-$(basename "$st")/trued" <<'PY'
 import struct, sys
 stub, src = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
 blen = struct.unpack("<I", src[-16:-12])[0]
 body = bytearray(src[-16 - blen:-16])
 off, size = struct.unpack("<QQ", body[12:28])
 new = (len(stub) + 4095) // 4096 * 4096
-body[12:20] = struct.pack("<Q", new)  # minstub ignores the checksum
+body[12:20] = struct.pack("<Q", new)  # the reference stubs ignore the checksum
 open(sys.argv[3], "wb").write(stub + bytes(new - len(stub)) + src[off:off + size] + bytes(body) + src[-16:])
 PY
-		chmod +x "$work/min/trued"
-		cmds+=("$work/min/trued")
+			chmod +x "$work/ref-$(basename "$st")/trued"
+			cmds+=("$work/ref-$(basename "$st")/trued")
+		done
 	fi
 	if [ $first = 1 ] && [ -n "$goempty" ]; then
 		cmds+=("$goempty")
@@ -117,6 +126,11 @@ PY
 		if [ -n "$minstub" ]; then
 			m=$(median "$work/start.json" $i)
 			floor_rows+=("| minimal C stub (hack/floor/minstub.c): the kernel's share, exec in place | $m | $(over "$m") |")
+			i=$((i + 1))
+		fi
+		if [ -n "$gominstub" ]; then
+			m=$(median "$work/start.json" $i)
+			floor_rows+=("| the same minimal stub in Go (hack/floor/gominstub) | $m | $(over "$m") |")
 			i=$((i + 1))
 		fi
 		if [ -n "$goempty" ]; then

@@ -2,6 +2,13 @@
 // own leading --parker-* flags, attaches the payload (mountns) and runs the
 // target (supervisor). It only wires those packages together.
 //
+// It does not link the image codecs, so that the run-time stub built from
+// it (cmd/parker-stub) starts quickly. The requests that read the image in
+// user space (--parker-info, --parker-extract) go to Extended, which
+// package stub/full provides in the programs that link the codecs (parker
+// itself, cmd/parker-helper); the lean stub hands them to the helper
+// executable its packed file carries (helper.go).
+//
 // Running TARGETd ARGS:
 //
 //  1. a new private mount namespace for this thread (mountns.Enter);

@@ -22,6 +22,8 @@ for p in parker-stub parker-helper; do
 	mv -f "$tmp" "cmd/parker/stubs/$p"
 done
 # The helper is embedded as one LZ4 block (hack/lz4block): half the size.
-"$GO" run ./hack/lz4block cmd/parker/stubs/parker-helper cmd/parker/stubs/.parker-helper.lz4.$$
+# (It runs here, so it is built for this machine even when cross-building.)
+GOOS=$("$GO" env GOHOSTOS) GOARCH=$("$GO" env GOHOSTARCH) \
+	"$GO" run ./hack/lz4block cmd/parker/stubs/parker-helper cmd/parker/stubs/.parker-helper.lz4.$$
 mv -f cmd/parker/stubs/.parker-helper.lz4.$$ cmd/parker/stubs/parker-helper.lz4
 "$GO" build -trimpath -tags parker_embed -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/parker

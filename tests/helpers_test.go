@@ -79,6 +79,14 @@ var (
 // test binary and returns the path of the executable. With PARKER_BIN set
 // it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
 // what make built).
+// goTool is the go command: on PATH, or where the machine keeps it.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
 func buildParker(t testing.TB) string {
 	t.Helper()
 	parkerOnce.Do(func() {
@@ -86,10 +94,7 @@ func buildParker(t testing.TB) string {
 			parkerBin, parkerErr = filepath.Abs(p)
 			return
 		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = "/usr/local/go/bin/go"
-		}
+		goBin := goTool()
 		dir, err := os.MkdirTemp(tmpRoot, "bin-")
 		if err != nil {
 			parkerErr = err

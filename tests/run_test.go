@@ -899,10 +899,7 @@ func TestRunJobControl(t *testing.T) {
 // packed file carries; a file without a helper still runs, and says why it
 // cannot describe itself.
 func TestRunHelper(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
+	goBin := goTool()
 	cmd := exec.Command(goBin, "list", "-deps", "./cmd/parker-stub")
 	cmd.Dir = ".."
 	deps, err := cmd.Output()
@@ -956,10 +953,7 @@ func TestRunHelper(t *testing.T) {
 // which runs the target and reads its own image (no helper).
 func TestRunSelfStub(t *testing.T) {
 	needRoot(t, "running a packed file")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
+	goBin := goTool()
 	plain := filepath.Join(tempDir(t, "plain"), "parker")
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", plain, "./cmd/parker")
 	cmd.Dir = ".."

@@ -1,26 +1,69 @@
 #!/usr/bin/env bash
 # Builds parker with its run-time stub and helper embedded (what `make`
-# does): first cmd/parker-stub and cmd/parker-helper, static and stripped,
-# into cmd/parker/stubs/ (the helper also as an LZ4 block), then parker with
-# the parker_embed tag.
+# does): first the stub and cmd/parker-helper, static and stripped, into
+# cmd/parker/stubs/ (the helper also as an LZ4 block), then parker with the
+# parker_embed tag.
+#
+# The stub is the C one (stub/cstub, no C library, about 17 KB), built with
+# CC for the target architecture (amd64 and arm64); where no such compiler
+# is found, the Go one (cmd/parker-stub), which starts slower but needs no
+# C compiler.
 #
 # Usage: hack/build.sh [OUT]        (default: bin/parker)
-# Environment: GO (default go), VERSION (default: git describe).
+# Environment: GO (default go), VERSION (default: git describe),
+#   STUB (c, go, or auto: c when it can be built, the default),
+#   CC (default cc; for another GOARCH, ARCH-linux-gnu-gcc when installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bin/parker}
 GO=${GO:-go}
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+STUB=${STUB:-auto}
 export CGO_ENABLED=0
 
 mkdir -p cmd/parker/stubs "$(dirname "$out")"
+
+# cstub builds the C stub into $1, or fails.
+cstub() {
+	local arch cc
+	case $("$GO" env GOARCH) in
+	amd64) arch=x86_64 ;;
+	arm64) arch=aarch64 ;;
+	*) return 1 ;;
+	esac
+	cc=${CC:-cc}
+	if ! "$cc" -dumpmachine 2>/dev/null | grep -q "^$arch"; then
+		cc=$arch-linux-gnu-gcc
+	fi
+	command -v "$cc" >/dev/null 2>&1 || return 1
+	# No C library, no stack protector (it needs one), no unwind tables;
+	# -fno-tree-loop-distribute-patterns keeps memset's own loop from
+	# becoming a call to memset.
+	"$cc" -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
+		-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-pie -no-pie \
+		-fno-tree-loop-distribute-patterns -ffunction-sections -fdata-sections \
+		-Wall -Wextra -Werror -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,noexecstack -s \
+		-o "$1" stub/cstub/stub.c
+}
+
 # Built beside and renamed into place, so concurrent builds (make and the
 # tests) never embed a half-written file.
-for p in parker-stub parker-helper; do
-	tmp=cmd/parker/stubs/.$p.$$
-	"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" "./cmd/$p"
-	mv -f "$tmp" "cmd/parker/stubs/$p"
-done
+tmp=cmd/parker/stubs/.parker-stub.$$
+case $STUB in
+c) cstub "$tmp" || { echo "build.sh: cannot build the C stub for $("$GO" env GOARCH) (CC=${CC:-cc})" >&2; exit 1; } ;;
+go) "$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-stub ;;
+auto)
+	if ! cstub "$tmp" 2>/dev/null; then
+		echo "build.sh: no C compiler for $("$GO" env GOARCH): embedding the Go stub, which starts slower" >&2
+		"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-stub
+	fi
+	;;
+*) echo "build.sh: STUB is c, go or auto, not $STUB" >&2; exit 1 ;;
+esac
+mv -f "$tmp" cmd/parker/stubs/parker-stub
+tmp=cmd/parker/stubs/.parker-helper.$$
+"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-helper
+mv -f "$tmp" cmd/parker/stubs/parker-helper
 # The helper is embedded as one LZ4 block (hack/lz4block): half the size.
 # (It runs here, so it is built for this machine even when cross-building.)
 GOOS=$("$GO" env GOHOSTOS) GOARCH=$("$GO" env GOHOSTARCH) \

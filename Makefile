@@ -23,6 +23,11 @@ test: deps unit fuzz
 unit:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./...
+	@# The run tests again, on a parker that embeds the Go stub
+	@# (cmd/parker-stub): what make builds where no C compiler targets GOARCH.
+	STUB=go GO=$(GO) VERSION=test bash hack/build.sh bin/parker-gostub
+	PARKER_BIN=$(CURDIR)/bin/parker-gostub PARKER_TEST_STUB=go CGO_ENABLED=0 \
+		$(GO) test -count=1 -timeout 20m -run 'TestRun|TestStub' ./tests
 
 fuzz:
 	@set -e; for pt in $(FUZZ); do \

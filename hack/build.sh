@@ -23,8 +23,8 @@ export CGO_ENABLED=0
 
 mkdir -p cmd/parker/stubs "$(dirname "$out")"
 
-# cstub builds the C stub into $1, or fails.
-cstub() {
+# ccfor prints the C compiler for GOARCH, or fails when there is none.
+ccfor() {
 	local arch cc
 	case $("$GO" env GOARCH) in
 	amd64) arch=x86_64 ;;
@@ -36,10 +36,15 @@ cstub() {
 		cc=$arch-linux-gnu-gcc
 	fi
 	command -v "$cc" >/dev/null 2>&1 || return 1
+	echo "$cc"
+}
+
+# cstub builds the C stub into $1 with C compiler $2.
+cstub() {
 	# No C library, no stack protector (it needs one), no unwind tables;
 	# -fno-tree-loop-distribute-patterns keeps memset's own loop from
 	# becoming a call to memset.
-	"$cc" -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
+	"$2" -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
 		-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-pie -no-pie \
 		-fno-tree-loop-distribute-patterns -ffunction-sections -fdata-sections \
 		-Wall -Wextra -Werror -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,noexecstack -s \
@@ -50,14 +55,18 @@ cstub() {
 # tests) never embed a half-written file.
 tmp=cmd/parker/stubs/.parker-stub.$$
 case $STUB in
-c) cstub "$tmp" || { echo "build.sh: cannot build the C stub for $("$GO" env GOARCH) (CC=${CC:-cc})" >&2; exit 1; } ;;
-go) "$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-stub ;;
-auto)
-	if ! cstub "$tmp" 2>/dev/null; then
+c | auto)
+	if cc=$(ccfor); then
+		cstub "$tmp" "$cc" # a compile error fails the build
+	elif [ "$STUB" = c ]; then
+		echo "build.sh: no C compiler for $("$GO" env GOARCH) (CC=${CC:-cc}) to build the C stub" >&2
+		exit 1
+	else
 		echo "build.sh: no C compiler for $("$GO" env GOARCH): embedding the Go stub, which starts slower" >&2
 		"$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-stub
 	fi
 	;;
+go) "$GO" build -trimpath -ldflags '-s -w' -o "$tmp" ./cmd/parker-stub ;;
 *) echo "build.sh: STUB is c, go or auto, not $STUB" >&2; exit 1 ;;
 esac
 mv -f "$tmp" cmd/parker/stubs/parker-stub

@@ -100,11 +100,13 @@ func buildParker(t testing.TB) string {
 			parkerErr = err
 			return
 		}
-		// As make builds it: the lean stub and the helper embedded.
+		// As make builds it: the C stub and the helper embedded. STUB=c:
+		// a missing C compiler fails here rather than quietly testing
+		// the Go stub (which make test runs the run tests on separately).
 		parkerBin = filepath.Join(dir, "parker")
 		cmd := exec.Command("bash", "hack/build.sh", parkerBin)
 		cmd.Dir = ".." // the module root: tests run in tests/
-		cmd.Env = append(os.Environ(), "GO="+goBin, "VERSION=test")
+		cmd.Env = append(os.Environ(), "GO="+goBin, "VERSION=test", "STUB=c")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			parkerErr = fmt.Errorf("hack/build.sh: %v\n%s", err, out)
 		}

@@ -1,0 +1,230 @@
+package tests
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parkerpack/parker/image/trailer"
+)
+
+// goStubRun: the tests run against a parker that embeds the Go stub
+// (make test runs the run tests a second time that way: PARKER_BIN with
+// PARKER_TEST_STUB=go); otherwise against the C stub, as make builds it.
+func goStubRun() bool { return os.Getenv("PARKER_TEST_STUB") == "go" }
+
+// packedParts splits a packed file into its stub, helper (as stored),
+// payload and trailer.
+func packedParts(t *testing.T, f string) (stub, helper, payload []byte, tr *trailer.Trailer) {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err = trailer.Read(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:tr.StubSize], b[tr.HelperOffset : tr.HelperOffset+tr.HelperSize], b[tr.Offset : tr.Offset+tr.Size], tr
+}
+
+// TestStubKind: make embeds the C stub, a small static executable with no
+// Go runtime in it (or the Go stub when asked for).
+func TestStubKind(t *testing.T) {
+	stub, _, _, tr := packedParts(t, toolPacked(t))
+	e, err := elf.NewFile(bytes.NewReader(stub))
+	if err != nil {
+		t.Fatalf("stub is not an ELF file: %v", err)
+	}
+	if p := e.Progs; len(p) == 0 {
+		t.Fatal("stub has no program headers")
+	}
+	for _, p := range e.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("stub is dynamically linked")
+		}
+	}
+	isGo := e.Section(".go.buildinfo") != nil
+	if goStubRun() {
+		if !isGo {
+			t.Error("PARKER_TEST_STUB=go, but the stub is not the Go one")
+		}
+		return
+	}
+	if isGo || tr.StubSize > 64<<10 {
+		t.Errorf("stub of %d bytes (Go: %v), want the C stub (stub/cstub), under 64 KiB", tr.StubSize, isGo)
+	}
+	if tr.HelperSize == 0 {
+		t.Error("the C stub needs a helper, and the file carries none")
+	}
+}
+
+// rawTrailer encodes a trailer body as given, valid or not, with a correct
+// footer (length, CRC-32C, magic): what trailer.MarshalBinary would refuse
+// to write, for the stub to refuse to run.
+type rawTrailer struct {
+	version, flags                      uint16
+	stubSize, offset, size              uint64
+	target, compression, createdBy      string
+	helperOffset, helperSize, helperRaw uint64
+	noHelperFields                      bool // a version-2 body cut short
+	bodyLen                             int  // overrides the length in the footer
+	badCRC                              bool
+}
+
+func (r rawTrailer) bytes() []byte {
+	le := binary.LittleEndian
+	var b []byte
+	b = le.AppendUint16(b, r.version)
+	b = le.AppendUint16(b, r.flags)
+	b = le.AppendUint64(b, r.stubSize)
+	b = le.AppendUint64(b, r.offset)
+	b = le.AppendUint64(b, r.size)
+	b = append(b, make([]byte, 32)...) // digest
+	b = le.AppendUint32(b, 3)          // level
+	b = le.AppendUint32(b, 131072)     // block size
+	for _, s := range []string{r.target, r.compression, r.createdBy} {
+		b = le.AppendUint16(b, uint16(len(s)))
+		b = append(b, s...)
+	}
+	if !r.noHelperFields {
+		b = le.AppendUint64(b, r.helperOffset)
+		b = le.AppendUint64(b, r.helperSize)
+		b = le.AppendUint64(b, r.helperRaw)
+	}
+	n := uint32(len(b))
+	if r.bodyLen != 0 {
+		n = uint32(r.bodyLen)
+	}
+	b = le.AppendUint32(b, n)
+	crc := crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
+	if r.badCRC {
+		crc ^= 1
+	}
+	b = le.AppendUint32(b, crc)
+	return append(b, trailer.Magic...)
+}
+
+// TestStubHostileTrailer: a trailer whose checksum holds but whose fields
+// do not (a damaged or hostile file) gets one line and 125 from the stub,
+// never a crash, a mount or a run.
+func TestStubHostileTrailer(t *testing.T) {
+	needRoot(t, "running a packed file")
+	stub, helper, payload, tr := packedParts(t, toolPacked(t))
+	// The layout of a good file: stub, helper, payload, each 4096-aligned.
+	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
+	hOff := align(len(stub))
+	pOff := align(hOff + len(helper))
+	good := rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
+		target: tr.Target, compression: "zstd", createdBy: "parker test",
+		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: tr.HelperRawSize}
+	file := func(r rawTrailer) []byte {
+		b := make([]byte, pOff, pOff+len(payload)+200)
+		copy(b, stub)
+		copy(b[hOff:], helper)
+		b = append(b, payload...)
+		return append(b, r.bytes()...)
+	}
+	dir := tempDir(t, "hostile")
+	f := filepath.Join(dir, "toold")
+	run := func(name string, data []byte, args ...string) runRes {
+		t.Helper()
+		if err := os.WriteFile(f, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return runFile(t, f, args)
+	}
+	// The control: the same assembly with the good trailer runs.
+	if r := run("good", file(good), "exit", "7"); r.Code != 7 {
+		t.Fatalf("control: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	type c struct {
+		name string
+		mod  func(r *rawTrailer)
+	}
+	cases := []c{
+		{"version 0", func(r *rawTrailer) { r.version = 0 }},
+		{"version 3", func(r *rawTrailer) { r.version = 3 }},
+		{"empty target", func(r *rawTrailer) { r.target = "" }},
+		{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
+		{"unaligned offset", func(r *rawTrailer) { r.offset++ }},
+		{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + 4096 }},
+		{"empty payload", func(r *rawTrailer) { r.size = 0 }},
+		{"payload past trailer", func(r *rawTrailer) { r.size += 8192 }},
+		{"payload wraps around", func(r *rawTrailer) { r.size = ^uint64(0) - 100 }},
+		{"helper inside stub", func(r *rawTrailer) { r.helperOffset = 0 }},
+		{"helper past payload", func(r *rawTrailer) { r.helperSize = r.offset }},
+		{"helper wraps around", func(r *rawTrailer) { r.helperSize = ^uint64(0) - 10 }},
+		{"helper unpacks too big", func(r *rawTrailer) { r.helperRaw = 1 << 40 }},
+		{"body cut short", func(r *rawTrailer) { r.noHelperFields = true }},
+		{"body length huge", func(r *rawTrailer) { r.bodyLen = 1 << 30 }},
+		{"body length wrong", func(r *rawTrailer) { r.bodyLen = 60 << 10 }},
+		{"checksum", func(r *rawTrailer) { r.badCRC = true }},
+	}
+	for _, tc := range cases {
+		r := good
+		tc.mod(&r)
+		res := run(tc.name, file(r), "exit", "0")
+		if res.Code != 125 || res.Signal != 0 || strings.Count(res.Stderr, "\n") != 1 ||
+			!strings.HasPrefix(res.Stderr, "parker: "+f+": ") || !strings.Contains(res.Stderr, "trailer") {
+			t.Errorf("%s: exit %d signal %v, stderr %q; want 125 and one line about the trailer",
+				tc.name, res.Code, res.Signal, res.Stderr)
+		}
+	}
+	// No trailer at all.
+	if res := run("no trailer", file(good)[:pOff+len(payload)]); res.Code != 125 ||
+		strings.Count(res.Stderr, "\n") != 1 || !strings.Contains(res.Stderr, "not a packed file") {
+		t.Errorf("no trailer: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+}
+
+// TestStubDamagedHelper: the helper block is checked while it is unpacked;
+// a damaged one gets one line and 125, never a crash or a half-unpacked
+// program started.
+func TestStubDamagedHelper(t *testing.T) {
+	needRoot(t, "running a packed file")
+	stub, helper, payload, tr := packedParts(t, toolPacked(t))
+	if tr.HelperRawSize == 0 {
+		t.Skip("the helper is stored unpacked")
+	}
+	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
+	dir := tempDir(t, "badhelper")
+	f := filepath.Join(dir, "toold")
+	try := func(name string, h []byte, raw uint64) {
+		t.Helper()
+		hOff := align(len(stub))
+		pOff := align(hOff + len(h))
+		b := make([]byte, pOff, pOff+len(payload)+200)
+		copy(b, stub)
+		copy(b[hOff:], h)
+		b = append(b, payload...)
+		b = append(b, rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
+			target: tr.Target, compression: "zstd", createdBy: "parker test",
+			helperOffset: uint64(hOff), helperSize: uint64(len(h)), helperRaw: raw}.bytes()...)
+		os.WriteFile(f, b, 0o755)
+		r := runFile(t, f, []string{"--parker-offset"})
+		if r.Code != 125 || r.Signal != 0 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "helper") {
+			t.Errorf("%s: exit %d signal %v, stderr %q; want 125 and one line about the helper", name, r.Code, r.Signal, r.Stderr)
+		}
+	}
+	if goStubRun() {
+		// The Go stub handles --parker-offset itself; --parker-info goes
+		// to the helper. (The C stub hands every flag to the helper.)
+		t.Log("Go stub: damaged helpers are covered by TestRunHelper")
+		return
+	}
+	try("claims more bytes than it unpacks to", helper, tr.HelperRawSize+1)
+	try("claims fewer bytes", helper, tr.HelperRawSize-1)
+	try("cut short", helper[:len(helper)/2], tr.HelperRawSize)
+	// A match reaching back before the start of the output.
+	try("match before the start", []byte{0x10, 'x', 0xff, 0x00, 0x00}, 64)
+	// A literal run longer than the block.
+	try("literals past the end", []byte{0xf0, 0xff, 0xff, 0x10}, 64)
+	// A zero offset.
+	try("zero offset", []byte{0x10, 'x', 0x00, 0x00, 0x10, 'y'}, 64)
+}

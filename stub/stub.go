@@ -1,13 +1,19 @@
-// Package stub is the run-time entry of a packed executable: it reads its
-// own leading --parker-* flags, attaches the payload (mountns) and runs the
-// target (supervisor). It only wires those packages together.
+// Package stub is the run-time entry of a packed executable in Go: it reads
+// its own leading --parker-* flags, attaches the payload (mountns) and runs
+// the target (supervisor). It only wires those packages together.
 //
-// It does not link the image codecs, so that the run-time stub built from
-// it (cmd/parker-stub) starts quickly. The requests that read the image in
-// user space (--parker-info, --parker-extract) go to Extended, which
-// package stub/full provides in the programs that link the codecs (parker
-// itself, cmd/parker-helper); the lean stub hands them to the helper
-// executable its packed file carries (helper.go).
+// A packed file made by make's parker starts in the C stub (stub/cstub),
+// which does a plain run by itself and hands everything else to the
+// helper (cmd/parker-helper): this package, with the image codecs. This
+// package is also the whole stub of files made by a parker without a C
+// compiler (cmd/parker-stub) or built by go install (parker itself).
+//
+// It does not link the image codecs, so that cmd/parker-stub starts
+// quickly. The requests that read the image in user space (--parker-info,
+// --parker-extract) go to Extended, which package stub/full provides in
+// the programs that link the codecs (parker itself, cmd/parker-helper);
+// cmd/parker-stub hands them to the helper executable its packed file
+// carries (helper.go).
 //
 // Running TARGETd ARGS:
 //
@@ -330,7 +336,9 @@ func (r *runner) run(f flags) int {
 		// directory it was, not what is later mounted over it.
 		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
 	}
-	cwd, cwdErr := os.Getwd()
+	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
+	// cwd reached through a symlink is still the directory we cover.
+	cwd, cwdErr := syscall.Getwd()
 	sigs := supervisor.Catch() // before mounting: a signal now is held for the target
 	if err := mountns.Enter(); err != nil {
 		return r.fail(err)

@@ -240,6 +240,16 @@ func TestRunCwd(t *testing.T) {
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("cwd below the view: got %q want %q (exit %d, %s)", r.Stdout, want, r.Code, r.Stderr)
 	}
+	// The same directory reached through a symlink, with PWD naming the
+	// link (as a shell sets it): the directory, not the path, decides.
+	lnk := filepath.Join(tempDir(t, "cwdlink"), "lnk")
+	if err := os.Symlink(outDir, lnk); err != nil {
+		t.Fatal(err)
+	}
+	r = runFile(t, g, nil, inDir(filepath.Join(lnk, "sub")), withEnv("PWD="+filepath.Join(lnk, "sub")))
+	if r.Code != 0 || !strings.HasSuffix(r.Stdout, "\nhostonly\nimageonly\nfrom image\n") {
+		t.Errorf("cwd below the view through a symlink: got %q (exit %d, %s)", r.Stdout, r.Code, r.Stderr)
+	}
 }
 
 // packScript packs a workdir holding one shell script (and files) into a

@@ -11,8 +11,8 @@
 #            tree from a tar.gz into a fresh tmpfs directory, then run it.
 # The payload is incompressible (random bytes), so its size is real.
 #
-# For the first payload size it also times two references, side by side in
-# the same hyperfine run, to show where the overhead goes:
+# For the first payload size it also times these, side by side in the same
+# hyperfine run, to show where the overhead goes:
 #   go-empty  an empty static Go program: what the Go runtime's start and
 #             exit cost on this machine, paid by any Go stub;
 #   minstub   hack/floor/minstub.c, a static C program doing only the
@@ -20,7 +20,9 @@
 #             tmpfs, overlay, exec of the target in place), spliced in front
 #             of the same payload: the least any packer of this design costs;
 #   gominstub hack/floor/gominstub, the same program in Go: what that work
-#             costs done from a Go process, before any of parker's own.
+#             costs done from a Go process, before any of parker's own;
+#   go stub   the same workdir packed by a parker that embeds the Go stub
+#             (STUB=go: what make builds without a C compiler).
 #
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
 # Environment: PARKER (default bin/parker, built when missing), RUNS (100),
@@ -75,6 +77,10 @@ gominstub=
 if CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gominstub" ./hack/floor/gominstub 2>/dev/null; then
 	gominstub=$work/gominstub
 fi
+gostub=
+if STUB=go bash hack/build.sh "$work/parker-gostub" >/dev/null 2>&1; then
+	gostub=$work/parker-gostub
+fi
 floor_rows=()
 first=1
 
@@ -92,6 +98,11 @@ for size in $SIZES; do
 	tar -C "$wd" -cf - . | gzip -1 >"$work/tree-$size.tar.gz"
 
 	cmds=("$wd/true" "$work/out-$size/trued")
+	if [ $first = 1 ] && [ -n "$gostub" ]; then
+		mkdir -p "$work/gostub"
+		"$gostub" -q -C "$wd" -o "$work/gostub/trued" true
+		cmds+=("$work/gostub/trued")
+	fi
 	if [ $first = 1 ]; then
 		# The reference stubs in front of the same payload and trailer.
 		for st in "$minstub" "$gominstub"; do
@@ -123,6 +134,12 @@ PY
 	if [ $first = 1 ]; then
 		i=2
 		over() { python3 -c "print('%.2f' % ($1 - $direct))"; }
+		gorow=
+		if [ -n "$gostub" ]; then
+			m=$(median "$work/start.json" $i)
+			gorow="| parker's packed file with the Go stub (STUB=go) | $m | $(over "$m") |"
+			i=$((i + 1))
+		fi
 		if [ -n "$minstub" ]; then
 			m=$(median "$work/start.json" $i)
 			floor_rows+=("| minimal C stub (hack/floor/minstub.c): the kernel's share, exec in place | $m | $(over "$m") |")
@@ -137,7 +154,8 @@ PY
 			g=$(median "$work/start.json" $i)
 			floor_rows+=("| empty static Go program: the Go runtime's start and exit alone | $g | $(over "$g") |")
 		fi
-		floor_rows+=("| parker's packed file | $packed | $(over "$packed") |")
+		[ -z "$gorow" ] || floor_rows+=("$gorow")
+		floor_rows+=("| parker's packed file (the C stub) | $packed | $(over "$packed") |")
 		first=0
 	fi
 

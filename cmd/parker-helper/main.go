@@ -1,8 +1,12 @@
-// Command parker-helper is the second executable of a packed file: the
-// run-time stub (cmd/parker-stub) starts it, from memory, for the requests
-// that read the image in user space and so need its codecs:
-// --parker-info and --parker-extract. The stub names the packed file in
-// the environment (stub.EnvHelperFor) and passes its own arguments on.
+// Command parker-helper is the second executable of a packed file: the Go
+// stub (package stub) with the image codecs. The run-time stub starts it,
+// from memory, for everything beyond a plain run that works: the C stub
+// (stub/cstub) for every --parker-* flag, PARKER_VERBOSE=1 and every
+// failure before the target starts (the helper then does the whole run
+// again, and reports precisely or falls back); the Go stub
+// (cmd/parker-stub) for the requests that read the image in user space
+// (--parker-info, --parker-extract). The stub names the packed file in the
+// environment (stub.EnvHelperFor) and passes its own arguments on.
 //
 // It is built by make and embedded into parker; it is not meant to be run
 // on its own.

@@ -1,12 +1,13 @@
-// Command parker-stub is the run-time stub that parker writes at the start
-// of every packed file: what runs when a packed file is started. It links
-// only what a run needs (the trailer, mountns, supervisor), not the image
-// codecs or the packer, so it is small and starts quickly; requests that
-// read the image in user space (--parker-info, --parker-extract) go to the
-// helper executable the packed file also carries (cmd/parker-helper).
+// Command parker-stub is the run-time stub in Go: what make embeds in
+// parker, to start every packed file, where no C compiler targets the
+// architecture (the C stub, stub/cstub, starts several milliseconds
+// faster). It links only what a run needs (the trailer, mountns,
+// supervisor), not the image codecs or the packer; requests that read the
+// image in user space (--parker-info, --parker-extract) go to the helper
+// executable the packed file also carries (cmd/parker-helper).
 //
-// It is built by make and embedded into parker; it is not meant to be run
-// on its own.
+// It is built by make (STUB=go, or when there is no C compiler) and
+// embedded into parker; it is not meant to be run on its own.
 package main
 
 import (

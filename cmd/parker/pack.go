@@ -386,8 +386,8 @@ type stubParts struct {
 	close                func()
 }
 
-// stubExecutables returns what parker writes before the payload: the lean
-// stub and the helper embedded at build time (make), or, in a parker built
+// stubExecutables returns what parker writes before the payload: the
+// run-time stub and the helper embedded at build time (make), or, in a parker built
 // without them (go install), parker's own executable, which is a complete
 // stub by itself, only slower to start.
 func stubExecutables() (*stubParts, error) {

@@ -4,7 +4,8 @@ package main
 
 import _ "embed"
 
-// The lean run-time stub and the helper, built by make (hack/build.sh) into
+// The run-time stub (C, or Go without a C compiler) and the helper, built
+// by make (hack/build.sh) into
 // stubs/ before parker itself; the helper as hack/lz4block writes it (its
 // unpacked size, 8 bytes little-endian, then one LZ4 block).
 var (

@@ -999,3 +999,29 @@ func TestRunSelfStub(t *testing.T) {
 		t.Errorf("extracted: %v", err)
 	}
 }
+
+// TestRunKillsOrphans: when the target ends, what it left running ends
+// too: a background child, and a daemon that left its session (setsid).
+func TestRunKillsOrphans(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := packScript(t, "orphans", `#!/bin/sh
+sleep 100 >/dev/null 2>&1 & echo $! > "$PIDS"
+setsid sh -c 'sleep 100' >/dev/null 2>&1 & echo $! >> "$PIDS"
+exit 4
+`, nil)
+	pids := filepath.Join(t.TempDir(), "pids")
+	r := runFile(t, f, nil, withEnv("PIDS="+pids))
+	if r.Code != 4 {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	b, err := os.ReadFile(pids)
+	if err != nil || len(strings.Fields(string(b))) != 2 {
+		t.Fatalf("pids %q: %v", b, err)
+	}
+	for _, p := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(p)
+		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+			t.Errorf("process %d left behind by the target is still there (%v)", pid, err)
+		}
+	}
+}

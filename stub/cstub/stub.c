@@ -455,7 +455,7 @@ static void restore_signals(void)
 			SYS4(__NR_rt_sigaction, n, &saved[n], 0, 8);
 	u64 held = __atomic_exchange_n(&relay_pending, 0, __ATOMIC_SEQ_CST);
 	caught = 0;
-	for (int n = 0; held; n++, held >>= 1)
+	for (int n = 0; held && relay_self > 0; n++, held >>= 1)
 		if (held & 1)
 			sys_kill(relay_self, n + 1);
 }
@@ -644,18 +644,21 @@ static void kill_orphans(void)
 		long fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return;
-		long n = sys_read(fd, buf, sizeof buf - 1);
+		long n = 0, got;
+		while (n < (long)sizeof buf && (got = sys_read(fd, buf + n, sizeof buf - n)) > 0)
+			n += got;
 		sys_close(fd);
-		if (n <= 0)
-			return;
+		/* "PID PID ... ": only a number followed by its space counts, so
+		 * one cut off by a full buffer is never taken for another pid
+		 * (the next round reads it whole). */
 		int kids = 0;
 		long pid = -1;
-		for (long i = 0; i <= n; i++) {
-			char c = i < n ? buf[i] : ' ';
+		for (long i = 0; i < n; i++) {
+			char c = buf[i];
 			if (c >= '0' && c <= '9') {
 				pid = (pid < 0 ? 0 : pid * 10) + (c - '0');
-			} else if (pid > 0) {
-				if (sys_kill(pid, SIGKILL) == 0)
+			} else {
+				if (pid > 0 && sys_kill(pid, SIGKILL) == 0)
 					kids++;
 				pid = -1;
 			}

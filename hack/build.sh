@@ -39,16 +39,11 @@ ccfor() {
 	echo "$cc"
 }
 
-# cstub builds the C stub into $1 with C compiler $2.
+# cstub builds the C stub into $1 with C compiler $2, with the flags in
+# stub/cstub/CFLAGS (which the tests use too).
 cstub() {
-	# No C library, no stack protector (it needs one), no unwind tables;
-	# -fno-tree-loop-distribute-patterns keeps memset's own loop from
-	# becoming a call to memset.
-	"$2" -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
-		-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-pie -no-pie \
-		-fno-tree-loop-distribute-patterns -ffunction-sections -fdata-sections \
-		-Wall -Wextra -Werror -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,noexecstack -s \
-		-o "$1" stub/cstub/stub.c
+	# shellcheck disable=SC2046
+	"$2" $(grep -v '^#' stub/cstub/CFLAGS) -o "$1" stub/cstub/stub.c
 }
 
 # Built beside and renamed into place, so concurrent builds (make and the

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parkerpack/parker/image/trailer"
@@ -110,6 +114,32 @@ func (r rawTrailer) bytes() []byte {
 	return append(b, trailer.Magic...)
 }
 
+// hostileTrailers turn a good trailer into one that must be refused.
+var hostileTrailers = []struct {
+	name string
+	mod  func(r *rawTrailer)
+}{
+	{"version 0", func(r *rawTrailer) { r.version = 0 }},
+	{"version 3", func(r *rawTrailer) { r.version = 3 }},
+	{"empty target", func(r *rawTrailer) { r.target = "" }},
+	{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
+	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
+	{"huge compression name", func(r *rawTrailer) { r.compression = strings.Repeat("z", 2000) }},
+	{"unaligned offset", func(r *rawTrailer) { r.offset++ }},
+	{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + 4096 }},
+	{"empty payload", func(r *rawTrailer) { r.size = 0 }},
+	{"payload past trailer", func(r *rawTrailer) { r.size += 8192 }},
+	{"payload wraps around", func(r *rawTrailer) { r.size = ^uint64(0) - 100 }},
+	{"helper inside stub", func(r *rawTrailer) { r.helperOffset = 0 }},
+	{"helper past payload", func(r *rawTrailer) { r.helperSize = r.offset }},
+	{"helper wraps around", func(r *rawTrailer) { r.helperSize = ^uint64(0) - 10 }},
+	{"helper unpacks too big", func(r *rawTrailer) { r.helperRaw = 1 << 40 }},
+	{"body cut short", func(r *rawTrailer) { r.noHelperFields = true }},
+	{"body length huge", func(r *rawTrailer) { r.bodyLen = 1 << 30 }},
+	{"body length wrong", func(r *rawTrailer) { r.bodyLen = 60 << 10 }},
+	{"checksum", func(r *rawTrailer) { r.badCRC = true }},
+}
+
 // TestStubHostileTrailer: a trailer whose checksum holds but whose fields
 // do not (a damaged or hostile file) gets one line and 125 from the stub,
 // never a crash, a mount or a run.
@@ -143,30 +173,7 @@ func TestStubHostileTrailer(t *testing.T) {
 	if r := run("good", file(good), "exit", "7"); r.Code != 7 {
 		t.Fatalf("control: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	type c struct {
-		name string
-		mod  func(r *rawTrailer)
-	}
-	cases := []c{
-		{"version 0", func(r *rawTrailer) { r.version = 0 }},
-		{"version 3", func(r *rawTrailer) { r.version = 3 }},
-		{"empty target", func(r *rawTrailer) { r.target = "" }},
-		{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
-		{"unaligned offset", func(r *rawTrailer) { r.offset++ }},
-		{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + 4096 }},
-		{"empty payload", func(r *rawTrailer) { r.size = 0 }},
-		{"payload past trailer", func(r *rawTrailer) { r.size += 8192 }},
-		{"payload wraps around", func(r *rawTrailer) { r.size = ^uint64(0) - 100 }},
-		{"helper inside stub", func(r *rawTrailer) { r.helperOffset = 0 }},
-		{"helper past payload", func(r *rawTrailer) { r.helperSize = r.offset }},
-		{"helper wraps around", func(r *rawTrailer) { r.helperSize = ^uint64(0) - 10 }},
-		{"helper unpacks too big", func(r *rawTrailer) { r.helperRaw = 1 << 40 }},
-		{"body cut short", func(r *rawTrailer) { r.noHelperFields = true }},
-		{"body length huge", func(r *rawTrailer) { r.bodyLen = 1 << 30 }},
-		{"body length wrong", func(r *rawTrailer) { r.bodyLen = 60 << 10 }},
-		{"checksum", func(r *rawTrailer) { r.badCRC = true }},
-	}
-	for _, tc := range cases {
+	for _, tc := range hostileTrailers {
 		r := good
 		tc.mod(&r)
 		res := run(tc.name, file(r), "exit", "0")
@@ -227,4 +234,119 @@ func TestStubDamagedHelper(t *testing.T) {
 	try("literals past the end", []byte{0xf0, 0xff, 0xff, 0x10}, 64)
 	// A zero offset.
 	try("zero offset", []byte{0x10, 'x', 0x00, 0x00, 0x10, 'y'}, 64)
+}
+
+var (
+	checkerOnce sync.Once
+	checkerBin  string
+	checkerErr  error
+)
+
+// trailerChecker builds the C stub's trailer reader alone
+// (-DPARKER_TRAILER_CHECK): it prints what a file's trailer says, or fails
+// as the stub would.
+func trailerChecker(t testing.TB) string {
+	t.Helper()
+	checkerOnce.Do(func() {
+		b, err := os.ReadFile("../stub/cstub/CFLAGS")
+		if err != nil {
+			checkerErr = err
+			return
+		}
+		var args []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				args = append(args, strings.Fields(l)...)
+			}
+		}
+		cc := os.Getenv("CC")
+		if cc == "" {
+			cc = "cc"
+		}
+		checkerBin = filepath.Join(tempDir(t, "checker"), "trailer-check")
+		// The check build leaves the run path unused.
+		args = append(args, "-Wno-error", "-Wno-unused", "-DPARKER_TRAILER_CHECK", "-o", checkerBin, "../stub/cstub/stub.c")
+		if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+			checkerErr = fmt.Errorf("%s: %v\n%s", cc, err, out)
+		}
+	})
+	if checkerErr != nil {
+		t.Fatal(checkerErr)
+	}
+	return checkerBin
+}
+
+// FuzzStubTrailer: the C stub's trailer reader accepts exactly the
+// trailers image/trailer accepts, and reads the same fields from them.
+// The input is a trailer body; fix appends the footer (length, CRC-32C,
+// magic) so that the fields themselves get exercised, pad puts that many
+// 16-byte blocks of zeros before it.
+func FuzzStubTrailer(f *testing.F) {
+	checker := trailerChecker(f)
+	good := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
+		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}.bytes()
+	body := good[:len(good)-trailer.FooterSize]
+	f.Add(body, uint16(520), true)
+	f.Add(body, uint16(10), true)
+	f.Add(good, uint16(520), false)
+	for _, h := range hostileTrailers {
+		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
+			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		h.mod(&r)
+		b := r.bytes()
+		if r.bodyLen != 0 || r.badCRC {
+			f.Add(b, uint16(520), false) // the footer is the case
+		} else {
+			f.Add(b[:len(b)-trailer.FooterSize], uint16(520), true)
+		}
+	}
+	v1 := rawTrailer{version: 1, stubSize: 10, offset: 4096, size: 4096, target: "t", noHelperFields: true}.bytes()
+	f.Add(v1[:len(v1)-trailer.FooterSize], uint16(600), true)
+	dir := f.TempDir()
+	n := 0
+	f.Fuzz(func(t *testing.T, body []byte, pad uint16, fix bool) {
+		data := make([]byte, int(pad)*16, int(pad)*16+len(body)+trailer.FooterSize)
+		data = append(data, body...)
+		if fix {
+			le := binary.LittleEndian
+			data = le.AppendUint32(data, uint32(len(body)))
+			data = le.AppendUint32(data, crc32.Checksum(data[len(data)-len(body)-4:], crc32.MakeTable(crc32.Castagnoli)))
+			data = append(data, trailer.Magic...)
+		}
+		n++
+		file := filepath.Join(dir, fmt.Sprintf("f%d", n))
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(file)
+		var so, se bytes.Buffer
+		c := exec.Command(checker, file)
+		c.Stdout, c.Stderr = &so, &se
+		err := c.Run()
+		code := c.ProcessState.ExitCode()
+		if code != 0 && code != 125 {
+			t.Fatalf("C reader: %v (exit %d), stderr %q", err, code, se.String())
+		}
+		tr, gerr := trailer.Read(bytes.NewReader(data), int64(len(data)))
+		switch {
+		case gerr != nil && code == 0:
+			t.Fatalf("Go refuses (%v), C accepts: %q", gerr, so.String())
+		case gerr == nil && code != 0:
+			t.Fatalf("Go accepts %+v, C refuses: %q", tr, se.String())
+		case gerr != nil:
+			want := "damaged parker trailer"
+			if errors.Is(gerr, trailer.ErrNoTrailer) {
+				want = "not a packed file"
+			}
+			if !strings.Contains(se.String(), want) || strings.Count(se.String(), "\n") != 1 {
+				t.Fatalf("Go: %v; C: %q", gerr, se.String())
+			}
+		default:
+			want := fmt.Sprintf("%d %d %d %d %d %d %d %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
+				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Target)
+			if so.String() != want {
+				t.Fatalf("C read %q, Go %q", so.String(), want)
+			}
+		}
+	})
 }

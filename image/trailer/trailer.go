@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 
 	"github.com/parkerpack/parker/internal/lefields"
 )
@@ -138,6 +139,8 @@ func (t *Trailer) validate() error {
 			ErrTrailer, t.HelperOffset, t.HelperSize, t.StubSize, t.Offset)
 	case t.Target == "" || len(t.Target) > maxTargetLen:
 		return fmt.Errorf("%w: target path length %d", ErrTrailer, len(t.Target))
+	case strings.IndexByte(t.Target, 0) >= 0:
+		return fmt.Errorf("%w: target path with a NUL byte", ErrTrailer)
 	case len(t.Compression) > maxStringLen || len(t.CreatedBy) > maxStringLen:
 		return fmt.Errorf("%w: string field too long", ErrTrailer)
 	case t.Offset%PadSize != 0:

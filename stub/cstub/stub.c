@@ -849,13 +849,15 @@ static void read_trailer(void)
 	tr.size = le(body + 20, 8);
 	/* digest (32 bytes), level and block size: not needed here */
 	u64 p = 68;
-	u64 tlen = 0;
+	u64 tlen = 0, longest = 0;
 	for (int i = 0; i < 3; i++) { /* target, compression, created-by */
 		if (p + 2 > blen)
 			goto short_body;
 		u64 l = le(body + p, 2);
 		if (p + 2 + l > blen)
 			goto short_body;
+		if (i > 0 && l > longest)
+			longest = l;
 		if (i == 0) {
 			tlen = l;
 			char *t = alloc(l + 1);
@@ -878,7 +880,7 @@ static void read_trailer(void)
 	    (tr.helper_size && (tr.helper_offset < tr.stub_size ||
 				tr.helper_offset + tr.helper_size < tr.helper_offset ||
 				tr.helper_offset + tr.helper_size > tr.offset)) ||
-	    !tlen || tlen > MAX_TARGET || slen(tr.target) != tlen || tr.offset % PAD_SIZE ||
+	    !tlen || tlen > MAX_TARGET || slen(tr.target) != tlen || longest > MAX_STRING || tr.offset % PAD_SIZE ||
 	    tr.stub_size > tr.offset || !tr.size || tr.offset + tr.size < tr.offset ||
 	    tr.offset + tr.size > size - FOOTER_SIZE - blen) {
 		put("inconsistent fields (version ");
@@ -893,6 +895,30 @@ short_body:
 	fail_with(EXIT_FAILURE_PARKER);
 }
 
+#ifdef PARKER_TRAILER_CHECK
+/* A test build (tests/stub_test.go compiles it): read the trailer of the
+ * file named by argv[1] and print what it says, or fail as the stub would,
+ * for a comparison with image/trailer on the same bytes. */
+void __attribute__((noreturn, used)) cmain(long *sp)
+{
+	argv = (char **)(sp + 1);
+	self = argv[1];
+	long fd = sys_openat(AT_FDCWD, self, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		sys_exit(2);
+	file = fd;
+	read_trailer();
+	u64 v[] = {tr.version, tr.stub_size, tr.offset, tr.size, tr.helper_offset, tr.helper_size, tr.helper_raw_size};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		putn(v[i]);
+		put(" ");
+	}
+	put(tr.target);
+	put("\n");
+	sys_write(1, msg, msglen);
+	sys_exit(0);
+}
+#else
 /* cmain is called by _start (sys.h) with the stack the kernel set up. */
 void __attribute__((noreturn, used)) cmain(long *sp)
 {
@@ -934,3 +960,4 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 	run(args);
 	sys_exit(EXIT_FAILURE_PARKER);
 }
+#endif

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/pierrec/lz4/v4"
 )
 
 // goStubRun: the tests run against a parker that embeds the Go stub
@@ -237,43 +238,42 @@ func TestStubDamagedHelper(t *testing.T) {
 }
 
 var (
-	checkerOnce sync.Once
-	checkerBin  string
-	checkerErr  error
+	checkerMu   sync.Mutex
+	checkerBins = map[string]string{}
 )
 
-// trailerChecker builds the C stub's trailer reader alone
-// (-DPARKER_TRAILER_CHECK): it prints what a file's trailer says, or fails
-// as the stub would.
-func trailerChecker(t testing.TB) string {
+// stubChecker builds a part of the C stub alone, with -D<define>
+// (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK: its LZ4
+// block decoder), once per test binary.
+func stubChecker(t testing.TB, define string) string {
 	t.Helper()
-	checkerOnce.Do(func() {
-		b, err := os.ReadFile("../stub/cstub/CFLAGS")
-		if err != nil {
-			checkerErr = err
-			return
-		}
-		var args []string
-		for _, l := range strings.Split(string(b), "\n") {
-			if !strings.HasPrefix(l, "#") {
-				args = append(args, strings.Fields(l)...)
-			}
-		}
-		cc := os.Getenv("CC")
-		if cc == "" {
-			cc = "cc"
-		}
-		checkerBin = filepath.Join(tempDir(t, "checker"), "trailer-check")
-		// The check build leaves the run path unused.
-		args = append(args, "-Wno-error", "-Wno-unused", "-DPARKER_TRAILER_CHECK", "-o", checkerBin, "../stub/cstub/stub.c")
-		if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-			checkerErr = fmt.Errorf("%s: %v\n%s", cc, err, out)
-		}
-	})
-	if checkerErr != nil {
-		t.Fatal(checkerErr)
+	checkerMu.Lock()
+	defer checkerMu.Unlock()
+	if bin := checkerBins[define]; bin != "" {
+		return bin
 	}
-	return checkerBin
+	b, err := os.ReadFile("../stub/cstub/CFLAGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			args = append(args, strings.Fields(l)...)
+		}
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	bin := filepath.Join(tempDir(t, "checker"), strings.ToLower(define))
+	// A check build leaves the run path unused.
+	args = append(args, "-Wno-error", "-Wno-unused", "-D"+define, "-o", bin, "../stub/cstub/stub.c")
+	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cc, err, out)
+	}
+	checkerBins[define] = bin
+	return bin
 }
 
 // FuzzStubTrailer: the C stub's trailer reader accepts exactly the
@@ -282,7 +282,7 @@ func trailerChecker(t testing.TB) string {
 // magic) so that the fields themselves get exercised, pad puts that many
 // 16-byte blocks of zeros before it.
 func FuzzStubTrailer(f *testing.F) {
-	checker := trailerChecker(f)
+	checker := stubChecker(f, "PARKER_TRAILER_CHECK")
 	good := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
 		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}.bytes()
 	body := good[:len(good)-trailer.FooterSize]
@@ -347,6 +347,59 @@ func FuzzStubTrailer(f *testing.F) {
 			if so.String() != want {
 				t.Fatalf("C read %q, Go %q", so.String(), want)
 			}
+		}
+	})
+}
+
+// FuzzStubLZ4: the C stub's LZ4 block decoder, which unpacks the helper,
+// agrees with the Go one (github.com/pierrec/lz4, which hack/lz4block
+// packs it with) on every block: both refuse it, or both unpack it to the
+// same bytes; and it never crashes or writes past its buffer.
+func FuzzStubLZ4(f *testing.F) {
+	checker := stubChecker(f, "PARKER_LZ4_CHECK")
+	for _, src := range [][]byte{
+		[]byte("hello, hello, hello, hello, hello, world"),
+		bytes.Repeat([]byte{0}, 5000),
+		[]byte(strings.Repeat("abcdefgh", 300) + "tail of the block"),
+	} {
+		buf := make([]byte, lz4.CompressBlockBound(len(src)))
+		n, err := lz4.CompressBlock(src, buf, nil)
+		if err != nil || n == 0 {
+			f.Fatalf("compress: %d %v", n, err)
+		}
+		f.Add(buf[:n], uint32(len(src)))
+		f.Add(buf[:n], uint32(len(src)-1))
+	}
+	dir := f.TempDir()
+	n := 0
+	f.Fuzz(func(t *testing.T, block []byte, raw uint32) {
+		raw %= 1 << 20
+		n++
+		file := filepath.Join(dir, fmt.Sprintf("b%d", n))
+		if err := os.WriteFile(file, block, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(file)
+		var so, se bytes.Buffer
+		c := exec.Command(checker, file, fmt.Sprint(raw))
+		c.Stdout, c.Stderr = &so, &se
+		c.Run()
+		code := c.ProcessState.ExitCode()
+		if code != 0 && code != 1 {
+			t.Fatalf("C decoder: exit %d (%v), stderr %q", code, c.ProcessState, se.String())
+		}
+		dst := make([]byte, raw)
+		gn, gerr := lz4.UncompressBlock(block, dst)
+		switch {
+		case gerr == nil && code == 0:
+			if !bytes.Equal(so.Bytes(), dst[:gn]) {
+				t.Fatalf("C unpacked %d bytes, Go %d, and they differ", so.Len(), gn)
+			}
+		case gerr != nil && code != 0:
+		case code == 0:
+			t.Fatalf("Go refuses (%v), C unpacks %d bytes", gerr, so.Len())
+		default:
+			t.Fatalf("Go unpacks %d bytes, C refuses", gn)
 		}
 	})
 }

@@ -220,9 +220,8 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 {
 	const u8 *ip = src, *iend = src + n;
 	u8 *op = dst, *oend = dst + cap;
-	for (;;) {
-		if (ip >= iend)
-			return -1;
+	/* A block may end after a match, as the Go decoder has it. */
+	while (ip < iend) {
 		unsigned tok = *ip++;
 		size_t lit = tok >> 4;
 		if (lit == 15) {
@@ -239,8 +238,8 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 		memcpy(op, ip, lit);
 		op += lit;
 		ip += lit;
-		if (ip == iend)
-			return op - dst; /* the last sequence has literals only */
+		if (ip == iend) /* the last sequence has literals only */
+			return tok & 15 ? -1 : op - dst;
 		if (iend - ip < 2)
 			return -1;
 		size_t off = ip[0] | (size_t)ip[1] << 8;
@@ -269,6 +268,7 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 				*op++ = *m++;
 		}
 	}
+	return op - dst;
 }
 
 static void restore_signals(void);
@@ -895,7 +895,30 @@ short_body:
 	fail_with(EXIT_FAILURE_PARKER);
 }
 
-#ifdef PARKER_TRAILER_CHECK
+#if defined(PARKER_LZ4_CHECK)
+/* A test build (tests/stub_test.go compiles it): unpack the LZ4 block in
+ * the file argv[1] into at most argv[2] bytes and print them, or exit 1,
+ * for a comparison with the Go decoder on the same bytes. */
+void __attribute__((noreturn, used)) cmain(long *sp)
+{
+	argv = (char **)(sp + 1);
+	u64 cap = 0;
+	for (const char *c = argv[2]; *c; c++)
+		cap = cap * 10 + (*c - '0');
+	long fd = sys_openat(AT_FDCWD, argv[1], O_RDONLY | O_CLOEXEC);
+	struct kstatx st;
+	if (fd < 0 || sys_statx(fd, "", AT_EMPTY_PATH, &st) < 0)
+		sys_exit(2);
+	u8 *in = alloc(st.size + 1), *out = alloc(cap + 1);
+	if (sys_pread(fd, in, st.size, 0) != (long)st.size)
+		sys_exit(2);
+	long n = lz4_unpack(in, st.size, out, cap);
+	if (n < 0)
+		sys_exit(1);
+	sys_write(1, out, n);
+	sys_exit(0);
+}
+#elif defined(PARKER_TRAILER_CHECK)
 /* A test build (tests/stub_test.go compiles it): read the trailer of the
  * file named by argv[1] and print what it says, or fail as the stub would,
  * for a comparison with image/trailer on the same bytes. */

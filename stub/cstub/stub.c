@@ -198,8 +198,28 @@ static char *fdpath(int fd, const char *sub)
 
 /* ---- state ---- */
 
+static char **envp;
+
+/* environ_with is our environment with k1 (a "NAME=" prefix) set to v1,
+ * and k2 to v2 when k2 is given, replacing any they had. */
+static char **environ_with(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	size_t n = 0, k = 0;
+	while (envp[n])
+		n++;
+	char **env = alloc((n + 3) * sizeof *env);
+	for (size_t i = 0; i < n; i++)
+		if (!has_prefix(envp[i], k1) && !(k2 && has_prefix(envp[i], k2)))
+			env[k++] = envp[i];
+	env[k++] = cat(k1, v1, "");
+	if (k2)
+		env[k++] = cat(k2, v2, "");
+	env[k] = 0;
+	return env;
+}
+
 static int argc;
-static char **argv, **envp;
+static char **argv;
 static int file = -1;         /* the packed file, open */
 static struct trailer tr;
 
@@ -213,6 +233,20 @@ static struct ksigaction saved[65];
 
 /* ---- the helper ---- */
 
+/* lz4_more adds to *len the extra length bytes at *ip (each 255 means
+ * another follows); it fails when they run past end. */
+static int lz4_more(const u8 **ip, const u8 *end, size_t *len)
+{
+	unsigned b;
+	do {
+		if (*ip >= end)
+			return -1;
+		b = *(*ip)++;
+		*len += b;
+	} while (b == 255);
+	return 0;
+}
+
 /* lz4_unpack unpacks one LZ4 block (the format hack/lz4block writes) from
  * src into dst, checking every bound, and returns the unpacked length or
  * -1 when the block is damaged. */
@@ -224,15 +258,8 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 	while (ip < iend) {
 		unsigned tok = *ip++;
 		size_t lit = tok >> 4;
-		if (lit == 15) {
-			unsigned b;
-			do {
-				if (ip >= iend)
-					return -1;
-				b = *ip++;
-				lit += b;
-			} while (b == 255);
-		}
+		if (lit == 15 && lz4_more(&ip, iend, &lit))
+			return -1;
 		if (lit > (size_t)(iend - ip) || lit > (size_t)(oend - op))
 			return -1;
 		memcpy(op, ip, lit);
@@ -247,15 +274,8 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 		if (off == 0 || off > (size_t)(op - dst))
 			return -1;
 		size_t ml = tok & 15;
-		if (ml == 15) {
-			unsigned b;
-			do {
-				if (ip >= iend)
-					return -1;
-				b = *ip++;
-				ml += b;
-			} while (b == 255);
-		}
+		if (ml == 15 && lz4_more(&ip, iend, &ml))
+			return -1;
 		ml += 4;
 		if (ml > (size_t)(oend - op))
 			return -1;
@@ -332,16 +352,7 @@ static void __attribute__((noreturn)) helper(void)
 	SYS2(__NR_munmap, in, skip + tr.helper_size);
 
 	/* Our environment, with PARKER_HELPER_FOR naming the packed file. */
-	size_t n = 0;
-	while (envp[n])
-		n++;
-	char **env = alloc((n + 2) * sizeof *env);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!has_prefix(envp[i], "PARKER_HELPER_FOR="))
-			env[k++] = envp[i];
-	env[k++] = cat("PARKER_HELPER_FOR=", self, "");
-	env[k] = 0;
+	char **env = environ_with("PARKER_HELPER_FOR=", self, 0, 0);
 
 	restore_signals();
 	long e = SYS5(__NR_execveat, fd, "", argv, env, AT_EMPTY_PATH);
@@ -715,17 +726,7 @@ static void run(char **args)
 		base--;
 	args[0] = (char *)base;
 
-	size_t n = 0;
-	while (envp[n])
-		n++;
-	char **env = alloc((n + 3) * sizeof *env);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!has_prefix(envp[i], "PARKER_EXE=") && !has_prefix(envp[i], "PARKER_ROOT="))
-			env[k++] = envp[i];
-	env[k++] = cat("PARKER_EXE=", self, "");
-	env[k++] = cat("PARKER_ROOT=", dir, "");
-	env[k] = 0;
+	char **env = environ_with("PARKER_EXE=", self, "PARKER_ROOT=", dir);
 
 	/* Orphans of the target become our children, so we can kill them. */
 	SYS2(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);

@@ -109,8 +109,13 @@ struct kstatx {
 	u32 nlink, uid, gid;
 	u16 mode, pad1;
 	u64 ino, size, blocks, attributes_mask;
-	u8 rest[160];
+	u8 rest[192]; /* times, devices, mount id, ...: 256 bytes in all */
 };
+
+/* The kernel writes these whole: a short one would let it write past. */
+_Static_assert(sizeof(struct kstatx) == 256, "struct statx is 256 bytes");
+_Static_assert(sizeof(struct ksiginfo) == 128, "siginfo_t is 128 bytes");
+_Static_assert(sizeof(struct ksigaction) == 32, "struct sigaction is 32 bytes");
 
 struct ktimespec {
 	long sec, nsec;

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need, only when it is missing:
 # squashfs-tools (unsquashfs and mksquashfs, the reference oracles), gcc (the
-# C example of the end-to-end tests), Debian's python3.11 (the python
-# example), GNU time (peak RSS in make bench), hyperfine (start-up times in
-# make bench), setpriv and curl. Needs root for apt-get; without root it only
+# C example of the end-to-end tests, and the C stub), the arm64 cross gcc and
+# qemu-user-static (the arm64 C stub is built and its parsers run by the
+# tests), Debian's python3.11 (the python example), GNU time (peak RSS in
+# make bench), hyperfine (start-up times in make bench), setpriv and curl. Needs root for apt-get; without root it only
 # says what is missing.
 set -euo pipefail
 need=()
 command -v unsquashfs >/dev/null && command -v mksquashfs >/dev/null || need+=(squashfs-tools)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
 command -v setpriv >/dev/null || need+=(util-linux)

@@ -244,12 +244,23 @@ var (
 
 // stubChecker builds a part of the C stub alone, with -D<define>
 // (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK: its LZ4
-// block decoder), once per test binary.
+// block decoder), for this machine, once per test binary.
 func stubChecker(t testing.TB, define string) string {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	return buildChecker(t, define, cc)
+}
+
+// buildChecker builds a checker (see stubChecker) with the C compiler cc
+// and extra flags.
+func buildChecker(t testing.TB, define, cc string, extra ...string) string {
 	t.Helper()
 	checkerMu.Lock()
 	defer checkerMu.Unlock()
-	if bin := checkerBins[define]; bin != "" {
+	key := define + " " + cc
+	if bin := checkerBins[key]; bin != "" {
 		return bin
 	}
 	b, err := os.ReadFile("../stub/cstub/CFLAGS")
@@ -262,17 +273,13 @@ func stubChecker(t testing.TB, define string) string {
 			args = append(args, strings.Fields(l)...)
 		}
 	}
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
 	bin := filepath.Join(tempDir(t, "checker"), strings.ToLower(define))
 	// A check build leaves the run path unused.
-	args = append(args, "-Wno-error", "-Wno-unused", "-D"+define, "-o", bin, "../stub/cstub/stub.c")
+	args = append(append(args, extra...), "-Wno-error", "-Wno-unused", "-D"+define, "-o", bin, "../stub/cstub/stub.c")
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
 	}
-	checkerBins[define] = bin
+	checkerBins[key] = bin
 	return bin
 }
 
@@ -400,4 +407,93 @@ func FuzzStubLZ4(f *testing.F) {
 			t.Fatalf("Go unpacks %d bytes, C refuses", gn)
 		}
 	})
+}
+
+// TestStubArm64: the C stub builds for arm64 (as GOARCH=arm64 make does,
+// with aarch64-linux-gnu-gcc), and its trailer reader and LZ4 decoder,
+// built for arm64 and run under qemu-user, read what the amd64 ones and Go
+// read. (The mounts cannot be run there: qemu-user lacks the new mount
+// API.) Skipped without the cross compiler or qemu (hack/deps.sh installs
+// both).
+func TestStubArm64(t *testing.T) {
+	cc, err := exec.LookPath("aarch64-linux-gnu-gcc")
+	if err != nil {
+		t.Skip("no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)")
+	}
+	qemu, err := exec.LookPath("qemu-aarch64-static")
+	if err != nil {
+		t.Skip("no qemu-aarch64-static (apt-get install qemu-user-static)")
+	}
+	out := filepath.Join(tempDir(t, "arm64"), "parker")
+	build := exec.Command("bash", "hack/build.sh", out)
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "GO="+goTool(), "GOARCH=arm64", "STUB=c", "CC="+cc)
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("GOARCH=arm64 hack/build.sh: %v\n%s", err, b)
+	}
+	// The stubs directory now holds arm64 programs: put this machine's
+	// back, so that no later build embeds them by mistake.
+	t.Cleanup(func() {
+		rebuild := exec.Command("bash", "hack/build.sh", filepath.Join(t.TempDir(), "parker"))
+		rebuild.Dir = ".."
+		rebuild.Env = append(os.Environ(), "GO="+goTool(), "STUB=c")
+		if b, err := rebuild.CombinedOutput(); err != nil {
+			t.Errorf("rebuild for this machine: %v\n%s", err, b)
+		}
+	})
+	stub, err := os.ReadFile("../cmd/parker/stubs/parker-stub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := elf.NewFile(bytes.NewReader(stub)); err != nil || e.Machine != elf.EM_AARCH64 {
+		t.Fatalf("arm64 stub: %v (machine %v)", err, e)
+	}
+
+	dir := t.TempDir()
+	tc := buildChecker(t, "PARKER_TRAILER_CHECK", cc, "-mno-outline-atomics")
+	lc := buildChecker(t, "PARKER_LZ4_CHECK", cc, "-mno-outline-atomics")
+	host := stubChecker(t, "PARKER_TRAILER_CHECK")
+	f := toolPacked(t)
+	run := func(bin string, args ...string) (string, int) {
+		c := exec.Command(qemu, append([]string{bin}, args...)...)
+		var so, se bytes.Buffer
+		c.Stdout, c.Stderr = &so, &se
+		c.Run()
+		return so.String() + se.String(), c.ProcessState.ExitCode()
+	}
+	hostRun := func(bin string, args ...string) (string, int) {
+		c := exec.Command(bin, args...)
+		var so, se bytes.Buffer
+		c.Stdout, c.Stderr = &so, &se
+		c.Run()
+		return so.String() + se.String(), c.ProcessState.ExitCode()
+	}
+	got, code := run(tc, f)
+	want, wcode := hostRun(host, f)
+	if got != want || code != wcode || code != 0 {
+		t.Errorf("arm64 trailer reader: %q (%d), amd64: %q (%d)", got, code, want, wcode)
+	}
+	for _, h := range hostileTrailers {
+		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
+			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		h.mod(&r)
+		p := filepath.Join(dir, "h")
+		os.WriteFile(p, append(make([]byte, 8320), r.bytes()...), 0o644)
+		got, code := run(tc, p)
+		want, wcode := hostRun(host, p)
+		if got != want || code != wcode || code != 125 {
+			t.Errorf("%s: arm64 trailer reader: %q (%d), amd64: %q (%d)", h.name, got, code, want, wcode)
+		}
+	}
+	// The helper, unpacked by the arm64 decoder, is what Go unpacks.
+	_, helper, _, tr := packedParts(t, f)
+	p := filepath.Join(dir, "helper.lz4")
+	os.WriteFile(p, helper, 0o644)
+	c := exec.Command(qemu, lc, p, fmt.Sprint(tr.HelperRawSize))
+	unpacked, err := c.Output()
+	wantHelper := make([]byte, tr.HelperRawSize)
+	n, gerr := lz4.UncompressBlock(helper, wantHelper)
+	if err != nil || gerr != nil || !bytes.Equal(unpacked, wantHelper[:n]) || uint64(n) != tr.HelperRawSize {
+		t.Errorf("arm64 LZ4 decoder: %d bytes (%v), Go: %d (%v)", len(unpacked), err, n, gerr)
+	}
 }

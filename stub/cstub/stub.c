@@ -320,7 +320,9 @@ static void __attribute__((noreturn)) helper(void)
 		noexec_hint(-fd);
 		fail_with(EXIT_FAILURE_PARKER);
 	}
-	u64 start = tr.helper_offset & ~(u64)(PAD_SIZE - 1), skip = tr.helper_offset - start;
+	/* Mapped from a 64 KiB boundary: a multiple of every page size
+	 * (arm64 kernels run with 4, 16 or 64 KiB pages). */
+	u64 start = tr.helper_offset & ~(u64)0xffff, skip = tr.helper_offset - start;
 	long in = sys6(__NR_mmap, 0, skip + tr.helper_size, PROT_READ, MAP_PRIVATE, file, start);
 	if (in < 0 && in > -4096) {
 		put("start the helper: map the packed file: ");
@@ -497,6 +499,23 @@ static int fs_create_mount(int fs, unsigned attrs)
 	return m;
 }
 
+/* The loop driver's structures (linux/loop.h), which it reads whole. */
+struct loop_info64 {
+	u64 device, inode, rdevice, offset, sizelimit;
+	u32 number, encrypt_type, encrypt_key_size, flags;
+	u8 names[64 + 64 + 32];
+	u64 init[2];
+};
+
+struct loop_config {
+	u32 fd, block_size;
+	struct loop_info64 info;
+	u64 reserved[8];
+};
+
+_Static_assert(sizeof(struct loop_info64) == 232, "struct loop_info64 is 232 bytes");
+_Static_assert(sizeof(struct loop_config) == 304, "struct loop_config is 304 bytes");
+
 #define ATTR_RDONLY 1
 #define ATTR_NOSUID 2
 #define ATTR_NODEV 4
@@ -526,22 +545,13 @@ static int attach_loop(char *dev, size_t devlen)
 		if (fd == -ENOENT || fd == -ENXIO)
 			continue; /* removed, or not yet created: ask again */
 		TRY(fd);
-		struct {
-			u64 device, inode, rdevice, offset, sizelimit;
-			u32 number, encrypt_type, encrypt_key_size, flags;
-			u8 names[64 + 64 + 32];
-			u64 init[2];
-		} info = {0};
+		struct loop_info64 info = {0};
 		info.offset = tr.offset;
 		info.sizelimit = tr.size;
 		info.flags = 1 /* LO_FLAGS_READ_ONLY */ | 4 /* LO_FLAGS_AUTOCLEAR */;
 		long err = -EINVAL;
 		if (configure) {
-			struct {
-				u32 fd, block_size;
-				__typeof__(info) info;
-				u64 reserved[8];
-			} cfg = {0};
+			struct loop_config cfg = {0};
 			cfg.fd = file;
 			cfg.info = info;
 			err = sys_ioctl(fd, 0x4C0A /* LOOP_CONFIGURE */, (long)&cfg);

@@ -747,8 +747,10 @@ static void run(char **args)
 	u64 all = ~(u64)0, mask;
 	SYS4(__NR_rt_sigprocmask, SIG_BLOCK, &all, &mask, 8);
 	int pfd[2];
-	if (SYS2(__NR_pipe2, pfd, O_CLOEXEC) < 0)
+	if (SYS2(__NR_pipe2, pfd, O_CLOEXEC) < 0) {
+		SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8); /* not for the helper */
 		helper();
+	}
 	int pidfd = -1;
 	long pid = SYS5(__NR_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
 	if (pid == -EINVAL) /* before Linux 5.2: no pidfd, signals go by pid */
@@ -774,8 +776,10 @@ static void run(char **args)
 		sys_write(pfd[1], &code, sizeof code);
 		sys_exit(EXIT_NOT_FOUND);
 	}
-	if (pid < 0)
+	if (pid < 0) {
+		SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
 		helper();
+	}
 	sys_close(pfd[1]);
 	int code = 0;
 	long got;

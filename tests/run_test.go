@@ -1025,3 +1025,55 @@ exit 4
 		}
 	}
 }
+
+// TestRunSignalHeldWhileMounting: a signal that reaches the packed file
+// while it is still setting up the view is held, and delivered to the
+// target once it has started. strace stretches the namespace step (the
+// first of the mount steps) to 600 ms; SIGTERM arrives in the middle.
+// Caught and dropped, the target would sleep its 5 s; not caught, the
+// packed file would die at once; held, the target dies of it after the
+// stretch, and so, the same way, does the packed file.
+func TestRunSignalHeldWhileMounting(t *testing.T) {
+	needRoot(t, "running a packed file")
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("no strace (hack/deps.sh installs it)")
+	}
+	f := toolPacked(t)
+	c := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unshare",
+		"-e", "inject=unshare:delay_enter=600000", f, "sleep", "5000")
+	start := time.Now()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The packed file: strace's child, once it runs f (strace forks
+	// another child first, which execs nothing).
+	stub := 0
+	for stub == 0 && time.Since(start) < 3*time.Second {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", c.Process.Pid, c.Process.Pid))
+		for _, p := range strings.Fields(string(b)) {
+			if exe, _ := os.Readlink("/proc/" + p + "/exe"); exe == f {
+				stub, _ = strconv.Atoi(p)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if stub == 0 {
+		c.Process.Kill()
+		c.Wait()
+		t.Fatal("the packed file did not start under strace")
+	}
+	time.Sleep(150 * time.Millisecond) // well inside the stretched step
+	syscall.Kill(stub, syscall.SIGTERM)
+	c.Wait()
+	took := time.Since(start)
+	ws := c.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case !ws.Signaled() || ws.Signal() != syscall.SIGTERM:
+		t.Errorf("after %v: %v; want death by SIGTERM", took, c.ProcessState)
+	case took < 600*time.Millisecond:
+		t.Errorf("died after %v, before the mount step ended: the signal was not held", took)
+	case took > 4*time.Second:
+		t.Errorf("took %v: the target never got the signal", took)
+	}
+}

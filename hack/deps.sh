@@ -5,8 +5,8 @@
 # qemu-user-static (the arm64 C stub is built and its parsers run by the
 # tests), Debian's python3.11 (the python example), GNU time (peak RSS in
 # make bench), hyperfine (start-up times in make bench), setpriv, curl and
-# strace (it stretches a step of a run in a signal test). Needs root for apt-get; without root it only
-# says what is missing.
+# strace (it stretches a step of a run in a signal test). Needs root for
+# apt-get; without root it only says what is missing.
 set -euo pipefail
 need=()
 command -v unsquashfs >/dev/null && command -v mksquashfs >/dev/null || need+=(squashfs-tools)

@@ -497,3 +497,63 @@ func TestStubArm64(t *testing.T) {
 		t.Errorf("arm64 LZ4 decoder: %d bytes (%v), Go: %d (%v)", len(unpacked), err, n, gerr)
 	}
 }
+
+// TestStubLegacyKernel: the C stub's paths for kernels before 5.8 (no
+// LOOP_CONFIGURE: LOOP_SET_FD and LOOP_SET_STATUS64) and before 6.5 (no
+// "lowerdir+": one joined lowerdir option, escaped), forced on this kernel
+// by a test build (-DPARKER_LEGACY_KERNEL), from a directory whose name
+// needs that escaping. strace shows that the stub took those paths and did
+// not hand the run to the helper (which would take the modern ones).
+func TestStubLegacyKernel(t *testing.T) {
+	needRoot(t, "running a packed file")
+	if goStubRun() {
+		t.Skip("the Go stub's legacy paths: go test -run TestLegacy ./mountns")
+	}
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("no strace (hack/deps.sh installs it)")
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	legacy, err := os.ReadFile(buildChecker(t, "PARKER_LEGACY_KERNEL", cc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := packScript(t, "legacy", "#!/bin/sh\ncat \"$PARKER_ROOT/data.txt\"; exit 3\n", map[string]string{"data.txt": "from the image\n"})
+	_, helper, payload, tr := packedParts(t, src)
+	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
+	hOff := align(len(legacy))
+	pOff := align(hOff + len(helper))
+	b := make([]byte, pOff, pOff+len(payload)+300)
+	copy(b, legacy)
+	copy(b[hOff:], helper)
+	b = append(b, payload...)
+	b = append(b, rawTrailer{version: 2, stubSize: uint64(len(legacy)), offset: uint64(pOff), size: uint64(len(payload)),
+		target: tr.Target, compression: tr.Compression, createdBy: "parker test",
+		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: tr.HelperRawSize}.bytes()...)
+	dir := filepath.Join(tempDir(t, "legacy"), `odd:dir,with\chars`)
+	os.Mkdir(dir, 0o755)
+	f := filepath.Join(dir, "legacyd")
+	if err := os.WriteFile(f, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "strace")
+	r := runFile(t, strace, []string{"-f", "-s", "4096", "-o", log, "-e", "trace=memfd_create,ioctl,fsconfig", f})
+	if r.Code != 3 || r.Stdout != "from the image\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	st, _ := os.ReadFile(log)
+	trace := string(st)
+	for _, want := range []string{"LOOP_SET_FD", "LOOP_SET_STATUS64", `"lowerdir", "/proc/self/fd/`, `odd\\:dir\\,with\\\\chars`} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("strace shows no %s:\n%s", want, trace)
+		}
+	}
+	for _, bad := range []string{"memfd_create", "LOOP_CONFIGURE", "lowerdir+"} {
+		if strings.Contains(trace, bad) {
+			t.Errorf("strace shows %s: the legacy path was not the one taken:\n%s", bad, trace)
+		}
+	}
+}

@@ -82,6 +82,22 @@ type rawTrailer struct {
 	badCRC                              bool
 }
 
+// layout lays stub, helper and payload out as parker does (each at a
+// 4096-aligned offset) and returns the bytes before the trailer, with a
+// good trailer for them (helperRaw: the helper's unpacked size).
+func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawTrailer, []byte) {
+	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
+	hOff := align(len(stub))
+	pOff := align(hOff + len(helper))
+	b := make([]byte, pOff, pOff+len(payload))
+	copy(b, stub)
+	copy(b[hOff:], helper)
+	b = append(b, payload...)
+	return rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
+		target: target, compression: "zstd", createdBy: "parker test",
+		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: helperRaw}, b
+}
+
 func (r rawTrailer) bytes() []byte {
 	le := binary.LittleEndian
 	var b []byte
@@ -147,20 +163,8 @@ var hostileTrailers = []struct {
 func TestStubHostileTrailer(t *testing.T) {
 	needRoot(t, "running a packed file")
 	stub, helper, payload, tr := packedParts(t, toolPacked(t))
-	// The layout of a good file: stub, helper, payload, each 4096-aligned.
-	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
-	hOff := align(len(stub))
-	pOff := align(hOff + len(helper))
-	good := rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
-		target: tr.Target, compression: "zstd", createdBy: "parker test",
-		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: tr.HelperRawSize}
-	file := func(r rawTrailer) []byte {
-		b := make([]byte, pOff, pOff+len(payload)+200)
-		copy(b, stub)
-		copy(b[hOff:], helper)
-		b = append(b, payload...)
-		return append(b, r.bytes()...)
-	}
+	good, head := layout(stub, helper, payload, tr.Target, tr.HelperRawSize)
+	file := func(r rawTrailer) []byte { return append(head[:len(head):len(head)], r.bytes()...) }
 	dir := tempDir(t, "hostile")
 	f := filepath.Join(dir, "toold")
 	run := func(name string, data []byte, args ...string) runRes {
@@ -185,7 +189,7 @@ func TestStubHostileTrailer(t *testing.T) {
 		}
 	}
 	// No trailer at all.
-	if res := run("no trailer", file(good)[:pOff+len(payload)]); res.Code != 125 ||
+	if res := run("no trailer", head); res.Code != 125 ||
 		strings.Count(res.Stderr, "\n") != 1 || !strings.Contains(res.Stderr, "not a packed file") {
 		t.Errorf("no trailer: exit %d, stderr %q", res.Code, res.Stderr)
 	}
@@ -200,21 +204,12 @@ func TestStubDamagedHelper(t *testing.T) {
 	if tr.HelperRawSize == 0 {
 		t.Skip("the helper is stored unpacked")
 	}
-	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
 	dir := tempDir(t, "badhelper")
 	f := filepath.Join(dir, "toold")
 	try := func(name string, h []byte, raw uint64) {
 		t.Helper()
-		hOff := align(len(stub))
-		pOff := align(hOff + len(h))
-		b := make([]byte, pOff, pOff+len(payload)+200)
-		copy(b, stub)
-		copy(b[hOff:], h)
-		b = append(b, payload...)
-		b = append(b, rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
-			target: tr.Target, compression: "zstd", createdBy: "parker test",
-			helperOffset: uint64(hOff), helperSize: uint64(len(h)), helperRaw: raw}.bytes()...)
-		os.WriteFile(f, b, 0o755)
+		good, b := layout(stub, h, payload, tr.Target, raw)
+		os.WriteFile(f, append(b, good.bytes()...), 0o755)
 		r := runFile(t, f, []string{"--parker-offset"})
 		if r.Code != 125 || r.Signal != 0 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "helper") {
 			t.Errorf("%s: exit %d signal %v, stderr %q; want 125 and one line about the helper", name, r.Code, r.Signal, r.Stderr)
@@ -523,16 +518,8 @@ func TestStubLegacyKernel(t *testing.T) {
 	}
 	src := packScript(t, "legacy", "#!/bin/sh\ncat \"$PARKER_ROOT/data.txt\"; exit 3\n", map[string]string{"data.txt": "from the image\n"})
 	_, helper, payload, tr := packedParts(t, src)
-	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
-	hOff := align(len(legacy))
-	pOff := align(hOff + len(helper))
-	b := make([]byte, pOff, pOff+len(payload)+300)
-	copy(b, legacy)
-	copy(b[hOff:], helper)
-	b = append(b, payload...)
-	b = append(b, rawTrailer{version: 2, stubSize: uint64(len(legacy)), offset: uint64(pOff), size: uint64(len(payload)),
-		target: tr.Target, compression: tr.Compression, createdBy: "parker test",
-		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: tr.HelperRawSize}.bytes()...)
+	good, b := layout(legacy, helper, payload, tr.Target, tr.HelperRawSize)
+	b = append(b, good.bytes()...)
 	dir := filepath.Join(tempDir(t, "legacy"), `odd:dir,with\chars`)
 	os.Mkdir(dir, 0o755)
 	f := filepath.Join(dir, "legacyd")

@@ -451,10 +451,16 @@ static void catch_signals(void)
 	for (int n = 1; n <= 64; n++) {
 		if (!relayed(n))
 			continue;
-		if (SYS4(__NR_rt_sigaction, n, 0, &saved[n], 8) || saved[n].handler == (void *)SIG_IGN)
-			continue; /* ignored when we started: leave it so */
-		if (SYS4(__NR_rt_sigaction, n, &act, 0, 8) == 0)
-			caught |= (u64)1 << (n - 1);
+		/* One call sets ours and returns the old action; the rare
+		 * signal that was ignored gets that back (one held meanwhile
+		 * reaches a target that ignores it too). */
+		if (SYS4(__NR_rt_sigaction, n, &act, &saved[n], 8))
+			continue;
+		if (saved[n].handler == (void *)SIG_IGN) {
+			SYS4(__NR_rt_sigaction, n, &saved[n], 0, 8); /* ignored when we started: so it stays */
+			continue;
+		}
+		caught |= (u64)1 << (n - 1);
 	}
 }
 

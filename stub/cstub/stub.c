@@ -749,6 +749,10 @@ static void run(char **args)
 	const char *base = target + slen(target);
 	while (base > target && base[-1] != '/')
 		base--;
+	if (!args[0]) { /* argc 0 (kernels before 5.18 allow it): no slot to reuse */
+		args = alloc(2 * sizeof *args);
+		args[1] = 0;
+	}
 	args[0] = (char *)base;
 
 	char **env = environ_with("PARKER_EXE=", self, "PARKER_ROOT=", dir);

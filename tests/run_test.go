@@ -146,6 +146,23 @@ func startTool(t *testing.T, f string, args ...string) (*exec.Cmd, *bufio.Reader
 	return c, br
 }
 
+// childPids lists pid's children. Every thread's list counts: the Go
+// stub may fork its target from any of its threads, and
+// /proc/PID/task/PID/children names only the main thread's.
+func childPids(pid int) []int {
+	var kids []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, p := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(p); err == nil {
+				kids = append(kids, n)
+			}
+		}
+	}
+	return kids
+}
+
 func TestRunSignalRelay(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
@@ -332,11 +349,11 @@ func TestRunHostUnchangedDuring(t *testing.T) {
 	c, _ := startTool(t, f, "trap", "15", "0")
 	during := snapshot(t, dir)
 	// In the target's view: an overlay at dir.
-	target := fmt.Sprint(c.Process.Pid)
-	if kids, _ := os.ReadFile("/proc/" + target + "/task/" + target + "/children"); len(kids) > 0 {
-		target = strings.Fields(string(kids))[0]
+	target := c.Process.Pid
+	if kids := childPids(c.Process.Pid); len(kids) > 0 {
+		target = kids[0]
 	}
-	mi, _ := os.ReadFile("/proc/" + target + "/mountinfo")
+	mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", target))
 	c.Process.Signal(syscall.SIGTERM)
 	c.Wait()
 	// Only lines naming our files count: other test suites may mount
@@ -1029,7 +1046,7 @@ exit 4
 // TestRunSignalHeldWhileMounting: a signal that reaches the packed file
 // while it is still setting up the view is held, and delivered to the
 // target once it has started. strace stretches the namespace step (the
-// first of the mount steps) to 600 ms; SIGTERM arrives in the middle.
+// first of the mount steps) to 600 ms; SIGTERM arrives 50 ms into it.
 // Caught and dropped, the target would sleep its 5 s; not caught, the
 // packed file would die at once; held, the target dies of it after the
 // stretch, and so, the same way, does the packed file.
@@ -1050,10 +1067,9 @@ func TestRunSignalHeldWhileMounting(t *testing.T) {
 	// another child first, which execs nothing).
 	stub := 0
 	for stub == 0 && time.Since(start) < 3*time.Second {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", c.Process.Pid, c.Process.Pid))
-		for _, p := range strings.Fields(string(b)) {
-			if exe, _ := os.Readlink("/proc/" + p + "/exe"); exe == f {
-				stub, _ = strconv.Atoi(p)
+		for _, p := range childPids(c.Process.Pid) {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); exe == f {
+				stub = p
 			}
 		}
 		time.Sleep(time.Millisecond)
@@ -1063,16 +1079,34 @@ func TestRunSignalHeldWhileMounting(t *testing.T) {
 		c.Wait()
 		t.Fatal("the packed file did not start under strace")
 	}
-	time.Sleep(150 * time.Millisecond) // well inside the stretched step
+	// Wait until one of its threads is held at the entry of unshare: a
+	// fixed sleep is not enough, a loaded machine may take longer than
+	// any to get the Go stub's runtime that far.
+	inStep := false
+	for !inStep && time.Since(start) < 5*time.Second {
+		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", stub))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			inStep = inStep || strings.HasPrefix(string(b), strconv.Itoa(syscall.SYS_UNSHARE)+" ")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !inStep {
+		c.Process.Kill()
+		c.Wait()
+		t.Fatal("the packed file never reached unshare")
+	}
+	time.Sleep(50 * time.Millisecond)
+	sent := time.Now()
 	syscall.Kill(stub, syscall.SIGTERM)
 	c.Wait()
-	took := time.Since(start)
+	took := time.Since(sent)
 	ws := c.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
 	case !ws.Signaled() || ws.Signal() != syscall.SIGTERM:
-		t.Errorf("after %v: %v; want death by SIGTERM", took, c.ProcessState)
-	case took < 600*time.Millisecond:
-		t.Errorf("died after %v, before the mount step ended: the signal was not held", took)
+		t.Errorf("%v after the signal: %v; want death by SIGTERM", took, c.ProcessState)
+	case took < 300*time.Millisecond:
+		t.Errorf("died %v after the signal, before the stretched step (550 ms left) ended: the signal was not held", took)
 	case took > 4*time.Second:
 		t.Errorf("took %v: the target never got the signal", took)
 	}

@@ -14,7 +14,11 @@ var (
 	// relayPending has bit N-1 set for each signal N caught and not yet
 	// delivered (no target yet, or delivery in progress).
 	relayPending uint64
-	relayPidfd   int32 = -1 // the target's pidfd, once it has started
+	// relaySender[N-1] is the pid that sent the held signal N (0: the
+	// kernel), so that one the target sends its parent before relayTo
+	// knows its pid still goes to our parent, not back to the target.
+	relaySender [64]int32
+	relayPidfd  int32 = -1 // the target's pidfd, once it has started
 	relayPid     int32      // the target's pid, once it has started
 	relaySelf    int32      // our own pid
 )
@@ -107,7 +111,16 @@ func (s *Signals) relayTo(pid, pidfd int) func() {
 	held := atomic.SwapUint64(&relayPending, 0)
 	for n := 0; held != 0; n++ {
 		if held&1 != 0 {
-			unix.PidfdSendSignal(pidfd, syscall.Signal(n+1), nil, 0)
+			sig := syscall.Signal(n + 1)
+			if atomic.LoadInt32(&relaySender[n]) == int32(pid) {
+				// Sent by the target to its parent before this
+				// point: it goes on as the handler would send it.
+				if pp := unix.Getppid(); pp > 1 {
+					unix.Kill(pp, sig)
+				}
+			} else {
+				unix.PidfdSendSignal(pidfd, sig, nil, 0)
+			}
 		}
 		held >>= 1
 	}

@@ -34,6 +34,14 @@ fromkernel:
 
 hold:
 	LEAL	-1(DI), CX
+	// Note the sender (0: the kernel) before marking the signal held.
+	XORL	R11, R11
+	CMPL	8(SI), $0
+	JGT	noted
+	MOVL	16(SI), R11
+noted:
+	LEAQ	·relaySender(SB), R10
+	MOVL	R11, (R10)(CX*4)
 	MOVQ	$1, AX
 	SHLQ	CX, AX
 	LOCK
@@ -49,11 +57,27 @@ deliver:
 	JEQ	done
 	BSFQ	R9, R12
 	BTRQ	R12, R9
+	// Sent by the target before the relay knew its pid: to our parent.
+	LEAQ	·relaySender(SB), R11
+	MOVL	(R11)(R12*4), R11
+	CMPL	R11, ·relayPid(SB)
+	JEQ	heldforparent
 	MOVL	R8, DI
 	LEAQ	1(R12), SI
 	XORL	DX, DX
 	XORL	R10, R10
 	MOVL	$SYS_pidfd_send_signal, AX
+	SYSCALL
+	JMP	deliver
+
+heldforparent:
+	MOVL	$SYS_getppid, AX
+	SYSCALL
+	CMPL	AX, $1
+	JLE	deliver			// never to init
+	MOVL	AX, DI
+	LEAQ	1(R12), SI
+	MOVL	$SYS_kill, AX
 	SYSCALL
 	JMP	deliver
 

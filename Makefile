@@ -21,6 +21,7 @@ deps:
 test: deps unit fuzz
 
 unit:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt would change the files above"; exit 1; }
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./...
 	@# The run tests again, on a parker that embeds the Go stub

@@ -19,8 +19,8 @@ var (
 	// knows its pid still goes to our parent, not back to the target.
 	relaySender [64]int32
 	relayPidfd  int32 = -1 // the target's pidfd, once it has started
-	relayPid     int32      // the target's pid, once it has started
-	relaySelf    int32      // our own pid
+	relayPid    int32      // the target's pid, once it has started
+	relaySelf   int32      // our own pid
 )
 
 // relayHandler and relayRestorer are never called from Go.

@@ -1085,13 +1085,14 @@ func TestRunSignalHeldWhileMounting(t *testing.T) {
 	inStep := false
 	for !inStep && time.Since(start) < 5*time.Second {
 		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", stub))
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
+		for _, sf := range files {
+			b, _ := os.ReadFile(sf)
 			inStep = inStep || strings.HasPrefix(string(b), strconv.Itoa(syscall.SYS_UNSHARE)+" ")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	if !inStep {
+		syscall.Kill(stub, syscall.SIGKILL)
 		c.Process.Kill()
 		c.Wait()
 		t.Fatal("the packed file never reached unshare")

@@ -16,8 +16,8 @@ import (
 // TestSignalToParentBeforeRelay: a signal the target sends its parent
 // before the relay knows the target's pid (it can run that fast) still goes
 // on to our parent, not back to the target, whether relayTo or the handler
-// delivers it. A child process of this test
-// plays the stub, so that the test itself is the parent it must reach.
+// delivers it. A child process of this test plays the stub, so that the
+// test itself is the parent it must reach.
 func TestSignalToParentBeforeRelay(t *testing.T) {
 	if os.Getenv("PARKER_TEST_STUB_ROLE") == "1" {
 		playStub()

@@ -941,20 +941,10 @@ func TestRunHelper(t *testing.T) {
 
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
-	in, err := os.Open(f)
-	if err != nil {
-		t.Fatal(err)
+	stubBytes, _, payload, tr := packedParts(t, f)
+	if tr.HelperSize == 0 {
+		t.Fatalf("trailer %+v: want a helper", tr)
 	}
-	defer in.Close()
-	fi, _ := in.Stat()
-	tr, err := trailer.Read(in, fi.Size())
-	if err != nil || tr.HelperSize == 0 {
-		t.Fatalf("trailer %+v, %v: want a helper", tr, err)
-	}
-	stubBytes := make([]byte, tr.StubSize)
-	payload := make([]byte, tr.Size)
-	in.ReadAt(stubBytes, 0)
-	in.ReadAt(payload, int64(tr.Offset))
 	bare := filepath.Join(tempDir(t, "bare"), "toold")
 	assemblePacked(t, bare, stubBytes, payload, trailer.Trailer{Target: tr.Target, Compression: tr.Compression})
 	if r := runFile(t, bare, []string{"exit", "7"}); r.Code != 7 {
@@ -995,12 +985,8 @@ func TestRunSelfStub(t *testing.T) {
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("pack: %v %s", err, b)
 	}
-	in, _ := os.Open(out)
-	fi, _ := in.Stat()
-	tr, err := trailer.Read(in, fi.Size())
-	in.Close()
-	if err != nil || tr.HelperSize != 0 {
-		t.Fatalf("trailer %+v, %v: want no helper", tr, err)
+	if _, _, _, tr := packedParts(t, out); tr.HelperSize != 0 {
+		t.Fatalf("trailer %+v: want no helper", tr)
 	}
 	if r := runFile(t, out, []string{"exit", "7"}); r.Code != 7 {
 		t.Errorf("run: %d %q", r.Code, r.Stderr)

@@ -30,7 +30,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
-	"github.com/parkerpack/parker/tests/treegen"
+	"github.com/parkerpack/parker/internal/treegen"
 )
 
 var (

@@ -25,7 +25,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
-	"github.com/parkerpack/parker/tests/treegen"
+	"github.com/parkerpack/parker/internal/treegen"
 )
 
 // checkPacked verifies that a packed file's trailer reads and that both

@@ -1,4 +1,4 @@
-// Command gentree writes a generated test tree (tests/treegen) for
+// Command gentree writes a generated test tree (internal/treegen) for
 // benchmarks and manual testing.
 //
 //	go run ./hack/gentree [-seed N] [-assets BYTES] [-full] DIR
@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/parkerpack/parker/tests/treegen"
+	"github.com/parkerpack/parker/internal/treegen"
 )
 
 func main() {

@@ -55,6 +55,42 @@ const (
 	PadSize = 4096
 )
 
+// Layout is where each part of a packed file begins, computed once, by
+// Plan, for the packer and for every test that assembles a packed file by
+// hand. The C stub reads the same fields from the trailer and checks them
+// (stub/cstub), but never computes them.
+type Layout struct {
+	StubSize     int64 // the stub starts at 0
+	HelperOffset int64 // 0 when there is no helper
+	HelperSize   int64
+	Offset       int64 // the payload's offset, a multiple of PadSize
+}
+
+// Plan lays out a stub of stubSize bytes and a helper of helperSize bytes
+// (0: none): the helper at the first multiple of PadSize after the stub,
+// the payload at the first one after the helper.
+func Plan(stubSize, helperSize int64) Layout {
+	l := Layout{StubSize: stubSize, Offset: AlignUp(stubSize)}
+	if helperSize > 0 {
+		l.HelperOffset, l.HelperSize = l.Offset, helperSize
+		l.Offset = AlignUp(l.HelperOffset + helperSize)
+	}
+	return l
+}
+
+// AlignUp rounds n up to a multiple of PadSize.
+func AlignUp(n int64) int64 {
+	return (n + PadSize - 1) / PadSize * PadSize
+}
+
+// Apply records l in t: the stub size and the helper's and the payload's
+// offsets (HelperRawSize, Size and the rest are the caller's).
+func (l Layout) Apply(t *Trailer) {
+	t.StubSize = uint64(l.StubSize)
+	t.HelperOffset, t.HelperSize = uint64(l.HelperOffset), uint64(l.HelperSize)
+	t.Offset = uint64(l.Offset)
+}
+
 // Flags.
 const (
 	KeepOwner = 1 << iota // owners were kept, not normalised to 0:0

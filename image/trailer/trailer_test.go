@@ -51,3 +51,27 @@ func TestHelperBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestPlan(t *testing.T) {
+	for _, c := range []struct {
+		stub, helper int64
+		want         Layout
+	}{
+		{1, 0, Layout{StubSize: 1, Offset: PadSize}},
+		{PadSize, 0, Layout{StubSize: PadSize, Offset: PadSize}},
+		{PadSize + 1, 0, Layout{StubSize: PadSize + 1, Offset: 2 * PadSize}},
+		{100, 1, Layout{StubSize: 100, HelperOffset: PadSize, HelperSize: 1, Offset: 2 * PadSize}},
+		{100, PadSize, Layout{StubSize: 100, HelperOffset: PadSize, HelperSize: PadSize, Offset: 2 * PadSize}},
+		{16936, 1513810, Layout{StubSize: 16936, HelperOffset: 20480, HelperSize: 1513810, Offset: 1536000}},
+	} {
+		got := Plan(c.stub, c.helper)
+		if got != c.want {
+			t.Errorf("Plan(%d, %d) = %+v, want %+v", c.stub, c.helper, got, c.want)
+		}
+		tr := Trailer{Size: PadSize, Target: "t"}
+		got.Apply(&tr)
+		if err := tr.validate(); err != nil {
+			t.Errorf("Plan(%d, %d): the trailer it lays out is refused: %v", c.stub, c.helper, err)
+		}
+	}
+}

@@ -1,5 +1,5 @@
-// Package image reads and writes parker payloads: SquashFS 4.0 images and the
-// trailer that locates one inside a packed executable.
+// Package image reads and writes parker payloads: SquashFS 4.0 images, and
+// nothing else (the packed file around them is package trailer's).
 //
 // The writer (Writer) produces standard images that the Linux kernel,
 // unsquashfs and go-diskfs all read: zstd, gzip, xz, lz4 or uncompressed
@@ -15,11 +15,7 @@
 // in the kernel's fs/squashfs/squashfs_fs.h. All integers are little-endian.
 package image
 
-import (
-	"errors"
-
-	"github.com/parkerpack/parker/image/trailer"
-)
+import "errors"
 
 // Sentinel errors. Messages carry the package prefix, as archive/tar does.
 var (
@@ -65,8 +61,10 @@ const (
 
 	// PadSize: images are padded to a multiple of this, as mksquashfs does,
 	// so block devices (and loop devices with a size limit) can read the
-	// last block whole; it is also the payload's alignment in a packed file.
-	PadSize = trailer.PadSize
+	// last block whole. (A packed file aligns its payload to the same
+	// size, trailer.PadSize, and a test in package trailer holds the two
+	// equal.)
+	PadSize = 4096
 )
 
 // Compressor IDs as stored in the superblock.

@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 
-	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/packed"
 )
 
 // inspect runs `parker inspect [--json] FILE`: what the trailer and the
-// image say, from image.Describe, which a packed file's --parker-info uses
+// image say, from packed.Describe, which a packed file's --parker-info uses
 // too, so the two always agree.
 func inspect(c *config, stdout, stderr io.Writer) int {
 	fail := func(format string, a ...any) int {
@@ -30,7 +30,7 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 	if !fi.Mode().IsRegular() {
 		return fail("inspect %s: not a regular file", c.file)
 	}
-	in, err := image.Describe(f, fi.Size(), c.file, true)
+	in, err := packed.Describe(f, fi.Size(), c.file, true)
 	switch {
 	case errors.Is(err, trailer.ErrNoTrailer):
 		return fail("inspect %s: not a packed file (no parker trailer)", c.file)

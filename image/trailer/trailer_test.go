@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/parkerpack/parker/image"
 )
 
 // TestHelperBounds: a helper must lie between the stub and the payload,
@@ -73,5 +75,13 @@ func TestPlan(t *testing.T) {
 		if err := tr.validate(); err != nil {
 			t.Errorf("Plan(%d, %d): the trailer it lays out is refused: %v", c.stub, c.helper, err)
 		}
+	}
+}
+
+// TestPadSizes: the payload is aligned to the size the image pads itself
+// to, so a payload ends where the next aligned part would begin.
+func TestPadSizes(t *testing.T) {
+	if PadSize != image.PadSize {
+		t.Fatalf("trailer.PadSize %d, image.PadSize %d", PadSize, image.PadSize)
 	}
 }

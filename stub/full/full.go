@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/packed"
 	"github.com/parkerpack/parker/stub"
 )
 
@@ -60,7 +61,7 @@ func extract(req stub.Request, log func(string)) int {
 	return 0
 }
 
-// info prints what `parker inspect` prints, from the same image.Describe,
+// info prints what `parker inspect` prints, from the same packed.Describe,
 // so the two always agree (--json: the same object). Like inspect, it
 // checks the digest: this reads the whole payload, unlike a run.
 func info(req stub.Request) int {
@@ -68,7 +69,7 @@ func info(req stub.Request) int {
 	if err != nil {
 		return stub.Fail(req.Self, err)
 	}
-	in, err := image.Describe(req.File, fi.Size(), req.Self, true)
+	in, err := packed.Describe(req.File, fi.Size(), req.Self, true)
 	if err != nil {
 		return stub.Fail(req.Self, err)
 	}

@@ -1,4 +1,7 @@
-package image
+// Package packed describes a packed file: what its trailer says and what
+// the superblock of its payload says. `parker inspect` and a packed file's
+// --parker-info both print this description, so the two always agree.
+package packed
 
 import (
 	"crypto/sha256"
@@ -10,7 +13,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // Info describes a packed file: what its trailer says and, when the payload
@@ -79,7 +84,7 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		in.Verified = true
 		in.DigestOK = string(h.Sum(nil)) == string(t.Digest[:])
 	}
-	rd, err := NewReader(payload, int64(t.Size))
+	rd, err := image.NewReader(payload, int64(t.Size))
 	if err != nil {
 		in.ImageError = err.Error()
 		return in, nil
@@ -183,18 +188,18 @@ func (in *Info) WriteText(w io.Writer) {
 	line("file", "%s (%d bytes)", in.File, in.FileSize)
 	line("format_version", "%d", in.FormatVersion)
 	line("target", "%s", in.Target)
-	line("stub_size", "%d (%s)", in.StubSize, HumanBytes(int64(in.StubSize)))
+	line("stub_size", "%d (%s)", in.StubSize, human.Bytes(int64(in.StubSize)))
 	switch {
 	case in.HelperRawSize != 0:
-		line("helper_size", "%d (%s) at offset %d, LZ4, %s unpacked", in.HelperSize, HumanBytes(int64(in.HelperSize)),
-			in.HelperOffset, HumanBytes(int64(in.HelperRawSize)))
+		line("helper_size", "%d (%s) at offset %d, LZ4, %s unpacked", in.HelperSize, human.Bytes(int64(in.HelperSize)),
+			in.HelperOffset, human.Bytes(int64(in.HelperRawSize)))
 	case in.HelperSize != 0:
-		line("helper_size", "%d (%s) at offset %d", in.HelperSize, HumanBytes(int64(in.HelperSize)), in.HelperOffset)
+		line("helper_size", "%d (%s) at offset %d", in.HelperSize, human.Bytes(int64(in.HelperSize)), in.HelperOffset)
 	default:
 		line("helper_size", "0 (none: the stub does all)")
 	}
 	line("offset", "%d", in.Offset)
-	line("size", "%d (%s)", in.Size, HumanBytes(int64(in.Size)))
+	line("size", "%d (%s)", in.Size, human.Bytes(int64(in.Size)))
 	switch {
 	case !in.Verified:
 		line("digest", "%s", in.Digest)
@@ -205,7 +210,7 @@ func (in *Info) WriteText(w io.Writer) {
 	}
 	line("compression", "%s", in.Compression)
 	line("level", "%d", in.Level)
-	line("block_size", "%d (%s)", in.BlockSize, HumanBytes(int64(in.BlockSize)))
+	line("block_size", "%d (%s)", in.BlockSize, human.Bytes(int64(in.BlockSize)))
 	line("keep_owner", "%t", in.KeepOwner)
 	line("created_by", "%s", in.CreatedBy)
 	if in.HaveImage {
@@ -215,18 +220,4 @@ func (in *Info) WriteText(w io.Writer) {
 		line("files", "unknown (image unreadable: %s)", in.ImageError)
 	}
 	line("mount", "mount -o loop,ro,offset=%d %s DIR", in.Offset, in.File)
-}
-
-// HumanBytes formats n in binary units with one decimal: 4.1 MiB.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,4 +1,4 @@
-package image
+package packed
 
 import (
 	"encoding/json"

@@ -17,7 +17,7 @@ type fakeLoop struct {
 	cleared    int
 	open       map[int]bool // open descriptors
 	nextFD     int
-	configured bool
+	configured bool // a LOOP_CONFIGURE call succeeded
 }
 
 func (f *fakeLoop) ops() loopOps {
@@ -66,6 +66,9 @@ func TestAttachLoopPolicy(t *testing.T) {
 		wantDenied bool
 		wantErr    bool
 		wantClear  int
+		// twoStep: the device was attached with LOOP_SET_FD and
+		// LOOP_SET_STATUS64, never with LOOP_CONFIGURE.
+		twoStep bool
 	}{
 		{name: "configure", f: fakeLoop{free: []int{3}}, wantDev: "/dev/loop3"},
 		{name: "race: EBUSY then another device",
@@ -73,10 +76,12 @@ func TestAttachLoopPolicy(t *testing.T) {
 			wantDev: "/dev/loop4"},
 		{name: "old kernel: two-step attach",
 			f:       fakeLoop{free: []int{0}, configure: []error{unix.ENOTTY}},
-			wantDev: "/dev/loop0"},
+			wantDev: "/dev/loop0", twoStep: true},
+		// LOOP_CONFIGURE is not tried again on the second device: the
+		// fake would let it succeed there.
 		{name: "old kernel, race on LOOP_SET_FD",
 			f:       fakeLoop{free: []int{0, 1}, configure: []error{unix.EINVAL}, setFD: []error{unix.EBUSY}},
-			wantDev: "/dev/loop1"},
+			wantDev: "/dev/loop1", twoStep: true},
 		{name: "status fails: device cleared, error",
 			f:         fakeLoop{free: []int{0}, configure: []error{unix.ENOTTY}, setStatus: []error{unix.ENXIO}},
 			wantErr:   true,
@@ -104,6 +109,9 @@ func TestAttachLoopPolicy(t *testing.T) {
 				}
 				if len(tc.f.open) != 1 || !tc.f.open[l.fd] {
 					t.Errorf("open descriptors %v: want only the device's", tc.f.open)
+				}
+				if tc.f.configured == tc.twoStep {
+					t.Errorf("attached with LOOP_CONFIGURE: %v, want %v", tc.f.configured, !tc.twoStep)
 				}
 			}
 			if err != nil && len(tc.f.open) != 0 {

@@ -19,13 +19,9 @@ const LoopControl = "/dev/loop-control"
 // GetFree asks the loop control device for a free loop device number,
 // allocating a new device when none is free. The kernel breaks ioctl
 // convention here: the device number is the ioctl's return value, not
-// written through an argument pointer, so this cannot use unix.IoctlSetInt.
+// written through an argument pointer, hence IoctlRetInt.
 func GetFree(ctl int) (int, error) {
-	n, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(ctl), unix.LOOP_CTL_GET_FREE, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(n), nil
+	return unix.IoctlRetInt(ctl, unix.LOOP_CTL_GET_FREE)
 }
 
 // Configure attaches backing to the loop device fd and sets offset, size

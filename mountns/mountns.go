@@ -63,12 +63,6 @@ type Options struct {
 	Log func(step string, d time.Duration)
 }
 
-// View is a mounted payload.
-type View struct {
-	Dir    string // where the merged view is attached
-	Device string // loop device holding the payload
-}
-
 func (o *Options) logStep(step string, start time.Time) time.Time {
 	now := time.Now()
 	if o.Log != nil {
@@ -81,18 +75,18 @@ func (o *Options) logStep(step string, start time.Time) time.Time {
 // o.Dir. Call it after Enter, from the same goroutine. Everything it mounts
 // lives only in that namespace: when the namespace's last process exits,
 // the kernel unmounts it all and the loop device clears itself.
-func Setup(o Options) (*View, error) {
+func Setup(o Options) error {
 	t := time.Now()
 	sq, dev, err := MountImage(o.File, o.Offset, o.Size)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unix.Close(sq)
 	t = o.logStep("loop attach and squashfs mount ("+dev+")", t)
 
 	var root unix.Stat_t
 	if err := unix.Fstat(sq, &root); err != nil {
-		return nil, fmt.Errorf("stat image root: %w", err)
+		return fmt.Errorf("stat image root: %w", err)
 	}
 	// overlayfs gives the merged root the upper dir's mode and owner, so
 	// the upper dir copies the image root's: the view looks like the
@@ -102,12 +96,12 @@ func Setup(o Options) (*View, error) {
 	if o.Overlay == "" {
 		tmp, err := MountTmpfs(0o700)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer unix.Close(tmp)
 		for _, d := range []string{"upper", "work"} {
 			if err := unix.Mkdirat(tmp, d, 0o700); err != nil {
-				return nil, fmt.Errorf("mkdir %s in tmpfs: %w", d, err)
+				return fmt.Errorf("mkdir %s in tmpfs: %w", d, err)
 			}
 		}
 		upper, work = FDPath(tmp)+"/upper", FDPath(tmp)+"/work"
@@ -115,32 +109,32 @@ func Setup(o Options) (*View, error) {
 	} else {
 		dir, err := filepath.Abs(o.Overlay)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		upper, work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 		for _, d := range []string{upper, work} {
 			if err := os.MkdirAll(d, 0o700); err != nil {
-				return nil, fmt.Errorf("overlay dir: %w", err)
+				return fmt.Errorf("overlay dir: %w", err)
 			}
 		}
 	}
 	if err := os.Chmod(upper, mode); err != nil {
-		return nil, fmt.Errorf("overlay upper dir: %w", err)
+		return fmt.Errorf("overlay upper dir: %w", err)
 	}
 	if err := os.Lchown(upper, int(root.Uid), int(root.Gid)); err != nil {
-		return nil, fmt.Errorf("overlay upper dir: %w", err)
+		return fmt.Errorf("overlay upper dir: %w", err)
 	}
 
 	ov, err := MountOverlay([]string{FDPath(sq), o.Dir}, upper, work)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unix.Close(ov)
 	if err := AttachAt(ov, o.Dir); err != nil {
-		return nil, err
+		return err
 	}
 	o.logStep("overlay mount at "+o.Dir, t)
-	return &View{Dir: o.Dir, Device: dev}, nil
+	return nil
 }
 
 // MountImage attaches the payload with a loop device and mounts it as a

@@ -345,7 +345,7 @@ func (r *runner) run(f flags) int {
 	}
 	r.step("enter private mount namespace")
 	r.last = time.Now()
-	_, err := mountns.Setup(mountns.Options{
+	err := mountns.Setup(mountns.Options{
 		File:    r.file,
 		Offset:  r.t.Offset,
 		Size:    r.t.Size,

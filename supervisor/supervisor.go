@@ -6,8 +6,7 @@
 //
 // We stay the target's parent (rather than exec'ing it in our place) so
 // that someone outlives it to clean up: as a child subreaper we inherit
-// every process the target leaves behind and kill them when it ends, and
-// the Group hook lets a cgroup take over that job later.
+// every process the target leaves behind and kill them when it ends.
 //
 // Which signals are relayed, and how, is in signals.go.
 package supervisor
@@ -51,25 +50,12 @@ func (e *StartError) ExitCode() int {
 	return ExitNotExecutable
 }
 
-// Group holds the target and everything it starts, so that all of it can be
-// killed when the target ends. A cgroup will implement it; without one, the
-// supervisor kills the orphans it inherits as a child subreaper.
-type Group interface {
-	// FD is a descriptor of the cgroup directory the target is cloned
-	// into (CLONE_INTO_CGROUP), so no process of it ever runs outside.
-	FD() int
-	// Kill kills every process left in the group and waits until none is.
-	Kill() error
-}
-
 // Config describes the target.
 type Config struct {
 	Path string   // absolute path of the executable
 	Args []string // argv, including argv[0]
 	Env  []string
 	Dir  string // working directory; empty keeps ours
-	// Group, when set, contains the target; see Group.
-	Group Group
 	// KeepOrphans leaves processes that outlive the target running.
 	KeepOrphans bool
 	// Signals, when set, are the signals caught by an earlier Catch;
@@ -103,7 +89,7 @@ func Run(c Config) (Status, error) {
 	if c.Log == nil {
 		c.Log = func(string, ...any) {}
 	}
-	if !c.KeepOrphans && c.Group == nil {
+	if !c.KeepOrphans {
 		// Orphans of the target become our children instead of init's,
 		// so we can kill them when the target ends. Failing is harmless.
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -128,10 +114,6 @@ func Run(c Config) (Status, error) {
 		// A pidfd, so relayed signals never hit a recycled pid.
 		PidFD: &pidfd,
 	}
-	if c.Group != nil {
-		attr.UseCgroupFD = true
-		attr.CgroupFD = c.Group.FD()
-	}
 	// syscall.ForkExec, not os.StartProcess: the os package forks an
 	// extra throwaway child on its first start to probe pidfd support,
 	// which costs a fork and an exit on every run of a packed file.
@@ -153,12 +135,7 @@ func Run(c Config) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	switch {
-	case c.Group != nil:
-		if err := c.Group.Kill(); err != nil {
-			c.Log("kill group: %v", err)
-		}
-	case !c.KeepOrphans:
+	if !c.KeepOrphans {
 		if n := killOrphans(); n > 0 {
 			c.Log("killed %d leftover processes", n)
 		}

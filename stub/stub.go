@@ -10,8 +10,8 @@
 //
 // It does not link the image codecs, so that cmd/parker-stub starts
 // quickly. The requests that read the image in user space (--parker-info,
-// --parker-extract) go to Extended, which package stub/full provides in
-// the programs that link the codecs (parker itself, cmd/parker-helper);
+// --parker-extract) go to Extended, which the programs that link the
+// codecs (parker itself, cmd/parker-helper) set to stub/userspace's Run;
 // cmd/parker-stub hands them to the helper executable its packed file
 // carries (helper.go).
 //
@@ -260,7 +260,7 @@ type Request struct {
 
 // Extended carries out the requests that read the image in user space
 // (--parker-info, --parker-extract) and returns the exit status. Programs
-// that link the image codecs set it (package stub/full); the lean stub
+// that link the image codecs set it (to stub/userspace's Run); the lean stub
 // leaves it nil and hands such requests to the helper executable its
 // packed file carries, so that its own start stays free of codec tables.
 var Extended func(Request) int

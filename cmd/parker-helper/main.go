@@ -17,10 +17,11 @@ import (
 	"os"
 
 	"github.com/parkerpack/parker/stub"
-	_ "github.com/parkerpack/parker/stub/full"
+	"github.com/parkerpack/parker/stub/userspace"
 )
 
 func main() {
+	stub.Extended = userspace.Run
 	self := os.Getenv(stub.EnvHelperFor)
 	if self == "" {
 		fmt.Fprintf(os.Stderr, "parker-helper: run by a packed file only (%s is not set)\n", stub.EnvHelperFor)

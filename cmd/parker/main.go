@@ -23,7 +23,7 @@ import (
 
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/stub"
-	_ "github.com/parkerpack/parker/stub/full" // parker is also a complete stub
+	"github.com/parkerpack/parker/stub/userspace"
 )
 
 // Exit statuses of the command line.
@@ -41,6 +41,9 @@ const (
 var runStub = stub.Main
 
 func main() {
+	// parker is also a complete stub (what a go install build packs), with
+	// no helper to hand the image-reading requests to.
+	stub.Extended = userspace.Run
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)

@@ -1,9 +1,10 @@
-// Package full carries out the requests of a packed file that read its
-// image in user space: --parker-info and --parker-extract. It links the
-// image codecs, which the run-time stub leaves out to start quickly:
-// importing it sets stub.Extended, as parker itself and the helper
-// executable do.
-package full
+// Package userspace carries out the requests of a packed file that read
+// its image in user space instead of mounting it: --parker-info,
+// --parker-extract, and the digest check of --parker-verify that comes
+// with them. It links the image codecs, which the run-time stub leaves out
+// to start quickly; the programs that link them (parker itself, the helper
+// executable) set stub.Extended to Run.
+package userspace
 
 import (
 	"fmt"
@@ -17,9 +18,8 @@ import (
 	"github.com/parkerpack/parker/stub"
 )
 
-func init() { stub.Extended = run }
-
-func run(req stub.Request) int {
+// Run carries out req and returns the exit status.
+func Run(req stub.Request) int {
 	start := time.Now()
 	log := func(step string) {
 		if req.Verbose {

@@ -58,8 +58,8 @@ import (
 // parker's failure (125), not as 2: 2 is a status many targets use.
 const (
 	ExitFailure       = 125
-	ExitNotExecutable = supervisor.ExitNotExecutable
-	ExitNotFound      = supervisor.ExitNotFound
+	ExitNotExecutable = 126
+	ExitNotFound      = 127
 )
 
 // Environment.
@@ -194,8 +194,8 @@ Flags, recognised only before the first other argument or "--":
                            discarding them
 
 Environment: PARKER_VERBOSE=1 logs each step with its duration.
-Exit status: the target's; 125 when parker itself fails, 126 when the
-target cannot be executed, 127 when it is missing; 128+N when the target
+Exit status: the target's; %[4]d when parker itself fails, %[5]d when the
+target cannot be executed, %[6]d when it is missing; 128+N when the target
 is killed by signal N (re-raised, so the caller sees the same signal).
 `
 
@@ -219,7 +219,7 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	switch f.mode {
 	case modeHelp:
 		base := filepath.Base(self)
-		fmt.Printf(helpText, base, t.Target, filepath.Dir(self))
+		fmt.Printf(helpText, base, t.Target, filepath.Dir(self), ExitFailure, ExitNotExecutable, ExitNotFound)
 		return 0
 	case modeOffset:
 		fmt.Println(t.Offset)
@@ -286,7 +286,8 @@ type runner struct {
 	last    time.Time
 }
 
-// fail prints one line naming the file and the cause, and returns 125.
+// fail prints one line naming the file and the cause, and returns
+// ExitFailure.
 func (r *runner) fail(err error) int { return Fail(r.self, err) }
 
 // logf logs a step and its duration since the previous one.
@@ -379,7 +380,10 @@ func (r *runner) run(f flags) int {
 		var se *supervisor.StartError
 		if errors.As(err, &se) {
 			fmt.Fprintf(os.Stderr, "parker: %s: cannot run %s: %v\n", r.self, r.t.Target, se.Err)
-			return se.ExitCode()
+			if se.Missing() {
+				return ExitNotFound
+			}
+			return ExitNotExecutable
 		}
 		return r.fail(err)
 	}

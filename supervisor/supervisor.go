@@ -25,13 +25,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Exit codes of a launch failure, as a shell reports them (and as docker
-// run does): the target exists but cannot be executed, or it is missing.
-const (
-	ExitNotExecutable = 126
-	ExitNotFound      = 127
-)
-
 // StartError means the target could not be started; it never ran.
 type StartError struct {
 	Path string
@@ -41,13 +34,11 @@ type StartError struct {
 func (e *StartError) Error() string { return "start " + e.Path + ": " + e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-// ExitCode is 127 when the target (or its ELF interpreter) is missing, 126
-// when it exists but cannot be executed.
-func (e *StartError) ExitCode() int {
-	if errors.Is(e.Err, syscall.ENOENT) || errors.Is(e.Err, syscall.ENOTDIR) {
-		return ExitNotFound
-	}
-	return ExitNotExecutable
+// Missing reports whether the target (or its ELF interpreter) does not
+// exist; otherwise it exists but cannot be executed. A shell reports the
+// two with different exit statuses, and so does a packed file.
+func (e *StartError) Missing() bool {
+	return errors.Is(e.Err, syscall.ENOENT) || errors.Is(e.Err, syscall.ENOTDIR)
 }
 
 // Config describes the target.

@@ -12,7 +12,7 @@
 //
 // This package owns the command line: flags, messages and exit codes. Pack
 // exits 0 on success, 1 on failure and 2 on bad usage; the run-time codes
-// (125 and up) are the stub's.
+// are the stub's.
 package main
 
 import (
@@ -31,10 +31,6 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
-	// exitStub is the run-time status for "parker itself failed" (see
-	// STYLE.md); main uses it when a packed file cannot read its own
-	// trailer, before the stub takes over.
-	exitStub = 125
 )
 
 // runStub runs a packed file; tests replace it.
@@ -47,7 +43,7 @@ func main() {
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)
-		os.Exit(exitStub)
+		os.Exit(stub.ExitFailure)
 	}
 	os.Exit(start(self, os.Args, os.Stdout, os.Stderr))
 }
@@ -66,5 +62,5 @@ func start(self string, args []string, stdout, stderr io.Writer) int {
 	// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
 	// way neither the stub nor the command line can do its job.
 	fmt.Fprintf(stderr, "parker: %s: %v\n", self, errnoOf(err))
-	return exitStub
+	return stub.ExitFailure
 }

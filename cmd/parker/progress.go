@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parkerpack/parker/internal/human"
 	"golang.org/x/term"
 )
 
@@ -79,7 +80,7 @@ func formatProgress(c counts, width int) string {
 
 // formatScan renders the walk's line: "scanning: 12345 entries, 1.2 GiB".
 func formatScan(entries int, bytes int64, width int) string {
-	line := fmt.Sprintf("scanning: %d entries, %s", entries, humanBytes(bytes))
+	line := fmt.Sprintf("scanning: %d entries, %s", entries, human.Bytes(bytes))
 	return line[:min(len(line), max(width-1, 0))]
 }
 
@@ -122,38 +123,17 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
-// humanBytes formats n with a binary unit: 512 B, 12.0 KiB, 270.1 MiB.
-func humanBytes(n int64) string {
-	div, unit := scale(n)
-	if div == 1 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.1f %s", float64(n)/div, unit)
-}
+// humanBytes is human.Bytes, by the name the rest of the command calls it.
+func humanBytes(n int64) string { return human.Bytes(n) }
 
 // bytePair formats done/total in the unit of total: 120.3/270.1 MiB.
 func bytePair(done, total int64) string {
-	div, unit := scale(total)
-	if div == 1 {
+	size, unit := human.Unit(total)
+	if size == 1 {
 		return fmt.Sprintf("%*d/%d B", len(strconv.FormatInt(total, 10)), done, total)
 	}
-	t := fmt.Sprintf("%.1f", float64(total)/div)
-	return fmt.Sprintf("%*.1f/%s %s", len(t), float64(done)/div, t, unit)
-}
-
-// scale picks the largest binary unit not above n, and its size.
-func scale(n int64) (float64, string) {
-	div := 1.0
-	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		if float64(n) < div*1024 {
-			break
-		}
-		div *= 1024
-		if float64(n) < div*1024 || unit == "TiB" {
-			return div, unit
-		}
-	}
-	return 1, "B"
+	t := fmt.Sprintf("%.1f", float64(total)/float64(size))
+	return fmt.Sprintf("%*.1f/%s %s", len(t), float64(done)/float64(size), t, unit)
 }
 
 // ui prints everything parker says on stderr: the progress line (only on a

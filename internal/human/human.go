@@ -9,14 +9,24 @@ import (
 
 // Bytes formats n in binary units with one decimal: 512 B, 4.1 MiB.
 func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
+	size, unit := Unit(n)
+	if size == 1 {
 		return strconv.FormatInt(n, 10) + " B"
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
+	return fmt.Sprintf("%.1f %s", float64(n)/float64(size), unit)
+}
+
+// Unit picks the binary unit Bytes shows n in, and its size in bytes: the
+// largest unit not above n, so 1023 is "B" and 1024 "KiB".
+func Unit(n int64) (int64, string) {
+	const k = 1024
+	if n < k {
+		return 1, "B"
+	}
+	size, exp := int64(k), 0
+	for m := n / k; m >= k && exp < 5; m /= k {
+		size *= k
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return size, string("KMGTPE"[exp]) + "iB"
 }

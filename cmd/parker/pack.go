@@ -21,6 +21,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/walk"
 	"github.com/parkerpack/parker/stub"
 )
 
@@ -104,23 +105,23 @@ func (j *job) run(c *config) error {
 	start := time.Now()
 
 	// Everything that can be checked before writing a byte.
-	root, err := workdir(c.dir)
+	root, err := walk.Root(c.dir)
 	if err != nil {
 		return err
 	}
-	t, err := resolveTarget(root, c.dir, c.target)
+	t, err := walk.ResolveTarget(root, c.dir, c.target)
 	if err != nil {
 		return err
 	}
-	if !t.executable() {
+	if !t.Executable() {
 		u.notice(fmt.Sprintf("target %s is not executable (mode %04o); the packed file will not be able to run it",
-			c.target, t.st.Mode&0o7777))
+			c.target, t.Mode&0o7777))
 	}
-	rules, err := loadRules(root, c.excludes)
+	rules, err := walk.LoadRules(root, c.excludes)
 	if err != nil {
 		return err
 	}
-	if err := rules.checkTarget(t); err != nil {
+	if err := rules.CheckTarget(t); err != nil {
 		return err
 	}
 	out, err := outputPath(c.output)
@@ -135,7 +136,7 @@ func (j *job) run(c *config) error {
 		if outSt.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return fmt.Errorf("output %s is a directory", c.output)
 		}
-		if outSt.Dev == t.st.Dev && outSt.Ino == t.st.Ino {
+		if outSt.Dev == t.Dev && outSt.Ino == t.Ino {
 			return fmt.Errorf("output %s would replace the target %s; choose another -o", c.output, c.target)
 		}
 	case !errors.Is(err, unix.ENOENT):
@@ -203,21 +204,22 @@ func (j *job) run(c *config) error {
 	if r, err := filepath.Rel(root, outDir); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
 		outRel = filepath.ToSlash(r)
 	}
-	wk := &walker{
-		root:    root,
-		display: c.dir,
-		rules:   rules,
-		add:     w.Add,
-		warn:    u.warn,
-		scanned: u.scanned,
-		seen:    map[string]bool{},
-		skip: func(rel string, st *unix.Stat_t) bool {
+	u.startScan()
+	n, err := walk.Tree(walk.Config{
+		Root:    root,
+		Display: c.dir,
+		Rules:   rules,
+		Target:  t,
+		Add:     w.Add,
+		Warn:    u.warn,
+		Scanned: u.scanned,
+		Skip: func(rel string, dev, ino uint64) bool {
 			// parker's own output never goes into the image: this run's
 			// temp file, the output being replaced, stale temp files.
-			if st.Dev == tmpSt.Dev && st.Ino == tmpSt.Ino {
+			if dev == tmpSt.Dev && ino == tmpSt.Ino {
 				return true
 			}
-			if outExists && st.Dev == outSt.Dev && st.Ino == outSt.Ino {
+			if outExists && dev == outSt.Dev && ino == outSt.Ino {
 				u.warn(fmt.Sprintf("%s is the output; left out", filepath.Join(c.dir, rel)))
 				return true
 			}
@@ -230,24 +232,15 @@ func (j *job) run(c *config) error {
 			}
 			return false
 		},
-	}
-	for _, p := range t.chain {
-		wk.seen[p] = false
-	}
-	u.startScan()
-	if err := wk.walk(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	for _, p := range t.chain {
-		if !wk.seen[p] {
-			return fmt.Errorf("target %s: %s was left out of the image by the ignore rules", c.target, p)
-		}
-	}
-	u.stage("walk", stage, fmt.Sprintf("%d entries, %d files, %s", wk.entries, wk.files, humanBytes(wk.bytes)))
+	u.stage("walk", stage, fmt.Sprintf("%d entries, %d files, %s", n.Entries, n.Files, humanBytes(n.Bytes)))
 
 	// 3. Compress and write the image.
 	stage = time.Now()
-	u.startProgress(wk.files, wk.bytes)
+	u.startProgress(n.Files, n.Bytes)
 	if testHookFinish != nil {
 		testHookFinish()
 	}
@@ -274,7 +267,7 @@ func (j *job) run(c *config) error {
 		HelperRawSize: uint64(stubs.helperRawSize),
 		Offset:        uint64(offset),
 		Size:          uint64(st.Size),
-		Target:        t.path,
+		Target:        t.Path,
 		Compression:   opt.Compression,
 		Level:         int32(opt.Level),
 		BlockSize:     uint32(opt.BlockSize),

@@ -16,8 +16,17 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/walk"
+	"github.com/parkerpack/parker/internal/walk/walktest"
 	"github.com/parkerpack/parker/stub"
 )
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // fakeStub stands in for parker's own executable, so packing in tests copies
 // a few KiB instead of the test binary.
@@ -63,8 +72,8 @@ func imagePaths(t *testing.T, file string) (*trailer.Trailer, []string) {
 
 func TestPack(t *testing.T) {
 	stub := fakeStub(t, 5000)
-	root := mktree(t, "ipservice", "assets/ipdb.dat", "logs/a.log", "run -> ipservice")
-	must(t, os.WriteFile(filepath.Join(root, ignoreFile), []byte("logs\n"), 0o644))
+	root := walktest.Tree(t, "ipservice", "assets/ipdb.dat", "logs/a.log", "run -> ipservice")
+	must(t, os.WriteFile(filepath.Join(root, walk.IgnoreFile), []byte("logs\n"), 0o644))
 	out := filepath.Join(t.TempDir(), "ipserviced")
 	code, stderr := packRun(t, "-C", root, "-o", out, "-q", "--compression", "gzip", "--level", "9", "--block-size", "64K", "run")
 	if code != 0 || stderr != "" {
@@ -115,7 +124,7 @@ func TestPack(t *testing.T) {
 // working directory itself must not pack the previous output.
 func TestPackOutputInsideWorkdir(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "bin/python", "server.py")
+	root := walktest.Tree(t, "bin/python", "server.py")
 	t.Chdir(root)
 	// A leftover of an interrupted run, and a stranger's dot file.
 	must(t, os.WriteFile(".pythond.parker-tmp-123", []byte("junk"), 0o600))
@@ -134,7 +143,7 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 // A failure half-way leaves no temp file and an existing output as it was.
 func TestPackFailureKeepsOutput(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app", "big")
+	root := walktest.Tree(t, "app", "big")
 	must(t, os.WriteFile(filepath.Join(root, "big"), bytes.Repeat([]byte("x"), 300<<10), 0o644))
 	dir := t.TempDir()
 	out := filepath.Join(dir, "appd")
@@ -158,7 +167,7 @@ func TestPackFailureKeepsOutput(t *testing.T) {
 
 func TestPackErrors(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app", "notexec", "sub/x")
+	root := walktest.Tree(t, "app", "notexec", "sub/x")
 	must(t, os.Chmod(filepath.Join(root, "notexec"), 0o644))
 	outDir := t.TempDir()
 	for _, tt := range []struct {
@@ -186,7 +195,7 @@ func TestPackErrors(t *testing.T) {
 
 func TestPackSummary(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	t.Setenv("SOURCE_DATE_EPOCH", "1000000000")
 	code, stderr := packRun(t, "-C", root, "-o", out, "app")
@@ -207,7 +216,7 @@ func TestPackSummary(t *testing.T) {
 
 func TestInspect(t *testing.T) {
 	fakeStub(t, 4096)
-	root := mktree(t, "app", "data")
+	root := walktest.Tree(t, "app", "data")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
@@ -264,7 +273,7 @@ func TestInspect(t *testing.T) {
 // and exits 125 with one line for a damaged trailer.
 func TestStart(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
@@ -301,7 +310,7 @@ func TestStart(t *testing.T) {
 
 func TestOwnTrailer(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)

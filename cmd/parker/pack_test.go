@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
@@ -162,6 +165,46 @@ func TestPackFailureKeepsOutput(t *testing.T) {
 	}
 	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
 		t.Errorf("temp files left: %q", names)
+	}
+}
+
+// A failure to write the output names the output, not the temp file,
+// whichever stage meets it, and leaves nothing behind. The file size limit
+// stands in for a full disk.
+func TestPackWriteError(t *testing.T) {
+	fakeStub(t, 5000)
+	root := walktest.Tree(t, "app", "big")
+	noise := make([]byte, 256<<10)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	must(t, os.WriteFile(filepath.Join(root, "big"), noise, 0o644))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "appd")
+	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
+		t.Fatal(stderr)
+	}
+	tr, _ := imagePaths(t, out)
+	must(t, os.Remove(out))
+
+	var old unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_FSIZE, &old))
+	for _, tt := range []struct {
+		stage string
+		limit uint64
+	}{
+		{"stub", 1000},
+		{"image", 64 << 10},
+		{"trailer", tr.Offset + tr.Size},
+	} {
+		// Go ignores SIGXFSZ, so a write past the limit fails with EFBIG.
+		must(t, unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: tt.limit, Max: old.Max}))
+		code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app")
+		must(t, unix.Setrlimit(unix.RLIMIT_FSIZE, &old))
+		if want := "parker: write " + out + ": file too large\n"; code != 1 || stderr != want {
+			t.Errorf("%s: pack = %d, %q; want 1, %q", tt.stage, code, stderr, want)
+		}
+		if names, _ := os.ReadDir(dir); len(names) != 0 {
+			t.Errorf("%s: left behind: %v", tt.stage, names)
+		}
 	}
 }
 

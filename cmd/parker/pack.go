@@ -114,8 +114,12 @@ func (j *job) run() error {
 		return err
 	}
 	if u := j.ui; !j.c.quiet {
-		if u.warnings > 0 && !j.c.verbose {
-			u.printf("parker: %d warning(s); run with -v to see them", u.warnings)
+		if n := u.warnings; n > 0 && !j.c.verbose {
+			them := "them"
+			if n == 1 {
+				them = "it"
+			}
+			u.printf("parker: %s; run with -v to see %s", plural(n, "warning"), them)
 		}
 		u.printf("%s", summary(j.c.output, st, j.c.opt, time.Since(start), digest))
 	}
@@ -270,18 +274,30 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 // summary is the one line printed after a pack:
 //
 //	pythond: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s, sha256:...
+//
+// The ratio says what compression saved, so it is left out when the image
+// is not smaller than the input: then the two sizes say all there is, and
+// for a small input the ratio would only measure the image's fixed cost
+// (its tables, the padding to 4 KiB): "18 B -> 4.0 KiB (22755.6%)".
 func summary(output string, st image.Stats, opt image.Options, d time.Duration, digest [32]byte) string {
-	ratio := 0.0
-	if st.InputBytes > 0 {
-		ratio = float64(st.Size) / float64(st.InputBytes) * 100
+	sizes := human.Bytes(st.InputBytes) + " -> " + human.Bytes(st.Size)
+	if st.InputBytes > 0 && st.Size <= st.InputBytes {
+		sizes += fmt.Sprintf(" (%.1f%%)", float64(st.Size)/float64(st.InputBytes)*100)
 	}
 	comp := opt.Compression
 	if _, lo, hi := image.DefaultLevel(comp); lo != hi {
 		comp = fmt.Sprintf("%s-%d", comp, opt.Level)
 	}
-	return fmt.Sprintf("%s: %d files, %s -> %s (%.1f%%), %s, %.1fs, sha256:%s",
-		output, st.Files, human.Bytes(st.InputBytes), human.Bytes(st.Size), ratio, comp,
-		d.Seconds(), hex.EncodeToString(digest[:]))
+	return fmt.Sprintf("%s: %s, %s, %s, %.1fs, sha256:%s",
+		output, plural(st.Files, "file"), sizes, comp, d.Seconds(), hex.EncodeToString(digest[:]))
+}
+
+// plural counts n of a thing: "1 file", "0 files", "2 files".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // stubParts are the executables a packed file starts with: the run-time

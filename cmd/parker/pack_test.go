@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -242,9 +243,15 @@ func TestPackSummary(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "appd")
 	t.Setenv("SOURCE_DATE_EPOCH", "1000000000")
 	code, stderr := packRun(t, "-C", root, "-o", out, "app")
-	if code != 0 || !strings.HasPrefix(stderr, out+": 1 files, 3 B -> 4.0 KiB (") ||
-		!strings.Contains(stderr, ", zstd-3, ") || !strings.Contains(stderr, "sha256:") || strings.Count(stderr, "\n") != 1 {
+	if code != 0 || !strings.HasPrefix(stderr, out+": 1 file, 3 B -> 4.0 KiB, zstd-3, ") ||
+		!strings.Contains(stderr, "sha256:") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("summary %q", stderr)
+	}
+	// One warning (a leftover temp file, left out) is counted, not shown.
+	must(t, os.WriteFile(filepath.Join(root, ".appd"+tmpInfix+"1"), nil, 0o600))
+	code, stderr = packRun(t, "-C", root, "-o", filepath.Join(root, "appd"), "app")
+	if !strings.HasPrefix(stderr, "parker: 1 warning; run with -v to see it\n") {
+		t.Errorf("pack with one warning: %d %q", code, stderr)
 	}
 	var stdout, errb bytes.Buffer
 	if code := run([]string{"inspect", "--json", out}, &stdout, &errb); code != 0 {
@@ -254,6 +261,35 @@ func TestPackSummary(t *testing.T) {
 	must(t, json.Unmarshal(stdout.Bytes(), &m))
 	if m["mtime"] != float64(1000000000) {
 		t.Errorf("superblock time %v, want SOURCE_DATE_EPOCH", m["mtime"])
+	}
+}
+
+// The summary reads well from an empty input to a large one; the README's
+// example is the last case.
+func TestSummary(t *testing.T) {
+	var digest [32]byte
+	digest[0] = 0xab
+	hash := ", sha256:ab" + strings.Repeat("00", 31)
+	zstd := image.DefaultOptions()
+	xz := zstd
+	xz.Compression, xz.Level = image.XZ, 0
+	for _, tt := range []struct {
+		files     int
+		in, image int64
+		opt       image.Options
+		d         time.Duration
+		want      string
+	}{
+		{0, 0, 4096, zstd, 0, "out: 0 files, 0 B -> 4.0 KiB, zstd-3, 0.0s"},
+		{1, 18, 4096, zstd, 20 * time.Millisecond, "out: 1 file, 18 B -> 4.0 KiB, zstd-3, 0.0s"},
+		{2, 4096, 4096, xz, time.Second, "out: 2 files, 4.0 KiB -> 4.0 KiB (100.0%), xz, 1.0s"},
+		{3, 100 << 20, 100<<20 + 8192, zstd, time.Second, "out: 3 files, 100.0 MiB -> 100.0 MiB, zstd-3, 1.0s"},
+		{1234, 283220378, 64277299, zstd, 3200 * time.Millisecond, "out: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s"},
+	} {
+		st := image.Stats{Files: tt.files, InputBytes: tt.in, Size: tt.image}
+		if got := summary("out", st, tt.opt, tt.d, digest); got != tt.want+hash {
+			t.Errorf("summary(%d files, %d -> %d) =\n %q, want\n %q", tt.files, tt.in, tt.image, got, tt.want+hash)
+		}
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/internal/walk"
 )
 
 // version is set at link time (-ldflags "-X main.version=..."; the Makefile
@@ -159,9 +160,12 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	default:
 		return nil, usagef("too many arguments: %s (one TARGET only)", strings.Join(rest[1:], " "))
 	}
-	target, err := cleanTarget(rest[0])
+	if rest[0] == "" {
+		return nil, usagef("TARGET is empty")
+	}
+	target, err := walk.CleanTarget(rest[0])
 	if err != nil {
-		return nil, err
+		return nil, usagef("TARGET %s: %v", rest[0], err)
 	}
 	c.target = target
 	if c.dir == "" {
@@ -221,25 +225,6 @@ func lookupEnv(getenv func(string) string, key string) (string, bool) {
 	return v, v != ""
 }
 
-// cleanTarget checks the syntax of TARGET: a relative path that stays inside
-// the working directory. Whether it exists is checked later (exit 1).
-func cleanTarget(arg string) (string, error) {
-	if arg == "" {
-		return "", usagef("TARGET is empty")
-	}
-	if filepath.IsAbs(arg) {
-		return "", usagef("TARGET %s: must be a path relative to the working directory", arg)
-	}
-	p := path.Clean(filepath.ToSlash(arg))
-	if p == "." || strings.HasSuffix(arg, "/") {
-		return "", usagef("TARGET %s: must name a file, not a directory", arg)
-	}
-	if p == ".." || strings.HasPrefix(p, "../") {
-		return "", usagef("TARGET %s: lies outside the working directory", arg)
-	}
-	return p, nil
-}
-
 // defaultOutput names the output after the target: its base name plus "d",
 // in the current directory (ipservice -> ipserviced, bin/python -> pythond).
 func defaultOutput(target string) string {
@@ -297,4 +282,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inspect(c, stdout, stderr)
 	}
 	return pack(c, stderr)
+}
+
+// errnoOf strips the *fs.PathError wrapper (whose path is an absolute one
+// the user never typed), leaving the cause for a message of our own.
+func errnoOf(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

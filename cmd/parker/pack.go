@@ -8,19 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/human"
+	"github.com/parkerpack/parker/internal/walk"
 	"github.com/parkerpack/parker/stub"
 )
 
@@ -32,33 +28,43 @@ var stubSource = stub.Executable
 // use it to make the writer fail half-way).
 var testHookFinish func()
 
-// tmpInfix marks parker's temp files: .NAME.parker-tmp-RANDOM beside the
-// output. Leftovers of a killed run in the working directory are not packed.
-const tmpInfix = ".parker-tmp-"
-
 // pack runs `parker TARGET` and returns the exit status.
 func pack(c *config, stderr io.Writer) int {
 	u := newUI(stderr, c.quiet, c.verbose)
-	j := &job{ui: u}
+	j := &job{c: c, ui: u, out: &output{name: c.output}}
 	stop := j.catchSignals()
 	defer stop()
-	if err := j.run(c); err != nil {
-		j.abort()
+	if err := j.run(); err != nil {
+		j.out.abort()
 		u.stopProgress()
+		// A failure to write the output is reported alone: which stage
+		// met it changes nothing the user can do.
+		var oe *outputError
+		if errors.As(err, &oe) {
+			err = oe
+		}
 		u.printf("parker: %v", err)
 		return exitFail
 	}
 	return exitOK
 }
 
-// job is one pack: it owns the temp file until it is renamed into place.
+// job is one pack, in four stages: check everything that can be checked
+// before writing a byte, write the parts before the payload, write the
+// image, and seal the file.
 type job struct {
-	ui *ui
+	c   *config
+	ui  *ui
+	out *output
+}
 
-	mu        sync.Mutex
-	tmp       *os.File
-	tmpPath   string
-	committed bool
+// plan is what check settles.
+type plan struct {
+	root   string // the working directory, absolute, without symlinks
+	target *walk.Target
+	rules  *walk.Rules
+	stubs  *stubParts
+	layout trailer.Layout
 }
 
 // catchSignals removes the temp file on SIGINT, SIGTERM or SIGHUP, so an
@@ -71,7 +77,7 @@ func (j *job) catchSignals() func() {
 	go func() {
 		select {
 		case sig := <-ch:
-			if j.abort() {
+			if j.out.abort() {
 				j.ui.final("parker: interrupted (%v)", sig)
 			} else {
 				j.ui.final("parker: interrupted (%v); nothing written", sig)
@@ -86,294 +92,212 @@ func (j *job) catchSignals() func() {
 	}
 }
 
-// abort removes the temp file unless it has already become the output,
-// and reports whether it had.
-func (j *job) abort() (committed bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.tmp != nil && !j.committed {
-		j.tmp.Close()
-		os.Remove(j.tmpPath)
-		j.tmp = nil
+func (j *job) run() error {
+	start := time.Now()
+	p, err := j.check()
+	if err != nil {
+		return err
 	}
-	return j.committed
+	defer p.stubs.close()
+	if err := j.out.create(); err != nil {
+		return err
+	}
+	if err := j.writeParts(p); err != nil {
+		return err
+	}
+	st, err := j.writeImage(p)
+	if err != nil {
+		return err
+	}
+	digest, err := j.seal(p, st)
+	if err != nil {
+		return err
+	}
+	if u := j.ui; !j.c.quiet {
+		if n := u.warnings; n > 0 && !j.c.verbose {
+			them := "them"
+			if n == 1 {
+				them = "it"
+			}
+			u.printf("parker: %s; run with -v to see %s", plural(n, "warning"), them)
+		}
+		u.printf("%s", summary(j.c.output, st, j.c.opt, time.Since(start), digest))
+	}
+	return nil
 }
 
-func (j *job) run(c *config) error {
-	u := j.ui
-	start := time.Now()
-
-	// Everything that can be checked before writing a byte.
-	root, err := workdir(c.dir)
+// check resolves the working directory, the target, the ignore rules, the
+// output and the stub: everything that can fail before a byte is written.
+func (j *job) check() (*plan, error) {
+	c := j.c
+	root, err := walk.Root(c.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	t, err := resolveTarget(root, c.dir, c.target)
+	t, err := walk.ResolveTarget(root, c.dir, c.target)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !t.executable() {
-		u.notice(fmt.Sprintf("target %s is not executable (mode %04o); the packed file will not be able to run it",
-			c.target, t.st.Mode&0o7777))
+	if !t.Executable() {
+		j.ui.notice(fmt.Sprintf("target %s is not executable (mode %04o); the packed file will not be able to run it",
+			c.target, t.Mode&0o7777))
 	}
-	rules, err := loadRules(root, c.excludes)
+	rules, err := walk.LoadRules(root, c.excludes)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := rules.checkTarget(t); err != nil {
-		return err
+	if err := rules.CheckTarget(t); err != nil {
+		return nil, err
 	}
-	out, err := outputPath(c.output)
-	if err != nil {
-		return err
+	if err := j.out.check(t); err != nil {
+		return nil, err
 	}
-	var outSt unix.Stat_t
-	outExists := false
-	switch err := unix.Lstat(out, &outSt); {
-	case err == nil:
-		outExists = true
-		if outSt.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return fmt.Errorf("output %s is a directory", c.output)
-		}
-		if outSt.Dev == t.st.Dev && outSt.Ino == t.st.Ino {
-			return fmt.Errorf("output %s would replace the target %s; choose another -o", c.output, c.target)
-		}
-	case !errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("output %s: %w", c.output, err)
-	}
-
 	stubs, err := stubExecutables()
 	if err != nil {
+		return nil, err
+	}
+	for _, msg := range stubWarnings(stubs.stub, stubs.stubSize) {
+		j.ui.notice(msg)
+	}
+	return &plan{root: root, target: t, rules: rules, stubs: stubs,
+		layout: trailer.Plan(stubs.stubSize, stubs.helperSize)}, nil
+}
+
+// writeParts writes the stub and, when there is one, the helper.
+func (j *job) writeParts(p *plan) error {
+	start := time.Now()
+	s, l := p.stubs, p.layout
+	if err := j.out.copyAt(0, s.stub, s.stubSize, "stub"); err != nil {
 		return err
 	}
-	defer stubs.close()
-	for _, msg := range stubWarnings(stubs.stub, stubs.stubSize) {
-		u.notice(msg)
+	if s.helperSize == 0 {
+		j.ui.stage("stub", start, fmt.Sprintf("%s, payload at offset %d", human.Bytes(s.stubSize), l.Offset))
+		return nil
 	}
+	if err := j.out.copyAt(l.HelperOffset, s.helper, s.helperSize, "helper"); err != nil {
+		return err
+	}
+	j.ui.stage("stub", start, fmt.Sprintf("%s, helper %s, payload at offset %d",
+		human.Bytes(s.stubSize), human.Bytes(s.helperSize), l.Offset))
+	return nil
+}
 
-	// The temp file lives beside the output, so the final rename is atomic.
-	outDir, outName := filepath.Dir(out), filepath.Base(out)
-	// Created under the lock, so a signal's abort either runs before the
-	// file exists or sees it and removes it.
-	j.mu.Lock()
-	tmp, err := os.CreateTemp(outDir, "."+outName+tmpInfix+"*")
-	if err == nil {
-		j.tmp, j.tmpPath = tmp, tmp.Name()
-	}
-	j.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write %s: %w", c.output, errnoOf(err))
-	}
-	var tmpSt unix.Stat_t
-	if err := unix.Fstat(int(tmp.Fd()), &tmpSt); err != nil {
-		return fmt.Errorf("write %s: %w", c.output, err)
-	}
-
-	// 1. The stub, and the helper when there is one.
-	stage := time.Now()
-	if _, err := io.Copy(tmp, io.NewSectionReader(stubs.stub, 0, stubs.stubSize)); err != nil {
-		return j.writeErr(c.output, fmt.Errorf("copy stub: %w", err))
-	}
-	helperOffset := alignUp(stubs.stubSize)
-	offset := helperOffset
-	if stubs.helperSize > 0 {
-		if _, err := tmp.Seek(helperOffset, io.SeekStart); err != nil {
-			return j.writeErr(c.output, err)
-		}
-		if _, err := io.Copy(tmp, io.NewSectionReader(stubs.helper, 0, stubs.helperSize)); err != nil {
-			return j.writeErr(c.output, fmt.Errorf("copy helper: %w", err))
-		}
-		offset = alignUp(helperOffset + stubs.helperSize)
-		u.stage("stub", stage, fmt.Sprintf("%s, helper %s, payload at offset %d",
-			humanBytes(stubs.stubSize), humanBytes(stubs.helperSize), offset))
-	} else {
-		helperOffset = 0
-		u.stage("stub", stage, fmt.Sprintf("%s, payload at offset %d", humanBytes(stubs.stubSize), offset))
-	}
-
-	// 2. Walk the working directory straight into the writer.
-	stage = time.Now()
+// writeImage walks the working directory straight into the image writer,
+// then has it compress and write the image at the payload's offset.
+func (j *job) writeImage(p *plan) (image.Stats, error) {
+	c, u := j.c, j.ui
+	start := time.Now()
 	opt := c.opt
 	opt.Progress = u.progress
-	w, err := image.NewWriter(tmp, offset, opt)
+	w, err := image.NewWriter(j.out, p.layout.Offset, opt)
 	if err != nil {
-		return err
-	}
-	outRel := ""
-	if r, err := filepath.Rel(root, outDir); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
-		outRel = filepath.ToSlash(r)
-	}
-	wk := &walker{
-		root:    root,
-		display: c.dir,
-		rules:   rules,
-		add:     w.Add,
-		warn:    u.warn,
-		scanned: u.scanned,
-		seen:    map[string]bool{},
-		skip: func(rel string, st *unix.Stat_t) bool {
-			// parker's own output never goes into the image: this run's
-			// temp file, the output being replaced, stale temp files.
-			if st.Dev == tmpSt.Dev && st.Ino == tmpSt.Ino {
-				return true
-			}
-			if outExists && st.Dev == outSt.Dev && st.Ino == outSt.Ino {
-				u.warn(fmt.Sprintf("%s is the output; left out", filepath.Join(c.dir, rel)))
-				return true
-			}
-			if outRel != "" {
-				dir, base := splitRel(rel)
-				if dir == outRel && strings.HasPrefix(base, "."+outName+tmpInfix) {
-					u.warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(c.dir, rel)))
-					return true
-				}
-			}
-			return false
-		},
-	}
-	for _, p := range t.chain {
-		wk.seen[p] = false
+		return image.Stats{}, err
 	}
 	u.startScan()
-	if err := wk.walk(); err != nil {
-		return err
+	n, err := walk.Tree(walk.Config{
+		Root:    p.root,
+		Display: c.dir,
+		Rules:   p.rules,
+		Target:  p.target,
+		Skip:    j.out.skipper(p.root, c.dir, u.warn),
+		Add:     w.Add,
+		Warn:    u.warn,
+		Scanned: u.scanned,
+	})
+	if err != nil {
+		return image.Stats{}, err
 	}
-	for _, p := range t.chain {
-		if !wk.seen[p] {
-			return fmt.Errorf("target %s: %s was left out of the image by the ignore rules", c.target, p)
-		}
-	}
-	u.stage("walk", stage, fmt.Sprintf("%d entries, %d files, %s", wk.entries, wk.files, humanBytes(wk.bytes)))
+	u.stage("walk", start, fmt.Sprintf("%d entries, %d files, %s", n.Entries, n.Files, human.Bytes(n.Bytes)))
 
-	// 3. Compress and write the image.
-	stage = time.Now()
-	u.startProgress(wk.files, wk.bytes)
+	start = time.Now()
+	u.startProgress(n.Files, n.Bytes)
 	if testHookFinish != nil {
 		testHookFinish()
 	}
 	st, err := w.Finish()
 	u.stopProgress()
 	if err != nil {
-		return j.writeErr(c.output, err)
+		return image.Stats{}, err
 	}
-	u.stage("image", stage, fmt.Sprintf("%s, %d inodes, %d duplicates, %d fragment blocks",
-		humanBytes(st.Size), st.Inodes, st.Duplicates, st.Fragments))
+	u.stage("image", start, fmt.Sprintf("%s, %d inodes, %d duplicates, %d fragment blocks",
+		human.Bytes(st.Size), st.Inodes, st.Duplicates, st.Fragments))
+	return st, nil
+}
 
-	// 4. Digest the payload as written, reading it back.
-	stage = time.Now()
+// seal digests the payload as written, reading it back, appends the
+// trailer, and renames the file into place. It returns the digest.
+func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
+	c, u, l := j.c, j.ui, p.layout
+	start := time.Now()
 	h := sha256.New()
 	// Large reads: this pass covers the whole payload, and 32 KiB reads
 	// cost a tenth of its time in syscalls.
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(tmp, offset, st.Size), make([]byte, 1<<20)); err != nil {
-		return j.writeErr(c.output, fmt.Errorf("read back payload: %w", err))
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(j.out, l.Offset, st.Size), make([]byte, 1<<20)); err != nil {
+		return digest, fmt.Errorf("read back payload: %w", err)
 	}
 	tr := trailer.Trailer{
-		StubSize:      uint64(stubs.stubSize),
-		HelperOffset:  uint64(helperOffset),
-		HelperSize:    uint64(stubs.helperSize),
-		HelperRawSize: uint64(stubs.helperRawSize),
-		Offset:        uint64(offset),
+		HelperRawSize: uint64(p.stubs.helperRawSize),
 		Size:          uint64(st.Size),
-		Target:        t.path,
-		Compression:   opt.Compression,
-		Level:         int32(opt.Level),
-		BlockSize:     uint32(opt.BlockSize),
+		Target:        p.target.Path,
+		Compression:   c.opt.Compression,
+		Level:         int32(c.opt.Level),
+		BlockSize:     uint32(c.opt.BlockSize),
 		CreatedBy:     "parker " + parkerVersion(),
 	}
+	l.Apply(&tr)
 	copy(tr.Digest[:], h.Sum(nil))
-	if opt.KeepOwner {
+	if c.opt.KeepOwner {
 		tr.Flags |= trailer.KeepOwner
 	}
-	u.stage("digest", stage, "sha256:"+hex.EncodeToString(tr.Digest[:]))
+	u.stage("digest", start, "sha256:"+hex.EncodeToString(tr.Digest[:]))
 
-	// 5. Trailer, exact length, mode, rename. No fsync, as with a compiler's
-	// output: the rename already makes the file appear whole or not at all
-	// to every other process, and syncing cost 15% of a 1 GiB pack. Write
-	// errors of file systems that report them late (NFS) surface at Close.
-	stage = time.Now()
+	start = time.Now()
 	b, err := tr.MarshalBinary()
 	if err != nil {
-		return err
+		return digest, err
 	}
-	end := offset + st.Size
-	if _, err := tmp.WriteAt(b, end); err != nil {
-		return j.writeErr(c.output, err)
+	end := l.Offset + st.Size
+	if _, err := j.out.WriteAt(b, end); err != nil {
+		return digest, err
 	}
-	if err := tmp.Truncate(end + int64(len(b))); err != nil {
-		return j.writeErr(c.output, err)
+	size := end + int64(len(b))
+	if err := j.out.finish(size); err != nil {
+		return digest, err
 	}
-	if err := tmp.Chmod(0o755); err != nil {
-		return j.writeErr(c.output, err)
+	if err := j.out.commit(); err != nil {
+		return digest, err
 	}
-	if err := j.commit(out); err != nil {
-		return j.writeErr(c.output, err)
-	}
-	u.stage("commit", stage, fmt.Sprintf("%s, %s", c.output, humanBytes(end+int64(len(b)))))
-
-	if !c.quiet {
-		if u.warnings > 0 && !c.verbose {
-			u.printf("parker: %d warning(s); run with -v to see them", u.warnings)
-		}
-		u.printf("%s", summary(c.output, st, opt, time.Since(start), tr.Digest))
-	}
-	return nil
-}
-
-// commit renames the temp file over the output, unless a signal got there
-// first.
-func (j *job) commit(out string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.tmp == nil {
-		return errors.New("interrupted")
-	}
-	if err := j.tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(j.tmpPath, out); err != nil {
-		return err
-	}
-	j.committed = true
-	return nil
-}
-
-// writeErr words a failure to write the output in terms of the output's
-// name, not the temp file's: "write pythond: no space left on device".
-func (j *job) writeErr(output string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == j.tmpPath {
-		return fmt.Errorf("write %s: %w", output, pe.Err)
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return fmt.Errorf("write %s: %w", output, le.Err)
-	}
-	if j.tmpPath != "" && strings.Contains(err.Error(), j.tmpPath) {
-		return fmt.Errorf("write %s: %s", output, strings.ReplaceAll(err.Error(), j.tmpPath, output))
-	}
-	return err
+	u.stage("commit", start, fmt.Sprintf("%s, %s", c.output, human.Bytes(size)))
+	return tr.Digest, nil
 }
 
 // summary is the one line printed after a pack:
 //
 //	pythond: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s, sha256:...
+//
+// The ratio says what compression saved, so it is left out when the image
+// is not smaller than the input: then the two sizes say all there is, and
+// for a small input the ratio would only measure the image's fixed cost
+// (its tables, the padding to 4 KiB): "18 B -> 4.0 KiB (22755.6%)".
 func summary(output string, st image.Stats, opt image.Options, d time.Duration, digest [32]byte) string {
-	ratio := 0.0
-	if st.InputBytes > 0 {
-		ratio = float64(st.Size) / float64(st.InputBytes) * 100
+	sizes := human.Bytes(st.InputBytes) + " -> " + human.Bytes(st.Size)
+	if st.InputBytes > 0 && st.Size <= st.InputBytes {
+		sizes += fmt.Sprintf(" (%.1f%%)", float64(st.Size)/float64(st.InputBytes)*100)
 	}
 	comp := opt.Compression
 	if _, lo, hi := image.DefaultLevel(comp); lo != hi {
 		comp = fmt.Sprintf("%s-%d", comp, opt.Level)
 	}
-	return fmt.Sprintf("%s: %d files, %s -> %s (%.1f%%), %s, %.1fs, sha256:%s",
-		output, st.Files, humanBytes(st.InputBytes), humanBytes(st.Size), ratio, comp,
-		d.Seconds(), hex.EncodeToString(digest[:]))
+	return fmt.Sprintf("%s: %s, %s, %s, %.1fs, sha256:%s",
+		output, plural(st.Files, "file"), sizes, comp, d.Seconds(), hex.EncodeToString(digest[:]))
 }
 
-// alignUp rounds n up to the payload alignment.
-func alignUp(n int64) int64 {
-	return (n + trailer.PadSize - 1) / trailer.PadSize * trailer.PadSize
+// plural counts n of a thing: "1 file", "0 files", "2 files".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // stubParts are the executables a packed file starts with: the run-time
@@ -432,30 +356,4 @@ func stubLength(f *os.File) (int64, error) {
 		return fi.Size(), nil
 	}
 	return 0, err
-}
-
-// outputPath makes the output absolute with its directory's symlinks
-// resolved (the temp file must be created in the same directory as the
-// final name for the rename to be atomic).
-func outputPath(output string) (string, error) {
-	abs, err := filepath.Abs(output)
-	if err != nil {
-		return "", err
-	}
-	dir, name := filepath.Split(abs)
-	if name == "" || name == "." || name == ".." {
-		return "", fmt.Errorf("output %s: not a file name", output)
-	}
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", output, errnoOf(err))
-	}
-	return filepath.Join(real, name), nil
-}
-
-func splitRel(rel string) (dir, base string) {
-	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
-		return rel[:i], rel[i+1:]
-	}
-	return ".", rel
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +14,23 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/walk"
+	"github.com/parkerpack/parker/internal/walk/walktest"
 	"github.com/parkerpack/parker/stub"
 )
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // fakeStub stands in for parker's own executable, so packing in tests copies
 // a few KiB instead of the test binary.
@@ -63,8 +76,8 @@ func imagePaths(t *testing.T, file string) (*trailer.Trailer, []string) {
 
 func TestPack(t *testing.T) {
 	stub := fakeStub(t, 5000)
-	root := mktree(t, "ipservice", "assets/ipdb.dat", "logs/a.log", "run -> ipservice")
-	must(t, os.WriteFile(filepath.Join(root, ignoreFile), []byte("logs\n"), 0o644))
+	root := walktest.Tree(t, "ipservice", "assets/ipdb.dat", "logs/a.log", "run -> ipservice")
+	must(t, os.WriteFile(filepath.Join(root, walk.IgnoreFile), []byte("logs\n"), 0o644))
 	out := filepath.Join(t.TempDir(), "ipserviced")
 	code, stderr := packRun(t, "-C", root, "-o", out, "-q", "--compression", "gzip", "--level", "9", "--block-size", "64K", "run")
 	if code != 0 || stderr != "" {
@@ -115,7 +128,7 @@ func TestPack(t *testing.T) {
 // working directory itself must not pack the previous output.
 func TestPackOutputInsideWorkdir(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "bin/python", "server.py")
+	root := walktest.Tree(t, "bin/python", "server.py")
 	t.Chdir(root)
 	// A leftover of an interrupted run, and a stranger's dot file.
 	must(t, os.WriteFile(".pythond.parker-tmp-123", []byte("junk"), 0o600))
@@ -134,7 +147,7 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 // A failure half-way leaves no temp file and an existing output as it was.
 func TestPackFailureKeepsOutput(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app", "big")
+	root := walktest.Tree(t, "app", "big")
 	must(t, os.WriteFile(filepath.Join(root, "big"), bytes.Repeat([]byte("x"), 300<<10), 0o644))
 	dir := t.TempDir()
 	out := filepath.Join(dir, "appd")
@@ -156,9 +169,49 @@ func TestPackFailureKeepsOutput(t *testing.T) {
 	}
 }
 
+// A failure to write the output names the output, not the temp file,
+// whichever stage meets it, and leaves nothing behind. The file size limit
+// stands in for a full disk.
+func TestPackWriteError(t *testing.T) {
+	fakeStub(t, 5000)
+	root := walktest.Tree(t, "app", "big")
+	noise := make([]byte, 256<<10)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	must(t, os.WriteFile(filepath.Join(root, "big"), noise, 0o644))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "appd")
+	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
+		t.Fatal(stderr)
+	}
+	tr, _ := imagePaths(t, out)
+	must(t, os.Remove(out))
+
+	var old unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_FSIZE, &old))
+	for _, tt := range []struct {
+		stage string
+		limit uint64
+	}{
+		{"stub", 1000},
+		{"image", 64 << 10},
+		{"trailer", tr.Offset + tr.Size},
+	} {
+		// Go ignores SIGXFSZ, so a write past the limit fails with EFBIG.
+		must(t, unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: tt.limit, Max: old.Max}))
+		code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app")
+		must(t, unix.Setrlimit(unix.RLIMIT_FSIZE, &old))
+		if want := "parker: write " + out + ": file too large\n"; code != 1 || stderr != want {
+			t.Errorf("%s: pack = %d, %q; want 1, %q", tt.stage, code, stderr, want)
+		}
+		if names, _ := os.ReadDir(dir); len(names) != 0 {
+			t.Errorf("%s: left behind: %v", tt.stage, names)
+		}
+	}
+}
+
 func TestPackErrors(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app", "notexec", "sub/x")
+	root := walktest.Tree(t, "app", "notexec", "sub/x")
 	must(t, os.Chmod(filepath.Join(root, "notexec"), 0o644))
 	outDir := t.TempDir()
 	for _, tt := range []struct {
@@ -186,13 +239,19 @@ func TestPackErrors(t *testing.T) {
 
 func TestPackSummary(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	t.Setenv("SOURCE_DATE_EPOCH", "1000000000")
 	code, stderr := packRun(t, "-C", root, "-o", out, "app")
-	if code != 0 || !strings.HasPrefix(stderr, out+": 1 files, 3 B -> 4.0 KiB (") ||
-		!strings.Contains(stderr, ", zstd-3, ") || !strings.Contains(stderr, "sha256:") || strings.Count(stderr, "\n") != 1 {
+	if code != 0 || !strings.HasPrefix(stderr, out+": 1 file, 3 B -> 4.0 KiB, zstd-3, ") ||
+		!strings.Contains(stderr, "sha256:") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("summary %q", stderr)
+	}
+	// One warning (a leftover temp file, left out) is counted, not shown.
+	must(t, os.WriteFile(filepath.Join(root, ".appd"+tmpInfix+"1"), nil, 0o600))
+	code, stderr = packRun(t, "-C", root, "-o", filepath.Join(root, "appd"), "app")
+	if !strings.HasPrefix(stderr, "parker: 1 warning; run with -v to see it\n") {
+		t.Errorf("pack with one warning: %d %q", code, stderr)
 	}
 	var stdout, errb bytes.Buffer
 	if code := run([]string{"inspect", "--json", out}, &stdout, &errb); code != 0 {
@@ -205,9 +264,38 @@ func TestPackSummary(t *testing.T) {
 	}
 }
 
+// The summary reads well from an empty input to a large one; the README's
+// example is the last case.
+func TestSummary(t *testing.T) {
+	var digest [32]byte
+	digest[0] = 0xab
+	hash := ", sha256:ab" + strings.Repeat("00", 31)
+	zstd := image.DefaultOptions()
+	xz := zstd
+	xz.Compression, xz.Level = image.XZ, 0
+	for _, tt := range []struct {
+		files     int
+		in, image int64
+		opt       image.Options
+		d         time.Duration
+		want      string
+	}{
+		{0, 0, 4096, zstd, 0, "out: 0 files, 0 B -> 4.0 KiB, zstd-3, 0.0s"},
+		{1, 18, 4096, zstd, 20 * time.Millisecond, "out: 1 file, 18 B -> 4.0 KiB, zstd-3, 0.0s"},
+		{2, 4096, 4096, xz, time.Second, "out: 2 files, 4.0 KiB -> 4.0 KiB (100.0%), xz, 1.0s"},
+		{3, 100 << 20, 100<<20 + 8192, zstd, time.Second, "out: 3 files, 100.0 MiB -> 100.0 MiB, zstd-3, 1.0s"},
+		{1234, 283220378, 64277299, zstd, 3200 * time.Millisecond, "out: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s"},
+	} {
+		st := image.Stats{Files: tt.files, InputBytes: tt.in, Size: tt.image}
+		if got := summary("out", st, tt.opt, tt.d, digest); got != tt.want+hash {
+			t.Errorf("summary(%d files, %d -> %d) =\n %q, want\n %q", tt.files, tt.in, tt.image, got, tt.want+hash)
+		}
+	}
+}
+
 func TestInspect(t *testing.T) {
 	fakeStub(t, 4096)
-	root := mktree(t, "app", "data")
+	root := walktest.Tree(t, "app", "data")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
@@ -264,7 +352,7 @@ func TestInspect(t *testing.T) {
 // and exits 125 with one line for a damaged trailer.
 func TestStart(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)
@@ -301,7 +389,7 @@ func TestStart(t *testing.T) {
 
 func TestOwnTrailer(t *testing.T) {
 	fakeStub(t, 100)
-	root := mktree(t, "app")
+	root := walktest.Tree(t, "app")
 	out := filepath.Join(t.TempDir(), "appd")
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", out, "app"); code != 0 {
 		t.Fatal(stderr)

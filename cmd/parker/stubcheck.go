@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/parkerpack/parker/internal/human"
 )
 
-// maxStubSize is the size goal for the stub (issue 3): every packed file
-// carries it.
+// maxStubSize is the size goal for the stub: every packed file carries
+// it.
 const maxStubSize = 4 << 20
 
 // ELF64 header fields read by dynamicELF (System V ABI, little-endian).
@@ -83,7 +85,7 @@ func stubWarnings(r io.ReaderAt, size int64) []string {
 	}
 	if size > maxStubSize && unstrippedELF(r) {
 		w = append(w, fmt.Sprintf("this parker is %s, over the %s stub goal, and every packed file carries it; "+
-			"build it stripped with -ldflags='-s -w' (make does)", humanBytes(size), humanBytes(maxStubSize)))
+			"build it stripped with -ldflags='-s -w' (make does)", human.Bytes(size), human.Bytes(maxStubSize)))
 	}
 	return w
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"os"
 	"strings"
@@ -50,11 +51,45 @@ func TestDynamicELF(t *testing.T) {
 			t.Errorf("%s: dynamicELF = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	// The running test binary is an ELF file this parser must get through.
-	if f, err := os.Open("/proc/self/exe"); err == nil {
-		defer f.Close()
-		dynamicELF(f)
-		unstrippedELF(f)
+}
+
+// On real executables the probes must agree with debug/elf, which parses
+// the whole file: the test binary and, where this machine has them, two
+// system programs (dynamic on most distributions).
+func TestELFProbesAgreeWithDebugELF(t *testing.T) {
+	checked := 0
+	for _, p := range []string{"/proc/self/exe", "/bin/sh", "/usr/bin/env"} {
+		ef, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		wantDynamic, wantSymtab := false, false
+		for _, prog := range ef.Progs {
+			wantDynamic = wantDynamic || prog.Type == elf.PT_INTERP
+		}
+		for _, s := range ef.Sections {
+			wantSymtab = wantSymtab || s.Type == elf.SHT_SYMTAB
+		}
+		class, data := ef.Class, ef.Data
+		ef.Close()
+		if class != elf.ELFCLASS64 || data != elf.ELFDATA2LSB {
+			wantDynamic, wantSymtab = false, false // the probes read only ELF64 LE
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dynamicELF(f); got != wantDynamic {
+			t.Errorf("%s: dynamicELF = %v, debug/elf finds PT_INTERP: %v", p, got, wantDynamic)
+		}
+		if got := unstrippedELF(f); got != wantSymtab {
+			t.Errorf("%s: unstrippedELF = %v, debug/elf finds a symbol table: %v", p, got, wantSymtab)
+		}
+		f.Close()
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no ELF executable to check, not even /proc/self/exe")
 	}
 }
 

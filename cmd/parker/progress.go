@@ -109,9 +109,6 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
-// humanBytes is human.Bytes, by the name the rest of the command calls it.
-func humanBytes(n int64) string { return human.Bytes(n) }
-
 // bytePair formats done/total in the unit of total: 120.3/270.1 MiB.
 func bytePair(done, total int64) string {
 	size, unit := human.Unit(total)

@@ -75,10 +75,6 @@ var (
 	parkerErr  error
 )
 
-// buildParker builds ./cmd/parker (CGO_ENABLED=0, as make does) once per
-// test binary and returns the path of the executable. With PARKER_BIN set
-// it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
-// what make built).
 // goTool is the go command: on PATH, or where the machine keeps it.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
@@ -87,6 +83,10 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
+// buildParker builds ./cmd/parker (CGO_ENABLED=0, as make does) once per
+// test binary and returns the path of the executable. With PARKER_BIN set
+// it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
+// what make built).
 func buildParker(t testing.TB) string {
 	t.Helper()
 	parkerOnce.Do(func() {
@@ -250,7 +250,7 @@ func smallTree(t testing.TB) *fixture {
 	})
 }
 
-// fullTree: the tree: 20,000 entries in one directory, 64 levels,
+// fullTree: the large tree: 20,000 entries in one directory, 64 levels,
 // a 5 GiB sparse file, (as root) 2,500 owners, plus everything of smallTree.
 func fullTree(t testing.TB) *fixture {
 	return fullOnce.get(t, func() (*fixture, error) {

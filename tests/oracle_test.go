@@ -1,9 +1,9 @@
 package tests
 
-// Correctness oracles (issue 3, "Done when"): generated trees and a copy of
-// /usr/local/go are packed with the real parker CLI, then read back by
-// (a) unsquashfs extraction, (b) the kernel through a loop mount at the
-// payload offset, (c) go-diskfs's squashfs reader and (d) image.Reader.
+// Correctness oracles: generated trees and a copy of /usr/local/go are
+// packed with the real parker CLI, then read back by (a) unsquashfs
+// extraction, (b) the kernel through a loop mount at the payload offset,
+// (c) go-diskfs's squashfs reader and (d) image.Reader.
 // Every entry's type and mode, owner, mtime, symlink target, content,
 // directory listing and hard-link identity must equal the source's in all
 // four.

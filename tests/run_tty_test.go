@@ -18,10 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRunTerminal runs the packed file on a pseudo-terminal, as its
-// session's foreground job: the target keeps the terminal (same process
-// group, which is the foreground one), reads from it, and a ^C reaches it
-// exactly once.
 // term is the master side of a pseudo-terminal, read in the background so
 // a test never blocks on it.
 type term struct {
@@ -97,6 +93,10 @@ func readUntil(t *testing.T, m *term, want string) string {
 	}
 }
 
+// TestRunTerminal runs the packed file on a pseudo-terminal, as its
+// session's foreground job: the target keeps the terminal (same process
+// group, which is the foreground one), reads from it, and a ^C reaches it
+// exactly once.
 func TestRunTerminal(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)

@@ -377,9 +377,6 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 	t.Run("image.Reader", func(t *testing.T) {
 		v, err := ourView(pk.File, off, size)
 		if err != nil {
-			if strings.Contains(err.Error(), "not implemented") {
-				t.Skipf("SKIP image.Reader: %v (the reader has not landed yet)", err)
-			}
 			t.Fatal(err)
 		}
 		p, n := compare(src, v, x)

@@ -95,9 +95,6 @@ func TestRunExtractFlag(t *testing.T) {
 	f := toolPacked(t)
 	dst := filepath.Join(tempDir(t, "extract"), "out")
 	r := runFile(t, f, []string{"--parker-extract", dst})
-	if strings.Contains(r.Stderr, "not available in this build") || strings.Contains(r.Stderr, "not implemented") {
-		t.Skipf("SKIP: image reader cannot extract yet: %s", r.Stderr)
-	}
 	if r.Code != 0 {
 		t.Fatalf("--parker-extract: exit %d: %s", r.Code, r.Stderr)
 	}

@@ -28,7 +28,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/treegen"
 )
@@ -279,13 +278,14 @@ func goTree(t testing.TB) *fixture {
 	})
 }
 
-// assemblePacked writes a packed file by hand, as parker lays it out: stub,
-// zero padding to image.PadSize, payload, trailer. tr's stub size, offset,
-// size and digest are filled in here.
+// assemblePacked writes a packed file by hand, laid out by trailer.Plan as
+// parker lays it out: stub, zero padding, payload, trailer, with no helper.
+// tr's layout fields, size and digest are filled in here.
 func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.Trailer) {
 	t.Helper()
-	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
-	tr.StubSize, tr.Offset, tr.Size = uint64(len(stub)), uint64(off), uint64(len(payload))
+	l := trailer.Plan(int64(len(stub)), 0)
+	l.Apply(&tr)
+	tr.Size = uint64(len(payload))
 	tr.Digest = sha256.Sum256(payload)
 	tb, err := tr.MarshalBinary()
 	if err != nil {
@@ -293,7 +293,7 @@ func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.T
 	}
 	var b bytes.Buffer
 	b.Write(stub)
-	b.Write(make([]byte, off-len(stub)))
+	b.Write(make([]byte, l.Offset-l.StubSize))
 	b.Write(payload)
 	b.Write(tb)
 	if err := os.WriteFile(out, b.Bytes(), 0o755); err != nil {

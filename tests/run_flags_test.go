@@ -31,7 +31,7 @@ func TestRunFlags(t *testing.T) {
 	}
 	r = runFile(t, f, []string{"--parker-offset"})
 	off, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
-	if r.Code != 0 || err != nil || off%4096 != 0 {
+	if r.Code != 0 || err != nil || off%trailer.PadSize != 0 {
 		t.Errorf("--parker-offset: %q exit %d", r.Stdout, r.Code)
 	}
 	r = runFile(t, f, []string{"--parker-info", "--json"})

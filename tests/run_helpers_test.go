@@ -31,9 +31,9 @@ import (
 
 // runPack packs workdir (target relative to it) into out with the parker
 // CLI. PARKER_TEST_HANDPACK=1 builds the same file by hand instead
-// (parker's own executable, zero padding to image.PadSize, a mksquashfs
-// image, the trailer): it isolates the runtime from the writer when one of
-// them is under suspicion.
+// (parker's own executable, a mksquashfs image padded to image.PadSize, the
+// trailer, laid out by assemblePacked): it isolates the runtime from the
+// writer when one of them is under suspicion.
 func runPack(t testing.TB, workdir, target, out string) string {
 	t.Helper()
 	if os.Getenv("PARKER_TEST_HANDPACK") == "1" {

@@ -114,7 +114,7 @@ func pythonPacked(t *testing.T) string {
 	t.Helper()
 	py := "/usr/bin/python3.11"
 	if _, err := os.Stat(py); err != nil {
-		t.Skipf("SKIP: %s not installed: %v", py, err)
+		t.Fatalf("%v: run hack/deps.sh (make test does) to install it", err)
 	}
 	pyOnce.Do(func() { pyHost = packPython(t, py) })
 	if pyHost == "" {

@@ -57,11 +57,10 @@ func TestRunFlags(t *testing.T) {
 		t.Errorf("--parker-info: %d %q", r.Code, r.Stdout)
 	}
 	// The offset is where the kernel and unsquashfs find the image.
-	if _, err := exec.LookPath("unsquashfs"); err == nil {
-		out, err := exec.Command("unsquashfs", "-o", fmt.Sprint(off), "-l", f).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "squashfs-root/tool") {
-			t.Errorf("unsquashfs -o %d: %v\n%s", off, err, out)
-		}
+	needTool(t, "unsquashfs")
+	out, err := exec.Command("unsquashfs", "-o", fmt.Sprint(off), "-l", f).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "squashfs-root/tool") {
+		t.Errorf("unsquashfs -o %d: %v\n%s", off, err, out)
 	}
 }
 
@@ -99,7 +98,8 @@ func TestRunExtractFlag(t *testing.T) {
 		t.Fatalf("--parker-extract: exit %d: %s", r.Code, r.Stderr)
 	}
 	// It needs no privileges (the fallback for users who cannot mount).
-	if os.Geteuid() == 0 && haveSetpriv() {
+	if os.Geteuid() == 0 {
+		needTool(t, "setpriv")
 		dst2 := filepath.Join(tempDir(t, "extract-nobody"), "out")
 		os.Chmod(filepath.Dir(dst2), 0o777)
 		for d := filepath.Dir(f); d != "/"; d = filepath.Dir(d) {
@@ -119,11 +119,6 @@ func TestRunExtractFlag(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dst, "tool")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("extracted tool: %v %v", fi, err)
 	}
-}
-
-func haveSetpriv() bool {
-	_, err := exec.LookPath("setpriv")
-	return err == nil
 }
 
 // TestRunHelper: the run-time stub starts without the image codecs, and

@@ -70,12 +70,9 @@ func TestRunSignalInheritance(t *testing.T) {
 // stretch, and so, the same way, does the packed file.
 func TestRunSignalHeldWhileMounting(t *testing.T) {
 	needRoot(t, "running a packed file")
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("no strace (hack/deps.sh installs it)")
-	}
+	needTool(t, "strace")
 	f := toolPacked(t)
-	c := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "trace=unshare",
+	c := exec.Command("strace", "-f", "-o", "/dev/null", "-e", "trace=unshare",
 		"-e", "inject=unshare:delay_enter=600000", f, "sleep", "5000")
 	start := time.Now()
 	if err := c.Start(); err != nil {

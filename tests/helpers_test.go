@@ -28,7 +28,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/treegen"
 )
@@ -75,10 +74,6 @@ var (
 	parkerErr  error
 )
 
-// buildParker builds ./cmd/parker (CGO_ENABLED=0, as make does) once per
-// test binary and returns the path of the executable. With PARKER_BIN set
-// it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
-// what make built).
 // goTool is the go command: on PATH, or where the machine keeps it.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
@@ -87,6 +82,10 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
+// buildParker builds ./cmd/parker (CGO_ENABLED=0, as make does) once per
+// test binary and returns the path of the executable. With PARKER_BIN set
+// it uses that executable instead (e.g. PARKER_BIN=$PWD/bin/parker to test
+// what make built).
 func buildParker(t testing.TB) string {
 	t.Helper()
 	parkerOnce.Do(func() {
@@ -189,12 +188,13 @@ func needRoot(t testing.TB, what string) {
 	}
 }
 
-// needTool skips unless the named program is installed (make test installs
-// them through hack/deps.sh).
+// needTool fails the test unless the named program is installed. It does
+// not skip: make test installs every program the tests use (hack/deps.sh),
+// so a missing one means an unchecked behaviour, not a test that passed.
 func needTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("SKIP: %s not installed (hack/deps.sh installs it)", name)
+		t.Fatalf("%s not installed: run hack/deps.sh (make test does) to install it", name)
 	}
 }
 
@@ -250,7 +250,7 @@ func smallTree(t testing.TB) *fixture {
 	})
 }
 
-// fullTree: the tree: 20,000 entries in one directory, 64 levels,
+// fullTree: the large tree: 20,000 entries in one directory, 64 levels,
 // a 5 GiB sparse file, (as root) 2,500 owners, plus everything of smallTree.
 func fullTree(t testing.TB) *fixture {
 	return fullOnce.get(t, func() (*fixture, error) {
@@ -279,13 +279,14 @@ func goTree(t testing.TB) *fixture {
 	})
 }
 
-// assemblePacked writes a packed file by hand, as parker lays it out: stub,
-// zero padding to image.PadSize, payload, trailer. tr's stub size, offset,
-// size and digest are filled in here.
+// assemblePacked writes a packed file by hand, laid out by trailer.Plan as
+// parker lays it out: stub, zero padding, payload, trailer, with no helper.
+// tr's layout fields, size and digest are filled in here.
 func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.Trailer) {
 	t.Helper()
-	off := (len(stub) + image.PadSize - 1) / image.PadSize * image.PadSize
-	tr.StubSize, tr.Offset, tr.Size = uint64(len(stub)), uint64(off), uint64(len(payload))
+	l := trailer.Plan(int64(len(stub)), 0)
+	l.Apply(&tr)
+	tr.Size = uint64(len(payload))
 	tr.Digest = sha256.Sum256(payload)
 	tb, err := tr.MarshalBinary()
 	if err != nil {
@@ -293,7 +294,7 @@ func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.T
 	}
 	var b bytes.Buffer
 	b.Write(stub)
-	b.Write(make([]byte, off-len(stub)))
+	b.Write(make([]byte, l.Offset-l.StubSize))
 	b.Write(payload)
 	b.Write(tb)
 	if err := os.WriteFile(out, b.Bytes(), 0o755); err != nil {

@@ -1,10 +1,13 @@
 package tests
 
-// Helpers of the run tests (tests/run_*_test.go): packing a workdir into a
-// runnable file, building the C targets, running a packed file, and
-// counting what a run could leave behind.
+// Helpers of the run tests (tests/run_*_test.go), end-to-end tests of
+// running a packed file on the real kernel, as root. Most use one shared
+// packed file whose target is testdata/run/tool.c (a subcommand for each
+// behaviour checked). The helpers pack a workdir into a runnable file, build
+// the C targets, run a packed file, and count what a run could leave behind.
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -28,9 +31,9 @@ import (
 
 // runPack packs workdir (target relative to it) into out with the parker
 // CLI. PARKER_TEST_HANDPACK=1 builds the same file by hand instead
-// (parker's own executable, zero padding to image.PadSize, a mksquashfs
-// image, the trailer): it isolates the runtime from the writer when one of
-// them is under suspicion.
+// (parker's own executable, a mksquashfs image padded to image.PadSize, the
+// trailer, laid out by assemblePacked): it isolates the runtime from the
+// writer when one of them is under suspicion.
 func runPack(t testing.TB, workdir, target, out string) string {
 	t.Helper()
 	if os.Getenv("PARKER_TEST_HANDPACK") == "1" {
@@ -98,6 +101,21 @@ func toolPacked(t testing.TB) string {
 	return toolFile
 }
 
+// packScript packs a workdir holding one shell script (and files) into a
+// directory of its own and returns the packed file.
+func packScript(t *testing.T, name, script string, files map[string]string) string {
+	t.Helper()
+	wd := tempDir(t, name+"-wd")
+	if err := os.WriteFile(filepath.Join(wd, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(wd, p)), 0o755)
+		os.WriteFile(filepath.Join(wd, p), []byte(c), 0o644)
+	}
+	return runPack(t, wd, name, filepath.Join(tempDir(t, name+"-out"), name+"d"))
+}
+
 // runRes is the outcome of running a packed file.
 type runRes struct {
 	Stdout, Stderr string
@@ -141,6 +159,45 @@ func fillStatus(t testing.TB, r *runRes, c *exec.Cmd, err error) {
 	if ws.Signaled() {
 		r.Signal = ws.Signal()
 	}
+}
+
+// startTool starts the packed tool with args, waits for its "ready" line and
+// returns the command and the rest of its stdout.
+func startTool(t *testing.T, f string, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	c := exec.Command(f, args...)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	if line, err := br.ReadString('\n'); line != "ready\n" {
+		c.Process.Kill()
+		c.Wait()
+		t.Fatalf("target did not start: %q %v", line, err)
+	}
+	return c, br
+}
+
+// childPids lists pid's children. Every thread's list counts: the Go
+// stub may fork its target from any of its threads, and
+// /proc/PID/task/PID/children names only the main thread's.
+func childPids(pid int) []int {
+	var kids []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, p := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(p); err == nil {
+				kids = append(kids, n)
+			}
+		}
+	}
+	return kids
 }
 
 // hexArgs is what `tool args` prints for args.

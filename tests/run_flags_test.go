@@ -1,0 +1,204 @@
+package tests
+
+// The --parker-* flags, and the helper executable the run-time stub hands
+// the flags that need the image codecs.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/parkerpack/parker/image/trailer"
+)
+
+func TestRunFlags(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	r := runFile(t, f, []string{"--parker-help"})
+	if r.Code != 0 || !strings.Contains(r.Stdout, "--parker-overlay") {
+		t.Errorf("--parker-help: exit %d %q", r.Code, r.Stdout)
+	}
+	r = runFile(t, f, []string{"--parker-bogus", "exit", "0"})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "--parker-bogus") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("unknown flag: exit %d %q", r.Code, r.Stderr)
+	}
+	r = runFile(t, f, []string{"--parker-offset"})
+	off, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	if r.Code != 0 || err != nil || off%trailer.PadSize != 0 {
+		t.Errorf("--parker-offset: %q exit %d", r.Stdout, r.Code)
+	}
+	r = runFile(t, f, []string{"--parker-info", "--json"})
+	if cliCanPack(t) {
+		// The same object as `parker inspect --json`, byte for byte.
+		if want := runParker(t, "", nil, "inspect", "--json", f); r.Stdout != want.Stdout {
+			t.Errorf("--parker-info --json differs from parker inspect --json:\n%s\nvs\n%s", r.Stdout, want.Stdout)
+		}
+	}
+	var info map[string]any
+	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || r.Code != 0 {
+		t.Fatalf("--parker-info --json: %v %q", err, r.Stdout)
+	}
+	for _, k := range []string{"format_version", "target", "offset", "size", "digest", "compression", "block_size", "files", "created_by"} {
+		if _, ok := info[k]; !ok {
+			t.Errorf("--parker-info --json: no key %q", k)
+		}
+	}
+	if info["target"] != "tool" || uint64(info["offset"].(float64)) != off || !strings.HasPrefix(info["digest"].(string), "sha256:") {
+		t.Errorf("--parker-info --json: %v", info)
+	}
+	if r := runFile(t, f, []string{"--parker-info"}); r.Code != 0 || !strings.Contains(r.Stdout, "target:") {
+		t.Errorf("--parker-info: %d %q", r.Code, r.Stdout)
+	}
+	// The offset is where the kernel and unsquashfs find the image.
+	needTool(t, "unsquashfs")
+	out, err := exec.Command("unsquashfs", "-o", fmt.Sprint(off), "-l", f).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "squashfs-root/tool") {
+		t.Errorf("unsquashfs -o %d: %v\n%s", off, err, out)
+	}
+}
+
+func TestRunMountFlag(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	before := snapshot(t, filepath.Dir(f))
+	c := exec.Command(f, "--parker-mount")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	path := strings.TrimSpace(line)
+	b, err := os.ReadFile(filepath.Join(path, "data.txt"))
+	mid := snapshot(t, filepath.Dir(f))
+	c.Process.Signal(syscall.SIGINT)
+	if err := c.Wait(); err != nil {
+		t.Errorf("--parker-mount: %v", err)
+	}
+	if err != nil || string(b) != "packed data\n" {
+		t.Errorf("--parker-mount at %q: data.txt %q %v", path, b, err)
+	}
+	if mid.Mountinfo != before.Mountinfo {
+		t.Errorf("--parker-mount changed the host mount table")
+	}
+	sameTraces(t, before, filepath.Dir(f))
+}
+
+func TestRunExtractFlag(t *testing.T) {
+	f := toolPacked(t)
+	dst := filepath.Join(tempDir(t, "extract"), "out")
+	r := runFile(t, f, []string{"--parker-extract", dst})
+	if r.Code != 0 {
+		t.Fatalf("--parker-extract: exit %d: %s", r.Code, r.Stderr)
+	}
+	// It needs no privileges (the fallback for users who cannot mount).
+	if os.Geteuid() == 0 {
+		needTool(t, "setpriv")
+		dst2 := filepath.Join(tempDir(t, "extract-nobody"), "out")
+		os.Chmod(filepath.Dir(dst2), 0o777)
+		for d := filepath.Dir(f); d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+		out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+			f, "--parker-extract", dst2).CombinedOutput()
+		if err != nil {
+			t.Errorf("--parker-extract as nobody: %v: %s", err, out)
+		} else if b, err := os.ReadFile(filepath.Join(dst2, "data.txt")); err != nil || string(b) != "packed data\n" {
+			t.Errorf("extracted as nobody: data.txt %q %v", b, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "data.txt")); err != nil || string(b) != "packed data\n" {
+		t.Errorf("extracted data.txt: %q %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "tool")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("extracted tool: %v %v", fi, err)
+	}
+}
+
+// TestRunHelper: the run-time stub starts without the image codecs, and
+// hands --parker-info and --parker-extract to the helper executable the
+// packed file carries; a file without a helper still runs, and says why it
+// cannot describe itself.
+func TestRunHelper(t *testing.T) {
+	goBin := goTool()
+	cmd := exec.Command(goBin, "list", "-deps", "./cmd/parker-stub")
+	cmd.Dir = ".."
+	deps, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, heavy := range []string{"klauspost", "ulikunitz", "parker/image\n", "spf13/pflag", "x/term", "patternmatcher", "diskfs"} {
+		if strings.Contains(string(deps), heavy) {
+			t.Errorf("the run-time stub links %s", strings.TrimSpace(heavy))
+		}
+	}
+
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	stubBytes, _, payload, tr := packedParts(t, f)
+	if tr.HelperSize == 0 {
+		t.Fatalf("trailer %+v: want a helper", tr)
+	}
+	bare := filepath.Join(tempDir(t, "bare"), "toold")
+	assemblePacked(t, bare, stubBytes, payload, trailer.Trailer{Target: tr.Target, Compression: tr.Compression})
+	if r := runFile(t, bare, []string{"exit", "7"}); r.Code != 7 {
+		t.Errorf("stub without a helper: run gave %d %q", r.Code, r.Stderr)
+	}
+	r := runFile(t, bare, []string{"--parker-info"})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "carries no helper") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("stub without a helper: --parker-info gave %d %q", r.Code, r.Stderr)
+	}
+	// Damaged helper: the ELF header zeroed. One line, 125.
+	b, _ := os.ReadFile(f)
+	copy(b[tr.HelperOffset:], make([]byte, 64))
+	broken := filepath.Join(tempDir(t, "broken"), "toold")
+	os.WriteFile(broken, b, 0o755)
+	r = runFile(t, broken, []string{"--parker-extract", filepath.Join(t.TempDir(), "x")})
+	if r.Code != 125 || !strings.Contains(r.Stderr, "helper") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("damaged helper: --parker-extract gave %d %q", r.Code, r.Stderr)
+	}
+}
+
+// TestRunSelfStub: a parker built with plain go build (as go install does)
+// has no embedded stub and helper; it writes itself as a complete stub,
+// which runs the target and reads its own image (no helper).
+func TestRunSelfStub(t *testing.T) {
+	needRoot(t, "running a packed file")
+	goBin := goTool()
+	plain := filepath.Join(tempDir(t, "plain"), "parker")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", plain, "./cmd/parker")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	wd := tempDir(t, "selfwd")
+	gccBuild(t, "tool.c", filepath.Join(wd, "tool"))
+	out := filepath.Join(tempDir(t, "selfout"), "toold")
+	c := exec.Command(plain, "-q", "-C", wd, "-o", out, "tool")
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("pack: %v %s", err, b)
+	}
+	if _, _, _, tr := packedParts(t, out); tr.HelperSize != 0 {
+		t.Fatalf("trailer %+v: want no helper", tr)
+	}
+	if r := runFile(t, out, []string{"exit", "7"}); r.Code != 7 {
+		t.Errorf("run: %d %q", r.Code, r.Stderr)
+	}
+	if r := runFile(t, out, []string{"--parker-info", "--json"}); r.Code != 0 || !strings.Contains(r.Stdout, `"helper_size": 0`) {
+		t.Errorf("--parker-info: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	if r := runFile(t, out, []string{"--parker-extract", dir}); r.Code != 0 {
+		t.Errorf("--parker-extract: %d %q", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tool")); err != nil {
+		t.Errorf("extracted: %v", err)
+	}
+}

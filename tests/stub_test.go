@@ -237,24 +237,28 @@ var (
 	checkerBins = map[string]string{}
 )
 
-// stubChecker builds a part of the C stub alone, with -D<define>
-// (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK: its LZ4
-// block decoder), for this machine, once per test binary.
-func stubChecker(t testing.TB, define string) string {
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
+// hostCC is the C compiler for this machine: $CC, or cc.
+func hostCC() string {
+	if cc := os.Getenv("CC"); cc != "" {
+		return cc
 	}
-	return buildChecker(t, define, cc)
+	return "cc"
 }
 
-// buildChecker builds a checker (see stubChecker) with the C compiler cc
-// and extra flags.
-func buildChecker(t testing.TB, define, cc string, extra ...string) string {
+// stubChecker builds a part of the C stub alone (stub/cstub/check.c) with
+// -D<define> (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK:
+// its LZ4 block decoder), for this machine.
+func stubChecker(t testing.TB, define string) string {
+	return buildCStub(t, "check.c", define, hostCC())
+}
+
+// buildCStub builds src, a file of stub/cstub, with the stub's flags,
+// -D<define>, the C compiler cc and extra flags, once per test binary.
+func buildCStub(t testing.TB, src, define, cc string, extra ...string) string {
 	t.Helper()
 	checkerMu.Lock()
 	defer checkerMu.Unlock()
-	key := define + " " + cc
+	key := strings.Join(append([]string{src, define, cc}, extra...), " ")
 	if bin := checkerBins[key]; bin != "" {
 		return bin
 	}
@@ -269,8 +273,7 @@ func buildChecker(t testing.TB, define, cc string, extra ...string) string {
 		}
 	}
 	bin := filepath.Join(tempDir(t, "checker"), strings.ToLower(define))
-	// A check build leaves the run path unused.
-	args = append(append(args, extra...), "-Wno-error", "-Wno-unused", "-D"+define, "-o", bin, "../stub/cstub/stub.c")
+	args = append(append(args, extra...), "-D"+define, "-o", bin, filepath.Join("../stub/cstub", src))
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
 	}
@@ -445,8 +448,8 @@ func TestStubArm64(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	tc := buildChecker(t, "PARKER_TRAILER_CHECK", cc, "-mno-outline-atomics")
-	lc := buildChecker(t, "PARKER_LZ4_CHECK", cc, "-mno-outline-atomics")
+	tc := buildCStub(t, "check.c", "PARKER_TRAILER_CHECK", cc, "-mno-outline-atomics")
+	lc := buildCStub(t, "check.c", "PARKER_LZ4_CHECK", cc, "-mno-outline-atomics")
 	host := stubChecker(t, "PARKER_TRAILER_CHECK")
 	f := toolPacked(t)
 	run := func(bin string, args ...string) (string, int) {
@@ -508,11 +511,7 @@ func TestStubLegacyKernel(t *testing.T) {
 	if err != nil {
 		t.Skip("no strace (hack/deps.sh installs it)")
 	}
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	legacy, err := os.ReadFile(buildChecker(t, "PARKER_LEGACY_KERNEL", cc))
+	legacy, err := os.ReadFile(buildCStub(t, "stub.c", "PARKER_LEGACY_KERNEL", hostCC()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,20 +82,25 @@ type rawTrailer struct {
 	badCRC                              bool
 }
 
-// layout lays stub, helper and payload out as parker does (each at a
-// 4096-aligned offset) and returns the bytes before the trailer, with a
-// good trailer for them (helperRaw: the helper's unpacked size).
+// layout lays stub, helper and payload out as parker does (trailer.Plan)
+// and returns the bytes before the trailer, with a good trailer for them
+// (helperRaw: the helper's unpacked size).
 func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawTrailer, []byte) {
-	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
-	hOff := align(len(stub))
-	pOff := align(hOff + len(helper))
-	b := make([]byte, pOff, pOff+len(payload))
+	l := trailer.Plan(int64(len(stub)), int64(len(helper)))
+	b := make([]byte, l.Offset, l.Offset+int64(len(payload)))
 	copy(b, stub)
-	copy(b[hOff:], helper)
+	copy(b[l.HelperOffset:], helper)
 	b = append(b, payload...)
-	return rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
+	return rawTrailer{version: 2, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
 		target: target, compression: "zstd", createdBy: "parker test",
-		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: helperRaw}, b
+		helperOffset: uint64(l.HelperOffset), helperSize: uint64(l.HelperSize), helperRaw: helperRaw}, b
+}
+
+// sampleTrailer is a good trailer for the checkers, which read a trailer
+// alone: a one-block payload right after a stub and a helper.
+func sampleTrailer() rawTrailer {
+	return rawTrailer{version: 2, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
+		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
 }
 
 func (r rawTrailer) bytes() []byte {
@@ -143,7 +148,7 @@ var hostileTrailers = []struct {
 	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
 	{"huge compression name", func(r *rawTrailer) { r.compression = strings.Repeat("z", 2000) }},
 	{"unaligned offset", func(r *rawTrailer) { r.offset++ }},
-	{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + 4096 }},
+	{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + trailer.PadSize }},
 	{"empty payload", func(r *rawTrailer) { r.size = 0 }},
 	{"payload past trailer", func(r *rawTrailer) { r.size += 8192 }},
 	{"payload wraps around", func(r *rawTrailer) { r.size = ^uint64(0) - 100 }},
@@ -304,15 +309,13 @@ func runChecker(t *testing.T, checker, file string, data []byte, args ...string)
 // 16-byte blocks of zeros before it.
 func FuzzStubTrailer(f *testing.F) {
 	checker := stubChecker(f, "PARKER_TRAILER_CHECK")
-	good := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}.bytes()
+	good := sampleTrailer().bytes()
 	body := good[:len(good)-trailer.FooterSize]
 	f.Add(body, uint16(520), true)
 	f.Add(body, uint16(10), true)
 	f.Add(good, uint16(520), false)
 	for _, h := range hostileTrailers {
-		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		r := sampleTrailer()
 		h.mod(&r)
 		b := r.bytes()
 		if r.bodyLen != 0 || r.badCRC {
@@ -321,7 +324,7 @@ func FuzzStubTrailer(f *testing.F) {
 			f.Add(b[:len(b)-trailer.FooterSize], uint16(520), true)
 		}
 	}
-	v1 := rawTrailer{version: 1, stubSize: 10, offset: 4096, size: 4096, target: "t", noHelperFields: true}.bytes()
+	v1 := rawTrailer{version: 1, stubSize: 10, offset: trailer.PadSize, size: trailer.PadSize, target: "t", noHelperFields: true}.bytes()
 	f.Add(v1[:len(v1)-trailer.FooterSize], uint16(600), true)
 	dir := f.TempDir()
 	n := 0
@@ -472,11 +475,12 @@ func TestStubArm64(t *testing.T) {
 		t.Errorf("arm64 trailer reader: %q (%d), amd64: %q (%d)", got, code, want, wcode)
 	}
 	for _, h := range hostileTrailers {
-		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		r := sampleTrailer()
 		h.mod(&r)
 		p := filepath.Join(dir, "h")
-		os.WriteFile(p, append(make([]byte, 8320), r.bytes()...), 0o644)
+		// The file is long enough for the sample's payload, which ends
+		// before the trailer.
+		os.WriteFile(p, append(make([]byte, 2*trailer.PadSize+128), r.bytes()...), 0o644)
 		got, code := run(tc, p)
 		want, wcode := hostRun(host, p)
 		if got != want || code != wcode || code != 125 {

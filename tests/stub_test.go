@@ -82,20 +82,25 @@ type rawTrailer struct {
 	badCRC                              bool
 }
 
-// layout lays stub, helper and payload out as parker does (each at a
-// 4096-aligned offset) and returns the bytes before the trailer, with a
-// good trailer for them (helperRaw: the helper's unpacked size).
+// layout lays stub, helper and payload out as parker does (trailer.Plan)
+// and returns the bytes before the trailer, with a good trailer for them
+// (helperRaw: the helper's unpacked size).
 func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawTrailer, []byte) {
-	align := func(n int) int { return (n + 4095) / 4096 * 4096 }
-	hOff := align(len(stub))
-	pOff := align(hOff + len(helper))
-	b := make([]byte, pOff, pOff+len(payload))
+	l := trailer.Plan(int64(len(stub)), int64(len(helper)))
+	b := make([]byte, l.Offset, l.Offset+int64(len(payload)))
 	copy(b, stub)
-	copy(b[hOff:], helper)
+	copy(b[l.HelperOffset:], helper)
 	b = append(b, payload...)
-	return rawTrailer{version: 2, stubSize: uint64(len(stub)), offset: uint64(pOff), size: uint64(len(payload)),
+	return rawTrailer{version: 2, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
 		target: target, compression: "zstd", createdBy: "parker test",
-		helperOffset: uint64(hOff), helperSize: uint64(len(helper)), helperRaw: helperRaw}, b
+		helperOffset: uint64(l.HelperOffset), helperSize: uint64(l.HelperSize), helperRaw: helperRaw}, b
+}
+
+// sampleTrailer is a good trailer for the checkers, which read a trailer
+// alone: a one-block payload right after a stub and a helper.
+func sampleTrailer() rawTrailer {
+	return rawTrailer{version: 2, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
+		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
 }
 
 func (r rawTrailer) bytes() []byte {
@@ -143,7 +148,7 @@ var hostileTrailers = []struct {
 	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
 	{"huge compression name", func(r *rawTrailer) { r.compression = strings.Repeat("z", 2000) }},
 	{"unaligned offset", func(r *rawTrailer) { r.offset++ }},
-	{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + 4096 }},
+	{"stub past payload", func(r *rawTrailer) { r.stubSize = r.offset + trailer.PadSize }},
 	{"empty payload", func(r *rawTrailer) { r.size = 0 }},
 	{"payload past trailer", func(r *rawTrailer) { r.size += 8192 }},
 	{"payload wraps around", func(r *rawTrailer) { r.size = ^uint64(0) - 100 }},
@@ -237,24 +242,28 @@ var (
 	checkerBins = map[string]string{}
 )
 
-// stubChecker builds a part of the C stub alone, with -D<define>
-// (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK: its LZ4
-// block decoder), for this machine, once per test binary.
-func stubChecker(t testing.TB, define string) string {
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
+// hostCC is the C compiler for this machine: $CC, or cc.
+func hostCC() string {
+	if cc := os.Getenv("CC"); cc != "" {
+		return cc
 	}
-	return buildChecker(t, define, cc)
+	return "cc"
 }
 
-// buildChecker builds a checker (see stubChecker) with the C compiler cc
-// and extra flags.
-func buildChecker(t testing.TB, define, cc string, extra ...string) string {
+// stubChecker builds a part of the C stub alone (stub/cstub/check.c) with
+// -D<define> (PARKER_TRAILER_CHECK: its trailer reader; PARKER_LZ4_CHECK:
+// its LZ4 block decoder), for this machine.
+func stubChecker(t testing.TB, define string) string {
+	return buildCStub(t, "check.c", define, hostCC())
+}
+
+// buildCStub builds src, a file of stub/cstub, with the stub's flags,
+// -D<define>, the C compiler cc and extra flags, once per test binary.
+func buildCStub(t testing.TB, src, define, cc string, extra ...string) string {
 	t.Helper()
 	checkerMu.Lock()
 	defer checkerMu.Unlock()
-	key := define + " " + cc
+	key := strings.Join(append([]string{src, define, cc}, extra...), " ")
 	if bin := checkerBins[key]; bin != "" {
 		return bin
 	}
@@ -269,8 +278,7 @@ func buildChecker(t testing.TB, define, cc string, extra ...string) string {
 		}
 	}
 	bin := filepath.Join(tempDir(t, "checker"), strings.ToLower(define))
-	// A check build leaves the run path unused.
-	args = append(append(args, extra...), "-Wno-error", "-Wno-unused", "-D"+define, "-o", bin, "../stub/cstub/stub.c")
+	args = append(append(args, extra...), "-D"+define, "-o", bin, filepath.Join("../stub/cstub", src))
 	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
 	}
@@ -301,15 +309,13 @@ func runChecker(t *testing.T, checker, file string, data []byte, args ...string)
 // 16-byte blocks of zeros before it.
 func FuzzStubTrailer(f *testing.F) {
 	checker := stubChecker(f, "PARKER_TRAILER_CHECK")
-	good := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}.bytes()
+	good := sampleTrailer().bytes()
 	body := good[:len(good)-trailer.FooterSize]
 	f.Add(body, uint16(520), true)
 	f.Add(body, uint16(10), true)
 	f.Add(good, uint16(520), false)
 	for _, h := range hostileTrailers {
-		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		r := sampleTrailer()
 		h.mod(&r)
 		b := r.bytes()
 		if r.bodyLen != 0 || r.badCRC {
@@ -318,7 +324,7 @@ func FuzzStubTrailer(f *testing.F) {
 			f.Add(b[:len(b)-trailer.FooterSize], uint16(520), true)
 		}
 	}
-	v1 := rawTrailer{version: 1, stubSize: 10, offset: 4096, size: 4096, target: "t", noHelperFields: true}.bytes()
+	v1 := rawTrailer{version: 1, stubSize: 10, offset: trailer.PadSize, size: trailer.PadSize, target: "t", noHelperFields: true}.bytes()
 	f.Add(v1[:len(v1)-trailer.FooterSize], uint16(600), true)
 	dir := f.TempDir()
 	n := 0
@@ -445,8 +451,8 @@ func TestStubArm64(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	tc := buildChecker(t, "PARKER_TRAILER_CHECK", cc, "-mno-outline-atomics")
-	lc := buildChecker(t, "PARKER_LZ4_CHECK", cc, "-mno-outline-atomics")
+	tc := buildCStub(t, "check.c", "PARKER_TRAILER_CHECK", cc, "-mno-outline-atomics")
+	lc := buildCStub(t, "check.c", "PARKER_LZ4_CHECK", cc, "-mno-outline-atomics")
 	host := stubChecker(t, "PARKER_TRAILER_CHECK")
 	f := toolPacked(t)
 	run := func(bin string, args ...string) (string, int) {
@@ -469,11 +475,12 @@ func TestStubArm64(t *testing.T) {
 		t.Errorf("arm64 trailer reader: %q (%d), amd64: %q (%d)", got, code, want, wcode)
 	}
 	for _, h := range hostileTrailers {
-		r := rawTrailer{version: 2, stubSize: 100, offset: 4096, size: 4096, target: "bin/tool",
-			compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+		r := sampleTrailer()
 		h.mod(&r)
 		p := filepath.Join(dir, "h")
-		os.WriteFile(p, append(make([]byte, 8320), r.bytes()...), 0o644)
+		// The file is long enough for the sample's payload, which ends
+		// before the trailer.
+		os.WriteFile(p, append(make([]byte, 2*trailer.PadSize+128), r.bytes()...), 0o644)
 		got, code := run(tc, p)
 		want, wcode := hostRun(host, p)
 		if got != want || code != wcode || code != 125 {
@@ -508,11 +515,7 @@ func TestStubLegacyKernel(t *testing.T) {
 	if err != nil {
 		t.Skip("no strace (hack/deps.sh installs it)")
 	}
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	legacy, err := os.ReadFile(buildChecker(t, "PARKER_LEGACY_KERNEL", cc))
+	legacy, err := os.ReadFile(buildCStub(t, "stub.c", "PARKER_LEGACY_KERNEL", hostCC()))
 	if err != nil {
 		t.Fatal(err)
 	}

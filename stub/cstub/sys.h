@@ -1,7 +1,9 @@
 /* sys.h: the little of a C library that the run-time stub needs, with no C
- * library: the process entry point, raw system calls, and the memory and
- * string functions the compiler may call on its own. Linux, x86-64 and
- * arm64. System calls return the result or -errno, as the kernel does. */
+ * library: the process entry point, the kernel's ABI (every constant and
+ * structure the stub passes it, by name), one named wrapper per system
+ * call it makes, and the memory and string functions the compiler may call
+ * on its own. Linux, x86-64 and arm64. System calls return the result or
+ * -errno, as the kernel does. */
 #ifndef PARKER_SYS_H
 #define PARKER_SYS_H
 
@@ -47,39 +49,83 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define SYS4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 #define SYS5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
-/* Constants of the kernel ABI, spelled out rather than taken from headers
- * that differ between distributions. Signal numbers are the same on both
- * architectures. */
+/* ---- constants of the kernel ABI ----
+ *
+ * Spelled out rather than taken from headers that differ between
+ * distributions. Both architectures use the generic numbers: errno
+ * values, signal numbers and flags are the same on each. */
+
+/* errno values (asm-generic/errno-base.h, errno.h) */
+#define EPERM 1
+#define ENOENT 2
+#define EINTR 4
+#define EIO 5
+#define ENXIO 6
+#define E2BIG 7
+#define ENOEXEC 8
+#define ECHILD 10
+#define ENOMEM 12
+#define EACCES 13
+#define EBUSY 16
+#define ENOTDIR 20
+#define EISDIR 21
+#define EINVAL 22
+#define EMFILE 24
+#define ENOTTY 25
+#define ETXTBSY 26
+#define ENAMETOOLONG 36
+#define ENOSYS 38
+#define ELOOP 40
+#define ELIBBAD 80
+/* A result in [-MAX_ERRNO, -1] of a call returning an address is -errno. */
+#define MAX_ERRNO 4095
+
+/* signals (asm-generic/signal.h) */
+#define SIGILL 4
+#define SIGTRAP 5
+#define SIGBUS 7
+#define SIGFPE 8
+#define SIGKILL 9
+#define SIGSEGV 11
+#define SIGCHLD 17
+#define SIGSTOP 19
+#define SIGTSTP 20
+#define SIGTTIN 21
+#define SIGTTOU 22
+#define SIGSYS 31
+/* The first two real-time signals, which C libraries take for their
+ * threads (glibc: SIGCANCEL, SIGSETXID). */
+#define SIG_LIBC_FIRST 32
+#define SIG_LIBC_LAST 33
+#define NSIG 64 /* signals are 1 to NSIG */
+#define SIGSET_SIZE 8 /* the kernel's sigset_t: one bit a signal */
+#define SIG_DFL 0
+#define SIG_IGN 1
+#define SIG_BLOCK 0
+#define SIG_UNBLOCK 1
+#define SIG_SETMASK 2
+#define SA_SIGINFO 0x00000004
+#define SA_RESTORER 0x04000000
+#define SA_RESTART 0x10000000
+/* The wait status (wait4): an exit status, or the signal that killed. */
+#define WNOHANG 1
+#define WTERMSIG(ws) ((ws) & 0x7f)
+#define WIFEXITED(ws) (WTERMSIG(ws) == 0)
+#define WEXITSTATUS(ws) (((ws) >> 8) & 0xff)
+
+/* files */
+#define STDOUT_FILENO 1
+#define STDERR_FILENO 2
 #define AT_FDCWD (-100)
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_EMPTY_PATH 0x1000
 #define O_RDONLY 0
 #define O_RDWR 2
 #define O_CLOEXEC 02000000
-#define EPERM 1
-#define ENOENT 2
-#define EINTR 4
-#define ENXIO 6
-#define ECHILD 10
-#define EBUSY 16
-#define ENOTDIR 20
-#define EINVAL 22
-#define ENOTTY 25
-#define ENOSYS 38
-#define SIGKILL 9
-#define SIGCHLD 17
-#define SIG_DFL 0
-#define SIG_IGN 1
-#define SIG_BLOCK 0
-#define SIG_SETMASK 2
-#define WNOHANG 1
-#define CLONE_NEWNS 0x00020000
-#define CLONE_PIDFD 0x00001000
-#define MS_REC 0x4000
-#define MS_PRIVATE (1 << 18)
-#define PR_SET_PDEATHSIG 1
-#define PR_SET_CHILD_SUBREAPER 36
-#define RLIMIT_CORE 4
+#define PATH_MAX 4096 /* the longest path the kernel takes, NUL included */
+#define STATX_BASIC_STATS 0x7ff
+
+/* memory */
 #define PROT_READ 1
 #define PROT_WRITE 2
 #define MAP_SHARED 1
@@ -88,7 +134,37 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MAP_POPULATE 0x8000
 #define MFD_CLOEXEC 1
 #define MFD_EXEC 0x10
-#define STATX_BASIC_STATS 0x7ff
+
+/* processes */
+#define CLONE_PIDFD 0x00001000
+#define CLONE_NEWNS 0x00020000
+#define PR_SET_PDEATHSIG 1
+#define PR_SET_CHILD_SUBREAPER 36
+#define RLIMIT_CORE 4
+
+/* mounts (linux/mount.h) */
+#define MS_REC 0x4000
+#define MS_PRIVATE (1 << 18)
+#define FSOPEN_CLOEXEC 1
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#define FSMOUNT_CLOEXEC 1
+#define MOUNT_ATTR_RDONLY 1
+#define MOUNT_ATTR_NOSUID 2
+#define MOUNT_ATTR_NODEV 4
+#define MOVE_MOUNT_F_EMPTY_PATH 4
+
+/* loop devices (linux/loop.h) */
+#define LOOP_SET_FD 0x4C00
+#define LOOP_CLR_FD 0x4C01
+#define LOOP_SET_STATUS64 0x4C04
+#define LOOP_CONFIGURE 0x4C0A
+#define LOOP_CTL_GET_FREE 0x4C82
+#define LO_FLAGS_READ_ONLY 1
+#define LO_FLAGS_AUTOCLEAR 4
+
+/* ---- structures of the kernel ABI ---- */
 
 struct ksigaction {
 	void *handler;
@@ -113,34 +189,153 @@ struct kstatx {
 	u8 rest[192]; /* times, devices, mount id, ...: 256 bytes in all */
 };
 
-/* The kernel writes these whole: a short one would let it write past. */
-_Static_assert(sizeof(struct kstatx) == 256, "struct statx is 256 bytes");
-_Static_assert(sizeof(struct ksiginfo) == 128, "siginfo_t is 128 bytes");
-_Static_assert(sizeof(struct ksigaction) == 32, "struct sigaction is 32 bytes");
-
 struct ktimespec {
 	long sec, nsec;
 };
 
+struct krlimit {
+	u64 cur, max;
+};
+
+/* The loop driver's structures, which it reads whole. */
+struct loop_info64 {
+	u64 device, inode, rdevice, offset, sizelimit;
+	u32 number, encrypt_type, encrypt_key_size, flags;
+	u8 names[64 + 64 + 32];
+	u64 init[2];
+};
+
+struct loop_config {
+	u32 fd, block_size;
+	struct loop_info64 info;
+	u64 reserved[8];
+};
+
+/* The kernel reads and writes these whole: a short one would let it write
+ * past, or read what follows. */
+_Static_assert(sizeof(struct kstatx) == 256, "struct statx is 256 bytes");
+_Static_assert(sizeof(struct ksiginfo) == 128, "siginfo_t is 128 bytes");
+_Static_assert(sizeof(struct ksigaction) == 32, "struct sigaction is 32 bytes");
+_Static_assert(sizeof(struct loop_info64) == 232, "struct loop_info64 is 232 bytes");
+_Static_assert(sizeof(struct loop_config) == 304, "struct loop_config is 304 bytes");
+
+/* ---- system calls ---- */
+
+/* sys_failed tells an error from an address (mmap). */
+static inline int sys_failed(long r) { return r < 0 && r >= -MAX_ERRNO; }
+
 static inline long sys_read(int fd, void *b, size_t n) { return SYS3(__NR_read, fd, b, n); }
 static inline long sys_write(int fd, const void *b, size_t n) { return SYS3(__NR_write, fd, b, n); }
 static inline long sys_pread(int fd, void *b, size_t n, u64 off) { return SYS4(__NR_pread64, fd, b, n, off); }
-static inline long sys_openat(int dir, const char *p, int flags) { return SYS4(__NR_openat, dir, p, flags, 0); }
+static inline long sys_open(const char *p, int flags) { return SYS4(__NR_openat, AT_FDCWD, p, flags, 0); }
 static inline long sys_close(int fd) { return SYS1(__NR_close, fd); }
 static inline long sys_readlink(const char *p, char *b, size_t n) { return SYS4(__NR_readlinkat, AT_FDCWD, p, b, n); }
-static inline long sys_statx(int dir, const char *p, int flags, struct kstatx *st)
+/* sys_fstat: statx of the file, directory or mount open as fd. */
+static inline long sys_fstat(int fd, struct kstatx *st)
 {
-	return SYS5(__NR_statx, dir, p, flags, STATX_BASIC_STATS, st);
+	return SYS5(__NR_statx, fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, st);
 }
+static inline long sys_ftruncate(int fd, u64 n) { return SYS2(__NR_ftruncate, fd, n); }
+static inline long sys_mkdirat(int dir, const char *p, int mode) { return SYS3(__NR_mkdirat, dir, p, mode); }
+static inline long sys_fchmodat(int dir, const char *p, int mode) { return SYS4(__NR_fchmodat, dir, p, mode, 0); }
+static inline long sys_lchownat(int dir, const char *p, u32 uid, u32 gid)
+{
+	return SYS5(__NR_fchownat, dir, p, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+static inline long sys_getcwd(char *b, size_t n) { return SYS2(__NR_getcwd, b, n); }
+static inline long sys_chdir(const char *p) { return SYS1(__NR_chdir, p); }
+static inline long sys_pipe2(int fds[2], int flags) { return SYS2(__NR_pipe2, fds, flags); }
 static inline long sys_ioctl(int fd, unsigned long req, long arg) { return SYS3(__NR_ioctl, fd, req, arg); }
+
+static inline long sys_mmap(void *addr, size_t n, int prot, int flags, int fd, u64 off)
+{
+	return sys6(__NR_mmap, (long)addr, n, prot, flags, fd, off);
+}
+static inline long sys_munmap(long addr, size_t n) { return SYS2(__NR_munmap, addr, n); }
+static inline long sys_memfd_create(const char *name, int flags) { return SYS2(__NR_memfd_create, name, flags); }
+
 static inline long sys_getpid(void) { return SYS0(__NR_getpid); }
 static inline long sys_getppid(void) { return SYS0(__NR_getppid); }
 static inline long sys_kill(int pid, int sig) { return SYS2(__NR_kill, pid, sig); }
+static inline long sys_tgkill(int pid, int tid, int sig) { return SYS3(__NR_tgkill, pid, tid, sig); }
+static inline long sys_pidfd_send_signal(int pidfd, int sig) { return SYS4(__NR_pidfd_send_signal, pidfd, sig, 0, 0); }
+static inline long sys_rt_sigaction(int sig, const struct ksigaction *act, struct ksigaction *old)
+{
+	return SYS4(__NR_rt_sigaction, sig, act, old, SIGSET_SIZE);
+}
+static inline long sys_rt_sigprocmask(int how, const u64 *set, u64 *old)
+{
+	return SYS4(__NR_rt_sigprocmask, how, set, old, SIGSET_SIZE);
+}
+static inline long sys_prctl(int op, long arg) { return SYS2(__NR_prctl, op, arg); }
+static inline long sys_setrlimit(int res, const struct krlimit *lim) { return SYS4(__NR_prlimit64, 0, res, lim, 0); }
+static inline long sys_nanosleep(const struct ktimespec *ts) { return SYS2(__NR_nanosleep, ts, 0); }
+/* sys_clone forks (with a pidfd in *pidfd when flags have CLONE_PIDFD):
+ * the parent_tid argument, the third on both architectures. */
+static inline long sys_clone(unsigned long flags, int *pidfd) { return SYS5(__NR_clone, flags, 0, pidfd, 0, 0); }
+static inline long sys_wait4(int pid, int *ws, int options) { return SYS4(__NR_wait4, pid, ws, options, 0); }
+static inline long sys_execve(const char *p, char **argv, char **envp) { return SYS3(__NR_execve, p, argv, envp); }
+/* sys_execveat runs the program open as fd. */
+static inline long sys_execveat(int fd, char **argv, char **envp)
+{
+	return SYS5(__NR_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+}
 static inline void __attribute__((noreturn)) sys_exit(int code)
 {
 	for (;;)
 		SYS1(__NR_exit_group, code);
 }
+
+/* The namespace, the loop driver and the mount API, one wrapper a call,
+ * named after the mountns functions they mirror (mountns/loop.go,
+ * mount.go). */
+
+static inline long sys_unshare(int flags) { return SYS1(__NR_unshare, flags); }
+/* make_private makes every mount below / private, so that nothing mounted
+ * in this namespace propagates back to the host's. */
+static inline long make_private(void) { return SYS5(__NR_mount, "", "/", 0, MS_REC | MS_PRIVATE, 0); }
+
+/* loop_get_free returns the number of a free loop device, which the
+ * control device returns as the ioctl's result. */
+static inline long loop_get_free(int ctl) { return sys_ioctl(ctl, LOOP_CTL_GET_FREE, 0); }
+
+/* loop_configure attaches backing to the loop device fd with offset, size
+ * limit and flags, atomically (Linux 5.8+). */
+static inline long loop_configure(int fd, int backing, u64 offset, u64 size, u32 flags)
+{
+	struct loop_config cfg = {0};
+	cfg.fd = backing;
+	cfg.info.offset = offset;
+	cfg.info.sizelimit = size;
+	cfg.info.flags = flags;
+	return sys_ioctl(fd, LOOP_CONFIGURE, (long)&cfg);
+}
+
+/* loop_set_fd and loop_set_status: the same in two steps, before 5.8. */
+static inline long loop_set_fd(int fd, int backing) { return sys_ioctl(fd, LOOP_SET_FD, backing); }
+static inline long loop_set_status(int fd, u64 offset, u64 size, u32 flags)
+{
+	struct loop_info64 info = {0};
+	info.offset = offset;
+	info.sizelimit = size;
+	info.flags = flags;
+	return sys_ioctl(fd, LOOP_SET_STATUS64, (long)&info);
+}
+static inline long loop_clear_fd(int fd) { return sys_ioctl(fd, LOOP_CLR_FD, 0); }
+
+static inline long fs_open(const char *type) { return SYS2(__NR_fsopen, type, FSOPEN_CLOEXEC); }
+static inline long fs_config(int fs, int cmd, const char *key, const char *value)
+{
+	return SYS5(__NR_fsconfig, fs, cmd, key, value, 0);
+}
+static inline long fs_mount(int fs, unsigned attrs) { return SYS3(__NR_fsmount, fs, FSMOUNT_CLOEXEC, attrs); }
+/* move_mount attaches the detached mount m on top of path. */
+static inline long move_mount(int m, const char *path)
+{
+	return SYS5(__NR_move_mount, m, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+/* ---- what the compiler and the stub expect of a C library ---- */
 
 /* The memory functions the compiler may emit calls to. The build passes
  * -fno-tree-loop-distribute-patterns so these loops are not themselves
@@ -206,11 +401,13 @@ static int has_prefix(const char *s, const char *p)
 
 /* The entry point: the kernel starts us with argc, argv and envp on the
  * stack; cmain takes a pointer to them. */
+#define STR(x) #x
+#define XSTR(x) STR(x)
 #if defined(__x86_64__)
 __asm__(".text\n.global _start\n_start:\n"
 	"\txor %ebp, %ebp\n\tmov %rsp, %rdi\n\tand $-16, %rsp\n\tcall cmain\n\thlt\n"
 	/* The return from a signal handler (SA_RESTORER is mandatory here). */
-	".global parker_restorer\nparker_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
+	".global parker_restorer\nparker_restorer:\n\tmov $" XSTR(__NR_rt_sigreturn) ", %eax\n\tsyscall\n\thlt\n");
 #elif defined(__aarch64__)
 __asm__(".text\n.global _start\n_start:\n"
 	"\tmov x29, #0\n\tmov x30, #0\n\tmov x0, sp\n\tbl cmain\n\tbrk #0\n");

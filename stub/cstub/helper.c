@@ -1,0 +1,90 @@
+/* helper.c: the hand-over to the Go helper the packed file carries, for
+ * everything the stub does not do itself (stub/helper.go does the same
+ * from the Go stub). */
+#include "stub.h"
+
+/* The helper is mapped from a multiple of this: a multiple of every page
+ * size (arm64 kernels run with 4, 16 or 64 KiB pages). */
+#define MAP_ALIGN ((u64)64 << 10)
+
+/* noexec_hint explains a refusal to create or run a memory file. */
+static void noexec_hint(long e)
+{
+	if (e == EPERM || e == EACCES)
+		put(" (executing memory files is forbidden here: vm.memfd_noexec or a security policy)");
+}
+
+/* helper_memfd returns a memory file holding the helper, unpacked. */
+static int helper_memfd(void)
+{
+	/* MFD_EXEC asks for an executable memory file where the default is
+	 * not (vm.memfd_noexec=1, Linux 6.3+); older kernels refuse the flag,
+	 * and need none. */
+	long fd = sys_memfd_create("parker-helper", MFD_CLOEXEC | MFD_EXEC);
+	if (fd == -EINVAL)
+		fd = sys_memfd_create("parker-helper", MFD_CLOEXEC);
+	if (fd < 0) {
+		put("start the helper: memfd_create: ");
+		put_errno(-fd);
+		noexec_hint(-fd);
+		fail(EXIT_FAILURE_PARKER);
+	}
+	u64 start = tr.helper_offset & ~(MAP_ALIGN - 1), skip = tr.helper_offset - start;
+	/* MAP_POPULATE: faulting pages in one by one costs far more. */
+	long in = sys_mmap(0, skip + tr.helper_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file, start);
+	if (sys_failed(in)) {
+		put("start the helper: map the packed file: ");
+		put_errno(-in);
+		fail(EXIT_FAILURE_PARKER);
+	}
+	u64 raw = tr.helper_raw_size ? tr.helper_raw_size : tr.helper_size;
+	long err = sys_ftruncate(fd, raw);
+	long out = err ? err : sys_mmap(0, raw, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (sys_failed(out)) {
+		put("start the helper: size helper: ");
+		put_errno(-out);
+		fail(EXIT_FAILURE_PARKER);
+	}
+	if (tr.helper_raw_size) {
+		long n = lz4_unpack((const u8 *)in + skip, tr.helper_size, (u8 *)out, raw);
+		if (n != (long)raw) {
+			put("start the helper: unpack helper: ");
+			put_uint(n < 0 ? 0 : n);
+			put(" of ");
+			put_uint(raw);
+			put(" bytes: file damaged");
+			fail(EXIT_FAILURE_PARKER);
+		}
+	} else {
+		memcpy((u8 *)out, (const u8 *)in + skip, raw);
+	}
+	sys_munmap(out, raw);
+	sys_munmap(in, skip + tr.helper_size);
+	return fd;
+}
+
+/* helper replaces this process with the helper, with our arguments
+ * unchanged and PARKER_HELPER_FOR naming the packed file. Nothing is
+ * written to disk: the helper runs from a memory file. It returns only by
+ * failing. */
+static void __attribute__((noreturn)) helper(void)
+{
+	if (!tr.helper_size) {
+		put("this packed file carries no helper to read its image with "
+		    "(damaged, or not written by parker); parker inspect can still read it");
+		fail(EXIT_FAILURE_PARKER);
+	}
+	int fd = helper_memfd();
+	char **env = environ_with(ENV_HELPER_FOR, self, 0, 0);
+	restore_signals();
+	long e = sys_execveat(fd, argv, env);
+	if (e == -ENOSYS)
+		e = sys_execve(fd_path(fd, ""), argv, env);
+	put("start the helper from memory: ");
+	put_errno(-e);
+	if (e == -EPERM || e == -EACCES)
+		noexec_hint(-e);
+	else
+		put(" (file damaged?)");
+	fail(EXIT_FAILURE_PARKER);
+}

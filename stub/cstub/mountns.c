@@ -1,0 +1,188 @@
+/* mountns.c: the view, as package mountns makes it (the reference): a
+ * private mount namespace; the payload on a read-only, auto-clearing loop
+ * device, mounted as a detached squashfs; a detached tmpfs for writes; an
+ * overlay of both over the directory holding the packed file.
+ *
+ * Any failure here hands the whole run to the helper, which starts over
+ * and either manages (a fallback only it has) or says precisely why not.
+ * The namespace, the loop device and the detached mounts made so far are
+ * this process's alone and vanish with its descriptors at exec. */
+#include "stub.h"
+
+#define TRY(x)                          \
+	do {                            \
+		if ((long)(x) < 0)      \
+			helper();       \
+	} while (0)
+
+/* A test build (tests/stub_test.go) acts as on a kernel before 5.8 (no
+ * LOOP_CONFIGURE) and 6.5 (no "lowerdir+"), to run those paths here. */
+#ifdef PARKER_LEGACY_KERNEL
+#define LEGACY_KERNEL 1
+#else
+#define LEGACY_KERNEL 0
+#endif
+
+#define LOOP_CONTROL "/dev/loop-control"
+#define LOOP_DEVICE "/dev/loop" /* followed by the device's number */
+/* LOOP_ATTEMPTS bounds the race for a free device (mountns.loopAttempts). */
+#define LOOP_ATTEMPTS 64
+
+/* enter moves us into a new, private mount namespace (mountns.Enter). */
+static void enter(void)
+{
+	TRY(sys_unshare(CLONE_NEWNS));
+	TRY(make_private());
+}
+
+/* attach_loop attaches the payload to a free loop device, read-only and
+ * auto-clearing, retrying when another process takes the device first,
+ * and returns it open, its path in *dev (mountns.AttachLoop). */
+static int attach_loop(const char **dev)
+{
+	long ctl = sys_open(LOOP_CONTROL, O_RDWR | O_CLOEXEC);
+	TRY(ctl);
+	const u32 flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+	int configure = !LEGACY_KERNEL;
+	for (int attempt = 0; attempt < LOOP_ATTEMPTS; attempt++) {
+		long n = loop_get_free(ctl);
+		TRY(n);
+		char num[DECIMAL_SIZE];
+		*dev = cat(LOOP_DEVICE, decimal(n, num), "");
+		long fd = sys_open(*dev, O_RDONLY | O_CLOEXEC);
+		if (fd == -ENOENT || fd == -ENXIO)
+			continue; /* removed, or not yet created: ask again */
+		TRY(fd);
+		long err = -EINVAL;
+		if (configure) {
+			err = loop_configure(fd, file, tr.offset, tr.size, flags);
+			if (err == -ENOTTY || err == -EINVAL)
+				configure = 0; /* before Linux 5.8: two steps */
+		}
+		if (!configure) {
+			err = loop_set_fd(fd, file);
+			if (!err && (err = loop_set_status(fd, tr.offset, tr.size, flags)))
+				loop_clear_fd(fd); /* never left attached to the whole file */
+		}
+		if (!err) {
+			sys_close(ctl);
+			return fd;
+		}
+		sys_close(fd);
+		if (err != -EBUSY)
+			helper();
+		if (attempt > 8) { /* many of us race: back off a little */
+			struct ktimespec ts = {0, attempt * 100000L};
+			sys_nanosleep(&ts);
+		}
+	}
+	helper();
+}
+
+/* fs_create_mount creates the superblock configured in fs and returns a
+ * detached mount of it with attrs (MOUNT_ATTR_*), closing fs (the end of
+ * mountns.fsMount). */
+static int fs_create_mount(int fs, unsigned attrs)
+{
+	TRY(fs_config(fs, FSCONFIG_CMD_CREATE, 0, 0));
+	long m = fs_mount(fs, attrs);
+	TRY(m);
+	sys_close(fs);
+	return m;
+}
+
+/* mount_squashfs mounts the squashfs image on dev read-only, nosuid and
+ * nodev, detached (mountns.MountSquashfs). */
+static int mount_squashfs(const char *dev)
+{
+	long fs = fs_open("squashfs");
+	TRY(fs);
+	TRY(fs_config(fs, FSCONFIG_SET_FLAG, "ro", 0));
+	TRY(fs_config(fs, FSCONFIG_SET_STRING, "source", dev));
+	return fs_create_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
+/* mount_image attaches the payload and mounts it, and returns the mount;
+ * from then on the mount alone keeps the loop device (mountns.MountImage). */
+static int mount_image(void)
+{
+	const char *dev;
+	int loop = attach_loop(&dev);
+	int sq = mount_squashfs(dev);
+	sys_close(loop);
+	return sq;
+}
+
+/* mount_tmpfs mounts a fresh tmpfs, nosuid and nodev, detached, with its
+ * root directory's mode 0700 (mountns.MountTmpfs). */
+static int mount_tmpfs(void)
+{
+	long fs = fs_open("tmpfs");
+	TRY(fs);
+	TRY(fs_config(fs, FSCONFIG_SET_STRING, "mode", "700"));
+	return fs_create_mount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
+/* escape_layer appends p to b with the characters overlayfs splits its
+ * joined lowerdir option on escaped. */
+static char *escape_layer(char *b, const char *p)
+{
+	for (; *p; p++) {
+		if (*p == '\\' || *p == ':' || *p == ',')
+			*b++ = '\\';
+		*b++ = *p;
+	}
+	return b;
+}
+
+/* set_lowers passes the two lower layers, top first, one per "lowerdir+"
+ * (Linux 6.5+), so no path needs escaping; older kernels reject that key
+ * with EINVAL and get the joined "lowerdir" option (mountns.setLowers). */
+static void set_lowers(int fs, const char *top, const char *bottom)
+{
+	long err = LEGACY_KERNEL ? -EINVAL : fs_config(fs, FSCONFIG_SET_STRING, "lowerdir+", top);
+	if (err == -EINVAL) {
+		char *b = alloc(2 * (slen(top) + slen(bottom)) + 2), *e = escape_layer(b, top);
+		*e++ = ':';
+		*escape_layer(e, bottom) = 0;
+		err = fs_config(fs, FSCONFIG_SET_STRING, "lowerdir", b);
+	} else if (!err) {
+		err = fs_config(fs, FSCONFIG_SET_STRING, "lowerdir+", bottom);
+	}
+	TRY(err);
+}
+
+/* mount_overlay mounts an overlay of top over bottom, writes going to
+ * upper, detached (mountns.MountOverlay). */
+static int mount_overlay(const char *top, const char *bottom, const char *upper, const char *work)
+{
+	long fs = fs_open("overlay");
+	TRY(fs);
+	set_lowers(fs, top, bottom);
+	TRY(fs_config(fs, FSCONFIG_SET_STRING, "upperdir", upper));
+	TRY(fs_config(fs, FSCONFIG_SET_STRING, "workdir", work));
+	return fs_create_mount(fs, 0);
+}
+
+/* setup mounts the view over dir: the payload's squashfs over dir's own
+ * contents, writes going to a tmpfs (mountns.Setup). Call it after enter. */
+static void setup(const char *dir)
+{
+	int sq = mount_image();
+	struct kstatx root;
+	TRY(sys_fstat(sq, &root));
+
+	int tmp = mount_tmpfs();
+	TRY(sys_mkdirat(tmp, "upper", 0700));
+	TRY(sys_mkdirat(tmp, "work", 0700));
+	/* overlayfs gives the merged root the upper dir's mode and owner: the
+	 * view looks like the packed workdir, not like our scratch space. */
+	TRY(sys_fchmodat(tmp, "upper", root.mode & 07777));
+	TRY(sys_lchownat(tmp, "upper", root.uid, root.gid));
+
+	int ov = mount_overlay(fd_path(sq, ""), dir, fd_path(tmp, "/upper"), fd_path(tmp, "/work"));
+	TRY(move_mount(ov, dir));
+	sys_close(ov);
+	sys_close(tmp);
+	sys_close(sq);
+}

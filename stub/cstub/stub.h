@@ -1,0 +1,46 @@
+/* stub.h: what the parts of the C stub share: its exit statuses, the
+ * trailer it reads, and the state of the run.
+ *
+ * The stub is built as one translation unit: stub.c includes each part
+ * (msg.c, mem.c, trailer.c, lz4.c, signals.c, helper.c, mountns.c,
+ * supervisor.c), so that everything stays static and the compiler sees the
+ * whole program, which keeps the stub small; check.c, the test builds,
+ * includes the parts they test. Each part includes this header, so that it
+ * reads on its own. */
+#ifndef PARKER_STUB_H
+#define PARKER_STUB_H
+
+#include "sys.h"
+
+/* Exit statuses of a packed file, as stub/stub.go defines them
+ * (ExitFailure, ExitNotExecutable, ExitNotFound): parker's own failure, a
+ * target that cannot be executed, a target that is missing. A target
+ * killed by signal N is reported as 128+N, as a shell does. */
+#define EXIT_FAILURE_PARKER 125
+#define EXIT_NOT_EXECUTABLE 126
+#define EXIT_NOT_FOUND 127
+#define EXIT_SIGNAL_BASE 128
+
+/* Environment (stub/stub.go, stub/helper.go), as "NAME=" prefixes. */
+#define ENV_EXE "PARKER_EXE="
+#define ENV_ROOT "PARKER_ROOT="
+#define ENV_VERBOSE "PARKER_VERBOSE="
+#define ENV_HELPER_FOR "PARKER_HELPER_FOR="
+#define FLAG_PREFIX "--parker-"
+
+/* What the stub reads of its trailer (image/trailer.Trailer). */
+struct trailer {
+	u16 version, flags;
+	u64 stub_size, offset, size;
+	const char *target; /* NUL-terminated copy */
+	u64 helper_offset, helper_size, helper_raw_size;
+};
+
+/* The run's state, set by cmain (stub.c) before anything else runs. */
+static const char *self = "packed file"; /* the packed file's absolute path */
+static int file = -1;                    /* the packed file, open */
+static struct trailer tr;                /* its trailer, checked */
+static int argc;
+static char **argv, **envp;
+
+#endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start-up benchmark of packed files (issue 4), as a Markdown table.
+# Start-up benchmark of packed files, as a Markdown table.
 #
 # For a 1 MiB and a 2 GiB payload it times, with hyperfine (median of RUNS
 # runs, after warm-up runs):

@@ -1,8 +1,11 @@
 // Command lz4block packs a file as one LZ4 block, the form in which parker
 // embeds the helper (hack/build.sh): its unpacked size as 8 bytes,
-// little-endian, then the block. The stub unpacks it with
-// github.com/pierrec/lz4/v4's UncompressBlock; about half the size for a
-// millisecond of unpacking, and only for --parker-info and --parker-extract.
+// little-endian, then the block: about half the size. A packed file
+// unpacks it into a memory file only when it hands a run to the helper
+// (every --parker-* flag, PARKER_VERBOSE=1, every failure before the target
+// starts), never on a plain run: the C stub with its own decoder
+// (stub/cstub/lz4.c), the Go stub with github.com/pierrec/lz4/v4's
+// UncompressBlock. Both refuse a block that would write out of bounds.
 //
 // Usage: go run ./hack/lz4block IN OUT
 package main

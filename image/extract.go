@@ -23,6 +23,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ExtractOptions control Reader.Extract.
+type ExtractOptions struct {
+	Workers   int  // decompression goroutines; <= 0 means runtime.GOMAXPROCS(0)
+	KeepOwner bool // chown to the stored owners (only effective as root)
+	// Warn, when set, receives messages about entries that were skipped or
+	// only partly restored (e.g. device nodes when not root).
+	Warn func(string)
+}
+
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents

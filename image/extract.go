@@ -70,7 +70,7 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 		links: make(map[uint64]string),
 		seen:  seen,
 		priv:  os.Geteuid() == 0,
-		p:     newPipeline(opt.Workers, int(r.sb.BlockSize)),
+		p:     newBlockQueue(opt.Workers, int(r.sb.BlockSize)),
 	}
 	if opt.KeepOwner && !x.priv {
 		x.warn("not running as root: owners are not restored")
@@ -99,7 +99,7 @@ type extractor struct {
 	links map[uint64]string // inode ref -> path first extracted to ("" if skipped)
 	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices and chown
-	p     *pipeline
+	p     *blockQueue
 	late  []*Node // directories whose mode is applied at the end
 }
 
@@ -331,7 +331,7 @@ func (x *extractor) attrsAt(fd int, k *Node, chmod bool) error {
 	return nil
 }
 
-// file creates a regular file and queues its blocks on the pipeline; the
+// file creates a regular file and queues its blocks on the block queue; the
 // consumer writes them in order and the last task sets size and attributes
 // and closes the file.
 func (x *extractor) file(dirfd int, k *Node) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 )
 
@@ -306,7 +307,7 @@ func (f *File) writeTo(w io.Writer, workers int) (int64, error) {
 		}
 		return total, nil
 	}
-	p := newPipeline(workers, int(f.bs))
+	p := newBlockQueue(workers, int(f.bs))
 	for i := first; i < f.chunks; i++ {
 		i := i
 		if p.submit(func(buf []byte) ([]byte, error) { return f.chunk(i, buf) }, sink) != nil {
@@ -314,4 +315,97 @@ func (f *File) writeTo(w io.Writer, workers int) (int64, error) {
 		}
 	}
 	return total, p.wait()
+}
+
+// blockQueue decodes blocks on the shared pipeline (pipeline.go) and hands
+// each result to its sink on one goroutine, in submission order, so output
+// stays sequential while decompression uses every core. At most about
+// three times the worker count of blocks are in memory at once.
+type blockQueue struct {
+	p    *pipeline[blockTask]
+	pool sync.Pool // decode buffers of the block size
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// A blockTask is one unit of work: decode (on a worker) produces bytes into
+// a pooled buffer, sink (on the consumer, in order) consumes them. sink is
+// called for every submitted task, with the first error seen so far once
+// anything failed, so it can release resources (close files).
+type blockTask struct {
+	decode func(buf []byte) ([]byte, error)
+	sink   func(out []byte, err error) error
+	out    []byte
+	buf    *[]byte // from the pool, returned after sink
+	err    error
+}
+
+func newBlockQueue(workers, bufSize int) *blockQueue {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	q := &blockQueue{done: make(chan struct{})}
+	q.pool.New = func() any { b := make([]byte, bufSize); return &b }
+	q.p = newPipeline(workers, 2*workers, q.decode)
+	go q.consume()
+	return q
+}
+
+func (q *blockQueue) failed() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
+
+func (q *blockQueue) fail(err error) {
+	q.mu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.mu.Unlock()
+}
+
+func (q *blockQueue) decode(t *blockTask) {
+	if q.failed() == nil {
+		t.buf = q.pool.Get().(*[]byte)
+		t.out, t.err = t.decode((*t.buf)[:0])
+	}
+}
+
+func (q *blockQueue) consume() {
+	defer close(q.done)
+	for {
+		t, ok := q.p.next()
+		if !ok {
+			return
+		}
+		if t.err != nil {
+			q.fail(t.err)
+		}
+		err := q.failed()
+		if t.sink != nil {
+			if serr := t.sink(t.out, err); serr != nil && err == nil {
+				q.fail(serr)
+			}
+		}
+		if t.buf != nil {
+			q.pool.Put(t.buf)
+		}
+	}
+}
+
+// submit queues a task; decode may be nil for a sink that only finishes up.
+// It returns the queue's error, if any, so the producer can stop early; the
+// task is queued either way so its sink runs.
+func (q *blockQueue) submit(decode func([]byte) ([]byte, error), sink func([]byte, error) error) error {
+	q.p.submit(blockTask{decode: decode, sink: sink}, decode != nil)
+	return q.failed()
+}
+
+// wait drains the queue and returns the first error.
+func (q *blockQueue) wait() error {
+	q.p.close()
+	<-q.done
+	return q.failed()
 }

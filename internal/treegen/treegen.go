@@ -36,12 +36,12 @@ type Options struct {
 	// around; 0 means 128 KiB.
 	BlockSize int
 	// Wide, when > 0, adds wide/ with this many entries (20000 in the
-	// issue's tree).
+	// end-to-end tests' tree).
 	Wide int
 	// Depth, when > 0, adds deep/ nested this many directories deep.
 	Depth int
 	// HugeSparse, when > 0, adds sparse/huge of this length (5 GiB in the
-	// issue's tree) with a few data regions in it, including the last byte.
+	// end-to-end tests' tree) with a few data regions in it, including the last byte.
 	HugeSparse int64
 	// Special adds a fifo and a socket, and, as root, a char and a block
 	// device.

@@ -153,7 +153,12 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	p.add(&node{path: "run.sh", kind: 'f', mode: 0o755, data: content{kind: 'x', size: int64(len(script))}})
 
 	p.dir("sizes")
+	sizes := map[int64]bool{} // with 4 KiB blocks, 4095..4097 come twice
 	for _, sz := range []int64{0, 1, 4095, 4096, 4097, bs - 1, bs, bs + 1, 2*bs - 1, 2 * bs, 2*bs + 1, 10*bs + 123, 1<<20 + 7} {
+		if sizes[sz] {
+			continue
+		}
+		sizes[sz] = true
 		p.random(fmt.Sprintf("sizes/r%d", sz), sz)
 		p.file(fmt.Sprintf("sizes/t%d", sz), content{kind: 't', size: sz})
 	}

@@ -13,19 +13,20 @@ import (
 
 // The data pipeline has three stages:
 //
-//	read (one goroutine, files in plan order) -> compress (N workers) -> store (one goroutine, in order)
+//	source (one goroutine, files in plan order) -> compress (N workers) -> store (one goroutine, in order)
 //
-// The reader cuts files into blocks, turns all-zero blocks into sparse
-// entries, packs tails into fragment blocks and decides duplicates: it
-// hashes each file as it reads it and a file whose size and hash were seen
-// before is stored as a reference to the first. The hash is 128 bits of
-// maphash under two random per-run seeds: AES-based, so it costs a tenth of
-// SHA-256 on this path, and no input can be crafted to collide with seeds
-// it cannot know; an accidental collision needs about 2^64 files. A duplicate's tail never reaches a fragment; its
-// full blocks were already on their way, so the store stage rewinds over
-// them. The store stage writes results strictly in the order the reader
-// emitted them, which keeps the output independent of the worker count.
-// Memory is bounded by the channel capacities: a few blocks per worker.
+// The source stage cuts files into blocks, turns all-zero blocks into
+// sparse entries, packs tails into fragment blocks and decides duplicates:
+// it hashes each file as it reads it and a file whose size and hash were
+// seen before is stored as a reference to the first. The hash is 128 bits
+// of maphash under two random per-run seeds: AES-based, so it costs a tenth
+// of SHA-256 on this path, and no input can be crafted to collide with
+// seeds it cannot know; an accidental collision needs about 2^64 files. A
+// duplicate's tail never reaches a fragment; its full blocks were already
+// on their way, so the store stage rewinds over them. The store stage
+// writes results strictly in the order the source stage emitted them
+// (pipeline.go), which keeps the output independent of the worker count.
+// Memory is bounded by the pipeline's depth: a few blocks per worker.
 
 type itemKind uint8
 
@@ -43,8 +44,7 @@ type item struct {
 	raw   []byte    // data to compress (pooled)
 	out   []byte    // compressed form, nil to store raw (pooled)
 	err   error
-	done  chan struct{} // closed by the worker; nil when no work is needed
-	dupOf *fileData     // fileEndItem: identical content stored earlier
+	dupOf *fileData // fileEndItem: identical content stored earlier
 }
 
 type fragRec struct {
@@ -63,7 +63,7 @@ type digestKey struct {
 	h1, h2 uint64
 }
 
-// hashWriter is what the reader feeds file content to.
+// hashWriter is what the source stage feeds file content to.
 type hashWriter interface{ Write([]byte) (int, error) }
 
 type nopHash struct{}
@@ -92,37 +92,23 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 	// A few blocks in flight per worker keep every core busy; the cap keeps
 	// memory bounded (two buffers per item) however many cores there are.
 	inflight := min(16*nw, max(8, maxInflightBytes/(2*bs)))
-	jobs := make(chan *item, inflight)
-	ordered := make(chan *item, inflight)
-	quit := make(chan struct{})
-
-	var wg sync.WaitGroup
-	for range nw {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range jobs {
-				dst := pool.Get().(*[]byte)
-				c, err := w.comp.compress(*dst, it.raw)
-				if c == nil {
-					pool.Put(dst)
-				} else {
-					it.out = c
-				}
-				it.err = err
-				close(it.done)
-			}
-		}()
-	}
+	p := newPipeline(nw, inflight, func(it *item) {
+		dst := pool.Get().(*[]byte)
+		c, err := w.comp.compress(*dst, it.raw)
+		if c == nil {
+			pool.Put(dst)
+		} else {
+			it.out = c
+		}
+		it.err = err
+	})
 	var rerr error
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
-		defer close(ordered)
-		defer close(jobs)
-		r := &reader{w: w, bs: bs, pool: pool, jobs: jobs, ordered: ordered, quit: quit,
-			seen: map[digestKey]*fileData{}, hash: newContentHash()}
-		rerr = r.run(files)
+		// rerr is read after next reports the pipeline closed, which
+		// happens after this assignment.
+		defer p.close()
+		src := &source{w: w, bs: bs, pool: pool, p: p, seen: map[digestKey]*fileData{}, hash: newContentHash()}
+		rerr = src.run(files)
 	}()
 
 	st := &dataStats{}
@@ -135,16 +121,17 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 			pool.Put(&b)
 		}
 	}
-	for it := range ordered {
-		if serr != nil {
-			continue // drain, so the reader is never stuck
+	for {
+		it, ok := p.next()
+		if !ok {
+			break
 		}
-		if it.done != nil {
-			<-it.done
+		if serr != nil {
+			continue // drain, so the source stage is never stuck
 		}
 		if it.err != nil {
 			serr = it.err
-			close(quit)
+			p.stop()
 			continue
 		}
 		switch it.kind {
@@ -197,11 +184,10 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 		put(it.out)
 		if out.err != nil {
 			serr = out.err
-			close(quit)
+			p.stop()
 		}
 	}
-	wg.Wait()
-	if rerr != nil && !errors.Is(rerr, errQuit) {
+	if rerr != nil && !errors.Is(rerr, errStopped) {
 		return nil, rerr
 	}
 	if serr != nil {
@@ -213,17 +199,13 @@ func (w *Writer) writeData(out *output, files []*node) (*dataStats, error) {
 // maxInflightBytes bounds the block buffers queued between the stages.
 const maxInflightBytes = 128 << 20
 
-var errQuit = errors.New("image: store stage stopped")
-
-// reader is the first stage: it owns the fragment being filled and the
-// table of contents seen so far.
-type reader struct {
+// source is the first stage: it reads the source files, and owns the
+// fragment being filled and the table of contents seen so far.
+type source struct {
 	w       *Writer
 	bs      int
 	pool    *sync.Pool
-	jobs    chan<- *item
-	ordered chan<- *item
-	quit    <-chan struct{}
+	p       *pipeline[item]
 	seen    map[digestKey]*fileData
 	sizes   map[int64]int // how many files have each size
 	hash    *contentHash
@@ -233,54 +215,39 @@ type reader struct {
 	tailBuf []byte
 }
 
-func (r *reader) run(files []*node) error {
-	r.zeros = make([]byte, r.bs)
-	r.frag = r.get()
+func (s *source) run(files []*node) error {
+	s.zeros = make([]byte, s.bs)
+	s.frag = s.get()
 	// Only files that share their size with another can be duplicates;
 	// the others are not hashed at all (most of a tree of large assets).
-	r.sizes = map[int64]int{}
+	s.sizes = map[int64]int{}
 	for _, n := range files {
-		r.sizes[n.e.Size]++
+		s.sizes[n.e.Size]++
 	}
 	for _, n := range files {
 		fd := &fileData{frag: NoFragment}
 		n.data = fd
-		if err := r.file(n, fd); err != nil {
+		if err := s.file(n, fd); err != nil {
 			return err
 		}
 	}
-	if len(r.frag) > 0 {
-		return r.emit(&item{kind: fragItem, raw: r.frag}, true)
+	if len(s.frag) > 0 {
+		return s.emit(item{kind: fragItem, raw: s.frag}, true)
 	}
 	return nil
 }
 
-func (r *reader) get() []byte { return (*r.pool.Get().(*[]byte))[:0] }
+func (s *source) get() []byte { return (*s.pool.Get().(*[]byte))[:0] }
 
 // emit hands an item to the workers (when it needs compressing) and to the
 // store stage, in order.
-func (r *reader) emit(it *item, compress bool) error {
-	if compress {
-		it.done = make(chan struct{})
-		select {
-		case r.jobs <- it:
-		case <-r.quit:
-			return errQuit
-		}
-	}
-	select {
-	case r.ordered <- it:
-		return nil
-	case <-r.quit:
-		return errQuit
-	}
-}
+func (s *source) emit(it item, compress bool) error { return s.p.submit(it, compress) }
 
 // file reads one regular file once, front to back.
-func (r *reader) file(n *node, fd *fileData) error {
+func (s *source) file(n *node, fd *fileData) error {
 	size := n.e.Size
 	if size == 0 {
-		return r.emit(&item{kind: fileEndItem, fd: fd}, false)
+		return s.emit(item{kind: fileEndItem, fd: fd}, false)
 	}
 	f, err := openNoatime(n.e.Source)
 	if err != nil {
@@ -300,53 +267,53 @@ func (r *reader) file(n *node, fd *fileData) error {
 		return fmt.Errorf("%s: changed while packing (size %d, was %d)", n.e.Source, st.Size, size)
 	}
 	var h hashWriter = nopHash{}
-	dedup := r.sizes[size] > 1
+	dedup := s.sizes[size] > 1
 	if dedup {
-		r.hash.Reset()
-		h = r.hash
+		s.hash.Reset()
+		h = s.hash
 	}
 	holes := newHoleMap(f, size, st.Blocks*512 < size)
-	bs := int64(r.bs)
+	bs := int64(s.bs)
 	full := size / bs
 	for i := int64(0); i < full; i++ {
 		off := i * bs
 		if holes.isHole(off, bs) {
 			h.Write([]byte{0})
-			if err := r.emit(&item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
+			if err := s.emit(item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
 				return err
 			}
 			continue
 		}
-		buf := r.get()[:bs]
+		buf := s.get()[:bs]
 		if err := preadFull(f, buf, off); err != nil {
 			return fmt.Errorf("read %s: %w", n.e.Source, err)
 		}
-		if bytes.Equal(buf, r.zeros) {
+		if bytes.Equal(buf, s.zeros) {
 			// The same digest input as a hole: equal content, equal hash.
 			h.Write([]byte{0})
-			r.pool.Put(&buf)
-			if err := r.emit(&item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
+			s.pool.Put(&buf)
+			if err := s.emit(item{kind: blockItem, fd: fd, hole: true}, false); err != nil {
 				return err
 			}
 			continue
 		}
 		h.Write([]byte{1})
 		h.Write(buf)
-		if err := r.emit(&item{kind: blockItem, fd: fd, raw: buf}, true); err != nil {
+		if err := s.emit(item{kind: blockItem, fd: fd, raw: buf}, true); err != nil {
 			return err
 		}
 	}
 	tail := int(size - full*bs)
 	if tail > 0 {
-		if cap(r.tailBuf) < tail {
-			r.tailBuf = make([]byte, r.bs)
+		if cap(s.tailBuf) < tail {
+			s.tailBuf = make([]byte, s.bs)
 		}
-		r.tailBuf = r.tailBuf[:tail]
-		if err := preadFull(f, r.tailBuf, full*bs); err != nil {
+		s.tailBuf = s.tailBuf[:tail]
+		if err := preadFull(f, s.tailBuf, full*bs); err != nil {
 			return fmt.Errorf("read %s: %w", n.e.Source, err)
 		}
 		h.Write([]byte{2})
-		h.Write(r.tailBuf)
+		h.Write(s.tailBuf)
 	}
 	// A writer that rewrote the file under us would leave a torn copy:
 	// refuse it, as tar does ("file changed as we read it").
@@ -357,29 +324,29 @@ func (r *reader) file(n *node, fd *fileData) error {
 	if after.Size != st.Size || after.Mtim != st.Mtim || after.Ctim != st.Ctim {
 		return fmt.Errorf("%s: changed while packing", n.e.Source)
 	}
-	end := &item{kind: fileEndItem, fd: fd, size: size}
+	end := item{kind: fileEndItem, fd: fd, size: size}
 	if dedup {
 		key := digestKey{size: size}
-		key.h1, key.h2 = r.hash.sum()
-		if d := r.seen[key]; d != nil {
+		key.h1, key.h2 = s.hash.sum()
+		if d := s.seen[key]; d != nil {
 			end.dupOf = d
 			fd.frag, fd.fragOff = d.frag, d.fragOff
-			return r.emit(end, false)
+			return s.emit(end, false)
 		}
-		r.seen[key] = fd
+		s.seen[key] = fd
 	}
 	if tail > 0 {
-		if len(r.frag)+tail > r.bs {
-			if err := r.emit(&item{kind: fragItem, raw: r.frag}, true); err != nil {
+		if len(s.frag)+tail > s.bs {
+			if err := s.emit(item{kind: fragItem, raw: s.frag}, true); err != nil {
 				return err
 			}
-			r.frag = r.get()
-			r.nfrag++
+			s.frag = s.get()
+			s.nfrag++
 		}
-		fd.frag, fd.fragOff = r.nfrag, uint32(len(r.frag))
-		r.frag = append(r.frag, r.tailBuf...)
+		fd.frag, fd.fragOff = s.nfrag, uint32(len(s.frag))
+		s.frag = append(s.frag, s.tailBuf...)
 	}
-	return r.emit(end, false)
+	return s.emit(end, false)
 }
 
 func openNoatime(p string) (int, error) {

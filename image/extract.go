@@ -23,6 +23,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ExtractOptions control Reader.Extract.
+type ExtractOptions struct {
+	Workers   int  // decompression goroutines; <= 0 means runtime.GOMAXPROCS(0)
+	KeepOwner bool // chown to the stored owners (only effective as root)
+	// Warn, when set, receives messages about entries that were skipped or
+	// only partly restored (e.g. device nodes when not root).
+	Warn func(string)
+}
+
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
@@ -61,7 +70,7 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 		links: make(map[uint64]string),
 		seen:  seen,
 		priv:  os.Geteuid() == 0,
-		p:     newPipeline(opt.Workers, int(r.sb.BlockSize)),
+		p:     newBlockQueue(opt.Workers, int(r.sb.BlockSize)),
 	}
 	if opt.KeepOwner && !x.priv {
 		x.warn("not running as root: owners are not restored")
@@ -90,7 +99,7 @@ type extractor struct {
 	links map[uint64]string // inode ref -> path first extracted to ("" if skipped)
 	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices and chown
-	p     *pipeline
+	p     *blockQueue
 	late  []*Node // directories whose mode is applied at the end
 }
 
@@ -322,7 +331,7 @@ func (x *extractor) attrsAt(fd int, k *Node, chmod bool) error {
 	return nil
 }
 
-// file creates a regular file and queues its blocks on the pipeline; the
+// file creates a regular file and queues its blocks on the block queue; the
 // consumer writes them in order and the last task sets size and attributes
 // and closes the file.
 func (x *extractor) file(dirfd int, k *Node) error {

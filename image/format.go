@@ -11,11 +11,18 @@
 // The reader (Reader) works on an io.ReaderAt, trusts nothing it reads and
 // returns the sentinel errors below, so callers can branch with errors.Is.
 //
-// Every on-disk record is defined once, in this file, following the layout
-// in the kernel's fs/squashfs/squashfs_fs.h. All integers are little-endian.
+// Every on-disk record is defined once, in this file, with its size and its
+// codec, following the layout in the kernel's fs/squashfs/squashfs_fs.h. All
+// integers are little-endian.
 package image
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/parkerpack/parker/internal/lefields"
+)
 
 // Sentinel errors. Messages carry the package prefix, as archive/tar does.
 var (
@@ -176,6 +183,8 @@ type dirInode struct {
 	ParentInode uint32
 }
 
+const dirInodeSize = 16
+
 // ldirInode is the extended directory inode (TypeLDir), followed by
 // IndexCount dirIndex records, each followed by its name.
 type ldirInode struct {
@@ -188,12 +197,16 @@ type ldirInode struct {
 	Xattr       uint32
 }
 
+const ldirInodeSize = 24
+
 // dirIndex lets the kernel skip to the metadata block holding a name.
 type dirIndex struct {
 	Index      uint32 // byte offset of a directory header within the listing
 	StartBlock uint32 // its metadata block, relative to DirTableStart
 	NameSize   uint32 // name length - 1 of the header's first entry
 }
+
+const dirIndexSize = 12
 
 // fileInode is the basic regular file inode (TypeFile), followed by one
 // uint32 size word per full block (and per partial block when there is no
@@ -204,6 +217,8 @@ type fileInode struct {
 	FragmentOffset uint32
 	FileSize       uint32
 }
+
+const fileInodeSize = 16
 
 // lfileInode is the extended file inode (TypeLFile): 64-bit sizes, link
 // count and sparse byte count.
@@ -217,6 +232,8 @@ type lfileInode struct {
 	Xattr          uint32
 }
 
+const lfileInodeSize = 40
+
 // symlinkInode (TypeSymlink) is followed by the target bytes; TypeLSymlink
 // adds a trailing uint32 xattr index.
 type symlinkInode struct {
@@ -224,16 +241,22 @@ type symlinkInode struct {
 	TargetSize uint32
 }
 
+const symlinkInodeSize = 8
+
 // devInode (TypeBlockDev, TypeCharDev); TypeL* adds a uint32 xattr index.
 type devInode struct {
 	Nlink uint32
 	Rdev  uint32 // major << 8 | minor&0xff | (minor&^0xff) << 12, as new_encode_dev
 }
 
+const devInodeSize = 8
+
 // ipcInode (TypeFifo, TypeSocket); TypeL* adds a uint32 xattr index.
 type ipcInode struct {
 	Nlink uint32
 }
+
+const ipcInodeSize = 4
 
 // dirHeader starts each run of directory entries.
 type dirHeader struct {
@@ -268,7 +291,10 @@ type lz4Options struct {
 	Flags   uint32
 }
 
-const lz4LegacyVersion = 1
+const (
+	lz4OptionsSize   = 8
+	lz4LegacyVersion = 1
+)
 
 // inodeRef packs a metadata block position (relative to the table start) and
 // an offset within its uncompressed bytes into a 48-bit inode reference.
@@ -286,4 +312,101 @@ func encodeDev(major, minor uint32) uint32 {
 
 func decodeDev(dev uint32) (major, minor uint32) {
 	return (dev & 0xfff00) >> 8, dev&0xff | (dev>>12)&0xfff00
+}
+
+// The record codec. The reader decodes with recordSize and decodeRecord,
+// which spell out each record's layout instead of using binary.Decode: the
+// helper executable embedded in every packed file links the reader (for
+// --parker-info and --parker-extract), and encoding/binary's reflection path
+// would cost it ~30 KB and every inode a reflective walk. The writer, linked
+// only by parker itself, encodes with le. TestRecordLayout holds the two in
+// agreement.
+func recordSize(v any) int {
+	switch v.(type) {
+	case *Superblock:
+		return SuperblockSize
+	case *inodeHeader:
+		return inodeHeaderSize
+	case *dirInode:
+		return dirInodeSize
+	case *ldirInode:
+		return ldirInodeSize
+	case *dirIndex:
+		return dirIndexSize
+	case *fileInode:
+		return fileInodeSize
+	case *lfileInode:
+		return lfileInodeSize
+	case *symlinkInode:
+		return symlinkInodeSize
+	case *devInode:
+		return devInodeSize
+	case *ipcInode:
+		return ipcInodeSize
+	case *dirHeader:
+		return dirHeaderSize
+	case *dirEntry:
+		return dirEntrySize
+	case *fragmentEntry:
+		return fragmentEntrySize
+	case *lz4Options:
+		return lz4OptionsSize
+	}
+	panic(fmt.Sprintf("image: no layout for %T", v))
+}
+
+// decodeRecord fills v from b, which holds at least recordSize(v) bytes.
+// Go evaluates the right-hand sides left to right, so each line reads its
+// fields in on-disk order.
+func decodeRecord(b []byte, v any) {
+	p := lefields.Parser{B: b}
+	switch v := v.(type) {
+	case *Superblock:
+		v.Magic, v.Inodes, v.ModTime, v.BlockSize, v.Fragments = p.U32(), p.U32(), p.U32(), p.U32(), p.U32()
+		v.Compression, v.BlockLog, v.Flags, v.IDCount, v.VersionMajor, v.VersionMinor = p.U16(), p.U16(), p.U16(), p.U16(), p.U16(), p.U16()
+		v.RootInode, v.BytesUsed, v.IDTableStart, v.XattrTableStart = p.U64(), p.U64(), p.U64(), p.U64()
+		v.InodeTableStart, v.DirTableStart, v.FragmentTableStart, v.ExportTableStart = p.U64(), p.U64(), p.U64(), p.U64()
+	case *inodeHeader:
+		v.Type, v.Mode, v.UID, v.GID, v.Mtime, v.Inode = p.U16(), p.U16(), p.U16(), p.U16(), p.U32(), p.U32()
+	case *dirInode:
+		v.StartBlock, v.Nlink, v.FileSize, v.Offset, v.ParentInode = p.U32(), p.U32(), p.U16(), p.U16(), p.U32()
+	case *ldirInode:
+		v.Nlink, v.FileSize, v.StartBlock, v.ParentInode = p.U32(), p.U32(), p.U32(), p.U32()
+		v.IndexCount, v.Offset, v.Xattr = p.U16(), p.U16(), p.U32()
+	case *dirIndex:
+		v.Index, v.StartBlock, v.NameSize = p.U32(), p.U32(), p.U32()
+	case *fileInode:
+		v.BlocksStart, v.Fragment, v.FragmentOffset, v.FileSize = p.U32(), p.U32(), p.U32(), p.U32()
+	case *lfileInode:
+		v.BlocksStart, v.FileSize, v.Sparse = p.U64(), p.U64(), p.U64()
+		v.Nlink, v.Fragment, v.FragmentOffset, v.Xattr = p.U32(), p.U32(), p.U32(), p.U32()
+	case *symlinkInode:
+		v.Nlink, v.TargetSize = p.U32(), p.U32()
+	case *devInode:
+		v.Nlink, v.Rdev = p.U32(), p.U32()
+	case *ipcInode:
+		v.Nlink = p.U32()
+	case *dirHeader:
+		v.Count, v.StartBlock, v.Inode = p.U32(), p.U32(), p.U32()
+	case *dirEntry:
+		v.Offset, v.InodeOffset, v.Type, v.NameSize = p.U16(), int16(p.U16()), p.U16(), p.U16()
+	case *fragmentEntry:
+		v.Start, v.Size, v.Unused = p.U64(), p.U32(), p.U32()
+	case *lz4Options:
+		v.Version, v.Flags = p.U32(), p.U32()
+	default:
+		panic(fmt.Sprintf("image: no layout for %T", v))
+	}
+	if p.Err != nil {
+		panic("image: short record buffer") // callers pass recordSize bytes
+	}
+}
+
+// le encodes a fixed-size on-disk record little-endian.
+func le(v any) []byte {
+	b, err := binary.Append(nil, binary.LittleEndian, v)
+	if err != nil {
+		panic(err) // only fixed-size records defined in this file reach here
+	}
+	return b
 }

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Compression names accepted by ParseCompression and stored in the trailer.
+// Compression names: the values of Options.Compression, what
+// Reader.Compression reports, and what a packed file's trailer records.
 const (
 	Zstd = "zstd"
 	Gzip = "gzip"

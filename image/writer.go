@@ -348,15 +348,6 @@ func log2(n int) int {
 	return l
 }
 
-// le encodes a fixed-size on-disk record little-endian.
-func le(v any) []byte {
-	b, err := binary.Append(nil, binary.LittleEndian, v)
-	if err != nil {
-		panic(err) // only fixed-size records defined in format.go reach here
-	}
-	return b
-}
-
 // indexOf encodes a table index: the absolute image offsets of the table's
 // metadata blocks, stored raw right after them. starts are relative to
 // tableStart.

@@ -36,12 +36,12 @@ type Options struct {
 	// around; 0 means 128 KiB.
 	BlockSize int
 	// Wide, when > 0, adds wide/ with this many entries (20000 in the
-	// issue's tree).
+	// end-to-end tests' tree).
 	Wide int
 	// Depth, when > 0, adds deep/ nested this many directories deep.
 	Depth int
 	// HugeSparse, when > 0, adds sparse/huge of this length (5 GiB in the
-	// issue's tree) with a few data regions in it, including the last byte.
+	// end-to-end tests' tree) with a few data regions in it, including the last byte.
 	HugeSparse int64
 	// Special adds a fifo and a socket, and, as root, a char and a block
 	// device.
@@ -153,7 +153,12 @@ func Generate(dir string, seed int64, opt Options) (*Manifest, error) {
 	p.add(&node{path: "run.sh", kind: 'f', mode: 0o755, data: content{kind: 'x', size: int64(len(script))}})
 
 	p.dir("sizes")
+	sizes := map[int64]bool{} // with 4 KiB blocks, 4095..4097 come twice
 	for _, sz := range []int64{0, 1, 4095, 4096, 4097, bs - 1, bs, bs + 1, 2*bs - 1, 2 * bs, 2*bs + 1, 10*bs + 123, 1<<20 + 7} {
+		if sizes[sz] {
+			continue
+		}
+		sizes[sz] = true
 		p.random(fmt.Sprintf("sizes/r%d", sz), sz)
 		p.file(fmt.Sprintf("sizes/t%d", sz), content{kind: 't', size: sz})
 	}

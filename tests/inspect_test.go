@@ -43,7 +43,7 @@ func TestInspectJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	inodes := map[string]bool{}
-	for _, e := range v.entries {
+	for _, e := range v.Entries {
 		inodes[e.ID] = true
 	}
 	for k, w := range map[string]any{

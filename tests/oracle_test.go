@@ -35,6 +35,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/treecmp"
 	"golang.org/x/sys/unix"
 )
 
@@ -298,17 +299,17 @@ func checkUnsquashfsStat(t *testing.T, pk *packed, o packOpts) {
 
 var (
 	srcViewsMu sync.Mutex
-	srcViews   = map[string]*view{}
+	srcViews   = map[string]*treecmp.View{}
 )
 
 // sourceView returns the (cached) lstat view of a fixture.
-func sourceView(t *testing.T, dir string) *view {
+func sourceView(t *testing.T, dir string) *treecmp.View {
 	srcViewsMu.Lock()
 	defer srcViewsMu.Unlock()
 	if v := srcViews[dir]; v != nil {
 		return v
 	}
-	v, err := lstatView("source", dir)
+	v, err := treecmp.Lstat("source", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,8 +317,8 @@ func sourceView(t *testing.T, dir string) *view {
 	return v
 }
 
-// report fails t with compare's problems (the first 40 and a count) and
-// logs its notes.
+// report fails t with treecmp.Compare's problems (the first 40 and a
+// count) and logs its notes.
 func report(t *testing.T, reader string, problems, notes []string) {
 	t.Helper()
 	for _, n := range notes {
@@ -335,7 +336,7 @@ func report(t *testing.T, reader string, problems, notes []string) {
 
 // checkReaders reads the packed image with all four readers and compares
 // each with the source.
-func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
+func checkReaders(t *testing.T, fx *fixture, pk *packed, x treecmp.Expect) {
 	src := sourceView(t, fx.Dir)
 	off, size := int64(pk.Tr.Offset), int64(pk.Tr.Size)
 	offs := strconv.FormatInt(off, 10)
@@ -348,11 +349,11 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 		t0 := time.Now()
 		run(t, "unsquashfs", "-o", offs, "-d", dir, "-n", pk.File)
 		t1 := time.Now()
-		v, err := lstatView("unsquashfs", dir)
+		v, err := treecmp.Lstat("unsquashfs", dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, n := compare(src, v, x)
+		p, n := treecmp.Compare(src, v, x)
 		t.Logf("extracted in %v, compared in %v", t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 		report(t, "unsquashfs", p, n)
 	})
@@ -360,11 +361,11 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 		needRoot(t, "the kernel loop mount")
 		mnt := tempDir(t, "mnt")
 		mountImage(t, pk.File, off, mnt)
-		v, err := lstatView("kernel", mnt)
+		v, err := treecmp.Lstat("kernel", mnt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, n := compare(src, v, x)
+		p, n := treecmp.Compare(src, v, x)
 		report(t, "kernel", p, n)
 	})
 	t.Run("go-diskfs", func(t *testing.T) {
@@ -376,7 +377,7 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, n := compare(src, v, x)
+		p, n := treecmp.Compare(src, v, x)
 		report(t, "go-diskfs", p, n)
 	})
 	t.Run("image.Reader", func(t *testing.T) {
@@ -384,7 +385,7 @@ func checkReaders(t *testing.T, fx *fixture, pk *packed, x expect) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, n := compare(src, v, x)
+		p, n := treecmp.Compare(src, v, x)
 		report(t, "image.Reader", p, n)
 	})
 }
@@ -412,7 +413,7 @@ func mountImage(t *testing.T, file string, off int64, mnt string) {
 }
 
 // oracleCase packs fx with o and runs every check.
-func oracleCase(t *testing.T, fx *fixture, o packOpts, x expect) *packed {
+func oracleCase(t *testing.T, fx *fixture, o packOpts, x treecmp.Expect) *packed {
 	pk := packFixture(t, fx, o)
 	t.Run("trailer", func(t *testing.T) { checkTrailer(t, fx, pk, o) })
 	t.Run("unsquashfs-s", func(t *testing.T) { checkUnsquashfsStat(t, pk, o) })
@@ -427,12 +428,12 @@ func TestOracleControl(t *testing.T) {
 	*oracleWriter = "mksquashfs"
 	defer func() { *oracleWriter = saved }()
 	fx := smallTree(t)
-	oracleCase(t, fx, packOpts{comp: image.Zstd}, expect{clamp: -1, splitSymlinkLinks: true})
+	oracleCase(t, fx, packOpts{comp: image.Zstd}, treecmp.Expect{Clamp: -1, SplitSymlinkLinks: true})
 	t.Run("keep-owner", func(t *testing.T) {
-		oracleCase(t, fx, packOpts{comp: image.Gzip, keepOwner: true}, expect{clamp: -1, keepOwner: true, splitSymlinkLinks: true})
+		oracleCase(t, fx, packOpts{comp: image.Gzip, keepOwner: true}, treecmp.Expect{Clamp: -1, KeepOwner: true, SplitSymlinkLinks: true})
 	})
 	t.Run("lz4", func(t *testing.T) {
-		oracleCase(t, fx, packOpts{comp: image.LZ4}, expect{clamp: -1, splitSymlinkLinks: true})
+		oracleCase(t, fx, packOpts{comp: image.LZ4}, treecmp.Expect{Clamp: -1, SplitSymlinkLinks: true})
 	})
 }
 
@@ -454,7 +455,7 @@ func TestOracleSmall(t *testing.T) {
 			name += "-keep-owner"
 		}
 		t.Run(name, func(t *testing.T) {
-			oracleCase(t, fx, c, expect{clamp: -1, keepOwner: c.keepOwner})
+			oracleCase(t, fx, c, treecmp.Expect{Clamp: -1, KeepOwner: c.keepOwner})
 		})
 	}
 }
@@ -464,7 +465,7 @@ func TestOracleFull(t *testing.T) {
 		t.Skip("-short: the full tree (20,000-entry directory, 5 GiB sparse file) is long")
 	}
 	fx := fullTree(t)
-	oracleCase(t, fx, packOpts{comp: image.Zstd, keepOwner: true}, expect{clamp: -1, keepOwner: true})
+	oracleCase(t, fx, packOpts{comp: image.Zstd, keepOwner: true}, treecmp.Expect{Clamp: -1, KeepOwner: true})
 }
 
 func TestOracleGoTree(t *testing.T) {
@@ -472,11 +473,11 @@ func TestOracleGoTree(t *testing.T) {
 		t.Skip("-short: the copy of /usr/local/go is long")
 	}
 	fx := goTree(t)
-	oracleCase(t, fx, packOpts{comp: image.Zstd}, expect{clamp: -1})
+	oracleCase(t, fx, packOpts{comp: image.Zstd}, treecmp.Expect{Clamp: -1})
 }
 
-// TestOracleSelfCheck proves compare can fail: a copy of the small tree
-// with planted differences must show exactly those.
+// TestOracleSelfCheck proves treecmp.Compare can fail: a copy of the small
+// tree with planted differences must show exactly those.
 func TestOracleSelfCheck(t *testing.T) {
 	fx := smallTree(t)
 	cp := filepath.Join(tempDir(t, "selfcheck"), "t")
@@ -523,11 +524,11 @@ func TestOracleSelfCheck(t *testing.T) {
 	ts := []syscall.Timespec{syscall.NsecToTimespec(sl.ModTime().UnixNano()), syscall.NsecToTimespec(sl.ModTime().UnixNano())}
 	must(utimesNoFollow(filepath.Join(cp, "symlinks/dangling"), ts))
 
-	v, err := lstatView("copy", cp)
+	v, err := treecmp.Lstat("copy", cp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems, _ := compare(sourceView(t, fx.Dir), v, expect{clamp: -1, keepOwner: true})
+	problems, _ := treecmp.Compare(sourceView(t, fx.Dir), v, treecmp.Expect{Clamp: -1, KeepOwner: true})
 	want := []string{
 		`"links/a.3": hard link of "links/a`,
 		`"sizes/r1": mode -rw----r--, want -rw-r--r--`,
@@ -537,7 +538,7 @@ func TestOracleSelfCheck(t *testing.T) {
 		`"symlinks/dangling": symlink target "does/not/exist2", want "does/not/exist"`,
 	}
 	if len(problems) != len(want) {
-		t.Errorf("compare found %d problems, want %d:\n%s", len(problems), len(want), strings.Join(problems, "\n"))
+		t.Errorf("treecmp.Compare found %d problems, want %d:\n%s", len(problems), len(want), strings.Join(problems, "\n"))
 	}
 	for _, w := range want {
 		found := false
@@ -545,7 +546,7 @@ func TestOracleSelfCheck(t *testing.T) {
 			found = found || strings.HasPrefix(p, w)
 		}
 		if !found {
-			t.Errorf("compare missed %s; it said:\n%s", w, strings.Join(problems, "\n"))
+			t.Errorf("treecmp.Compare missed %s; it said:\n%s", w, strings.Join(problems, "\n"))
 		}
 	}
 }
@@ -574,5 +575,5 @@ func TestOracleBlockList(t *testing.T) {
 	}
 	f.Close()
 	fx := &fixture{Dir: d, Target: "run"}
-	oracleCase(t, fx, packOpts{comp: image.Zstd, blockSize: 4 << 10}, expect{clamp: -1})
+	oracleCase(t, fx, packOpts{comp: image.Zstd, blockSize: 4 << 10}, treecmp.Expect{Clamp: -1})
 }

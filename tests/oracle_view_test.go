@@ -1,11 +1,10 @@
 package tests
 
-// The oracle's data model is internal/treecmp's, which package image's
-// tests share: a view is what one reader shows of a tree (path to entry),
-// built from lstat on a real directory (the source, an unsquashfs
-// extraction, a kernel mount) or from a squashfs reader library. compare
-// then checks a reader's view against the source view. The names below keep
-// this package's vocabulary for the oracle and pack tests.
+// The readers of a packed image that have no directory to lstat: go-diskfs
+// and image.Reader. Each returns an internal/treecmp view, which the oracle
+// and pack tests compare with treecmp.Compare against the source's
+// treecmp.Lstat view (as they do the views of an unsquashfs extraction and
+// a kernel mount).
 
 import (
 	"fmt"
@@ -22,46 +21,6 @@ import (
 	"github.com/parkerpack/parker/internal/treecmp"
 )
 
-type entry = treecmp.Entry
-
-// view is one reader's tree; entries is its Entries.
-type view struct {
-	*treecmp.View
-	entries map[string]*entry
-}
-
-func newView(name string) *view { return wrapView(treecmp.NewView(name)) }
-
-func wrapView(v *treecmp.View) *view { return &view{View: v, entries: v.Entries} }
-
-// lstatView walks a real directory tree without following symlinks.
-func lstatView(name, root string) (*view, error) {
-	v, err := treecmp.Lstat(name, root)
-	if err != nil {
-		return nil, err
-	}
-	return wrapView(v), nil
-}
-
-// expect says how the packed tree should differ from the source; see
-// treecmp.Expect.
-type expect struct {
-	keepOwner         bool
-	clamp             int64           // SOURCE_DATE_EPOCH; < 0 when unset
-	exclude           map[string]bool // source paths left out (with everything below)
-	splitSymlinkLinks bool            // only the control (TestOracleControl) sets it
-	ignoreMtime       map[string]bool // directories the pack itself changed
-}
-
-// compare checks got against the source view and returns one line per
-// difference and notes on what got's reader could not check.
-func compare(src, got *view, x expect) (problems, notes []string) {
-	return treecmp.Compare(src.View, got.View, treecmp.Expect{
-		KeepOwner: x.keepOwner, Clamp: x.clamp, Exclude: x.exclude,
-		SplitSymlinkLinks: x.splitSymlinkLinks, IgnoreMtime: x.ignoreMtime,
-	})
-}
-
 // diskfsView reads the image at [off, off+size) of file with go-diskfs.
 //
 // Its limits, each reported rather than skipped silently: FileInfo.Mode
@@ -70,7 +29,7 @@ func compare(src, got *view, x expect) (problems, notes []string) {
 // content of a directory with a non-UTF-8 name in its path cannot be listed
 // (files with such names in listable directories are still read, through
 // their directory entry).
-func diskfsView(file string, off, size int64) (*view, error) {
+func diskfsView(file string, off, size int64) (*treecmp.View, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -80,7 +39,7 @@ func diskfsView(file string, off, size int64) (*view, error) {
 		f.Close()
 		return nil, fmt.Errorf("go-diskfs: %w", err)
 	}
-	v := newView("go-diskfs")
+	v := treecmp.NewView("go-diskfs")
 	v.NoSpecialBits, v.NoRdev = true, true
 	info, err := fsys.Stat(".")
 	if err != nil {
@@ -125,8 +84,8 @@ func diskfsView(file string, off, size int64) (*view, error) {
 	return v, walk(".")
 }
 
-func diskfsEntry(info fs.FileInfo) *entry {
-	e := &entry{Mode: info.Mode(), Mtime: info.ModTime().Unix()}
+func diskfsEntry(info fs.FileInfo) *treecmp.Entry {
+	e := &treecmp.Entry{Mode: info.Mode(), Mtime: info.ModTime().Unix()}
 	if st, ok := info.Sys().(*dsquash.StatT); ok {
 		e.UID, e.GID = st.UID, st.GID
 		e.ID = fmt.Sprint(st.Inode)
@@ -139,7 +98,7 @@ func diskfsEntry(info fs.FileInfo) *entry {
 }
 
 // ourView reads the image with image.Reader.
-func ourView(file string, off, size int64) (*view, error) {
+func ourView(file string, off, size int64) (*treecmp.View, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -149,9 +108,9 @@ func ourView(file string, off, size int64) (*view, error) {
 		f.Close()
 		return nil, err
 	}
-	v := newView("image.Reader")
+	v := treecmp.NewView("image.Reader")
 	err = r.Walk(func(n *image.Node) error {
-		e := &entry{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.ModTime, Link: n.Link, Rdev: n.Rdev, ID: fmt.Sprint(n.Inode), Nlink: n.Nlink}
+		e := &treecmp.Entry{Mode: n.Mode, UID: n.UID, GID: n.GID, Mtime: n.ModTime, Link: n.Link, Rdev: n.Rdev, ID: fmt.Sprint(n.Inode), Nlink: n.Nlink}
 		if n.Mode.IsRegular() {
 			e.Size = n.Size
 			e.Open = func() (io.ReadCloser, error) {
@@ -166,7 +125,7 @@ func ourView(file string, off, size int64) (*view, error) {
 		if p == "" {
 			p = "."
 		}
-		if _, dup := v.entries[p]; dup {
+		if _, dup := v.Entries[p]; dup {
 			return fmt.Errorf("Walk visited %q twice", p)
 		}
 		v.Add(p, e)

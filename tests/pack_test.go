@@ -21,6 +21,7 @@ import (
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/treecmp"
 	"github.com/parkerpack/parker/internal/treegen"
 )
 
@@ -132,7 +133,7 @@ func TestPackSourceDateEpoch(t *testing.T) {
 	fx := smallTree(t)
 	const epoch = 1300000000 // older than most of the tree's mtimes
 	pk := oracleCase(t, fx, packOpts{comp: image.Zstd, env: []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch)}},
-		expect{clamp: epoch})
+		treecmp.Expect{Clamp: epoch})
 	f, _ := os.Open(pk.File)
 	defer f.Close()
 	if sb := readSuperblock(t, f, int64(pk.Tr.Offset)); sb.ModTime != epoch {
@@ -142,7 +143,7 @@ func TestPackSourceDateEpoch(t *testing.T) {
 	// Without it, the image time is the newest mtime in the tree, so the
 	// output still depends on the tree alone.
 	newest := int64(0)
-	for _, e := range sourceView(t, fx.Dir).entries {
+	for _, e := range sourceView(t, fx.Dir).Entries {
 		newest = max(newest, e.Mtime)
 	}
 	out := pack(t, fx.Dir, fx.Target, "-q")
@@ -194,23 +195,23 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 		}
 	}
 	out := filepath.Join(wd, "appd")
-	check := func(o string, x expect) {
+	check := func(o string, x treecmp.Expect) {
 		t.Helper()
 		tr := checkPacked(t, o)
 		v, err := ourView(o, int64(tr.Offset), int64(tr.Size))
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _ := compare(sourceViewFresh(t, wd), v, x)
+		p, _ := treecmp.Compare(sourceViewFresh(t, wd), v, x)
 		report(t, "image.Reader on "+filepath.Base(o), p, nil)
 	}
 	// The pack's temp file, beside the output, changes the mtime of the
 	// output's directory while the pack runs.
-	check(out, expect{clamp: -1, exclude: map[string]bool{"appd": true}, ignoreMtime: map[string]bool{".": true}})
+	check(out, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"appd": true}, IgnoreMtime: map[string]bool{".": true}})
 	// and -o into a subdirectory of the workdir: now appd is an ordinary file
 	out2 := filepath.Join(wd, "data", "app.packed")
 	pack(t, wd, "app", "-q", "-o", out2)
-	check(out2, expect{clamp: -1, exclude: map[string]bool{"data/app.packed": true}, ignoreMtime: map[string]bool{"data": true}})
+	check(out2, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"data/app.packed": true}, IgnoreMtime: map[string]bool{"data": true}})
 	entries, _ := os.ReadDir(wd)
 	for _, e := range entries {
 		if strings.Contains(e.Name(), "parker-tmp") || strings.HasPrefix(e.Name(), ".") {
@@ -220,8 +221,8 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 }
 
 // sourceViewFresh is sourceView without the cache, for trees that change.
-func sourceViewFresh(t *testing.T, dir string) *view {
-	v, err := lstatView("source", dir)
+func sourceViewFresh(t *testing.T, dir string) *treecmp.View {
+	v, err := treecmp.Lstat("source", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,31 +291,31 @@ func TestPackExclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"app", "data", "data/a.txt", "data/deep", "secret/keep"} {
-		if v.entries[p] == nil {
+		if v.Entries[p] == nil {
 			t.Errorf("%s missing from the image", p)
 		}
 	}
 	for _, p := range []string{"build", "build/obj.o", "notes.md", "data/b.log", "data/deep/c.log", "secret/key", "data/a-link.txt"} {
-		if v.entries[p] != nil {
+		if v.Entries[p] != nil {
 			t.Errorf("%s is in the image but excluded", p)
 		}
 	}
 	// and nothing else differs, for our reader and the kernel
 	ex := map[string]bool{"build": true, "notes.md": true, "data/b.log": true, "data/deep/c.log": true, "secret/key": true, "data/a-link.txt": true}
-	if v.entries[".parkerignore"] == nil {
+	if v.Entries[".parkerignore"] == nil {
 		ex[".parkerignore"] = true
 	}
 	src := sourceViewFresh(t, wd)
-	p, _ := compare(src, v, expect{clamp: -1, exclude: ex})
+	p, _ := treecmp.Compare(src, v, treecmp.Expect{Clamp: -1, Exclude: ex})
 	report(t, "image.Reader", p, nil)
 	if os.Geteuid() == 0 {
 		mnt := tempDir(t, "mnt")
 		mountImage(t, out, int64(tr.Offset), mnt)
-		kv, err := lstatView("kernel", mnt)
+		kv, err := treecmp.Lstat("kernel", mnt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _ := compare(src, kv, expect{clamp: -1, exclude: ex})
+		p, _ := treecmp.Compare(src, kv, treecmp.Expect{Clamp: -1, Exclude: ex})
 		report(t, "kernel", p, nil)
 	}
 	// The target itself cannot be excluded.
@@ -386,7 +387,7 @@ func TestPackSparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := compare(sourceViewFresh(t, d), v, expect{clamp: -1})
+	p, _ := treecmp.Compare(sourceViewFresh(t, d), v, treecmp.Expect{Clamp: -1})
 	report(t, "image.Reader", p, nil)
 }
 

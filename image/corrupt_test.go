@@ -17,7 +17,7 @@ import (
 // smallMksquashfsImage packs a small tree and returns the image.
 func smallMksquashfsImage(t testing.TB, args ...string) []byte {
 	t.Helper()
-	needMksquashfs(t)
+	needTool(t, "mksquashfs")
 	src := filepath.Join(t.TempDir(), "src")
 	for i, size := range []int{0, 10, 5000, 70000} {
 		p := filepath.Join(src, fmt.Sprintf("d%d", i%2), fmt.Sprintf("f%d", i))

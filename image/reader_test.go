@@ -29,7 +29,7 @@ func readerTree(t testing.TB) string {
 }
 
 func TestReaderAgainstMksquashfs(t *testing.T) {
-	needMksquashfs(t)
+	needTool(t, "mksquashfs")
 	src := readerTree(t)
 	want := diskView(t, "source", src)
 	if want.Entries["links/a"].ID != want.Entries["links/a.2"].ID {

@@ -74,17 +74,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needMksquashfs(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed (apt-get install squashfs-tools): skipping tests against real images")
-	}
-}
-
 // packMksquashfs packs src into a new image and returns its path.
 func packMksquashfs(t testing.TB, src string, args ...string) string {
 	t.Helper()
-	needMksquashfs(t)
+	needTool(t, "mksquashfs")
 	img := filepath.Join(t.TempDir(), "img.sqfs")
 	cmd := exec.Command("mksquashfs", append([]string{src, img, "-noappend", "-quiet", "-no-progress", "-no-xattrs"}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -414,17 +414,12 @@ func FuzzStubLZ4(f *testing.F) {
 // with aarch64-linux-gnu-gcc), and its trailer reader and LZ4 decoder,
 // built for arm64 and run under qemu-user, read what the amd64 ones and Go
 // read. (The mounts cannot be run there: qemu-user lacks the new mount
-// API.) Skipped without the cross compiler or qemu (hack/deps.sh installs
-// both).
+// API.) hack/deps.sh installs the cross compiler and qemu.
 func TestStubArm64(t *testing.T) {
-	cc, err := exec.LookPath("aarch64-linux-gnu-gcc")
-	if err != nil {
-		t.Skip("no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)")
-	}
-	qemu, err := exec.LookPath("qemu-aarch64-static")
-	if err != nil {
-		t.Skip("no qemu-aarch64-static (apt-get install qemu-user-static)")
-	}
+	needTool(t, "aarch64-linux-gnu-gcc")
+	needTool(t, "qemu-aarch64-static")
+	cc, _ := exec.LookPath("aarch64-linux-gnu-gcc")
+	qemu, _ := exec.LookPath("qemu-aarch64-static")
 	out := filepath.Join(tempDir(t, "arm64"), "parker")
 	build := exec.Command("bash", "hack/build.sh", out)
 	build.Dir = ".."
@@ -511,10 +506,8 @@ func TestStubLegacyKernel(t *testing.T) {
 	if goStubRun() {
 		t.Skip("the Go stub's legacy paths: go test -run TestLegacy ./mountns")
 	}
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("no strace (hack/deps.sh installs it)")
-	}
+	needTool(t, "strace")
+	strace, _ := exec.LookPath("strace")
 	legacy, err := os.ReadFile(buildCStub(t, "stub.c", "PARKER_LEGACY_KERNEL", hostCC()))
 	if err != nil {
 		t.Fatal(err)

@@ -281,7 +281,7 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 // (its tables, the padding to 4 KiB): "18 B -> 4.0 KiB (22755.6%)".
 func summary(output string, st image.Stats, opt image.Options, d time.Duration, digest [32]byte) string {
 	sizes := human.Bytes(st.InputBytes) + " -> " + human.Bytes(st.Size)
-	if st.InputBytes > 0 && st.Size <= st.InputBytes {
+	if st.InputBytes > 0 && st.Size < st.InputBytes {
 		sizes += fmt.Sprintf(" (%.1f%%)", float64(st.Size)/float64(st.InputBytes)*100)
 	}
 	comp := opt.Compression

@@ -282,7 +282,7 @@ func TestSummary(t *testing.T) {
 	}{
 		{0, 0, 4096, zstd, 0, "out: 0 files, 0 B -> 4.0 KiB, zstd-3, 0.0s"},
 		{1, 18, 4096, zstd, 20 * time.Millisecond, "out: 1 file, 18 B -> 4.0 KiB, zstd-3, 0.0s"},
-		{2, 4096, 4096, xz, time.Second, "out: 2 files, 4.0 KiB -> 4.0 KiB (100.0%), xz, 1.0s"},
+		{2, 4096, 4096, xz, time.Second, "out: 2 files, 4.0 KiB -> 4.0 KiB, xz, 1.0s"},
 		{3, 100 << 20, 100<<20 + 8192, zstd, time.Second, "out: 3 files, 100.0 MiB -> 100.0 MiB, zstd-3, 1.0s"},
 		{1234, 283220378, 64277299, zstd, 3200 * time.Millisecond, "out: 1234 files, 270.1 MiB -> 61.3 MiB (22.7%), zstd-3, 3.2s"},
 	} {

@@ -97,8 +97,9 @@ static void __attribute__((noreturn)) run(char **args)
 	catch_signals(); /* before mounting: a signal now is held for the target */
 	enter();
 	setup(dir);
-	sys_close(file); /* kept until here: the helper may still need it */
-	file = -1;
+	/* file stays open: starting the target may still fail over to the
+	 * helper, which maps it (it is close-on-exec, so the target never
+	 * sees it). */
 
 	struct target t;
 	t.path = cat(dir, "/", tr.target);

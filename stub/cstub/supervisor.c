@@ -74,8 +74,8 @@ static long start(const struct target *t, int *pidfd, u64 *mask)
 }
 
 /* start_exit_code is the status for a target that could not be executed
- * with errno e (supervisor.StartError.ExitCode): missing, or not
- * executable. */
+ * with errno e (as stub.go's runner.run decides it, from
+ * supervisor.StartError.Missing): missing, or not executable. */
 static int start_exit_code(long e)
 {
 	return e == ENOENT || e == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;

@@ -1,8 +1,8 @@
 package main
 
 // The progress line is hand-written on purpose: a parker built with plain
-// go install is the stub inside every packed file, with a 4 MiB goal it
-// barely meets, and the maintained progress-bar libraries add 260 KiB
+// go install is the stub inside every packed file, about 4 MiB, and the
+// maintained progress-bar libraries add 260 KiB
 // (github.com/vbauerster/mpb/v8, Unicode width tables) to 1.6 MiB
 // (github.com/schollz/progressbar/v3, net/http); see README, Dependencies.
 // One redrawn ASCII line needs neither.
@@ -35,7 +35,7 @@ type counts struct {
 // left free so no terminal wraps). Fields are dropped, least useful first,
 // when the line does not fit:
 //
-//	42% [=======>         ] 1234/5678 files  120.3/270.1 MiB  61.3 MiB/s  ETA 0:03
+//	42% [=======>         ] 120.3/270.1 MiB  ETA  0:03  1234/5678 files   61.3 MiB/s
 func formatProgress(c counts, width int) string {
 	frac := 1.0
 	switch {

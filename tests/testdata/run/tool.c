@@ -1,5 +1,5 @@
 /* tool: the target program of the run tests, one subcommand per behaviour
- * checked (see tests/run_test.go). Built with gcc by the tests. */
+ * checked (see tests/run_*_test.go). Built with gcc by the tests. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"runtime/debug"
@@ -282,14 +281,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inspect(c, stdout, stderr)
 	}
 	return pack(c, stderr)
-}
-
-// errnoOf strips the *fs.PathError wrapper (whose path is an absolute one
-// the user never typed), leaving the cause for a message of our own.
-func errnoOf(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/packed"
 )
 
@@ -20,12 +21,12 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 	}
 	f, err := os.Open(c.file)
 	if err != nil {
-		return fail("inspect %s: %v", c.file, errnoOf(err))
+		return fail("inspect %s: %v", c.file, human.Cause(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fail("inspect %s: %v", c.file, errnoOf(err))
+		return fail("inspect %s: %v", c.file, human.Cause(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return fail("inspect %s: not a regular file", c.file)
@@ -35,7 +36,7 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 	case errors.Is(err, trailer.ErrNoTrailer):
 		return fail("inspect %s: not a packed file (no parker trailer)", c.file)
 	case err != nil:
-		return fail("inspect %s: %v", c.file, errnoOf(err))
+		return fail("inspect %s: %v", c.file, human.Cause(err))
 	}
 	if c.json {
 		stdout.Write(in.JSON())

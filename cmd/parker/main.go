@@ -22,6 +22,7 @@ import (
 	"os"
 
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
 )
@@ -61,6 +62,6 @@ func start(self string, args []string, stdout, stderr io.Writer) int {
 	}
 	// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
 	// way neither the stub nor the command line can do its job.
-	fmt.Fprintf(stderr, "parker: %s: %v\n", self, errnoOf(err))
+	fmt.Fprintf(stderr, "parker: %s: %v\n", self, human.Cause(err))
 	return stub.ExitFailure
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 )
 
@@ -49,7 +50,7 @@ type outputError struct {
 func (e *outputError) Error() string { return "write " + e.name + ": " + e.err.Error() }
 func (e *outputError) Unwrap() error { return e.err }
 
-func (o *output) fail(err error) error { return &outputError{o.name, errnoOf(err)} }
+func (o *output) fail(err error) error { return &outputError{o.name, human.Cause(err)} }
 
 // check resolves the output's path and refuses one that is a directory or
 // the target itself (t's file).

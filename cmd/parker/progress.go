@@ -17,8 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parkerpack/parker/internal/human"
 	"golang.org/x/term"
+
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // progressInterval caps redraws at 10 per second.

@@ -1,9 +1,12 @@
-// Package human formats quantities for people: the progress line, the
-// summary line and inspect's output share it.
+// Package human words things for people: byte counts, which the progress
+// line, the summary line and inspect's output share, and the cause of an
+// error about a path, for the command line's own messages.
 package human
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 )
 
@@ -29,4 +32,15 @@ func Unit(n int64) (int64, string) {
 		exp++
 	}
 	return size, string("KMGTPE"[exp]) + "iB"
+}
+
+// Cause strips the *fs.PathError wrapper (whose path is often an absolute
+// one the user never typed), leaving the errno for a message that names
+// the path as the user wrote it.
+func Cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

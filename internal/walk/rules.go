@@ -11,6 +11,8 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // IgnoreFile is read from the top of the working directory.
@@ -32,11 +34,11 @@ func LoadRules(root string, excludes []string) (*Rules, error) {
 		patterns, err = ignorefile.ReadAll(f)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", IgnoreFile, errnoOf(err))
+			return nil, fmt.Errorf("%s: %w", IgnoreFile, human.Cause(err))
 		}
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return nil, fmt.Errorf("%s: %w", IgnoreFile, errnoOf(err))
+		return nil, fmt.Errorf("%s: %w", IgnoreFile, human.Cause(err))
 	}
 	// --exclude takes the same syntax as a line of the file; read it
 	// through the same parser so both are normalised alike.

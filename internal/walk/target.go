@@ -11,13 +11,14 @@ package walk
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // maxSymlinkHops bounds target resolution, as the kernel's MAXSYMLINKS does.
@@ -32,11 +33,11 @@ func Root(dir string) (string, error) {
 	}
 	root, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return "", fmt.Errorf("working directory %s: %w", dir, errnoOf(err))
+		return "", fmt.Errorf("working directory %s: %w", dir, human.Cause(err))
 	}
 	fi, err := os.Stat(root)
 	if err != nil {
-		return "", fmt.Errorf("working directory %s: %w", dir, errnoOf(err))
+		return "", fmt.Errorf("working directory %s: %w", dir, human.Cause(err))
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("working directory %s: not a directory", dir)
@@ -117,7 +118,7 @@ func ResolveTarget(root, display, p string) (*Target, error) {
 			}
 			link, err := os.Readlink(filepath.Join(root, next))
 			if err != nil {
-				return nil, fmt.Errorf("target %s: %w", p, errnoOf(err))
+				return nil, fmt.Errorf("target %s: %w", p, human.Cause(err))
 			}
 			if path.IsAbs(link) {
 				return nil, fmt.Errorf("target %s: %s is a symlink to %s, outside the working directory; copy the file in instead", p, next, link)
@@ -143,14 +144,4 @@ func ResolveTarget(root, display, p string) (*Target, error) {
 		return nil, fmt.Errorf("target %s: not a regular file", p)
 	}
 	return t, nil
-}
-
-// errnoOf strips the *fs.PathError wrapper (whose path is an absolute one
-// the user never typed), leaving the cause for a message of our own.
-func errnoOf(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

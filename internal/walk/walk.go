@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // Config says what Tree walks and where the entries go.
@@ -114,7 +115,7 @@ func (w *walker) dir(rel string, want *unix.Stat_t) error {
 	}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", w.show(rel), errnoOf(err))
+		return fmt.Errorf("read %s: %w", w.show(rel), human.Cause(err))
 	}
 	for _, name := range names {
 		crel := name
@@ -157,7 +158,7 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		if link, err = os.Readlink(abs); err != nil {
-			return fmt.Errorf("read %s: %w", w.show(rel), errnoOf(err))
+			return fmt.Errorf("read %s: %w", w.show(rel), human.Cause(err))
 		}
 	case unix.S_IFREG:
 		if err := unix.Access(abs, unix.R_OK); err != nil {

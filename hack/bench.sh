@@ -2,7 +2,7 @@
 # hack/bench.sh: parker's pack benchmark (make bench, after make build).
 #
 # Packs (i) a copy of /usr/local/go and (ii) a generated 1 GiB asset tree
-# (tests/treegen via hack/gentree) with bin/parker and with mksquashfs at the
+# (internal/treegen via hack/gentree) with bin/parker and with mksquashfs at the
 # same compression and level (zstd 3, gzip 6; mksquashfs -processors = the
 # core count), RUNS times each with a warm page cache, and prints a Markdown
 # table for the README on stdout: median wall time, payload size, size ratio

@@ -314,13 +314,16 @@ func (f *File) writeTo(w io.Writer, workers int) (int64, error) {
 			break
 		}
 	}
-	return total, p.wait()
+	// wait runs the last sinks, which add to total: read it only after.
+	err := p.wait()
+	return total, err
 }
 
 // blockQueue decodes blocks on the shared pipeline (pipeline.go) and hands
 // each result to its sink on one goroutine, in submission order, so output
-// stays sequential while decompression uses every core. At most about
-// three times the worker count of blocks are in memory at once.
+// stays sequential while decompression uses every core. The pipeline's
+// depth is twice the worker count, so at most that many decoded blocks, and
+// the one a sink is consuming, are in memory at once.
 type blockQueue struct {
 	p    *pipeline[blockTask]
 	pool sync.Pool // decode buffers of the block size

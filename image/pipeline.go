@@ -12,8 +12,12 @@ import (
 // order, so the output stays sequential (and, for the writer, independent
 // of the worker count) while every core works.
 //
-// Memory is bounded by depth: submit blocks while depth values wait to be
-// taken back, and as many again wait for a worker.
+// Memory is bounded by depth, whatever the worker count: at most depth
+// values wait in order to be taken back, and besides them only the value
+// submit is handing over and the one next is waiting for are in the
+// pipeline, depth+2 in all. A value enters order before it is queued for a
+// worker and leaves it only for a next that waits until its work is done,
+// so the values queued for or held by the workers are among those.
 type pipeline[T any] struct {
 	work     func(*T)
 	todo     chan *slot[T] // values for the workers
@@ -59,6 +63,14 @@ func (p *pipeline[T]) submit(v T, needsWork bool) error {
 	s := &slot[T]{v: v}
 	if needsWork {
 		s.ready = make(chan struct{})
+	}
+	// A select picks at random among ready cases, so a stop must be seen
+	// first; the select below then releases a producer blocked on a full
+	// pipeline.
+	select {
+	case <-p.stopped:
+		return errStopped
+	default:
 	}
 	select {
 	case p.order <- s:

@@ -127,7 +127,8 @@ func (s *sparseFile) Read(p []byte) (int, error) {
 
 func (s *sparseFile) Close() error { return s.f.Close() }
 
-// unixMode turns st_mode into an fs.FileMode.
+// unixMode turns st_mode into an fs.FileMode. internal/walk has its own
+// (fileMode) on purpose: an oracle must not share the code it checks.
 func unixMode(m uint32) fs.FileMode {
 	mode := fs.FileMode(m & 0o777)
 	switch m & syscall.S_IFMT {

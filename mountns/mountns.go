@@ -17,7 +17,6 @@ package mountns
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -55,10 +54,9 @@ type Options struct {
 	// Dir is where the view appears: the payload merged over Dir's real
 	// contents, payload entries winning.
 	Dir string
-	// Overlay, when set, is a directory that keeps the writes (in
-	// Overlay/upper, with Overlay/work as overlayfs' work dir) instead of a
-	// tmpfs that vanishes with the namespace.
-	Overlay string
+	// Overlay, when set, keeps the writes instead of a tmpfs that
+	// vanishes with the namespace.
+	Overlay *Overlay
 	// Log, when set, is called after each step with its duration.
 	Log func(step string, d time.Duration)
 }
@@ -93,7 +91,7 @@ func Setup(o Options) error {
 	// packed workdir, not like our scratch space.
 	mode := os.FileMode(root.Mode & 0o7777)
 	var upper, work string
-	if o.Overlay == "" {
+	if o.Overlay == nil {
 		tmp, err := MountTmpfs(0o700)
 		if err != nil {
 			return err
@@ -106,17 +104,8 @@ func Setup(o Options) error {
 		}
 		upper, work = FDPath(tmp)+"/upper", FDPath(tmp)+"/work"
 		t = o.logStep("tmpfs for writes", t)
-	} else {
-		dir, err := filepath.Abs(o.Overlay)
-		if err != nil {
-			return err
-		}
-		upper, work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-		for _, d := range []string{upper, work} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("overlay dir: %w", err)
-			}
-		}
+	} else if upper, work, err = o.Overlay.layers(); err != nil {
+		return fmt.Errorf("overlay dir: %w", err)
 	}
 	if err := os.Chmod(upper, mode); err != nil {
 		return fmt.Errorf("overlay upper dir: %w", err)

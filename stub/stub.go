@@ -24,9 +24,10 @@
 //  3. the target started from this thread, so it inherits the namespace,
 //     and supervised until it ends (supervisor.Run, supervisor.Exit).
 //
-// Nothing is created on the host: the mounts exist only in the namespace,
-// which the kernel tears down (and the loop device clears itself) when its
-// last process exits, however it exits.
+// Nothing is created on the host but a --parker-overlay DIR (locked for
+// the run): the mounts exist only in the namespace, which the kernel tears
+// down (and the loop device clears itself) when its last process exits,
+// however it exits.
 //
 // This is the hot path of every start. Nothing here scales with the payload
 // size: the digest is checked only on --parker-verify.
@@ -190,7 +191,8 @@ Flags, recognised only before the first other argument or "--":
   --parker-mount           mount the payload read-only, print where, and
                            wait until interrupted
   --parker-verify          check the payload's SHA-256 digest, then run
-  --parker-overlay DIR     keep the target's writes in DIR instead of
+  --parker-overlay DIR     keep the target's writes in DIR (outside
+                           %[3]s; one run at a time) instead of
                            discarding them
 
 Environment: PARKER_VERBOSE=1 logs each step with its duration.
@@ -345,13 +347,25 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step("enter private mount namespace")
+	var ov *mountns.Overlay
+	if f.overlay != "" {
+		var err error
+		if ov, err = openOverlay(f.overlay, dir); err != nil {
+			return r.fail(err)
+		}
+		// Never closed: the lock lasts as long as this process, the
+		// target's parent, and the kernel drops it however the run ends.
+		// A run that execs the target in place must hand the descriptor
+		// to the process beside it that outlives the target.
+		r.step("lock overlay dir " + ov.Path)
+	}
 	r.last = time.Now()
 	err := mountns.Setup(mountns.Options{
 		File:    r.file,
 		Offset:  r.t.Offset,
 		Size:    r.t.Size,
 		Dir:     dir,
-		Overlay: f.overlay,
+		Overlay: ov,
 		Log:     r.logf,
 	})
 	if err != nil {
@@ -389,6 +403,21 @@ func (r *runner) run(f flags) int {
 	}
 	r.step(fmt.Sprintf("target ended (status %d)", st.ExitCode()))
 	return supervisor.Exit(st)
+}
+
+// openOverlay opens and locks the --parker-overlay directory dir for a run
+// whose view covers view, and says what to do when it is refused.
+func openOverlay(dir, view string) (*mountns.Overlay, error) {
+	ov, err := mountns.OpenOverlay(dir, view)
+	switch {
+	case errors.Is(err, mountns.ErrInView):
+		return nil, fmt.Errorf("--parker-overlay %s: %w; choose a DIR outside %s", dir, err, view)
+	case errors.Is(err, mountns.ErrBusy):
+		return nil, fmt.Errorf("--parker-overlay %s: %w; wait for it to end or choose another DIR", dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("--parker-overlay %s: %w", dir, err)
+	}
+	return ov, nil
 }
 
 // environ is ours plus PARKER_EXE and PARKER_ROOT (replacing any inherited).

@@ -22,6 +22,7 @@
 //     detached squashfs; a detached tmpfs for writes; an overlay of the two
 //     over the directory holding TARGETd (mountns.Setup);
 //  3. the target started from this thread, so it inherits the namespace,
+//     named so that it finds itself as when run directly (targetName),
 //     and supervised until it ends (supervisor.Run, supervisor.Exit).
 //
 // Nothing is created on the host but a --parker-overlay DIR (locked for
@@ -207,6 +208,9 @@ is killed by signal N (re-raised, so the caller sees the same signal).
 // arguments (os.Args). It returns the process exit status.
 func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	r := &runner{self: self, t: t, start: time.Now()}
+	if len(args) > 0 {
+		r.caller = args[0]
+	}
 	if os.Getenv(EnvVerbose) == "1" {
 		r.verbose = true
 	}
@@ -281,6 +285,7 @@ func Fail(self string, err error) int {
 
 type runner struct {
 	self    string
+	caller  string // our argv[0]
 	t       *trailer.Trailer
 	file    *os.File
 	verbose bool
@@ -374,10 +379,7 @@ func (r *runner) run(f flags) int {
 	r.last = time.Now()
 	r.file.Close()
 
-	target := filepath.Join(dir, filepath.FromSlash(r.t.Target))
 	c := supervisor.Config{
-		Path:    target,
-		Args:    append([]string{filepath.Base(target)}, f.args...),
 		Env:     environ(r.self, dir),
 		Signals: sigs,
 	}
@@ -386,6 +388,8 @@ func (r *runner) run(f flags) int {
 	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
 		c.Dir = cwd
 	}
+	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
+	c.Args = append([]string{c.Path}, f.args...)
 	if r.verbose {
 		c.Log = func(format string, args ...any) { r.step(fmt.Sprintf(format, args...)) }
 	}

@@ -43,7 +43,7 @@ func (e *StartError) Missing() bool {
 
 // Config describes the target.
 type Config struct {
-	Path string   // absolute path of the executable
+	Path string   // path of the executable: absolute, or relative to Dir (ours if empty)
 	Args []string // argv, including argv[0]
 	Env  []string
 	Dir  string // working directory; empty keeps ours

@@ -23,14 +23,17 @@ func TestRunArgs(t *testing.T) {
 	args := []string{"plain", "with space", `"double"`, `'single'`, "new\nline", "", "tab\there",
 		"--parker-help", "-", "--", "ünïcode", "$HOME", "*", "back\\slash", ""}
 	r := runFile(t, f, append([]string{"args"}, args...))
-	want := "argv0=tool\n" + hexArgs(args)
+	// Run by its absolute path, the target is named by its own (see
+	// run_argv0_test.go).
+	argv0 := "argv0=" + filepath.Join(filepath.Dir(f), "tool") + "\n"
+	want := argv0 + hexArgs(args)
 	if r.Code != 0 || r.Stdout != want {
 		t.Fatalf("exit %d, stderr %q\ngot:\n%s\nwant:\n%s", r.Code, r.Stderr, r.Stdout, want)
 	}
 	// "--" ends parker's flags and is consumed; what follows is the
 	// target's, even --parker-* lookalikes.
 	r = runFile(t, f, []string{"--", "args", "--parker-info", "--"})
-	if want := "argv0=tool\n" + hexArgs([]string{"--parker-info", "--"}); r.Stdout != want {
+	if want := argv0 + hexArgs([]string{"--parker-info", "--"}); r.Stdout != want {
 		t.Fatalf("after --: got %q, want %q (stderr %q)", r.Stdout, want, r.Stderr)
 	}
 }

@@ -14,7 +14,8 @@
  *     detached tmpfs for writes, and an overlay of both over the directory
  *     holding the packed file;
  *  4. start the target as its child, in the caller's working directory
- *     re-resolved in the new view, with PARKER_EXE and PARKER_ROOT set;
+ *     re-resolved in the new view, named so that it finds itself as when
+ *     run directly, with PARKER_EXE and PARKER_ROOT set;
  *     relay signals to it; wait for it; kill what it left behind;
  *  5. exit with its status, or die of the signal that killed it.
  *
@@ -43,12 +44,20 @@
 #include "mountns.c"    /* step 3: mountns */
 #include "supervisor.c" /* steps 4 and 5: supervisor */
 
-/* dir_of returns the directory holding path, or 0 for the root. */
-static char *dir_of(const char *path)
+/* base_at returns where the last element of path starts: just after its
+ * last slash, or 0 when it has none. */
+static size_t base_at(const char *path)
 {
 	size_t cut = slen(path);
 	while (cut > 0 && path[cut - 1] != '/')
 		cut--;
+	return cut;
+}
+
+/* dir_of returns the directory holding path, or 0 for the root. */
+static char *dir_of(const char *path)
+{
+	size_t cut = base_at(path);
 	if (cut <= 1)
 		return 0;
 	char *dir = alloc(cut);
@@ -70,17 +79,42 @@ static const char *cwd_within(const char *dir)
 	return 0;
 }
 
-/* target_args returns args with the target's base name as argv[0]. */
-static char **target_args(const char *target, char **args)
+/* same_file tells whether paths a and b name one file. */
+static int same_file(const char *a, const char *b)
 {
-	const char *base = target + slen(target);
-	while (base > target && base[-1] != '/')
-		base--;
+	struct kstatx sa, sb;
+	return sys_stat(a, &sa) == 0 && sys_stat(b, &sb) == 0 && sa.ino == sb.ino &&
+	       sa.dev_major == sb.dev_major && sa.dev_minor == sb.dev_minor;
+}
+
+/* target_name returns the name the target at path (absolute, in the view)
+ * is run by, starting in dir (0: ours): its argv[0] and the path it is
+ * executed through (stub.go's targetName). When our argv[0] has a slash,
+ * it is that path with our base name replaced by the target's path in the
+ * packed directory, if that names the target there; otherwise path. */
+static const char *target_name(const char *path, const char *dir)
+{
+	const char *caller = argc > 0 ? argv[0] : "";
+	size_t cut = base_at(caller);
+	if (!cut) /* found through PATH, or no name at all */
+		return path;
+	size_t rl = slen(tr.target);
+	char *name = alloc(cut + rl + 1);
+	memcpy(name, caller, cut);
+	memcpy(name + cut, tr.target, rl + 1);
+	/* A relative name is resolved where the target starts. */
+	const char *at = dir && name[0] != '/' ? cat(dir, "/", name) : name;
+	return same_file(at, path) ? name : path;
+}
+
+/* target_args returns args with name as argv[0]. */
+static char **target_args(const char *name, char **args)
+{
 	if (!args[0]) { /* argc 0 (kernels before 5.18 allow it): no slot to reuse */
 		args = alloc(2 * sizeof *args);
 		args[1] = 0;
 	}
-	args[0] = (char *)base;
+	args[0] = (char *)name;
 	return args;
 }
 
@@ -102,10 +136,10 @@ static void __attribute__((noreturn)) run(char **args)
 	 * sees it). */
 
 	struct target t;
-	t.path = cat(dir, "/", tr.target);
+	t.dir = cwd;
+	t.path = target_name(cat(dir, "/", tr.target), cwd);
 	t.args = target_args(t.path, args);
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
-	t.dir = cwd;
 	int ws;
 	long err = supervise(&t, &ws);
 	if (err) {

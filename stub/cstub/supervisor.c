@@ -5,7 +5,7 @@
 
 /* The target (supervisor.Config). */
 struct target {
-	const char *path; /* absolute */
+	const char *path; /* absolute, or relative to dir (or ours) */
 	char **args;      /* argv, argv[0] included */
 	char **env;
 	const char *dir; /* working directory, or 0 to keep ours */

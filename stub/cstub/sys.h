@@ -186,7 +186,9 @@ struct kstatx {
 	u32 nlink, uid, gid;
 	u16 mode, pad1;
 	u64 ino, size, blocks, attributes_mask;
-	u8 rest[192]; /* times, devices, mount id, ...: 256 bytes in all */
+	u8 times[64];
+	u32 rdev_major, rdev_minor, dev_major, dev_minor;
+	u8 rest[112]; /* mount id, ...: 256 bytes in all */
 };
 
 struct ktimespec {
@@ -214,6 +216,7 @@ struct loop_config {
 /* The kernel reads and writes these whole: a short one would let it write
  * past, or read what follows. */
 _Static_assert(sizeof(struct kstatx) == 256, "struct statx is 256 bytes");
+_Static_assert(offsetof(struct kstatx, dev_major) == 136, "stx_dev_major is at byte 136");
 _Static_assert(sizeof(struct ksiginfo) == 128, "siginfo_t is 128 bytes");
 _Static_assert(sizeof(struct ksigaction) == 32, "struct sigaction is 32 bytes");
 _Static_assert(sizeof(struct loop_info64) == 232, "struct loop_info64 is 232 bytes");
@@ -234,6 +237,11 @@ static inline long sys_readlink(const char *p, char *b, size_t n) { return SYS4(
 static inline long sys_fstat(int fd, struct kstatx *st)
 {
 	return SYS5(__NR_statx, fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, st);
+}
+/* sys_stat: statx of the file path names, symlinks followed. */
+static inline long sys_stat(const char *p, struct kstatx *st)
+{
+	return SYS5(__NR_statx, AT_FDCWD, p, 0, STATX_BASIC_STATS, st);
 }
 static inline long sys_ftruncate(int fd, u64 n) { return SYS2(__NR_ftruncate, fd, n); }
 static inline long sys_mkdirat(int dir, const char *p, int mode) { return SYS3(__NR_mkdirat, dir, p, mode); }

@@ -124,3 +124,30 @@ func patchInterp(t *testing.T, path, interp string) {
 	}
 	t.Fatalf("%s is not dynamically linked: no PT_INTERP to patch", path)
 }
+
+// TestRunDiagOnOverlay: the same diagnosis for a packed file in a directory
+// that is itself on overlayfs (a container's root file system). The C stub
+// must take its view down before the helper mounts its own: an overlay on
+// top of it would be one level deeper than the kernel stacks file systems.
+func TestRunDiagOnOverlay(t *testing.T) {
+	needRoot(t, "mounting an overlay")
+	needTool(t, "unshare")
+	f := packScript(t, "badshebang", "#!/usr/bin/nope\n", nil)
+	d := tempDir(t, "ovl")
+	for _, sub := range []string{"lower", "upper", "work", "merged"} {
+		os.Mkdir(filepath.Join(d, sub), 0o755)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(d, "lower", "badshebangd"), b, 0o755)
+	merged := filepath.Join(d, "merged")
+	// In a mount namespace of its own, which takes the overlay with it.
+	script := `mount --make-rprivate / && mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work" "$1/merged" && exec "$1/merged/badshebangd"`
+	r := runFile(t, "unshare", []string{"-m", "sh", "-c", script, "sh", d})
+	want := "parker: " + merged + "/badshebangd: cannot run badshebang: its interpreter /usr/bin/nope is missing\n"
+	if r.Code != 127 || r.Stderr != want {
+		t.Errorf("on overlayfs: exit %d, stderr %q; want 127, %q", r.Code, r.Stderr, want)
+	}
+}

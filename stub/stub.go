@@ -198,8 +198,9 @@ Flags, recognised only before the first other argument or "--":
 
 Environment: PARKER_VERBOSE=1 logs each step with its duration.
 Exit status: the target's; %[4]d when parker itself fails, %[5]d when the
-target cannot be executed, %[6]d when it is missing; 128+N when the target
-is killed by signal N (re-raised, so the caller sees the same signal).
+target cannot be executed, %[6]d when it or its interpreter is missing;
+128+N when the target is killed by signal N (re-raised, so the caller sees
+the same signal).
 `
 
 // Main runs a packed executable. self is the absolute path of the packed
@@ -397,11 +398,9 @@ func (r *runner) run(f flags) int {
 	if err != nil {
 		var se *supervisor.StartError
 		if errors.As(err, &se) {
-			fmt.Fprintf(os.Stderr, "parker: %s: cannot run %s: %v\n", r.self, r.t.Target, se.Err)
-			if se.Missing() {
-				return ExitNotFound
-			}
-			return ExitNotExecutable
+			msg, code := cannotStart(r.self, r.t.Target, se, f.verify)
+			fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
+			return code
 		}
 		return r.fail(err)
 	}
@@ -422,6 +421,31 @@ func openOverlay(dir, view string) (*mountns.Overlay, error) {
 		return nil, fmt.Errorf("--parker-overlay %s: %w", dir, err)
 	}
 	return ov, nil
+}
+
+// cannotStart says why target, which never ran, could not start, and
+// returns the exit status: the image could not be read (parker's failure:
+// the packed file is damaged), the target or its interpreter is missing,
+// or it cannot be executed. verified is whether --parker-verify passed.
+func cannotStart(self, target string, se *supervisor.StartError, verified bool) (string, int) {
+	if se.Unreadable() {
+		if verified {
+			// Not the bytes, then: the disk under them, or a kernel that
+			// cannot read this image (it logs which block).
+			return fmt.Sprintf("cannot read %s from the payload (%v), though its digest is right; see the kernel log",
+				target, se.Err), ExitFailure
+		}
+		return fmt.Sprintf("the packed file is damaged (reading %s: %v); check it with %s --parker-verify",
+			target, se.Err, self), ExitFailure
+	}
+	if interp := se.MissingInterpreter(); interp != "" {
+		return fmt.Sprintf("cannot run %s: its interpreter %s is missing", target, interp), ExitNotFound
+	}
+	msg := fmt.Sprintf("cannot run %s: %v", target, se.Err)
+	if se.Missing() {
+		return msg, ExitNotFound
+	}
+	return msg, ExitNotExecutable
 }
 
 // environ is ours plus PARKER_EXE and PARKER_ROOT (replacing any inherited).

@@ -1,8 +1,13 @@
 package stub
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
+
+	"github.com/parkerpack/parker/supervisor"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -60,5 +65,34 @@ func TestEnviron(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("environ: %d of 2 variables set", n)
+	}
+}
+
+func TestCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "badshebang")
+	os.WriteFile(script, []byte("#!/usr/bin/nope\n"), 0o755)
+	for _, tc := range []struct {
+		name     string
+		se       supervisor.StartError
+		verified bool
+		msg      string
+		code     int
+	}{
+		{"damaged", supervisor.StartError{Path: "/d/tool", Err: syscall.EIO}, false,
+			"the packed file is damaged (reading tool: input/output error); check it with /d/toold --parker-verify", ExitFailure},
+		{"damaged, digest right", supervisor.StartError{Path: "/d/tool", Err: syscall.EIO}, true,
+			"cannot read tool from the payload (input/output error), though its digest is right; see the kernel log", ExitFailure},
+		{"interpreter missing", supervisor.StartError{Path: script, Err: syscall.ENOENT}, false,
+			"cannot run tool: its interpreter /usr/bin/nope is missing", ExitNotFound},
+		{"target missing", supervisor.StartError{Path: filepath.Join(dir, "absent"), Err: syscall.ENOENT}, false,
+			"cannot run tool: no such file or directory", ExitNotFound},
+		{"not executable", supervisor.StartError{Path: script, Err: syscall.EACCES}, false,
+			"cannot run tool: permission denied", ExitNotExecutable},
+	} {
+		msg, code := cannotStart("/d/toold", "tool", &tc.se, tc.verified)
+		if msg != tc.msg || code != tc.code {
+			t.Errorf("%s: got %q, %d; want %q, %d", tc.name, msg, code, tc.msg, tc.code)
+		}
 	}
 }

@@ -8,7 +8,9 @@
 // that someone outlives it to clean up: as a child subreaper we inherit
 // every process the target leaves behind and kill them when it ends.
 //
-// Which signals are relayed, and how, is in signals.go.
+// Which signals are relayed, and how, is in signals.go; why a target that
+// is there could not start (a missing interpreter, an unreadable file), in
+// interp.go.
 package supervisor
 
 import (
@@ -28,6 +30,7 @@ import (
 // StartError means the target could not be started; it never ran.
 type StartError struct {
 	Path string
+	Dir  string // the working directory it was to start in; "" for ours
 	Err  error
 }
 
@@ -115,7 +118,7 @@ func Run(c Config) (Status, error) {
 		Sys:   attr,
 	})
 	if err != nil {
-		return Status{}, &StartError{Path: c.Path, Err: err}
+		return Status{}, &StartError{Path: c.Path, Dir: c.Dir, Err: err}
 	}
 	defer syscall.Close(pidfd)
 	c.Log("started %s (pid %d)", c.Path, pid)

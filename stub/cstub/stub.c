@@ -22,7 +22,8 @@
  * Everything else is the Go helper's, which the packed file carries as an
  * LZ4 block between this stub and the payload: --parker-* flags,
  * PARKER_VERBOSE, and every failure before the target starts (the kernel
- * refusing the mounts, a damaged image, an old kernel). The stub unpacks
+ * refusing the mounts, a damaged image, an old kernel, a target that cannot
+ * be executed). The stub unpacks
  * the helper into a memory file and executes it with the same arguments;
  * the helper then does the whole run again in Go, and either succeeds or
  * reports the cause precisely. So every error message and every fallback
@@ -141,13 +142,14 @@ static void __attribute__((noreturn)) run(char **args)
 	t.args = target_args(t.path, args);
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
 	int ws;
-	long err = supervise(&t, &ws);
-	if (err) {
-		put("cannot run ");
-		put(tr.target);
-		put(": ");
-		put_errno(-err);
-		fail(start_exit_code(-err));
+	if (supervise(&t, &ws)) {
+		/* The exec failed, so the target never ran and running again is
+		 * safe: the helper does, on the view it mounts itself, and says
+		 * why it cannot start (a damaged image, a missing interpreter).
+		 * Ours goes first, so it starts from the same state as after
+		 * any other failure here. */
+		unmount(dir);
+		helper();
 	}
 	exit_as(ws);
 }

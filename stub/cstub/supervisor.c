@@ -36,8 +36,9 @@ static void __attribute__((noreturn)) exec_target(const struct target *t, int er
  * none runs our handler in the child before exec; the child gets the
  * caller's mask back, which start saves in *mask. It returns the target's
  * pid, with its pidfd in *pidfd (-1 before Linux 5.2), or -errno when it
- * could not be executed: then it never ran, and has been reaped. An exec
- * failure comes back through a close-on-exec pipe. */
+ * could not be executed: then it never ran, has been reaped, and the
+ * caller's mask is back. An exec failure comes back through a close-on-exec
+ * pipe. */
 static long start(const struct target *t, int *pidfd, u64 *mask)
 {
 	u64 all = ~(u64)0;
@@ -68,17 +69,10 @@ static long start(const struct target *t, int *pidfd, u64 *mask)
 	sys_close(pfd[0]);
 	if (got == sizeof code) {
 		sys_wait4(pid, 0, 0);
+		sys_rt_sigprocmask(SIG_SETMASK, mask, 0);
 		return -code;
 	}
 	return pid;
-}
-
-/* start_exit_code is the status for a target that could not be executed
- * with errno e (as stub.go's runner.run decides it, from
- * supervisor.StartError.Missing): missing, or not executable. */
-static int start_exit_code(long e)
-{
-	return e == ENOENT || e == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
 }
 
 /* reap waits for the target, reaping any orphan that ends meanwhile, and

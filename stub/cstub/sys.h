@@ -154,6 +154,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MOUNT_ATTR_NOSUID 2
 #define MOUNT_ATTR_NODEV 4
 #define MOVE_MOUNT_F_EMPTY_PATH 4
+#define MNT_DETACH 2
 
 /* loop devices (linux/loop.h) */
 #define LOOP_SET_FD 0x4C00
@@ -342,6 +343,9 @@ static inline long move_mount(int m, const char *path)
 {
 	return SYS5(__NR_move_mount, m, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
 }
+/* unmount detaches the mount on top of path (mountns has no twin: the Go
+ * stub never takes its view down). */
+static inline long unmount(const char *path) { return SYS2(__NR_umount2, path, MNT_DETACH); }
 
 /* ---- what the compiler and the stub expect of a C library ---- */
 

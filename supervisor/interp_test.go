@@ -1,0 +1,230 @@
+package supervisor
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func TestShebang(t *testing.T) {
+	for _, tc := range []struct {
+		head, want string
+		ok         bool
+	}{
+		{"#!/bin/sh\n", "/bin/sh", true},
+		{"#! \t/usr/bin/env python3 -u\n", "/usr/bin/env", true},
+		{"#!/usr/bin/nope", "/usr/bin/nope", true},
+		{"#!rel/interp\targ\n", "rel/interp", true},
+		{"#!/a\x00/b\n", "/a", true},
+		{"#!\n", "", false},
+		{"#!   \n/bin/sh\n", "", false},
+		{"#", "", false},
+		{"\x7fELF", "", false},
+		{"", "", false},
+	} {
+		got, ok := shebang([]byte(tc.head))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%q: got %q, %v; want %q, %v", tc.head, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// fakeELF builds an ELF file of the given class and byte order whose
+// program headers are a PT_LOAD and, unless interp is "", a PT_INTERP
+// holding interp and its NUL.
+func fakeELF(class elf.Class, order binary.ByteOrder, interp string) []byte {
+	l, data := elf32, elf.ELFDATA2MSB
+	if class == elf.ELFCLASS64 {
+		l = elf64
+	}
+	if order == binary.LittleEndian {
+		data = elf.ELFDATA2LSB
+	}
+	num := 1
+	if interp != "" {
+		num = 2
+	}
+	b := make([]byte, l.header+num*l.phdr)
+	copy(b, elfMagic)
+	b[elfClass], b[elfData], b[elf.EI_VERSION] = byte(class), byte(data), byte(elf.EV_CURRENT)
+	put := func(off int, v uint64) {
+		if class == elf.ELFCLASS64 {
+			order.PutUint64(b[off:], v)
+		} else {
+			order.PutUint32(b[off:], uint32(v))
+		}
+	}
+	order.PutUint16(b[16:], uint16(elf.ET_EXEC))
+	order.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	order.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	put(l.phoff, uint64(l.header))
+	order.PutUint16(b[l.phentsize-2:], uint16(l.header)) // e_ehsize
+	order.PutUint16(b[l.phentsize:], uint16(l.phdr))
+	order.PutUint16(b[l.phnum:], uint16(num))
+	order.PutUint32(b[l.header:], uint32(elf.PT_LOAD))
+	if interp != "" {
+		ph := l.header + l.phdr
+		order.PutUint32(b[ph:], uint32(elf.PT_INTERP))
+		put(ph+l.offset, uint64(len(b)))
+		put(ph+l.filesz, uint64(len(interp)+1))
+		b = append(append(b, interp...), 0)
+	}
+	return b
+}
+
+func TestElfInterp(t *testing.T) {
+	for _, class := range []elf.Class{elf.ELFCLASS32, elf.ELFCLASS64} {
+		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+			for _, want := range []string{"/lib/ld-test.so.1", ""} {
+				b := fakeELF(class, order, want)
+				got, err := elfInterp(bytes.NewReader(b))
+				if err != nil || got != want {
+					t.Errorf("%v %v: got %q, %v; want %q", class, order, got, err, want)
+				}
+				// debug/elf, the oracle, reads the same file the same way.
+				f, err := elf.NewFile(bytes.NewReader(b))
+				if err != nil || len(f.Progs) == 0 {
+					t.Fatalf("%v %v: debug/elf: %v", class, order, err)
+				}
+			}
+		}
+	}
+	noNUL := fakeELF(elf.ELFCLASS64, binary.LittleEndian, "/x")
+	noNUL[len(noNUL)-1] = 'y'
+	for _, bad := range [][]byte{
+		fakeELF(elf.ELFCLASS64, binary.LittleEndian, "/x")[:100], // headers cut off
+		noNUL,
+		append([]byte{0x7f, 'E', 'L', 'F', 3, 1}, make([]byte, elfHeader64)...), // no such class
+	} {
+		if got, err := elfInterp(bytes.NewReader(bad)); err == nil {
+			t.Errorf("malformed ELF: got %q, no error", got)
+		}
+	}
+	// Real executables: a dynamic one, and this test, static or not.
+	for _, p := range []string{"/bin/sh", os.Args[0]} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Skipf("%s: %v", p, err)
+		}
+		defer f.Close()
+		got, err := elfInterp(f)
+		if want := oracleInterp(t, p); err != nil || got != want {
+			t.Errorf("%s: got %q, %v; debug/elf says %q", p, got, err, want)
+		}
+	}
+}
+
+// oracleInterp reads the interpreter of the ELF file at path with
+// debug/elf.
+func oracleInterp(t *testing.T, path string) string {
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			return string(bytes.TrimRight(b, "\x00"))
+		}
+	}
+	return ""
+}
+
+func FuzzElfInterp(f *testing.F) {
+	f.Add(fakeELF(elf.ELFCLASS64, binary.LittleEndian, "/lib/ld.so"))
+	f.Add(fakeELF(elf.ELFCLASS32, binary.BigEndian, "/lib/ld.so"))
+	f.Add(fakeELF(elf.ELFCLASS64, binary.LittleEndian, ""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := elfInterp(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		// Whatever we read, debug/elf must read too, where it takes the
+		// file at all.
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_INTERP {
+				d := make([]byte, p.Filesz)
+				if _, err := p.ReadAt(d, 0); err == nil {
+					if i := bytes.IndexByte(d, 0); i >= 0 && string(d[:i]) != got {
+						t.Errorf("got %q, debug/elf %q", got, d[:i])
+					}
+				}
+				return
+			}
+		}
+	})
+}
+
+func TestMissingInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	os.Mkdir(filepath.Join(dir, "cwd"), 0o755)
+	// Caught and released here: Run would leave them caught for good.
+	sigs := Catch()
+	defer sigs.Stop()
+	for _, tc := range []struct {
+		name, path, dir, want string
+	}{
+		{"script", write("script", "#!/usr/bin/nope -x\necho\n", 0o755), "", "/usr/bin/nope"},
+		{"chained", write("outer", "#!"+write("inner", "#!/nope/sh\n", 0o755)+"\n", 0o755), "", "/nope/sh"},
+		{"relative", write("rel", "#!bin/nope\n", 0o755), filepath.Join(dir, "cwd"), filepath.Join(dir, "cwd", "bin/nope")},
+		{"target missing", filepath.Join(dir, "absent"), "", ""},
+	} {
+		_, err := Run(Config{Path: tc.path, Args: []string{tc.name}, Dir: tc.dir, Signals: sigs})
+		var se *StartError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: got %v, want a StartError", tc.name, err)
+		}
+		if got := se.MissingInterpreter(); got != tc.want || !se.Missing() || se.Unreadable() {
+			t.Errorf("%s: interpreter %q (missing %v, unreadable %v), want %q", tc.name, got, se.Missing(), se.Unreadable(), tc.want)
+		}
+	}
+	// An ELF file the kernel refused with ENOENT (the end-to-end tests
+	// run one; the kernel would refuse this one's machine type first).
+	elfFile := write("elf", string(fakeELF(elf.ELFCLASS64, binary.LittleEndian, "/nonexistent/ld.so")), 0o755)
+	if got := (&StartError{Path: elfFile, Err: syscall.ENOENT}).MissingInterpreter(); got != "/nonexistent/ld.so" {
+		t.Errorf("elf: interpreter %q, want /nonexistent/ld.so", got)
+	}
+	// Not a missing file: nothing to name.
+	se := &StartError{Path: write("noexec", "#!/nope\n", 0o644), Err: syscall.EACCES}
+	if got := se.MissingInterpreter(); got != "" {
+		t.Errorf("EACCES: interpreter %q, want none", got)
+	}
+}
+
+func TestUnreadable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{syscall.EIO, true},
+		{syscall.EUCLEAN, true},
+		{syscall.EBADMSG, true},
+		{syscall.ENOENT, false},
+		{syscall.EACCES, false},
+		{syscall.ENOEXEC, false},
+	} {
+		if got := (&StartError{Err: tc.err}).Unreadable(); got != tc.want {
+			t.Errorf("%v: unreadable %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

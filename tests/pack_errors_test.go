@@ -54,6 +54,8 @@ func TestPackErrors(t *testing.T) {
 	fail("target outside the workdir", 2, nil, "-C", wd, "-o", out, "../x")
 	fail("missing workdir", 1, nil, "-C", filepath.Join(wd, "nope"), "-o", out, "app")
 	fail("output in a missing directory", 1, nil, "-C", wd, "-o", filepath.Join(od, "no", "out"), "app")
+	cwd := tempDir(t, "cwd")
+	wantFailure(t, "output to standard output", runParker(t, cwd, nil, "-C", wd, "-o", "-", "app"), 2, cwd)
 
 	fail("no arguments", 2, nil)
 	fail("two targets", 2, nil, "-C", wd, "-o", out, "app", "plain")
@@ -152,5 +154,36 @@ func TestPackInterrupted(t *testing.T) {
 			t.Errorf("%v: left behind: %s", sig, e.Name())
 		}
 		t.Logf("%v: %v, stderr %q", sig, err, se.String())
+	}
+}
+
+// TestPackOutputDevice: `-o /dev/full` and `-o /dev/stdout` are refused
+// and leave the device node and the symlink as they were. Both run in a
+// private mount namespace on a throw-away tmpfs /dev, never against the
+// machine's own /dev.
+func TestPackOutputDevice(t *testing.T) {
+	needRoot(t, "a private mount namespace with its own /dev")
+	needTool(t, "unshare")
+	wd := smallWorkdir(t)
+	for _, tt := range []struct{ out, make, check, kind string }{
+		{"/dev/full", "mknod /dev/full c 1 7", "test -c /dev/full", "a character device"},
+		{"/dev/stdout", "ln -s /proc/self/fd/1 /dev/stdout", "test -L /dev/stdout", "a symbolic link"},
+	} {
+		script := `mount -t tmpfs -o size=64m parker-test-dev /dev && ` + tt.make +
+			` && "$0" -q -C "$1" -o ` + tt.out + ` app; code=$?; ` + tt.check + ` || echo REPLACED >&2; exit $code`
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, buildParker(t), wd)
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		err := cmd.Run()
+		r := result{Stderr: se.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		wantFailure(t, "-o "+tt.out, r, 1, "")
+		if want := "parker: output " + tt.out + " is " + tt.kind + "; parker writes only regular files\n"; r.Stderr != want {
+			t.Errorf("-o %s: stderr %q, want %q", tt.out, r.Stderr, want)
+		}
 	}
 }

@@ -173,6 +173,10 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	if fs.Changed("output") && c.output == "" {
 		return nil, usagef("--output: empty file name")
 	}
+	if c.output == "-" {
+		// A packed file is run and read at offsets: it must be a file.
+		return nil, usagef("--output -: parker cannot write to standard output; a packed file must be a file (write ./- for a file named -)")
+	}
 	if c.output == "" {
 		c.output = defaultOutput(c.target)
 	}

@@ -143,6 +143,8 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"--block-size", "lots", "t"}, nil, "invalid size"},
 		{[]string{"--exclude", "!", "t"}, nil, "invalid pattern"},
 		{[]string{"-o", "", "t"}, nil, "empty file name"},
+		{[]string{"-o", "-", "t"}, nil, "--output -: parker cannot write to standard output"},
+		{[]string{"--output=-", "t"}, nil, "a packed file must be a file"},
 		{[]string{"-q", "-v", "t"}, nil, "exclude each other"},
 		{[]string{"--json", "t"}, nil, "only to inspect"},
 		{[]string{"inspect"}, nil, "missing FILE"},

@@ -52,8 +52,11 @@ func (e *outputError) Unwrap() error { return e.err }
 
 func (o *output) fail(err error) error { return &outputError{o.name, human.Cause(err)} }
 
-// check resolves the output's path and refuses one that is a directory or
-// the target itself (t's file).
+// check resolves the output's path and refuses one that is not a regular
+// file, or is the target itself (t's file). A device node, FIFO, socket or
+// symlink at the output path is refused rather than replaced or written
+// through: the rename would silently swap /dev/full or the /dev/stdout
+// link for a regular file, and a packed file is only useful as a file.
 func (o *output) check(t *walk.Target) error {
 	abs, err := filepath.Abs(o.name)
 	if err != nil {
@@ -73,8 +76,12 @@ func (o *output) check(t *walk.Target) error {
 	var st unix.Stat_t
 	switch err := unix.Lstat(o.path, &st); {
 	case err == nil:
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		switch kind := fileKind(st.Mode); kind {
+		case "":
+		case "a directory":
 			return fmt.Errorf("output %s is a directory", o.name)
+		default:
+			return fmt.Errorf("output %s is %s; parker writes only regular files", o.name, kind)
 		}
 		if st.Dev == t.Dev && st.Ino == t.Ino {
 			return fmt.Errorf("output %s would replace the target %s; choose another -o", o.name, t.Path)
@@ -84,6 +91,28 @@ func (o *output) check(t *walk.Target) error {
 		return fmt.Errorf("output %s: %w", o.name, err)
 	}
 	return nil
+}
+
+// fileKind names what a raw st_mode is, for messages: "" for a regular
+// file.
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("of unknown type %#o", mode&unix.S_IFMT)
 }
 
 // create makes the temp file.

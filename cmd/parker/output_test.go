@@ -1,0 +1,76 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/parkerpack/parker/internal/walk/walktest"
+)
+
+// An existing output that is not a regular file is refused, and left as it
+// was: replacing a device node, a FIFO or a symlink with a packed file is
+// never what -o meant. A symlink is not followed, not even to a regular
+// file (/dev/stdout is one).
+func TestPackOutputNotRegular(t *testing.T) {
+	fakeStub(t, 100)
+	root := walktest.Tree(t, "app")
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "regular")
+	must(t, os.WriteFile(regular, []byte("keep"), 0o644))
+
+	fifo := filepath.Join(dir, "fifo")
+	must(t, unix.Mkfifo(fifo, 0o644))
+	link := filepath.Join(dir, "link")
+	must(t, os.Symlink("regular", link))
+	dangling := filepath.Join(dir, "dangling")
+	must(t, os.Symlink("nowhere", dangling))
+	sock := filepath.Join(dir, "sock")
+	l, err := net.Listen("unix", sock)
+	must(t, err)
+	defer l.Close()
+	cases := []struct{ path, kind string }{
+		{fifo, "a FIFO"},
+		{link, "a symbolic link"},
+		{dangling, "a symbolic link"},
+		{sock, "a socket"},
+	}
+	// A device node in a temp dir is enough to prove the rule; the tests
+	// in tests/ also try /dev/full on a throw-away /dev.
+	if os.Geteuid() == 0 {
+		full := filepath.Join(dir, "full")
+		must(t, unix.Mknod(full, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 7))))
+		blk := filepath.Join(dir, "blk")
+		must(t, unix.Mknod(blk, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 200))))
+		cases = append(cases, struct{ path, kind string }{full, "a character device"},
+			struct{ path, kind string }{blk, "a block device"})
+	} else {
+		t.Log("not root: device nodes not tried")
+	}
+	for _, tt := range cases {
+		var before unix.Stat_t
+		must(t, unix.Lstat(tt.path, &before))
+		code, stderr := packRun(t, "-q", "-C", root, "-o", tt.path, "app")
+		want := "parker: output " + tt.path + " is " + tt.kind + "; parker writes only regular files\n"
+		if code != exitFail || stderr != want {
+			t.Errorf("-o %s = %d, %q; want %d, %q", filepath.Base(tt.path), code, stderr, exitFail, want)
+		}
+		var after unix.Stat_t
+		if err := unix.Lstat(tt.path, &after); err != nil || after.Ino != before.Ino || after.Mode != before.Mode {
+			t.Errorf("-o %s: replaced (mode %o -> %o, %v)", filepath.Base(tt.path), before.Mode, after.Mode, err)
+		}
+	}
+	if b, err := os.ReadFile(regular); err != nil || string(b) != "keep" {
+		t.Errorf("the symlink's target changed: %q, %v", b, err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
+		t.Errorf("temp files left: %q", names)
+	}
+	// An existing regular file is still replaced.
+	if code, stderr := packRun(t, "-q", "-C", root, "-o", regular, "app"); code != exitOK {
+		t.Errorf("-o regular = %d, %q", code, stderr)
+	}
+}

@@ -417,3 +417,24 @@ func TestPackDefaultOutput(t *testing.T) {
 		t.Errorf("current directory holds %d entries, want only toold", len(left))
 	}
 }
+
+// TestPackLongName: a 254-byte target's default output has 255 bytes, the
+// longest name the file system takes, and packs, with the real binary and
+// the output inside the workdir; the packed file runs its target.
+func TestPackLongName(t *testing.T) {
+	wd := tempDir(t, "long")
+	name := strings.Repeat("b", 254)
+	os.WriteFile(filepath.Join(wd, name), []byte("#!/bin/sh\necho long\n"), 0o755)
+	for i := range 2 {
+		if r := runParker(t, wd, nil, "-q", name); r.Code != 0 {
+			t.Fatalf("pack %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+	}
+	out := filepath.Join(wd, name+"d")
+	if tr := checkPacked(t, out); tr.Target != name {
+		t.Errorf("trailer target %q", tr.Target)
+	}
+	if left, _ := os.ReadDir(wd); len(left) != 2 {
+		t.Errorf("workdir holds %d entries, want the target and its output", len(left))
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +22,13 @@ import (
 // output. Leftovers of a killed run in the working directory are not packed.
 const tmpInfix = ".parker-tmp-"
 
+// tmpRandomLen is the length of RANDOM: 8 hex digits.
+const tmpRandomLen = 8
+
+// nameMax is the longest file name Linux file systems take (NAME_MAX),
+// when the directory's file system does not say.
+const nameMax = 255
+
 // output is the packed file being written: a temp file beside its final
 // name, so that the last step, a rename, is atomic. Every error about it
 // is made here and names the output as the user gave it, never the temp
@@ -27,8 +37,9 @@ type output struct {
 	name string // as given with -o, for messages
 
 	// Set by check.
-	path string       // absolute, its directory's symlinks resolved
-	prev *unix.Stat_t // the file it replaces, or nil
+	path      string       // absolute, its directory's symlinks resolved
+	prev      *unix.Stat_t // the file it replaces, or nil
+	tmpPrefix string       // of its temp files' names: .NAME.parker-tmp-
 
 	f       *os.File // the temp file
 	tmpPath string
@@ -73,6 +84,7 @@ func (o *output) check(t *walk.Target) error {
 		return o.fail(err)
 	}
 	o.path = filepath.Join(real, base)
+	o.tmpPrefix = tmpPrefix(real, base)
 	var st unix.Stat_t
 	switch err := unix.Lstat(o.path, &st); {
 	case err == nil:
@@ -121,7 +133,7 @@ func (o *output) create() error {
 	// exists or sees it and removes it.
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	f, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+tmpInfix+"*")
+	f, err := createTemp(filepath.Join(filepath.Dir(o.path), o.tmpPrefix))
 	if err != nil {
 		return o.fail(err)
 	}
@@ -130,6 +142,39 @@ func (o *output) create() error {
 		return o.fail(err)
 	}
 	return nil
+}
+
+// tmpPrefix is how the names of the temp files for the output base in
+// dir begin: ".NAME.parker-tmp-", with NAME cut short (at a character
+// boundary) when the whole temp name would be longer than dir's file
+// system allows, so that every output name it accepts can be written.
+func tmpPrefix(dir, base string) string {
+	limit := nameMax
+	var sfs unix.Statfs_t
+	if unix.Statfs(dir, &sfs) == nil && sfs.Namelen > 0 {
+		limit = int(sfs.Namelen)
+	}
+	if keep := limit - len("."+tmpInfix) - tmpRandomLen; len(base) > keep {
+		for keep > 0 && !utf8.RuneStart(base[keep]) {
+			keep--
+		}
+		base = base[:max(keep, 0)]
+	}
+	return "." + base + tmpInfix
+}
+
+// createTemp creates a new file named prefix plus tmpRandomLen random hex
+// digits, as os.CreateTemp does but with a random part of known length,
+// which tmpPrefix counts on.
+func createTemp(prefix string) (*os.File, error) {
+	for range 100 {
+		name := fmt.Sprintf("%s%0*x", prefix, tmpRandomLen, rand.Uint32())
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, errors.New("cannot find a free temp file name")
 }
 
 // WriteAt writes to the temp file; the image writer writes through it.
@@ -212,7 +257,6 @@ func (o *output) skipper(root, display string, warn func(string)) func(rel strin
 	if r, err := filepath.Rel(root, filepath.Dir(o.path)); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
 		outRel = filepath.ToSlash(r)
 	}
-	leftover := "." + filepath.Base(o.path) + tmpInfix
 	return func(rel string, dev, ino uint64) bool {
 		if dev == o.tmp.Dev && ino == o.tmp.Ino {
 			return true
@@ -223,7 +267,7 @@ func (o *output) skipper(root, display string, warn func(string)) func(rel strin
 		}
 		if outRel != "" {
 			dir, base := splitRel(rel)
-			if dir == outRel && strings.HasPrefix(base, leftover) {
+			if dir == outRel && strings.HasPrefix(base, o.tmpPrefix) {
 				warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
 				return true
 			}

@@ -4,7 +4,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -72,5 +75,45 @@ func TestPackOutputNotRegular(t *testing.T) {
 	// An existing regular file is still replaced.
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", regular, "app"); code != exitOK {
 		t.Errorf("-o regular = %d, %q", code, stderr)
+	}
+}
+
+// Any output name the file system accepts works, up to its 255-byte limit,
+// though the temp file's name adds to it; and the walk still leaves out
+// the output and leftover temp files of that name.
+func TestPackLongOutputName(t *testing.T) {
+	fakeStub(t, 100)
+	target := strings.Repeat("b", 254) // its default output is 255 bytes
+	root := walktest.Tree(t, target)
+	t.Chdir(root)
+	for i := range 2 {
+		if code, stderr := packRun(t, "-q", target); code != exitOK {
+			t.Fatalf("pack %d: %d %q", i, code, stderr)
+		}
+	}
+	_, paths := imagePaths(t, target+"d")
+	if want := []string{".", target}; !slices.Equal(paths, want) {
+		t.Errorf("image holds %q, want %q", paths, want)
+	}
+
+	// A 255-byte name given with -o, with multi-byte characters where the
+	// temp name is cut, and a leftover temp file of it.
+	out := strings.Repeat("é", 127) + "d"
+	prefix := tmpPrefix(root, out)
+	if len(prefix)+tmpRandomLen > 255 || !utf8.ValidString(prefix) || !strings.HasSuffix(prefix, tmpInfix) {
+		t.Fatalf("tmpPrefix(%d bytes) = %q (%d bytes)", len(out), prefix, len(prefix))
+	}
+	must(t, os.WriteFile(prefix+"12345678", nil, 0o600))
+	for i := range 2 {
+		if code, stderr := packRun(t, "-q", "-o", out, target); code != exitOK {
+			t.Fatalf("pack -o %d: %d %q", i, code, stderr)
+		}
+	}
+	_, paths = imagePaths(t, out)
+	if want := []string{".", target, target + "d"}; !slices.Equal(paths, want) {
+		t.Errorf("image holds %q, want %q", paths, want)
+	}
+	if names, _ := filepath.Glob(filepath.Join(root, ".*")); len(names) != 1 {
+		t.Errorf("temp files: %q, want only the planted one", names)
 	}
 }

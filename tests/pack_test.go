@@ -187,11 +187,15 @@ func smallWorkdir(t *testing.T) string {
 func TestPackOutputInsideWorkdir(t *testing.T) {
 	wd := smallWorkdir(t)
 	// Default output: TARGETd in the current directory, which is the
-	// workdir; run twice so the second run finds the first's output.
-	for i := range 2 {
-		r := runParker(t, wd, nil, "-q", "app")
+	// workdir; run twice so the second run finds the first's output, and
+	// says nothing about leaving it out: that is expected.
+	for i, quiet := range []string{"-q", "-C."} {
+		r := runParker(t, wd, nil, quiet, "app")
 		if r.Code != 0 {
 			t.Fatalf("run %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		if i == 1 && (!strings.HasPrefix(r.Stderr, "appd: ") || strings.Count(r.Stderr, "\n") != 1) {
+			t.Errorf("re-pack: stderr %q, want the summary alone", r.Stderr)
 		}
 	}
 	out := filepath.Join(wd, "appd")
@@ -208,10 +212,11 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 	// The pack's temp file, beside the output, changes the mtime of the
 	// output's directory while the pack runs.
 	check(out, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"appd": true}, IgnoreMtime: map[string]bool{".": true}})
-	// and -o into a subdirectory of the workdir: now appd is an ordinary file
+	// and -o into a subdirectory of the workdir: appd, an earlier packed
+	// file, is left out too
 	out2 := filepath.Join(wd, "data", "app.packed")
 	pack(t, wd, "app", "-q", "-o", out2)
-	check(out2, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"data/app.packed": true}, IgnoreMtime: map[string]bool{"data": true}})
+	check(out2, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"data/app.packed": true, "appd": true}, IgnoreMtime: map[string]bool{"data": true}})
 	entries, _ := os.ReadDir(wd)
 	for _, e := range entries {
 		if strings.Contains(e.Name(), "parker-tmp") || strings.HasPrefix(e.Name(), ".") {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 )
@@ -248,32 +249,64 @@ func (o *output) abort() (committed bool) {
 	return o.committed
 }
 
-// skipper recognises parker's own output in the walk of root (shown as
-// display): this run's temp file, the output being replaced and the temp
-// files of interrupted runs, the last two with a warning. None of them
-// goes into the image.
-func (o *output) skipper(root, display string, warn func(string)) func(rel string, dev, ino uint64) bool {
+// skipper recognises parker's own files in the walk of root (shown as
+// display) and leaves them out of the image: this run's temp file; the
+// output being replaced, which is expected, so only -v mentions it; the
+// temp files of interrupted runs, with a warning; and earlier packed files
+// (any file with a parker trailer), each reported to u.leftOut, unless it
+// is the target t: a packed file the user asked to pack is packed.
+func (o *output) skipper(root, display string, t *walk.Target, u *ui) func(rel string, st *unix.Stat_t) bool {
 	outRel := ""
 	if r, err := filepath.Rel(root, filepath.Dir(o.path)); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
 		outRel = filepath.ToSlash(r)
 	}
-	return func(rel string, dev, ino uint64) bool {
-		if dev == o.tmp.Dev && ino == o.tmp.Ino {
+	return func(rel string, st *unix.Stat_t) bool {
+		is := func(id *unix.Stat_t) bool { return id != nil && st.Dev == id.Dev && st.Ino == id.Ino }
+		switch {
+		case is(&o.tmp):
 			return true
-		}
-		if o.prev != nil && dev == o.prev.Dev && ino == o.prev.Ino {
-			warn(fmt.Sprintf("%s is the output; left out", filepath.Join(display, rel)))
+		case is(o.prev):
+			u.note(fmt.Sprintf("%s is the output; left out", filepath.Join(display, rel)))
 			return true
 		}
 		if outRel != "" {
 			dir, base := splitRel(rel)
 			if dir == outRel && strings.HasPrefix(base, o.tmpPrefix) {
-				warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
+				u.warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
 				return true
 			}
 		}
+		if st.Dev == t.Dev && st.Ino == t.Ino || !isPacked(filepath.Join(root, rel), st) {
+			return false
+		}
+		u.leftOut(fmt.Sprintf("%s is a packed file; left out", filepath.Join(display, rel)))
+		return true
+	}
+}
+
+// minPacked is the size of the smallest packed file: a stub, which ends
+// at the payload's offset, at least PadSize; the payload, padded to
+// PadSize; the trailer's footer.
+const minPacked = 2*trailer.PadSize + trailer.FooterSize
+
+// isPacked reports whether the regular file at path, whose lstat is st,
+// carries a parker trailer, damaged or not. Most files are turned away by
+// their size or by one 16-byte read of where the footer's magic would be.
+// A file that cannot be read is not, here: the walk reports it.
+func isPacked(path string, st *unix.Stat_t) bool {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < minPacked {
 		return false
 	}
+	// O_NONBLOCK: should the file have become a FIFO since the lstat,
+	// the open must not wait for a writer.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	_, err = trailer.Read(f, st.Size)
+	return err == nil || errors.Is(err, trailer.ErrTrailer)
 }
 
 func splitRel(rel string) (dir, base string) {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/walk/walktest"
 )
 
@@ -110,10 +111,70 @@ func TestPackLongOutputName(t *testing.T) {
 		}
 	}
 	_, paths = imagePaths(t, out)
-	if want := []string{".", target, target + "d"}; !slices.Equal(paths, want) {
+	if want := []string{".", target}; !slices.Equal(paths, want) {
 		t.Errorf("image holds %q, want %q", paths, want)
 	}
 	if names, _ := filepath.Glob(filepath.Join(root, ".*")); len(names) != 1 {
 		t.Errorf("temp files: %q, want only the planted one", names)
+	}
+}
+
+// Re-packing in the working directory says nothing about leaving the
+// output out of its own input; earlier packed files there are left out
+// too, with a count by default and a line each with -v, unless one is
+// the target.
+func TestPackLeavesOutPackedFiles(t *testing.T) {
+	fakeStub(t, 100)
+	root := walktest.Tree(t, "app", "old/", "small")
+	t.Chdir(root)
+	pack := func(args ...string) string {
+		t.Helper()
+		code, stderr := packRun(t, args...)
+		if code != exitOK {
+			t.Fatalf("parker %q = %d, %q", args, code, stderr)
+		}
+		return stderr
+	}
+	// Two earlier outputs, one with a damaged trailer, and a small file
+	// that merely ends in the magic.
+	pack("-q", "-o", "old/appd", "app")
+	pack("-q", "-o", "old/broken", "app")
+	b, err := os.ReadFile("old/broken")
+	must(t, err)
+	b[len(b)-trailer.FooterSize-1] ^= 0xff
+	must(t, os.WriteFile("old/broken", b, 0o755))
+	must(t, os.WriteFile("small", []byte("x"+trailer.Magic), 0o755))
+
+	pack("-q", "app") // writes appd, which the next packs replace
+	stderr := pack("app")
+	if lines := strings.Split(stderr, "\n"); len(lines) != 3 ||
+		lines[0] != "parker: left out 2 packed files; run with -v to see them" || !strings.HasPrefix(lines[1], "appd: ") {
+		t.Errorf("re-pack said %q; want the count of packed files and the summary", stderr)
+	}
+	_, paths := imagePaths(t, "appd")
+	if want := []string{".", "app", "old", "small"}; !slices.Equal(paths, want) {
+		t.Errorf("image holds %q, want %q", paths, want)
+	}
+	stderr = pack("-v", "app")
+	for _, want := range []string{
+		"\nparker: appd is the output; left out\n",
+		"\nparker: warning: old/appd is a packed file; left out\n",
+		"\nparker: warning: old/broken is a packed file; left out\n",
+	} {
+		if !strings.Contains("\n"+stderr, want) {
+			t.Errorf("-v: stderr lacks %q:\n%s", want[1:], stderr)
+		}
+	}
+	if strings.Contains(stderr, "run with -v") || strings.Contains(stderr, "warning: appd") {
+		t.Errorf("-v: %s", stderr)
+	}
+	// A packed file named as the target is what the user asked for.
+	out := filepath.Join(t.TempDir(), "twice")
+	if stderr := pack("-o", out, "old/appd"); !strings.HasPrefix(stderr, "parker: left out 2 packed files;") {
+		t.Errorf("packing a packed file: %q; want appd and old/broken left out", stderr)
+	}
+	_, paths = imagePaths(t, out)
+	if want := []string{".", "app", "old", "old/appd", "small"}; !slices.Equal(paths, want) {
+		t.Errorf("image holds %q, want %q", paths, want)
 	}
 }

@@ -114,13 +114,7 @@ func (j *job) run() error {
 		return err
 	}
 	if u := j.ui; !j.c.quiet {
-		if n := u.warnings; n > 0 && !j.c.verbose {
-			them := "them"
-			if n == 1 {
-				them = "it"
-			}
-			u.printf("parker: %s; run with -v to see %s", plural(n, "warning"), them)
-		}
+		u.tally()
 		u.printf("%s", summary(j.c.output, st, j.c.opt, time.Since(start), digest))
 	}
 	return nil
@@ -199,7 +193,7 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		Display: c.dir,
 		Rules:   p.rules,
 		Target:  p.target,
-		Skip:    j.out.skipper(p.root, c.dir, u.warn),
+		Skip:    j.out.skipper(p.root, c.dir, p.target, u),
 		Add:     w.Add,
 		Warn:    u.warn,
 		Scanned: u.scanned,

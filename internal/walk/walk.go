@@ -21,9 +21,9 @@ type Config struct {
 	// Target, when set, must be packed whole: Tree fails if anything left
 	// out a path its resolution touched.
 	Target *Target
-	// Skip, when set, leaves out entries the caller knows by identity
-	// (its own output), before the rules see them.
-	Skip func(rel string, dev, ino uint64) bool
+	// Skip, when set, leaves out entries the rules keep that the caller
+	// recognises by their lstat (its own output, earlier packed files).
+	Skip func(rel string, st *unix.Stat_t) bool
 	// Add receives every kept entry, parents before children.
 	Add func(image.Entry) error
 	// Warn, when set, receives what was left out that the user did not
@@ -130,9 +130,6 @@ func (w *walker) dir(rel string, want *unix.Stat_t) error {
 			}
 			return fmt.Errorf("read %s: %w", w.show(crel), err)
 		}
-		if w.Skip != nil && w.Skip(crel, st.Dev, st.Ino) {
-			continue
-		}
 		if err := w.child(crel, abs+"/"+name, &st); err != nil {
 			return err
 		}
@@ -152,6 +149,9 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		if isDir && w.Rules.mayReinclude(rel) {
 			return w.excludedDir(rel, st)
 		}
+		return nil
+	}
+	if w.Skip != nil && w.Skip(rel, st) {
 		return nil
 	}
 	var link string

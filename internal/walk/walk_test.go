@@ -124,14 +124,19 @@ func TestWalkEntries(t *testing.T) {
 	}
 }
 
-// Skip sees every entry before the rules, and the target's whole chain
+// Skip sees every entry the rules keep, and the target's whole chain
 // must be packed.
 func TestWalkSkipAndTarget(t *testing.T) {
-	root := walktest.Tree(t, "bin/app", "run -> bin/app", "out")
+	root := walktest.Tree(t, "bin/app", "run -> bin/app", "out", "old.log")
 	var out unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(root, "out"), &out))
-	skip := func(rel string, dev, ino uint64) bool { return dev == out.Dev && ino == out.Ino }
-	r, _ := LoadRules(root, nil)
+	var asked []string
+	skip := func(rel string, st *unix.Stat_t) bool {
+		asked = append(asked, rel)
+		return st.Dev == out.Dev && st.Ino == out.Ino
+	}
+	r, err := LoadRules(root, []string{"*.log"})
+	must(t, err)
 	tg, err := ResolveTarget(root, ".", "run")
 	must(t, err)
 	var got []string
@@ -142,9 +147,13 @@ func TestWalkSkipAndTarget(t *testing.T) {
 	if want := []string{".", "bin", "bin/app", "run"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	slices.Sort(asked)
+	if want := []string{"bin", "bin/app", "out", "run"}; !slices.Equal(asked, want) {
+		t.Errorf("Skip saw %q, want %q", asked, want)
+	}
 	// A rule that CheckTarget lets through (a directory on the way) but
 	// that leaves the target out all the same is caught by the walk.
-	skipBin := func(rel string, _, _ uint64) bool { return rel == "bin" }
+	skipBin := func(rel string, _ *unix.Stat_t) bool { return rel == "bin" }
 	_, err = Tree(Config{Root: root, Display: ".", Rules: r, Target: tg, Skip: skipBin, Add: add})
 	if err == nil || !strings.Contains(err.Error(), "target run: bin was left out") {
 		t.Errorf("walk without the target's directory = %v", err)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // wantFailure asserts a failed run: the exit code, one line on stderr (no
@@ -131,7 +133,8 @@ func TestPackErrors(t *testing.T) {
 }
 
 // TestPackInterrupted: SIGINT or SIGTERM in the middle of a pack leaves
-// neither an output nor a temp file.
+// neither an output nor a temp file, and parker dies of that signal, as
+// tar and mksquashfs do, so a shell sees 130 for ^C.
 func TestPackInterrupted(t *testing.T) {
 	fx := goTree(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
@@ -148,6 +151,12 @@ func TestPackInterrupted(t *testing.T) {
 		if err == nil {
 			t.Errorf("%v: parker finished before the signal; make the job longer", sig)
 			continue
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
+			t.Errorf("%v: parker ended with %v, want death by %v", sig, err, sig)
+		}
+		if want := "parker: interrupted by " + unix.SignalName(sig) + "; nothing written\n"; se.String() != want {
+			t.Errorf("%v: stderr %q, want %q", sig, se.String(), want)
 		}
 		left, _ := os.ReadDir(od)
 		for _, e := range left {

@@ -65,7 +65,7 @@ Environment:
   SOURCE_DATE_EPOCH         clamp every mtime and the image time to this
                             many seconds since the epoch
 
-Exit status: 0 ok, 1 failure, 2 bad usage.
+Exit status: 0 ok, 1 failure, 2 bad usage, 128+N killed by signal N.
 `
 
 // usageError is a mistake on the command line: exit 2 with a hint.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
@@ -68,21 +70,30 @@ type plan struct {
 }
 
 // catchSignals removes the temp file on SIGINT, SIGTERM or SIGHUP, so an
-// interrupted pack leaves nothing behind, and exits 1. It returns the
-// function that stops catching.
+// interrupted pack leaves nothing behind, and then dies of the same signal,
+// as tar and mksquashfs do: the shell sees 130 for ^C and stops a script
+// or loop that ran parker. A signal ignored when parker started (nohup)
+// stays ignored. It returns the function that stops catching.
 func (j *job) catchSignals() func() {
+	var sigs []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(ch, sigs...)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case sig := <-ch:
+			s := sig.(syscall.Signal)
 			if j.out.abort() {
-				j.ui.final("parker: interrupted (%v)", sig)
+				j.ui.final("parker: interrupted by %s after %s was written", unix.SignalName(s), j.c.output)
 			} else {
-				j.ui.final("parker: interrupted (%v); nothing written", sig)
+				j.ui.final("parker: interrupted by %s; nothing written", unix.SignalName(s))
 			}
-			os.Exit(exitFail)
+			dieOf(s)
 		case <-done:
 		}
 	}()
@@ -90,6 +101,16 @@ func (j *job) catchSignals() func() {
 		signal.Stop(ch)
 		close(done)
 	}
+}
+
+// dieOf ends parker by sig, its default action restored, and exits
+// 128+sig as a shell would report it should the signal somehow not end
+// the process.
+func dieOf(sig syscall.Signal) {
+	signal.Reset(sig)
+	unix.Kill(os.Getpid(), sig)
+	time.Sleep(time.Second)
+	os.Exit(128 + int(sig))
 }
 
 func (j *job) run() error {

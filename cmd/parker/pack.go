@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -222,7 +223,7 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	if err != nil {
 		return image.Stats{}, err
 	}
-	u.stage("walk", start, fmt.Sprintf("%d entries, %d files, %s", n.Entries, n.Files, human.Bytes(n.Bytes)))
+	u.stage("walk", start, fmt.Sprintf("%s, %s, %s", plural(n.Entries, "entry"), plural(n.Files, "file"), human.Bytes(n.Bytes)))
 
 	start = time.Now()
 	u.startProgress(n.Files, n.Bytes)
@@ -234,8 +235,8 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	if err != nil {
 		return image.Stats{}, err
 	}
-	u.stage("image", start, fmt.Sprintf("%s, %d inodes, %d duplicates, %d fragment blocks",
-		human.Bytes(st.Size), st.Inodes, st.Duplicates, st.Fragments))
+	u.stage("image", start, fmt.Sprintf("%s, %s, %s, %s", human.Bytes(st.Size), plural(st.Inodes, "inode"),
+		plural(st.Duplicates, "duplicate"), plural(st.Fragments, "fragment block")))
 	return st, nil
 }
 
@@ -307,10 +308,14 @@ func summary(output string, st image.Stats, opt image.Options, d time.Duration, 
 		output, plural(st.Files, "file"), sizes, comp, d.Seconds(), hex.EncodeToString(digest[:]))
 }
 
-// plural counts n of a thing: "1 file", "0 files", "2 files".
+// plural counts n of a thing: "1 file", "0 files", "2 files"; a thing
+// ending in a consonant and "y" takes "ies": "2 entries".
 func plural(n int, thing string) string {
 	if n == 1 {
 		return "1 " + thing
+	}
+	if stem, ok := strings.CutSuffix(thing, "y"); ok && stem != "" && !strings.ContainsAny(stem[len(stem)-1:], "aeiou") {
+		return fmt.Sprintf("%d %sies", n, stem)
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
 }

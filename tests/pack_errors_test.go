@@ -67,6 +67,7 @@ func TestPackErrors(t *testing.T) {
 	fail("level for xz", 2, nil, "-C", wd, "-o", out, "--compression", "xz", "--level", "3", "app")
 	fail("bad block size", 2, nil, "-C", wd, "-o", out, "--block-size", "3000", "app")
 	fail("block size too big", 2, nil, "-C", wd, "-o", out, "--block-size", "2M", "app")
+	fail("bad exclude pattern", 2, nil, "-C", wd, "-o", out, "--exclude", "[", "app")
 	fail("inspect without file", 2, nil, "inspect")
 
 	// not executable: a warning, and the pack goes on

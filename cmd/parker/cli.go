@@ -181,8 +181,8 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		c.output = defaultOutput(c.target)
 	}
 	for _, p := range c.excludes {
-		if strings.TrimSpace(p) == "" || strings.TrimSpace(p) == "!" {
-			return nil, usagef("--exclude: invalid pattern %q", p)
+		if err := walk.CheckExclude(p); err != nil {
+			return nil, usagef("%v", err)
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ executable, TARGETd. Running TARGETd ARGS later runs TARGET ARGS inside the
 packed directory.
 
 TARGET is a path relative to the working directory (it may be in a
-subdirectory). A target named "inspect" is written ./inspect or -- inspect.
+subdirectory). A target named "inspect", "help" or "version" is written
+./inspect or -- inspect.
 
 Flags:
   -C, --dir DIR             working directory to pack (default ".")
@@ -121,6 +123,18 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		return c, nil
 	}
 	rest := fs.Args()
+	// "help" and "version" alone mean --help and --version, unless they
+	// came after "--".
+	if len(rest) == 1 && fs.ArgsLenAtDash() != 0 {
+		switch rest[0] {
+		case "help":
+			c.help = true
+			return c, nil
+		case "version":
+			c.version = true
+			return c, nil
+		}
+	}
 	// "inspect" is the subcommand unless it came after "--".
 	if len(rest) > 0 && rest[0] == "inspect" && fs.ArgsLenAtDash() != 0 {
 		c.inspect = true
@@ -164,6 +178,9 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	}
 	target, err := walk.CleanTarget(rest[0])
 	if err != nil {
+		if rel, ok := relativeTarget(c.dir, rest[0]); ok {
+			return nil, usagef("TARGET %s: %v: write %s", rest[0], err, rel)
+		}
 		return nil, usagef("TARGET %s: %v", rest[0], err)
 	}
 	c.target = target
@@ -216,6 +233,36 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		c.opt.ClampTime = n
 	}
 	return c, nil
+}
+
+// relativeTarget turns an absolute TARGET that lies inside the working
+// directory dir into the relative path to write instead.
+func relativeTarget(dir, target string) (string, bool) {
+	if !filepath.IsAbs(target) {
+		return "", false
+	}
+	inside := func(dir, target string) (string, bool) {
+		rel, err := filepath.Rel(dir, target)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", false
+		}
+		return rel, true
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	if rel, ok := inside(abs, target); ok {
+		return rel, true
+	}
+	// The same with symlinks resolved, but for the target's own name:
+	// a symlink there is the target as given.
+	real, err1 := filepath.EvalSymlinks(abs)
+	parent, err2 := filepath.EvalSymlinks(filepath.Dir(target))
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	return inside(real, filepath.Join(parent, filepath.Base(target)))
 }
 
 // lookupEnv treats an empty variable as unset, as the reproducible-builds

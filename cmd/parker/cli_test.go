@@ -129,6 +129,8 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"--nope", "t"}, nil, "unknown flag"},
 		{[]string{"-o"}, nil, "needs an argument"},
 		{[]string{"/usr/bin/python"}, nil, "relative"},
+		{[]string{"-C", "/usr", "/usr/bin/python"}, nil, "TARGET /usr/bin/python: must be a path relative to the working directory: write bin/python"},
+		{[]string{"-C", "/usr", "/usr"}, nil, "TARGET /usr: must be a path relative to the working directory"},
 		{[]string{"../python"}, nil, "outside"},
 		{[]string{"a/../../python"}, nil, "outside"},
 		{[]string{"."}, nil, "not a directory"},
@@ -172,6 +174,9 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "Usage: parker", ""},
 		{[]string{"--version"}, 0, "parker ", ""},
+		{[]string{"help"}, 0, "Usage: parker", ""},
+		{[]string{"version"}, 0, "parker ", ""},
+		{[]string{"-C", t.TempDir(), "--", "help"}, 1, "", "parker: target help: no such file"},
 		{[]string{}, 2, "", "parker: missing TARGET\nTry 'parker --help'"},
 		{[]string{"--block-size", "x", "t"}, 2, "", "parker: --block-size: invalid size"},
 		{[]string{"-C", t.TempDir(), "missing"}, 1, "", "parker: target missing: no such file"},

@@ -121,8 +121,8 @@ func TestPackErrors(t *testing.T) {
 		}
 		r := asNobody("-q", "-C", wd, "-o", filepath.Join(outOK, "x"), "app")
 		wantFailure(t, "unreadable file", r, 1, outOK)
-		if !strings.Contains(r.Stderr, "secret") {
-			t.Errorf("unreadable file: stderr %q does not name the file", r.Stderr)
+		if want := "parker: cannot read " + filepath.Join(wd, "secret") + ": permission denied; leave it out with --exclude 'secret'\n"; r.Stderr != want {
+			t.Errorf("unreadable file: stderr %q, want %q", r.Stderr, want)
 		}
 		os.Remove(filepath.Join(wd, "secret"))
 		wantFailure(t, "output dir not writable", asNobody("-q", "-C", wd, "-o", filepath.Join(roOut, "x"), "app"), 1, roOut)

@@ -105,7 +105,7 @@ func (w *walker) dir(rel string, want *unix.Stat_t) error {
 			w.warn(fmt.Sprintf("%s vanished while packing; left out", w.show(rel)))
 			return nil
 		}
-		return fmt.Errorf("read %s: %w", w.show(rel), err)
+		return w.denied("read", rel, err)
 	}
 	f := os.NewFile(uintptr(fd), abs)
 	defer f.Close()
@@ -162,11 +162,11 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		}
 	case unix.S_IFREG:
 		if err := unix.Access(abs, unix.R_OK); err != nil {
-			return fmt.Errorf("cannot read %s: %w", w.show(rel), err)
+			return w.denied("cannot read", rel, err)
 		}
 	case unix.S_IFDIR:
 		if err := unix.Access(abs, unix.R_OK|unix.X_OK); err != nil {
-			return fmt.Errorf("cannot read %s: %w", w.show(rel), err)
+			return w.denied("cannot read", rel, err)
 		}
 	}
 	if err := w.emit(w.entry(rel, st, link)); err != nil {
@@ -234,6 +234,17 @@ func (w *walker) linkSeen(e image.Entry) bool {
 	}
 	w.links[k] = true
 	return false
+}
+
+// denied is the error for rel that cannot be read ("VERB PATH: errno");
+// when permission is what is missing, it adds the way around it (an
+// --exclude of rel, which then is neither read nor packed).
+func (w *walker) denied(verb, rel string, err error) error {
+	var errno unix.Errno
+	if rel != "" && errors.As(err, &errno) && (errno == unix.EACCES || errno == unix.EPERM) {
+		return fmt.Errorf("%s %s: %w; leave it out with --exclude %s", verb, w.show(rel), err, shellQuote(escapePattern(rel)))
+	}
+	return fmt.Errorf("%s %s: %w", verb, w.show(rel), err)
 }
 
 func (w *walker) warn(msg string) {

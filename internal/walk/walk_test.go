@@ -178,7 +178,7 @@ func TestWalkUnreadable(t *testing.T) {
 		r, _ := LoadRules(root, nil)
 		add := func(image.Entry) error { return nil }
 		_, err := Tree(Config{Root: root, Display: "w", Rules: r, Add: add})
-		if want := "read w/secret: " + errno.Error(); err == nil || err.Error() != want {
+		if want := "read w/secret: " + errno.Error() + "; leave it out with --exclude 'secret'"; err == nil || err.Error() != want {
 			t.Errorf("walk = %v, want %q", err, want)
 		}
 

@@ -89,7 +89,7 @@ func (o *output) check(t *walk.Target) error {
 	var st unix.Stat_t
 	switch err := unix.Lstat(o.path, &st); {
 	case err == nil:
-		switch kind := fileKind(st.Mode); kind {
+		switch kind := walk.Kind(st.Mode); kind {
 		case "":
 		case "a directory":
 			return fmt.Errorf("output %s is a directory", o.name)
@@ -104,28 +104,6 @@ func (o *output) check(t *walk.Target) error {
 		return fmt.Errorf("output %s: %w", o.name, err)
 	}
 	return nil
-}
-
-// fileKind names what a raw st_mode is, for messages: "" for a regular
-// file.
-func fileKind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return ""
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFLNK:
-		return "a symbolic link"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFSOCK:
-		return "a socket"
-	}
-	return fmt.Sprintf("of unknown type %#o", mode&unix.S_IFMT)
 }
 
 // create makes the temp file.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -169,6 +171,7 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 			return w.denied("cannot read", rel, err)
 		}
 	}
+	w.checkOdd(rel, st, link)
 	if err := w.emit(w.entry(rel, st, link)); err != nil {
 		return err
 	}
@@ -176,6 +179,55 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		return w.dir(rel, st)
 	}
 	return nil
+}
+
+// checkOdd warns about an entry that is packed as it is but will not
+// behave as the user may think: a symlink that leads out of the packed
+// tree or nowhere, or a special file, whose node is packed but nothing
+// read from it.
+func (w *walker) checkOdd(rel string, st *unix.Stat_t, link string) {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+		return
+	case unix.S_IFLNK:
+	default:
+		w.warn(fmt.Sprintf("%s is %s; packed as such (the node, nothing read from it)", w.show(rel), Kind(st.Mode)))
+		return
+	}
+	if path.IsAbs(link) {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, an absolute path; packed as is, it will point into the machine the packed file runs on", w.show(rel), link))
+		return
+	}
+	if to := path.Join(path.Dir(rel), link); to == ".." || strings.HasPrefix(to, "../") {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, outside the working directory; packed as is, it will point outside the packed tree", w.show(rel), link))
+		return
+	}
+	var target unix.Stat_t
+	if err := unix.Stat(w.abs(rel), &target); errors.Is(err, unix.ENOENT) {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, which does not exist; packed as is", w.show(rel), link))
+	}
+}
+
+// Kind names what a raw st_mode is, for messages: "a FIFO"; "" for a
+// regular file.
+func Kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("of unknown type %#o", mode&unix.S_IFMT)
 }
 
 // excludedDir walks an excluded directory for what "!" patterns re-include;

@@ -194,3 +194,34 @@ func TestWalkUnreadable(t *testing.T) {
 		openDir = old
 	}
 }
+
+// Entries that are packed as they are but will not behave as the user may
+// think (symlinks that point out of the packed tree or nowhere, special
+// files) draw a warning each; ordinary symlinks do not.
+func TestWalkOddEntries(t *testing.T) {
+	root := walktest.Tree(t, "app", "sub/in -> ../app", "ok -> sub", "abs -> /etc/passwd",
+		"up -> ../elsewhere", "sub/up2 -> ../../x", "gone -> nowhere", "excluded -> /x")
+	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	want := []string{
+		"w/abs is a symlink to /etc/passwd, an absolute path; packed as is, it will point into the machine the packed file runs on",
+		"w/fifo is a FIFO; packed as such (the node, nothing read from it)",
+		"w/gone is a symlink to nowhere, which does not exist; packed as is",
+		"w/sub/up2 is a symlink to ../../x, outside the working directory; packed as is, it will point outside the packed tree",
+		"w/up is a symlink to ../elsewhere, outside the working directory; packed as is, it will point outside the packed tree",
+	}
+	if os.Geteuid() == 0 {
+		must(t, unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		want = append(want, "w/null is a character device; packed as such (the node, nothing read from it)")
+	}
+	r, err := LoadRules(root, []string{"excluded"})
+	must(t, err)
+	var warnings []string
+	_, err = Tree(Config{Root: root, Display: "w", Rules: r, Add: func(image.Entry) error { return nil },
+		Warn: func(s string) { warnings = append(warnings, s) }})
+	must(t, err)
+	slices.Sort(warnings)
+	slices.Sort(want)
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings:\n%q\nwant\n%q", warnings, want)
+	}
+}

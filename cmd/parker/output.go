@@ -89,12 +89,8 @@ func (o *output) check(t *walk.Target) error {
 	var st unix.Stat_t
 	switch err := unix.Lstat(o.path, &st); {
 	case err == nil:
-		switch kind := walk.Kind(st.Mode); kind {
-		case "":
-		case "a directory":
-			return fmt.Errorf("output %s is a directory", o.name)
-		default:
-			return fmt.Errorf("output %s is %s; parker writes only regular files", o.name, kind)
+		if err := o.replaceable(&st); err != nil {
+			return err
 		}
 		if st.Dev == t.Dev && st.Ino == t.Ino {
 			return fmt.Errorf("output %s would replace the target %s; choose another -o", o.name, t.Path)
@@ -104,6 +100,19 @@ func (o *output) check(t *walk.Target) error {
 		return fmt.Errorf("output %s: %w", o.name, err)
 	}
 	return nil
+}
+
+// replaceable refuses an existing output, whose lstat is st, that is not
+// a regular file.
+func (o *output) replaceable(st *unix.Stat_t) error {
+	switch kind := walk.Kind(st.Mode); kind {
+	case "":
+		return nil
+	case "a directory":
+		return fmt.Errorf("output %s is a directory", o.name)
+	default:
+		return fmt.Errorf("output %s is %s; parker writes only regular files", o.name, kind)
+	}
 }
 
 // create makes the temp file.
@@ -206,6 +215,14 @@ func (o *output) commit() error {
 	}
 	if err := o.f.Close(); err != nil {
 		return o.fail(err)
+	}
+	// Again, as late as can be: something may have been put at the path
+	// while parker packed.
+	var st unix.Stat_t
+	if unix.Lstat(o.path, &st) == nil {
+		if err := o.replaceable(&st); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(o.tmpPath, o.path); err != nil {
 		return o.fail(err)

@@ -73,6 +73,20 @@ func TestPackOutputNotRegular(t *testing.T) {
 	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
 		t.Errorf("temp files left: %q", names)
 	}
+	// Nor is one that appears while parker packs.
+	late := filepath.Join(dir, "late")
+	testHookFinish = func() { must(t, unix.Mkfifo(late, 0o644)) }
+	code, stderr := packRun(t, "-q", "-C", root, "-o", late, "app")
+	testHookFinish = nil
+	if want := "parker: output " + late + " is a FIFO; parker writes only regular files\n"; code != exitFail || stderr != want {
+		t.Errorf("-o late = %d, %q; want %d, %q", code, stderr, exitFail, want)
+	}
+	if fi, err := os.Lstat(late); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("-o late: the FIFO was replaced: %v, %v", fi, err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
+		t.Errorf("temp files left: %q", names)
+	}
 	// An existing regular file is still replaced.
 	if code, stderr := packRun(t, "-q", "-C", root, "-o", regular, "app"); code != exitOK {
 		t.Errorf("-o regular = %d, %q", code, stderr)

@@ -214,10 +214,10 @@ func (in *Info) WriteText(w io.Writer) {
 	line("keep_owner", "%t", in.KeepOwner)
 	line("created_by", "%s", in.CreatedBy)
 	if in.HaveImage {
-		line("files", "%d", in.Inodes)
+		line("inodes", "%d", in.Inodes)
 		line("mtime", "%d (%s)", in.ModTime, time.Unix(in.ModTime, 0).UTC().Format(time.RFC3339))
 	} else {
-		line("files", "unknown (image unreadable: %s)", in.ImageError)
+		line("inodes", "unknown (image unreadable: %s)", in.ImageError)
 	}
 	line("mount", "mount -o loop,ro,offset=%d %s DIR", in.Offset, in.File)
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // wantFailure asserts a failed run: the exit code, one line on stderr (no
@@ -54,6 +56,8 @@ func TestPackErrors(t *testing.T) {
 	fail("target outside the workdir", 2, nil, "-C", wd, "-o", out, "../x")
 	fail("missing workdir", 1, nil, "-C", filepath.Join(wd, "nope"), "-o", out, "app")
 	fail("output in a missing directory", 1, nil, "-C", wd, "-o", filepath.Join(od, "no", "out"), "app")
+	cwd := tempDir(t, "cwd")
+	wantFailure(t, "output to standard output", runParker(t, cwd, nil, "-C", wd, "-o", "-", "app"), 2, cwd)
 
 	fail("no arguments", 2, nil)
 	fail("two targets", 2, nil, "-C", wd, "-o", out, "app", "plain")
@@ -63,6 +67,7 @@ func TestPackErrors(t *testing.T) {
 	fail("level for xz", 2, nil, "-C", wd, "-o", out, "--compression", "xz", "--level", "3", "app")
 	fail("bad block size", 2, nil, "-C", wd, "-o", out, "--block-size", "3000", "app")
 	fail("block size too big", 2, nil, "-C", wd, "-o", out, "--block-size", "2M", "app")
+	fail("bad exclude pattern", 2, nil, "-C", wd, "-o", out, "--exclude", "[", "app")
 	fail("inspect without file", 2, nil, "inspect")
 
 	// not executable: a warning, and the pack goes on
@@ -116,8 +121,8 @@ func TestPackErrors(t *testing.T) {
 		}
 		r := asNobody("-q", "-C", wd, "-o", filepath.Join(outOK, "x"), "app")
 		wantFailure(t, "unreadable file", r, 1, outOK)
-		if !strings.Contains(r.Stderr, "secret") {
-			t.Errorf("unreadable file: stderr %q does not name the file", r.Stderr)
+		if want := "parker: cannot read " + filepath.Join(wd, "secret") + ": permission denied; leave it out with --exclude 'secret'\n"; r.Stderr != want {
+			t.Errorf("unreadable file: stderr %q, want %q", r.Stderr, want)
 		}
 		os.Remove(filepath.Join(wd, "secret"))
 		wantFailure(t, "output dir not writable", asNobody("-q", "-C", wd, "-o", filepath.Join(roOut, "x"), "app"), 1, roOut)
@@ -129,7 +134,8 @@ func TestPackErrors(t *testing.T) {
 }
 
 // TestPackInterrupted: SIGINT or SIGTERM in the middle of a pack leaves
-// neither an output nor a temp file.
+// neither an output nor a temp file, and parker dies of that signal, as
+// tar and mksquashfs do, so a shell sees 130 for ^C.
 func TestPackInterrupted(t *testing.T) {
 	fx := goTree(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
@@ -147,10 +153,47 @@ func TestPackInterrupted(t *testing.T) {
 			t.Errorf("%v: parker finished before the signal; make the job longer", sig)
 			continue
 		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
+			t.Errorf("%v: parker ended with %v, want death by %v", sig, err, sig)
+		}
+		if want := "parker: interrupted by " + unix.SignalName(sig) + "; nothing written\n"; se.String() != want {
+			t.Errorf("%v: stderr %q, want %q", sig, se.String(), want)
+		}
 		left, _ := os.ReadDir(od)
 		for _, e := range left {
 			t.Errorf("%v: left behind: %s", sig, e.Name())
 		}
 		t.Logf("%v: %v, stderr %q", sig, err, se.String())
+	}
+}
+
+// TestPackOutputDevice: `-o /dev/full` and `-o /dev/stdout` are refused
+// and leave the device node and the symlink as they were. Both run in a
+// private mount namespace on a throw-away tmpfs /dev, never against the
+// machine's own /dev.
+func TestPackOutputDevice(t *testing.T) {
+	needRoot(t, "a private mount namespace with its own /dev")
+	needTool(t, "unshare")
+	wd := smallWorkdir(t)
+	for _, tt := range []struct{ out, make, check, kind string }{
+		{"/dev/full", "mknod /dev/full c 1 7", "test -c /dev/full", "a character device"},
+		{"/dev/stdout", "ln -s /proc/self/fd/1 /dev/stdout", "test -L /dev/stdout", "a symbolic link"},
+	} {
+		script := `mount -t tmpfs -o size=64m parker-test-dev /dev && ` + tt.make +
+			` && "$0" -q -C "$1" -o ` + tt.out + ` app; code=$?; ` + tt.check + ` || echo REPLACED >&2; exit $code`
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, buildParker(t), wd)
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		err := cmd.Run()
+		r := result{Stderr: se.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		wantFailure(t, "-o "+tt.out, r, 1, "")
+		if want := "parker: output " + tt.out + " is " + tt.kind + "; parker writes only regular files\n"; r.Stderr != want {
+			t.Errorf("-o %s: stderr %q, want %q", tt.out, r.Stderr, want)
+		}
 	}
 }

@@ -187,11 +187,15 @@ func smallWorkdir(t *testing.T) string {
 func TestPackOutputInsideWorkdir(t *testing.T) {
 	wd := smallWorkdir(t)
 	// Default output: TARGETd in the current directory, which is the
-	// workdir; run twice so the second run finds the first's output.
-	for i := range 2 {
-		r := runParker(t, wd, nil, "-q", "app")
+	// workdir; run twice so the second run finds the first's output, and
+	// says nothing about leaving it out: that is expected.
+	for i, quiet := range []string{"-q", "-C."} {
+		r := runParker(t, wd, nil, quiet, "app")
 		if r.Code != 0 {
 			t.Fatalf("run %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		if i == 1 && (!strings.HasPrefix(r.Stderr, "appd: ") || strings.Count(r.Stderr, "\n") != 1) {
+			t.Errorf("re-pack: stderr %q, want the summary alone", r.Stderr)
 		}
 	}
 	out := filepath.Join(wd, "appd")
@@ -208,10 +212,11 @@ func TestPackOutputInsideWorkdir(t *testing.T) {
 	// The pack's temp file, beside the output, changes the mtime of the
 	// output's directory while the pack runs.
 	check(out, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"appd": true}, IgnoreMtime: map[string]bool{".": true}})
-	// and -o into a subdirectory of the workdir: now appd is an ordinary file
+	// and -o into a subdirectory of the workdir: appd, an earlier packed
+	// file, is left out too
 	out2 := filepath.Join(wd, "data", "app.packed")
 	pack(t, wd, "app", "-q", "-o", out2)
-	check(out2, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"data/app.packed": true}, IgnoreMtime: map[string]bool{"data": true}})
+	check(out2, treecmp.Expect{Clamp: -1, Exclude: map[string]bool{"data/app.packed": true, "appd": true}, IgnoreMtime: map[string]bool{"data": true}})
 	entries, _ := os.ReadDir(wd)
 	for _, e := range entries {
 		if strings.Contains(e.Name(), "parker-tmp") || strings.HasPrefix(e.Name(), ".") {
@@ -415,5 +420,26 @@ func TestPackDefaultOutput(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(cwd); len(left) != 1 {
 		t.Errorf("current directory holds %d entries, want only toold", len(left))
+	}
+}
+
+// TestPackLongName: a 254-byte target's default output has 255 bytes, the
+// longest name the file system takes, and packs, with the real binary and
+// the output inside the workdir; the packed file runs its target.
+func TestPackLongName(t *testing.T) {
+	wd := tempDir(t, "long")
+	name := strings.Repeat("b", 254)
+	os.WriteFile(filepath.Join(wd, name), []byte("#!/bin/sh\necho long\n"), 0o755)
+	for i := range 2 {
+		if r := runParker(t, wd, nil, "-q", name); r.Code != 0 {
+			t.Fatalf("pack %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+	}
+	out := filepath.Join(wd, name+"d")
+	if tr := checkPacked(t, out); tr.Target != name {
+		t.Errorf("trailer target %q", tr.Target)
+	}
+	if left, _ := os.ReadDir(wd); len(left) != 2 {
+		t.Errorf("workdir holds %d entries, want the target and its output", len(left))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ executable, TARGETd. Running TARGETd ARGS later runs TARGET ARGS inside the
 packed directory.
 
 TARGET is a path relative to the working directory (it may be in a
-subdirectory). A target named "inspect" is written ./inspect or -- inspect.
+subdirectory). A target named "inspect", "help" or "version" is written
+./inspect or -- inspect.
 
 Flags:
   -C, --dir DIR             working directory to pack (default ".")
@@ -65,7 +67,7 @@ Environment:
   SOURCE_DATE_EPOCH         clamp every mtime and the image time to this
                             many seconds since the epoch
 
-Exit status: 0 ok, 1 failure, 2 bad usage.
+Exit status: 0 ok, 1 failure, 2 bad usage, 128+N killed by signal N.
 `
 
 // usageError is a mistake on the command line: exit 2 with a hint.
@@ -121,6 +123,18 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		return c, nil
 	}
 	rest := fs.Args()
+	// "help" and "version" alone mean --help and --version, unless they
+	// came after "--".
+	if len(rest) == 1 && fs.ArgsLenAtDash() != 0 {
+		switch rest[0] {
+		case "help":
+			c.help = true
+			return c, nil
+		case "version":
+			c.version = true
+			return c, nil
+		}
+	}
 	// "inspect" is the subcommand unless it came after "--".
 	if len(rest) > 0 && rest[0] == "inspect" && fs.ArgsLenAtDash() != 0 {
 		c.inspect = true
@@ -164,6 +178,9 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	}
 	target, err := walk.CleanTarget(rest[0])
 	if err != nil {
+		if rel, ok := relativeTarget(c.dir, rest[0]); ok {
+			return nil, usagef("TARGET %s: %v: write %s", rest[0], err, rel)
+		}
 		return nil, usagef("TARGET %s: %v", rest[0], err)
 	}
 	c.target = target
@@ -173,12 +190,16 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	if fs.Changed("output") && c.output == "" {
 		return nil, usagef("--output: empty file name")
 	}
+	if c.output == "-" {
+		// A packed file is run and read at offsets: it must be a file.
+		return nil, usagef("--output -: parker cannot write to standard output; a packed file must be a file (write ./- for a file named -)")
+	}
 	if c.output == "" {
 		c.output = defaultOutput(c.target)
 	}
 	for _, p := range c.excludes {
-		if strings.TrimSpace(p) == "" || strings.TrimSpace(p) == "!" {
-			return nil, usagef("--exclude: invalid pattern %q", p)
+		if err := walk.CheckExclude(p); err != nil {
+			return nil, usagef("%v", err)
 		}
 	}
 
@@ -212,6 +233,36 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		c.opt.ClampTime = n
 	}
 	return c, nil
+}
+
+// relativeTarget turns an absolute TARGET that lies inside the working
+// directory dir into the relative path to write instead.
+func relativeTarget(dir, target string) (string, bool) {
+	if !filepath.IsAbs(target) {
+		return "", false
+	}
+	inside := func(dir, target string) (string, bool) {
+		rel, err := filepath.Rel(dir, target)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", false
+		}
+		return rel, true
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	if rel, ok := inside(abs, target); ok {
+		return rel, true
+	}
+	// The same with symlinks resolved, but for the target's own name:
+	// a symlink there is the target as given.
+	real, err1 := filepath.EvalSymlinks(abs)
+	parent, err2 := filepath.EvalSymlinks(filepath.Dir(target))
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	return inside(real, filepath.Join(parent, filepath.Base(target)))
 }
 
 // lookupEnv treats an empty variable as unset, as the reproducible-builds

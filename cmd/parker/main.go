@@ -11,7 +11,8 @@
 // preads, because it runs on every start of every packed file.
 //
 // This package owns the command line: flags, messages and exit codes. Pack
-// exits 0 on success, 1 on failure and 2 on bad usage; the run-time codes
+// exits 0 on success, 1 on failure and 2 on bad usage, and dies of SIGINT,
+// SIGTERM or SIGHUP after removing its temp file; the run-time codes
 // are the stub's.
 package main
 

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 )
@@ -18,6 +22,13 @@ import (
 // tmpInfix marks parker's temp files: .NAME.parker-tmp-RANDOM beside the
 // output. Leftovers of a killed run in the working directory are not packed.
 const tmpInfix = ".parker-tmp-"
+
+// tmpRandomLen is the length of RANDOM: 8 hex digits.
+const tmpRandomLen = 8
+
+// nameMax is the longest file name Linux file systems take (NAME_MAX),
+// when the directory's file system does not say.
+const nameMax = 255
 
 // output is the packed file being written: a temp file beside its final
 // name, so that the last step, a rename, is atomic. Every error about it
@@ -27,8 +38,9 @@ type output struct {
 	name string // as given with -o, for messages
 
 	// Set by check.
-	path string       // absolute, its directory's symlinks resolved
-	prev *unix.Stat_t // the file it replaces, or nil
+	path      string       // absolute, its directory's symlinks resolved
+	prev      *unix.Stat_t // the file it replaces, or nil
+	tmpPrefix string       // of its temp files' names: .NAME.parker-tmp-
 
 	f       *os.File // the temp file
 	tmpPath string
@@ -52,8 +64,11 @@ func (e *outputError) Unwrap() error { return e.err }
 
 func (o *output) fail(err error) error { return &outputError{o.name, human.Cause(err)} }
 
-// check resolves the output's path and refuses one that is a directory or
-// the target itself (t's file).
+// check resolves the output's path and refuses one that is not a regular
+// file, or is the target itself (t's file). A device node, FIFO, socket or
+// symlink at the output path is refused rather than replaced or written
+// through: the rename would silently swap /dev/full or the /dev/stdout
+// link for a regular file, and a packed file is only useful as a file.
 func (o *output) check(t *walk.Target) error {
 	abs, err := filepath.Abs(o.name)
 	if err != nil {
@@ -70,11 +85,12 @@ func (o *output) check(t *walk.Target) error {
 		return o.fail(err)
 	}
 	o.path = filepath.Join(real, base)
+	o.tmpPrefix = tmpPrefix(real, base)
 	var st unix.Stat_t
 	switch err := unix.Lstat(o.path, &st); {
 	case err == nil:
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return fmt.Errorf("output %s is a directory", o.name)
+		if err := o.replaceable(&st); err != nil {
+			return err
 		}
 		if st.Dev == t.Dev && st.Ino == t.Ino {
 			return fmt.Errorf("output %s would replace the target %s; choose another -o", o.name, t.Path)
@@ -86,13 +102,26 @@ func (o *output) check(t *walk.Target) error {
 	return nil
 }
 
+// replaceable refuses an existing output, whose lstat is st, that is not
+// a regular file.
+func (o *output) replaceable(st *unix.Stat_t) error {
+	switch kind := walk.Kind(st.Mode); kind {
+	case "":
+		return nil
+	case "a directory":
+		return fmt.Errorf("output %s is a directory", o.name)
+	default:
+		return fmt.Errorf("output %s is %s; parker writes only regular files", o.name, kind)
+	}
+}
+
 // create makes the temp file.
 func (o *output) create() error {
 	// Under the lock, so a signal's abort either runs before the file
 	// exists or sees it and removes it.
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	f, err := os.CreateTemp(filepath.Dir(o.path), "."+filepath.Base(o.path)+tmpInfix+"*")
+	f, err := createTemp(filepath.Join(filepath.Dir(o.path), o.tmpPrefix))
 	if err != nil {
 		return o.fail(err)
 	}
@@ -101,6 +130,39 @@ func (o *output) create() error {
 		return o.fail(err)
 	}
 	return nil
+}
+
+// tmpPrefix is how the names of the temp files for the output base in
+// dir begin: ".NAME.parker-tmp-", with NAME cut short (at a character
+// boundary) when the whole temp name would be longer than dir's file
+// system allows, so that every output name it accepts can be written.
+func tmpPrefix(dir, base string) string {
+	limit := nameMax
+	var sfs unix.Statfs_t
+	if unix.Statfs(dir, &sfs) == nil && sfs.Namelen > 0 {
+		limit = int(sfs.Namelen)
+	}
+	if keep := limit - len("."+tmpInfix) - tmpRandomLen; len(base) > keep {
+		for keep > 0 && !utf8.RuneStart(base[keep]) {
+			keep--
+		}
+		base = base[:max(keep, 0)]
+	}
+	return "." + base + tmpInfix
+}
+
+// createTemp creates a new file named prefix plus tmpRandomLen random hex
+// digits, as os.CreateTemp does but with a random part of known length,
+// which tmpPrefix counts on.
+func createTemp(prefix string) (*os.File, error) {
+	for range 100 {
+		name := fmt.Sprintf("%s%0*x", prefix, tmpRandomLen, rand.Uint32())
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, errors.New("cannot find a free temp file name")
 }
 
 // WriteAt writes to the temp file; the image writer writes through it.
@@ -154,6 +216,14 @@ func (o *output) commit() error {
 	if err := o.f.Close(); err != nil {
 		return o.fail(err)
 	}
+	// Again, as late as can be: something may have been put at the path
+	// while parker packed.
+	var st unix.Stat_t
+	if unix.Lstat(o.path, &st) == nil {
+		if err := o.replaceable(&st); err != nil {
+			return err
+		}
+	}
 	if err := os.Rename(o.tmpPath, o.path); err != nil {
 		return o.fail(err)
 	}
@@ -174,33 +244,64 @@ func (o *output) abort() (committed bool) {
 	return o.committed
 }
 
-// skipper recognises parker's own output in the walk of root (shown as
-// display): this run's temp file, the output being replaced and the temp
-// files of interrupted runs, the last two with a warning. None of them
-// goes into the image.
-func (o *output) skipper(root, display string, warn func(string)) func(rel string, dev, ino uint64) bool {
+// skipper recognises parker's own files in the walk of root (shown as
+// display) and leaves them out of the image: this run's temp file; the
+// output being replaced, which is expected, so only -v mentions it; the
+// temp files of interrupted runs, with a warning; and earlier packed files
+// (any file with a parker trailer), each reported to u.leftOut, unless it
+// is the target t: a packed file the user asked to pack is packed.
+func (o *output) skipper(root, display string, t *walk.Target, u *ui) func(rel string, st *unix.Stat_t) bool {
 	outRel := ""
 	if r, err := filepath.Rel(root, filepath.Dir(o.path)); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
 		outRel = filepath.ToSlash(r)
 	}
-	leftover := "." + filepath.Base(o.path) + tmpInfix
-	return func(rel string, dev, ino uint64) bool {
-		if dev == o.tmp.Dev && ino == o.tmp.Ino {
+	return func(rel string, st *unix.Stat_t) bool {
+		is := func(id *unix.Stat_t) bool { return id != nil && st.Dev == id.Dev && st.Ino == id.Ino }
+		switch {
+		case is(&o.tmp):
 			return true
-		}
-		if o.prev != nil && dev == o.prev.Dev && ino == o.prev.Ino {
-			warn(fmt.Sprintf("%s is the output; left out", filepath.Join(display, rel)))
+		case is(o.prev):
+			u.note(fmt.Sprintf("%s is the output; left out", filepath.Join(display, rel)))
 			return true
 		}
 		if outRel != "" {
 			dir, base := splitRel(rel)
-			if dir == outRel && strings.HasPrefix(base, leftover) {
-				warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
+			if dir == outRel && strings.HasPrefix(base, o.tmpPrefix) {
+				u.warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
 				return true
 			}
 		}
+		if st.Dev == t.Dev && st.Ino == t.Ino || !isPacked(filepath.Join(root, rel), st) {
+			return false
+		}
+		u.leftOut(fmt.Sprintf("%s is a packed file; left out", filepath.Join(display, rel)))
+		return true
+	}
+}
+
+// minPacked is the size of the smallest packed file: a stub, which ends
+// at the payload's offset, at least PadSize; the payload, padded to
+// PadSize; the trailer's footer.
+const minPacked = 2*trailer.PadSize + trailer.FooterSize
+
+// isPacked reports whether the regular file at path, whose lstat is st,
+// carries a parker trailer, damaged or not. Most files are turned away by
+// their size or by one 16-byte read of where the footer's magic would be.
+// A file that cannot be read is not, here: the walk reports it.
+func isPacked(path string, st *unix.Stat_t) bool {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < minPacked {
 		return false
 	}
+	// O_NONBLOCK: should the file have become a FIFO since the lstat,
+	// the open must not wait for a writer.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	_, err = trailer.Read(f, st.Size)
+	return err == nil || errors.Is(err, trailer.ErrTrailer)
 }
 
 func splitRel(rel string) (dir, base string) {

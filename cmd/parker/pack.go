@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
@@ -68,21 +71,30 @@ type plan struct {
 }
 
 // catchSignals removes the temp file on SIGINT, SIGTERM or SIGHUP, so an
-// interrupted pack leaves nothing behind, and exits 1. It returns the
-// function that stops catching.
+// interrupted pack leaves nothing behind, and then dies of the same signal,
+// as tar and mksquashfs do: the shell sees 130 for ^C and stops a script
+// or loop that ran parker. A signal ignored when parker started (nohup)
+// stays ignored. It returns the function that stops catching.
 func (j *job) catchSignals() func() {
+	var sigs []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(ch, sigs...)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case sig := <-ch:
+			s := sig.(syscall.Signal)
 			if j.out.abort() {
-				j.ui.final("parker: interrupted (%v)", sig)
+				j.ui.final("parker: interrupted by %s after %s was written", unix.SignalName(s), j.c.output)
 			} else {
-				j.ui.final("parker: interrupted (%v); nothing written", sig)
+				j.ui.final("parker: interrupted by %s; nothing written", unix.SignalName(s))
 			}
-			os.Exit(exitFail)
+			dieOf(s)
 		case <-done:
 		}
 	}()
@@ -90,6 +102,16 @@ func (j *job) catchSignals() func() {
 		signal.Stop(ch)
 		close(done)
 	}
+}
+
+// dieOf ends parker by sig, its default action restored, and exits
+// 128+sig as a shell would report it should the signal somehow not end
+// the process.
+func dieOf(sig syscall.Signal) {
+	signal.Reset(sig)
+	unix.Kill(os.Getpid(), sig)
+	time.Sleep(time.Second)
+	os.Exit(128 + int(sig))
 }
 
 func (j *job) run() error {
@@ -114,13 +136,7 @@ func (j *job) run() error {
 		return err
 	}
 	if u := j.ui; !j.c.quiet {
-		if n := u.warnings; n > 0 && !j.c.verbose {
-			them := "them"
-			if n == 1 {
-				them = "it"
-			}
-			u.printf("parker: %s; run with -v to see %s", plural(n, "warning"), them)
-		}
+		u.tally()
 		u.printf("%s", summary(j.c.output, st, j.c.opt, time.Since(start), digest))
 	}
 	return nil
@@ -199,7 +215,7 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		Display: c.dir,
 		Rules:   p.rules,
 		Target:  p.target,
-		Skip:    j.out.skipper(p.root, c.dir, u.warn),
+		Skip:    j.out.skipper(p.root, c.dir, p.target, u),
 		Add:     w.Add,
 		Warn:    u.warn,
 		Scanned: u.scanned,
@@ -207,7 +223,7 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	if err != nil {
 		return image.Stats{}, err
 	}
-	u.stage("walk", start, fmt.Sprintf("%d entries, %d files, %s", n.Entries, n.Files, human.Bytes(n.Bytes)))
+	u.stage("walk", start, fmt.Sprintf("%s, %s, %s", plural(n.Entries, "entry"), plural(n.Files, "file"), human.Bytes(n.Bytes)))
 
 	start = time.Now()
 	u.startProgress(n.Files, n.Bytes)
@@ -219,8 +235,8 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	if err != nil {
 		return image.Stats{}, err
 	}
-	u.stage("image", start, fmt.Sprintf("%s, %d inodes, %d duplicates, %d fragment blocks",
-		human.Bytes(st.Size), st.Inodes, st.Duplicates, st.Fragments))
+	u.stage("image", start, fmt.Sprintf("%s, %s, %s, %s", human.Bytes(st.Size), plural(st.Inodes, "inode"),
+		plural(st.Duplicates, "duplicate"), plural(st.Fragments, "fragment block")))
 	return st, nil
 }
 
@@ -292,10 +308,14 @@ func summary(output string, st image.Stats, opt image.Options, d time.Duration, 
 		output, plural(st.Files, "file"), sizes, comp, d.Seconds(), hex.EncodeToString(digest[:]))
 }
 
-// plural counts n of a thing: "1 file", "0 files", "2 files".
+// plural counts n of a thing: "1 file", "0 files", "2 files"; a thing
+// ending in a consonant and "y" takes "ies": "2 entries".
 func plural(n int, thing string) string {
 	if n == 1 {
 		return "1 " + thing
+	}
+	if stem, ok := strings.CutSuffix(thing, "y"); ok && stem != "" && !strings.ContainsAny(stem[len(stem)-1:], "aeiou") {
+		return fmt.Sprintf("%d %sies", n, stem)
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -247,6 +247,21 @@ func TestPackSummary(t *testing.T) {
 		!strings.Contains(stderr, "sha256:") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("summary %q", stderr)
 	}
+	// The stages count in good English.
+	code, stderr = packRun(t, "-v", "-C", root, "-o", out, "app")
+	for _, want := range []string{"parker: walk: 2 entries, 1 file, 3 B (", "parker: image: 4.0 KiB, 2 inodes, 0 duplicates, 1 fragment block ("} {
+		if code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("-v: %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+	for n, want := range map[int]string{0: "0 entries", 1: "1 entry", 2: "2 entries"} {
+		if got := plural(n, "entry"); got != want {
+			t.Errorf("plural(%d, entry) = %q", n, got)
+		}
+	}
+	if got := plural(2, "day"); got != "2 days" {
+		t.Errorf("plural(2, day) = %q", got)
+	}
 	// One warning (a leftover temp file, left out) is counted, not shown.
 	must(t, os.WriteFile(filepath.Join(root, ".appd"+tmpInfix+"1"), nil, 0o600))
 	code, stderr = packRun(t, "-C", root, "-o", filepath.Join(root, "appd"), "app")
@@ -316,7 +331,10 @@ func TestInspect(t *testing.T) {
 		t.Errorf("inspect --json: %s", stdout.String())
 	}
 	stdout.Reset()
-	if code := run([]string{"inspect", out}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "target:         app\n") {
+	// The text says what it counts: inodes, not files, which the pack
+	// summary counts (regular files).
+	if code := run([]string{"inspect", out}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "target:         app\n") ||
+		!strings.Contains(stdout.String(), "\ninodes:         3\n") || strings.Contains(stdout.String(), "files:") {
 		t.Errorf("inspect: %d\n%s", code, stdout.String())
 	}
 

@@ -134,7 +134,8 @@ type ui struct {
 	last    string
 	closed  bool // after final: no more redraws
 
-	warnings int
+	warnings int // warn's
+	packed   int // leftOut's
 
 	// progress state, written by the walker and the image writer's goroutine
 	scanning          atomic.Bool
@@ -172,12 +173,52 @@ func (u *ui) final(format string, a ...any) {
 }
 
 // warn prints a warning with -v and counts it otherwise.
-func (u *ui) warn(msg string) {
+func (u *ui) warn(msg string) { u.count(&u.warnings, msg) }
+
+// leftOut reports an earlier packed file left out of the image: shown
+// with -v, counted apart from the warnings otherwise.
+func (u *ui) leftOut(msg string) { u.count(&u.packed, msg) }
+
+// count adds one to *n and prints msg as a warning with -v.
+func (u *ui) count(n *int, msg string) {
 	u.mu.Lock()
-	u.warnings++
+	*n++
 	u.mu.Unlock()
 	if u.verbose {
 		u.printf("parker: warning: %s", msg)
+	}
+}
+
+// note prints, with -v only, what went as expected but may be worth
+// knowing; it is not a warning.
+func (u *ui) note(msg string) {
+	if u.verbose {
+		u.printf("parker: %s", msg)
+	}
+}
+
+// tally says, without -v, how much -v would have shown:
+//
+//	parker: left out 2 packed files; run with -v to see them
+//	parker: 1 warning; run with -v to see it
+func (u *ui) tally() {
+	if u.verbose {
+		return
+	}
+	u.mu.Lock()
+	packed, warnings := u.packed, u.warnings
+	u.mu.Unlock()
+	see := func(n int) string {
+		if n == 1 {
+			return "run with -v to see it"
+		}
+		return "run with -v to see them"
+	}
+	if packed > 0 {
+		u.printf("parker: left out %s; %s", plural(packed, "packed file"), see(packed))
+	}
+	if warnings > 0 {
+		u.printf("parker: %s; %s", plural(warnings, "warning"), see(warnings))
 	}
 }
 

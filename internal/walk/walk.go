@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -21,9 +23,9 @@ type Config struct {
 	// Target, when set, must be packed whole: Tree fails if anything left
 	// out a path its resolution touched.
 	Target *Target
-	// Skip, when set, leaves out entries the caller knows by identity
-	// (its own output), before the rules see them.
-	Skip func(rel string, dev, ino uint64) bool
+	// Skip, when set, leaves out entries the rules keep that the caller
+	// recognises by their lstat (its own output, earlier packed files).
+	Skip func(rel string, st *unix.Stat_t) bool
 	// Add receives every kept entry, parents before children.
 	Add func(image.Entry) error
 	// Warn, when set, receives what was left out that the user did not
@@ -105,7 +107,7 @@ func (w *walker) dir(rel string, want *unix.Stat_t) error {
 			w.warn(fmt.Sprintf("%s vanished while packing; left out", w.show(rel)))
 			return nil
 		}
-		return fmt.Errorf("read %s: %w", w.show(rel), err)
+		return w.denied("read", rel, err)
 	}
 	f := os.NewFile(uintptr(fd), abs)
 	defer f.Close()
@@ -130,9 +132,6 @@ func (w *walker) dir(rel string, want *unix.Stat_t) error {
 			}
 			return fmt.Errorf("read %s: %w", w.show(crel), err)
 		}
-		if w.Skip != nil && w.Skip(crel, st.Dev, st.Ino) {
-			continue
-		}
 		if err := w.child(crel, abs+"/"+name, &st); err != nil {
 			return err
 		}
@@ -154,6 +153,9 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		}
 		return nil
 	}
+	if w.Skip != nil && w.Skip(rel, st) {
+		return nil
+	}
 	var link string
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
@@ -162,13 +164,14 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		}
 	case unix.S_IFREG:
 		if err := unix.Access(abs, unix.R_OK); err != nil {
-			return fmt.Errorf("cannot read %s: %w", w.show(rel), err)
+			return w.denied("cannot read", rel, err)
 		}
 	case unix.S_IFDIR:
 		if err := unix.Access(abs, unix.R_OK|unix.X_OK); err != nil {
-			return fmt.Errorf("cannot read %s: %w", w.show(rel), err)
+			return w.denied("cannot read", rel, err)
 		}
 	}
+	w.checkOdd(rel, st, link)
 	if err := w.emit(w.entry(rel, st, link)); err != nil {
 		return err
 	}
@@ -176,6 +179,55 @@ func (w *walker) child(rel, abs string, st *unix.Stat_t) error {
 		return w.dir(rel, st)
 	}
 	return nil
+}
+
+// checkOdd warns about an entry that is packed as it is but will not
+// behave as the user may think: a symlink that leads out of the packed
+// tree or nowhere, or a special file, whose node is packed but nothing
+// read from it.
+func (w *walker) checkOdd(rel string, st *unix.Stat_t, link string) {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+		return
+	case unix.S_IFLNK:
+	default:
+		w.warn(fmt.Sprintf("%s is %s; packed as such (the node, nothing read from it)", w.show(rel), Kind(st.Mode)))
+		return
+	}
+	if path.IsAbs(link) {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, an absolute path; packed as is, it will point into the machine the packed file runs on", w.show(rel), link))
+		return
+	}
+	if to := path.Join(path.Dir(rel), link); to == ".." || strings.HasPrefix(to, "../") {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, outside the working directory; packed as is, it will point outside the packed tree", w.show(rel), link))
+		return
+	}
+	var target unix.Stat_t
+	if err := unix.Stat(w.abs(rel), &target); errors.Is(err, unix.ENOENT) {
+		w.warn(fmt.Sprintf("%s is a symlink to %s, which does not exist; packed as is", w.show(rel), link))
+	}
+}
+
+// Kind names what a raw st_mode is, for messages: "a FIFO"; "" for a
+// regular file.
+func Kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return ""
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("of unknown type %#o", mode&unix.S_IFMT)
 }
 
 // excludedDir walks an excluded directory for what "!" patterns re-include;
@@ -234,6 +286,17 @@ func (w *walker) linkSeen(e image.Entry) bool {
 	}
 	w.links[k] = true
 	return false
+}
+
+// denied is the error for rel that cannot be read ("VERB PATH: errno");
+// when permission is what is missing, it adds the way around it (an
+// --exclude of rel, which then is neither read nor packed).
+func (w *walker) denied(verb, rel string, err error) error {
+	var errno unix.Errno
+	if rel != "" && errors.As(err, &errno) && (errno == unix.EACCES || errno == unix.EPERM) {
+		return fmt.Errorf("%s %s: %w; leave it out with --exclude %s", verb, w.show(rel), err, shellQuote(escapePattern(rel)))
+	}
+	return fmt.Errorf("%s %s: %w", verb, w.show(rel), err)
 }
 
 func (w *walker) warn(msg string) {

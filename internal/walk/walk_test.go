@@ -124,14 +124,19 @@ func TestWalkEntries(t *testing.T) {
 	}
 }
 
-// Skip sees every entry before the rules, and the target's whole chain
+// Skip sees every entry the rules keep, and the target's whole chain
 // must be packed.
 func TestWalkSkipAndTarget(t *testing.T) {
-	root := walktest.Tree(t, "bin/app", "run -> bin/app", "out")
+	root := walktest.Tree(t, "bin/app", "run -> bin/app", "out", "old.log")
 	var out unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(root, "out"), &out))
-	skip := func(rel string, dev, ino uint64) bool { return dev == out.Dev && ino == out.Ino }
-	r, _ := LoadRules(root, nil)
+	var asked []string
+	skip := func(rel string, st *unix.Stat_t) bool {
+		asked = append(asked, rel)
+		return st.Dev == out.Dev && st.Ino == out.Ino
+	}
+	r, err := LoadRules(root, []string{"*.log"})
+	must(t, err)
 	tg, err := ResolveTarget(root, ".", "run")
 	must(t, err)
 	var got []string
@@ -142,9 +147,13 @@ func TestWalkSkipAndTarget(t *testing.T) {
 	if want := []string{".", "bin", "bin/app", "run"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	slices.Sort(asked)
+	if want := []string{"bin", "bin/app", "out", "run"}; !slices.Equal(asked, want) {
+		t.Errorf("Skip saw %q, want %q", asked, want)
+	}
 	// A rule that CheckTarget lets through (a directory on the way) but
 	// that leaves the target out all the same is caught by the walk.
-	skipBin := func(rel string, _, _ uint64) bool { return rel == "bin" }
+	skipBin := func(rel string, _ *unix.Stat_t) bool { return rel == "bin" }
 	_, err = Tree(Config{Root: root, Display: ".", Rules: r, Target: tg, Skip: skipBin, Add: add})
 	if err == nil || !strings.Contains(err.Error(), "target run: bin was left out") {
 		t.Errorf("walk without the target's directory = %v", err)
@@ -169,7 +178,7 @@ func TestWalkUnreadable(t *testing.T) {
 		r, _ := LoadRules(root, nil)
 		add := func(image.Entry) error { return nil }
 		_, err := Tree(Config{Root: root, Display: "w", Rules: r, Add: add})
-		if want := "read w/secret: " + errno.Error(); err == nil || err.Error() != want {
+		if want := "read w/secret: " + errno.Error() + "; leave it out with --exclude 'secret'"; err == nil || err.Error() != want {
 			t.Errorf("walk = %v, want %q", err, want)
 		}
 
@@ -183,5 +192,36 @@ func TestWalkUnreadable(t *testing.T) {
 			t.Errorf("walk with secret excluded = %v, warnings %q; want %q", err, warnings, want)
 		}
 		openDir = old
+	}
+}
+
+// Entries that are packed as they are but will not behave as the user may
+// think (symlinks that point out of the packed tree or nowhere, special
+// files) draw a warning each; ordinary symlinks do not.
+func TestWalkOddEntries(t *testing.T) {
+	root := walktest.Tree(t, "app", "sub/in -> ../app", "ok -> sub", "abs -> /etc/passwd",
+		"up -> ../elsewhere", "sub/up2 -> ../../x", "gone -> nowhere", "excluded -> /x")
+	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	want := []string{
+		"w/abs is a symlink to /etc/passwd, an absolute path; packed as is, it will point into the machine the packed file runs on",
+		"w/fifo is a FIFO; packed as such (the node, nothing read from it)",
+		"w/gone is a symlink to nowhere, which does not exist; packed as is",
+		"w/sub/up2 is a symlink to ../../x, outside the working directory; packed as is, it will point outside the packed tree",
+		"w/up is a symlink to ../elsewhere, outside the working directory; packed as is, it will point outside the packed tree",
+	}
+	if os.Geteuid() == 0 {
+		must(t, unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		want = append(want, "w/null is a character device; packed as such (the node, nothing read from it)")
+	}
+	r, err := LoadRules(root, []string{"excluded"})
+	must(t, err)
+	var warnings []string
+	_, err = Tree(Config{Root: root, Display: "w", Rules: r, Add: func(image.Entry) error { return nil },
+		Warn: func(s string) { warnings = append(warnings, s) }})
+	must(t, err)
+	slices.Sort(warnings)
+	slices.Sort(want)
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings:\n%q\nwant\n%q", warnings, want)
 	}
 }

@@ -104,11 +104,12 @@ func (e usageError) Error() string { return string(e) }
 // everything after it, or at "--", which is consumed.
 func parseFlags(args []string) (flags, error) {
 	var f flags
+	action := "" // the flag that set f.mode
 	setMode := func(m mode, name string) error {
 		if f.mode != modeRun {
 			return usageError(name + " cannot be combined with another --parker- action")
 		}
-		f.mode = m
+		f.mode, action = m, name
 		return nil
 	}
 	i := 0
@@ -173,6 +174,10 @@ func parseFlags(args []string) (flags, error) {
 		return f, usageError("--parker-overlay applies only when running the target")
 	}
 	f.args = args[i:]
+	// An action does not run the target, so it would drop these silently.
+	if f.mode != modeRun && len(f.args) > 0 {
+		return f, usageError(fmt.Sprintf("unexpected argument %q after %s (see --parker-help)", f.args[0], action))
+	}
 	return f, nil
 }
 

@@ -20,7 +20,8 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"a", "--parker-help"}, want: flags{args: []string{"a", "--parker-help"}}},
 		{args: []string{"--parker-help"}, want: flags{mode: modeHelp, args: []string{}}},
 		{args: []string{"--parker-info", "--json"}, want: flags{mode: modeInfo, json: true, args: []string{}}},
-		{args: []string{"--parker-info", "x", "--json"}, want: flags{mode: modeInfo, args: []string{"x", "--json"}}},
+		{args: []string{"--parker-info", "--json", "--"}, want: flags{mode: modeInfo, json: true, args: []string{}}},
+		{args: []string{"--parker-verify", "--parker-info"}, want: flags{mode: modeInfo, verify: true, args: []string{}}},
 		{args: []string{"--parker-extract"}, want: flags{mode: modeExtract, args: []string{}}},
 		{args: []string{"--parker-extract", "out"}, want: flags{mode: modeExtract, dir: "out", args: []string{}}},
 		{args: []string{"--parker-extract=out"}, want: flags{mode: modeExtract, dir: "out", args: []string{}}},
@@ -36,6 +37,15 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--parker-help=1"}, err: true},
 		{args: []string{"--parker-info", "--parker-mount"}, err: true},
 		{args: []string{"--parker-mount", "--parker-overlay", "d"}, err: true},
+		// An action takes no arguments for the target: refused, not ignored.
+		{args: []string{"--parker-info", "x", "--json"}, err: true},
+		{args: []string{"--parker-info", "--json", "extra"}, err: true},
+		{args: []string{"--parker-info", "--", "extra"}, err: true},
+		{args: []string{"--parker-offset", "extra"}, err: true},
+		{args: []string{"--parker-help", "extra"}, err: true},
+		{args: []string{"--parker-mount", "extra"}, err: true},
+		{args: []string{"--parker-extract", "out", "extra"}, err: true},
+		{args: []string{"--parker-extract", "-x"}, err: true},
 	} {
 		got, err := parseFlags(tc.args)
 		if tc.err {

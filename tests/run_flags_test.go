@@ -29,6 +29,15 @@ func TestRunFlags(t *testing.T) {
 	if r.Code != 125 || !strings.Contains(r.Stderr, "--parker-bogus") || strings.Count(r.Stderr, "\n") != 1 {
 		t.Errorf("unknown flag: exit %d %q", r.Code, r.Stderr)
 	}
+	// An action's extra arguments are refused as an unknown flag is, not
+	// dropped.
+	for _, args := range [][]string{{"--parker-info", "extra"}, {"--parker-offset", "extra"},
+		{"--parker-help", "extra"}, {"--parker-extract", filepath.Join(t.TempDir(), "x"), "extra"}} {
+		r := runFile(t, f, args)
+		if r.Code != 125 || !strings.Contains(r.Stderr, `"extra"`) || strings.Count(r.Stderr, "\n") != 1 || r.Stdout != "" {
+			t.Errorf("%q: exit %d %q %q", args, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 	r = runFile(t, f, []string{"--parker-offset"})
 	off, err := strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
 	if r.Code != 0 || err != nil || off%trailer.PadSize != 0 {

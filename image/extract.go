@@ -32,6 +32,11 @@ type ExtractOptions struct {
 	Warn func(string)
 }
 
+// ErrNotEmpty is what Extract returns (wrapped) for a dir that already has
+// entries: it never writes over or merges with existing files, so the
+// caller can say how to go on.
+var ErrNotEmpty = errors.New("not empty")
+
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
@@ -43,21 +48,23 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	if err != nil {
 		return err
 	}
+	// The caller names the action ("cannot extract to DIR: ..."), so these
+	// errors only say what is wrong with dir.
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("extract: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("extract: %w", err)
+		return err
 	}
 	defer d.Close()
 	if st, err := d.Stat(); err != nil || !st.IsDir() {
-		return fmt.Errorf("extract: %s is not a directory", dir)
+		return fmt.Errorf("%s is not a directory", dir)
 	}
 	if names, err := d.Readdirnames(1); len(names) > 0 {
-		return fmt.Errorf("extract: %s is not empty", dir)
+		return fmt.Errorf("%s is %w", dir, ErrNotEmpty)
 	} else if err != nil && err != io.EOF {
-		return fmt.Errorf("extract: %w", err)
+		return err
 	}
 	seen := map[uint64]bool{}
 	if err := enterDir(root, seen); err != nil {
@@ -146,7 +153,7 @@ func (x *extractor) attrs(fd int, n *Node) error {
 }
 
 func pathErr(op string, n *Node, err error) error {
-	return &fs.PathError{Op: "extract: " + op, Path: n.Path, Err: err}
+	return &fs.PathError{Op: op, Path: n.Path, Err: err}
 }
 
 // dir extracts the entries of directory n into the open directory fd.

@@ -63,7 +63,7 @@ func TestExtractDestination(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(empty, "d0/f0")); err != nil {
 		t.Error(err)
 	}
-	if err := r.Extract(empty, ExtractOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if err := r.Extract(empty, ExtractOptions{}); !errors.Is(err, ErrNotEmpty) {
 		t.Errorf("into a non-empty directory: %v", err)
 	}
 	file := filepath.Join(base, "file")

@@ -125,6 +125,12 @@ func TestRunExtractFlag(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dst, "data.txt")); err != nil || string(b) != "packed data\n" {
 		t.Errorf("extracted data.txt: %q %v", b, err)
 	}
+	// A second extraction is refused, once, with the way out.
+	r = runFile(t, f, []string{"--parker-extract", dst})
+	if want := ": cannot extract to " + dst + ": it is not empty; remove it or name another DIR: toold --parker-extract DIR\n"; r.Code != 125 ||
+		!strings.HasSuffix(r.Stderr, want) || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("--parker-extract into a non-empty DIR: exit %d %q, want 125 and %q", r.Code, r.Stderr, want)
+	}
 	if fi, err := os.Stat(filepath.Join(dst, "tool")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Errorf("extracted tool: %v %v", fi, err)
 	}

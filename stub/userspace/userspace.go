@@ -7,6 +7,7 @@
 package userspace
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,8 +54,12 @@ func extract(req stub.Request, log func(string)) int {
 	err = rd.Extract(dir, image.ExtractOptions{
 		Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", req.Self, s) },
 	})
+	if errors.Is(err, image.ErrNotEmpty) {
+		return stub.Fail(req.Self, fmt.Errorf("cannot extract to %s: it is not empty; remove it or name another DIR: %s --parker-extract DIR",
+			dir, filepath.Base(req.Self)))
+	}
 	if err != nil {
-		return stub.Fail(req.Self, fmt.Errorf("extract to %s: %w", dir, err))
+		return stub.Fail(req.Self, fmt.Errorf("cannot extract to %s: %w", dir, err))
 	}
 	log("extract to " + dir)
 	fmt.Println(dir)

@@ -280,12 +280,7 @@ var Extended func(Request) int
 // Fail prints one line on stderr naming the packed file and the cause, and
 // returns ExitFailure: how every run-time failure of parker itself ends.
 func Fail(self string, err error) int {
-	msg := err.Error()
-	if errors.Is(err, mountns.ErrDenied) {
-		msg = "cannot mount the payload: " + msg +
-			"; running a packed file needs root (or extract it: " + filepath.Base(self) + " --parker-extract DIR)"
-	}
-	fmt.Fprintf(os.Stderr, "parker: %s: %s\n", self, msg)
+	fmt.Fprintf(os.Stderr, "parker: %s: %s\n", self, err)
 	return ExitFailure
 }
 
@@ -300,8 +295,16 @@ type runner struct {
 }
 
 // fail prints one line naming the file and the cause, and returns
-// ExitFailure.
-func (r *runner) fail(err error) int { return Fail(r.self, err) }
+// ExitFailure. A refused mount gets the way out that needs no privileges:
+// extract, then run the target from inside the copy, as from the workdir.
+func (r *runner) fail(err error) int {
+	if errors.Is(err, mountns.ErrDenied) {
+		err = fmt.Errorf("cannot mount the payload: %w; running a packed file needs root"+
+			" (or extract it and run it from there: %s --parker-extract DIR && cd DIR && ./%s)",
+			err, filepath.Base(r.self), r.t.Target)
+	}
+	return Fail(r.self, err)
+}
 
 // logf logs a step and its duration since the previous one.
 func (r *runner) logf(step string, d time.Duration) {

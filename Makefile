@@ -2,7 +2,6 @@
 # the tests need (hack/deps.sh) and runs every test plus a short fuzz run.
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 15s
 # Fuzz targets, as package:target pairs.
 FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./cmd/parker:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp

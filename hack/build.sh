@@ -10,7 +10,8 @@
 # C compiler.
 #
 # Usage: hack/build.sh [OUT]        (default: bin/parker)
-# Environment: GO (default go), VERSION (default: git describe),
+# Environment: GO (default go), VERSION (the build, default: git describe;
+#   --version prints the release in cmd/parker/cli.go with it: v0.1.0+VERSION),
 #   STUB (c, go, or auto: c when it can be built, the default),
 #   CC (default cc; for another GOARCH, ARCH-linux-gnu-gcc when installed).
 set -euo pipefail
@@ -76,4 +77,4 @@ mv -f "$tmp" cmd/parker/stubs/parker-helper
 GOOS=$("$GO" env GOHOSTOS) GOARCH=$("$GO" env GOHOSTARCH) \
 	"$GO" run ./hack/lz4block cmd/parker/stubs/parker-helper cmd/parker/stubs/.parker-helper.lz4.$$
 mv -f cmd/parker/stubs/.parker-helper.lz4.$$ cmd/parker/stubs/parker-helper.lz4
-"$GO" build -trimpath -tags parker_embed -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/parker
+"$GO" build -trimpath -tags parker_embed -ldflags "-s -w -X main.build=$version" -o "$out" ./cmd/parker

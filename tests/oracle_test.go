@@ -238,8 +238,16 @@ func checkTrailer(t *testing.T, fx *fixture, pk *packed, o packOpts) {
 	if keep := tr.Flags&trailer.KeepOwner != 0; keep != o.keepOwner {
 		t.Errorf("trailer keep-owner flag %v, want %v", keep, o.keepOwner)
 	}
-	if !strings.HasPrefix(tr.CreatedBy, "parker ") && *oracleWriter == "parker" {
-		t.Errorf("trailer created_by %q, want \"parker <version>\"", tr.CreatedBy)
+	if *oracleWriter == "parker" {
+		// What --version prints: the release, and the build the tests
+		// made (VERSION=test) as semver build metadata.
+		v := runParker(t, "", nil, "--version")
+		if !regexp.MustCompile(`^parker v\d+\.\d+\.\d+(\+[0-9A-Za-z.-]+)?\n$`).MatchString(v.Stdout) || v.Code != 0 {
+			t.Errorf("parker --version printed %q (exit %d), want \"parker vX.Y.Z[+BUILD]\"", v.Stdout, v.Code)
+		}
+		if tr.CreatedBy+"\n" != v.Stdout {
+			t.Errorf("trailer created_by %q, want what --version prints: %q", tr.CreatedBy, v.Stdout)
+		}
 	}
 	sb := readSuperblock(t, f, int64(tr.Offset))
 	switch {

@@ -17,19 +17,32 @@ import (
 	"github.com/parkerpack/parker/internal/walk"
 )
 
-// version is set at link time (-ldflags "-X main.version=..."; the Makefile
-// does). When empty, the module version recorded by `go install ...@vX` is
-// used, and "dev" when there is none.
-var version = ""
+// release is the version of this source tree: the tag vX.Y.Z of a release
+// names the same. Bump it when tagging.
+const release = "v0.1.0"
 
+// build says which build of release this is; hack/build.sh sets it at link
+// time (-ldflags "-X main.build=...") to `git describe --tags --always
+// --dirty`: the commit, or the tag on a tagged commit.
+var build = ""
+
+// parkerVersion is what --version prints after "parker " and what the
+// trailer's created_by records: release, with the build as semver build
+// metadata when it is not the release itself (v0.1.0+5b1692e,
+// v0.1.0+5b1692e.dirty). A `go install ...@vX.Y.Z` build has no build
+// string and reports the module version it was installed as.
 func parkerVersion() string {
-	if version != "" {
-		return version
+	switch {
+	case build == "" || build == release:
+	case strings.HasPrefix(build, release+"-"):
+		return build // git describe past the tag: v0.1.0-3-g5b1692e
+	default:
+		return release + "+" + build
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	if bi, ok := debug.ReadBuildInfo(); ok && build == "" && strings.HasPrefix(bi.Main.Version, "v") {
 		return bi.Main.Version
 	}
-	return "dev"
+	return release
 }
 
 const usageText = `Usage: parker [flags] TARGET

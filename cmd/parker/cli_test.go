@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -220,14 +221,21 @@ func TestDefaultOutput(t *testing.T) {
 }
 
 func TestParkerVersion(t *testing.T) {
-	old := version
-	defer func() { version = old }()
-	version = "v1.2.3"
-	if got := parkerVersion(); got != "v1.2.3" {
-		t.Errorf("parkerVersion() = %q", got)
+	old := build
+	defer func() { build = old }()
+	for _, c := range []struct{ build, want string }{
+		{"", release},
+		{release, release},
+		{"5b1692e", release + "+5b1692e"},
+		{"5b1692e-dirty", release + "+5b1692e-dirty"},
+		{release + "-3-g5b1692e", release + "-3-g5b1692e"},
+	} {
+		build = c.build
+		if got := parkerVersion(); got != c.want {
+			t.Errorf("build %q: parkerVersion() = %q, want %q", c.build, got, c.want)
+		}
 	}
-	version = ""
-	if got := parkerVersion(); got == "" {
-		t.Error("parkerVersion() is empty without ldflags")
+	if !regexp.MustCompile(`^v\d+\.\d+\.\d+$`).MatchString(release) {
+		t.Errorf("release %q is not vMAJOR.MINOR.PATCH", release)
 	}
 }

@@ -17,7 +17,7 @@ func Start(self string, args []string) int {
 	f, t, err := OpenSelf(self)
 	if err != nil {
 		if errors.Is(err, trailer.ErrNoTrailer) {
-			err = errors.New("not a packed file (no parker trailer)")
+			err = trailer.ErrCutShort // this program is a stub
 		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

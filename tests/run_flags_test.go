@@ -216,4 +216,14 @@ func TestRunSelfStub(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tool")); err != nil {
 		t.Errorf("extracted: %v", err)
 	}
+	// Its stub is parker itself: cut short, it is a damaged packed file,
+	// not the parker command (which would take "exit" for a TARGET).
+	b := readFile(t, out)
+	cut := filepath.Join(tempDir(t, "selfcut"), "toold")
+	if err := os.WriteFile(cut, b[:len(b)-1], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := runFile(t, cut, []string{"exit", "7"}); r.Code != 125 || r.Stderr != "parker: "+cut+": "+cutShort+"\n" {
+		t.Errorf("cut short: exit %d, stderr %q; want 125 and %q", r.Code, r.Stderr, cutShort)
+	}
 }

@@ -33,6 +33,8 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 	}
 	in, err := packed.Describe(f, fi.Size(), c.file, true)
 	switch {
+	case errors.Is(err, trailer.ErrNoTrailer) && trailer.ReadMark(f):
+		return fail("inspect %s: %v", c.file, trailer.ErrCutShort)
 	case errors.Is(err, trailer.ErrNoTrailer):
 		return fail("inspect %s: not a packed file (no parker trailer)", c.file)
 	case err != nil:

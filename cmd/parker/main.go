@@ -58,11 +58,26 @@ func start(self string, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		defer f.Close()
 		return runStub(self, f, t, args)
-	case errors.Is(err, trailer.ErrNoTrailer):
+	case errors.Is(err, trailer.ErrNoTrailer) && !selfMarked(self):
 		return run(args[1:], stdout, stderr)
+	case errors.Is(err, trailer.ErrNoTrailer):
+		// A packed file whose stub is parker itself (a go install
+		// build packs its own executable), cut short: not the command.
+		err = trailer.ErrCutShort
 	}
 	// Unreadable (e.g. mode 0711 for a non-root user) or damaged: either
 	// way neither the stub nor the command line can do its job.
 	fmt.Fprintf(stderr, "parker: %s: %v\n", self, human.Cause(err))
 	return stub.ExitFailure
+}
+
+// selfMarked reports whether the executable at self begins with a packed
+// file's mark (see trailer.Marked); plain parker does not.
+func selfMarked(self string) bool {
+	f, err := os.Open(self)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return trailer.ReadMark(f)
 }

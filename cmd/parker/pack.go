@@ -183,7 +183,7 @@ func (j *job) check() (*plan, error) {
 func (j *job) writeParts(p *plan) error {
 	start := time.Now()
 	s, l := p.stubs, p.layout
-	if err := j.out.copyAt(0, s.stub, s.stubSize, "stub"); err != nil {
+	if err := j.out.copyAt(0, trailer.Marked(s.stub), s.stubSize, "stub"); err != nil {
 		return err
 	}
 	if s.helperSize == 0 {

@@ -86,7 +86,7 @@ static u64 read_body(int fd, u8 *body, u64 *end)
 	u8 foot[FOOTER_SIZE];
 	if (size < FOOTER_SIZE || sys_pread(fd, foot, FOOTER_SIZE, size - FOOTER_SIZE) != FOOTER_SIZE ||
 	    memcmp(foot + FOOT_MAGIC, magic, sizeof magic)) {
-		put("not a packed file (no parker trailer)");
+		put("truncated or damaged packed file: its parker trailer is missing");
 		fail(EXIT_FAILURE_PARKER);
 	}
 	/* From here on, a failure is a damaged trailer's. */

@@ -95,7 +95,10 @@ func TestPack(t *testing.T) {
 		tr.Level != 9 || tr.BlockSize != 64<<10 || !strings.HasPrefix(tr.CreatedBy, "parker ") {
 		t.Errorf("trailer %+v", tr)
 	}
-	if !bytes.Equal(data[:5000], stub) || bytes.Count(data[5000:8192], []byte{0}) != 8192-5000 {
+	// The stub as given, with the mark in its ELF padding and nowhere else.
+	marked := slices.Clone(stub)
+	copy(marked[trailer.MarkOffset:], trailer.Magic[:trailer.MarkSize])
+	if !bytes.Equal(data[:5000], marked) || !trailer.HasMark(data) || bytes.Count(data[5000:8192], []byte{0}) != 8192-5000 {
 		t.Error("stub or padding differs")
 	}
 	if sha256.Sum256(data[tr.Offset:tr.Offset+tr.Size]) != tr.Digest {

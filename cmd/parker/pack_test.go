@@ -40,6 +40,7 @@ func fakeStub(t *testing.T, size int) []byte {
 	for i := range b {
 		b[i] = byte(i*7 + 1)
 	}
+	copy(b, "\x7fELF") // as a stub begins: the mark goes in its header
 	p := filepath.Join(t.TempDir(), "stub")
 	must(t, os.WriteFile(p, b, 0o755))
 	old := stubSource

@@ -160,6 +160,19 @@ func AttachAt(m int, path string) error {
 	return nil
 }
 
+// ChrootFD makes the directory behind fd (a detached mount's root, say) the
+// calling thread's root and working directory. The thread must have its own
+// file system context, as after Enter.
+func ChrootFD(fd int) error {
+	if err := unix.Fchdir(fd); err != nil {
+		return fmt.Errorf("change root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return denied("change root", err)
+	}
+	return nil
+}
+
 // FDPath names the root of the mount or directory behind descriptor fd in a
 // form path-taking calls accept, including for detached mounts.
 func FDPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

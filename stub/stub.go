@@ -468,22 +468,44 @@ func environ(self, root string) []string {
 	return append(out, EnvExe+"="+self, EnvRoot+"="+root)
 }
 
-// mount mounts the payload read-only as a detached mount, which is in no
-// mount namespace at all: it is reachable only through our descriptor, as
-// /proc/PID/fd/N (by root, or anyone allowed to inspect this process), and
-// vanishes with the descriptor, so even SIGKILL leaves nothing behind.
+// mount carries out --parker-mount: the payload mounted read-only over the
+// directory holding the packed file, in a mount namespace of this thread's
+// own, where the packed files appear beside it, as for a run. It prints
+// /proc/TID/root/DIR, the way into that namespace: a real directory that
+// the user (root, or whoever may trace this process) can cd into and list.
+// The host's mount table never changes, and the mount goes away with the
+// process however it ends, even by SIGKILL (the namespace dies with it, and
+// the loop device clears itself).
 func (r *runner) mount() int {
+	if err := mountns.Enter(); err != nil {
+		return r.fail(err)
+	}
 	sq, dev, err := mountns.MountImage(r.file, r.t.Offset, r.t.Size)
 	if err != nil {
 		return r.fail(err)
 	}
 	r.step("loop attach and squashfs mount (" + dev + ")")
+	dir := filepath.Dir(r.self)
+	if err := mountns.AttachAt(sq, dir); err != nil {
+		return r.fail(err)
+	}
+	if dir == "/" {
+		// /proc/TID/root leads to the root beneath a mount on "/": make
+		// the image this thread's root, so the path leads into it.
+		if err := mountns.ChrootFD(sq); err != nil {
+			return r.fail(err)
+		}
+	}
+	syscall.Close(sq)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	fmt.Printf("/proc/%d/fd/%d\n", os.Getpid(), sq)
+	// /proc/PID/root would be the main thread's view, which Go may not
+	// run this goroutine on.
+	// ("/" for the packed file in /, where a bare /proc/TID/root would
+	// look like a symlink to ls.)
+	fmt.Printf("/proc/%d/root%s\n", syscall.Gettid(), dir)
 	fmt.Fprintf(os.Stderr, "parker: %s mounted read-only at the path above (%s); interrupt to unmount\n",
 		filepath.Base(r.self), dev)
 	<-sigs
-	syscall.Close(sq)
 	return 0
 }

@@ -5,11 +5,13 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,30 +75,49 @@ func TestRunFlags(t *testing.T) {
 	}
 }
 
+// TestRunMountFlag: --parker-mount prints a directory that can be entered
+// and listed (the packed files, beside the packed file as in a run), leaves
+// the host's mount table alone, and leaves nothing behind however it ends.
 func TestRunMountFlag(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
-	before := snapshot(t, filepath.Dir(f))
-	c := exec.Command(f, "--parker-mount")
-	out, _ := c.StdoutPipe()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
+	for _, end := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		t.Run(end.String(), func(t *testing.T) {
+			before := snapshot(t, filepath.Dir(f))
+			c := exec.Command(f, "--parker-mount")
+			out, _ := c.StdoutPipe()
+			var stderr bytes.Buffer
+			c.Stderr = &stderr
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, _ := bufio.NewReader(out).ReadString('\n')
+			path := strings.TrimSuffix(line, "\n")
+			want := fmt.Sprintf("^/proc/[0-9]+/root%s$", regexp.QuoteMeta(filepath.Dir(f)))
+			if !regexp.MustCompile(want).MatchString(path) {
+				t.Errorf("--parker-mount printed %q, want a path matching %s", line, want)
+			}
+			// A directory, not a link: what a user can cd into and list.
+			fi, err := os.Lstat(path)
+			if err != nil || !fi.IsDir() {
+				t.Errorf("lstat %s: %v, %v; want a directory", path, fi, err)
+			}
+			cd, err := exec.Command("sh", "-c", `cd "$1" && cat data.txt && ls`, "sh", path).CombinedOutput()
+			if err != nil || string(cd) != "packed data\ndata.txt\nsub\ntool\n" {
+				t.Errorf("cd %s && cat data.txt && ls: %v\n%s", path, err, cd)
+			}
+			mid := snapshot(t, filepath.Dir(f))
+			if mid.Mountinfo != before.Mountinfo {
+				t.Errorf("--parker-mount changed the host mount table:\n%s", mid.Mountinfo)
+			}
+			c.Process.Signal(end)
+			err = c.Wait()
+			if end == syscall.SIGINT && err != nil {
+				t.Errorf("--parker-mount ended by SIGINT: %v, stderr %q", err, stderr.String())
+			}
+			sameTraces(t, before, filepath.Dir(f))
+		})
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	path := strings.TrimSpace(line)
-	b, err := os.ReadFile(filepath.Join(path, "data.txt"))
-	mid := snapshot(t, filepath.Dir(f))
-	c.Process.Signal(syscall.SIGINT)
-	if err := c.Wait(); err != nil {
-		t.Errorf("--parker-mount: %v", err)
-	}
-	if err != nil || string(b) != "packed data\n" {
-		t.Errorf("--parker-mount at %q: data.txt %q %v", path, b, err)
-	}
-	if mid.Mountinfo != before.Mountinfo {
-		t.Errorf("--parker-mount changed the host mount table")
-	}
-	sameTraces(t, before, filepath.Dir(f))
 }
 
 func TestRunExtractFlag(t *testing.T) {

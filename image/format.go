@@ -317,7 +317,7 @@ func decodeDev(dev uint32) (major, minor uint32) {
 // The record codec. The reader decodes with recordSize and decodeRecord,
 // which spell out each record's layout instead of using binary.Decode: the
 // helper executable embedded in every packed file links the reader (for
-// --parker-info and --parker-extract), and encoding/binary's reflection path
+// --parker-info, --parker-ls and --parker-extract), and encoding/binary's reflection path
 // would cost it ~30 KB and every inode a reflective walk. The writer, linked
 // only by parker itself, encodes with le. TestRecordLayout holds the two in
 // agreement.

@@ -1,6 +1,8 @@
 // Package packed describes a packed file: what its trailer says and what
-// the superblock of its payload says. `parker inspect` and a packed file's
-// --parker-info both print this description, so the two always agree.
+// the superblock of its payload says (Describe), and the entries of its
+// image (List). `parker inspect` and a packed file's --parker-info both
+// print the description, `parker ls` and --parker-ls the listing, so each
+// pair always agrees.
 package packed
 
 import (

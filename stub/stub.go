@@ -10,10 +10,10 @@
 //
 // It does not link the image codecs, so that cmd/parker-stub starts
 // quickly. The requests that read the image in user space (--parker-info,
-// --parker-extract) go to Extended, which the programs that link the
-// codecs (parker itself, cmd/parker-helper) set to stub/userspace's Run;
-// cmd/parker-stub hands them to the helper executable its packed file
-// carries (helper.go).
+// --parker-ls, --parker-extract) go to Extended, which the programs that
+// link the codecs (parker itself, cmd/parker-helper) set to
+// stub/userspace's Run; cmd/parker-stub hands them to the helper
+// executable its packed file carries (helper.go).
 //
 // Running TARGETd ARGS:
 //
@@ -80,6 +80,7 @@ const (
 	modeRun mode = iota
 	modeHelp
 	modeInfo
+	modeList
 	modeExtract
 	modeMount
 	modeOffset
@@ -88,7 +89,8 @@ const (
 // flags are the leading --parker-* arguments.
 type flags struct {
 	mode    mode
-	json    bool   // --parker-info --json
+	json    bool   // --parker-info --json, --parker-ls --json
+	long    bool   // --parker-ls -l
 	dir     string // --parker-extract DIR
 	verify  bool
 	overlay string
@@ -132,6 +134,17 @@ func parseFlags(args []string) (flags, error) {
 			if i+1 < len(args) && args[i+1] == "--json" {
 				f.json = true
 				i++
+			}
+		case "--parker-ls":
+			err = setMode(modeList, name)
+			for ; i+1 < len(args); i++ {
+				if args[i+1] == "-l" && !f.long {
+					f.long = true
+				} else if args[i+1] == "--json" && !f.json {
+					f.json = true
+				} else {
+					break
+				}
 			}
 		case "--parker-offset":
 			err = setMode(modeOffset, name)
@@ -190,6 +203,8 @@ packed directory, which appears merged over %[3]s
 Flags, recognised only before the first other argument or "--":
   --parker-help            print this help and exit
   --parker-info [--json]   describe the payload (as "parker inspect")
+  --parker-ls [-l] [--json]
+                           list the packed files (as "parker ls")
   --parker-offset          print the payload's byte offset (for mount or
                            unsquashfs -o) and exit
   --parker-extract [DIR]   extract the packed directory to DIR (default
@@ -238,10 +253,16 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 		return 0
 	}
 	r.file = file
-	if f.mode == modeInfo || f.mode == modeExtract {
+	if f.mode == modeInfo || f.mode == modeList || f.mode == modeExtract {
 		// These read the image in user space, with its codecs.
-		req := Request{Self: self, File: file, Trailer: t, JSON: f.json, Dir: f.dir,
-			Verify: f.verify, Verbose: r.verbose, Info: f.mode == modeInfo}
+		req := Request{Self: self, File: file, Trailer: t, JSON: f.json, Long: f.long, Dir: f.dir,
+			Verify: f.verify, Verbose: r.verbose, Action: Extract}
+		switch f.mode {
+		case modeInfo:
+			req.Action = Info
+		case modeList:
+			req.Action = List
+		}
 		if Extended != nil {
 			return Extended(req)
 		}
@@ -258,23 +279,35 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	return r.run(f)
 }
 
-// Request is a --parker-info or --parker-extract request, for Extended.
+// Action is what a Request asks for.
+type Action int
+
+const (
+	Extract Action = iota // --parker-extract
+	Info                  // --parker-info
+	List                  // --parker-ls
+)
+
+// Request is a --parker-info, --parker-ls or --parker-extract request, for
+// Extended.
 type Request struct {
 	Self    string           // absolute path of the packed file
 	File    *os.File         // the packed file, open
 	Trailer *trailer.Trailer // its trailer
-	Info    bool             // --parker-info; else --parker-extract
-	JSON    bool             // --parker-info --json
-	Dir     string           // --parker-extract DIR ("" for the default)
-	Verify  bool             // --parker-verify
-	Verbose bool             // PARKER_VERBOSE=1
+	Action  Action
+	JSON    bool   // --parker-info --json, --parker-ls --json
+	Long    bool   // --parker-ls -l
+	Dir     string // --parker-extract DIR ("" for the default)
+	Verify  bool   // --parker-verify
+	Verbose bool   // PARKER_VERBOSE=1
 }
 
 // Extended carries out the requests that read the image in user space
-// (--parker-info, --parker-extract) and returns the exit status. Programs
-// that link the image codecs set it (to stub/userspace's Run); the lean stub
-// leaves it nil and hands such requests to the helper executable its
-// packed file carries, so that its own start stays free of codec tables.
+// (--parker-info, --parker-ls, --parker-extract) and returns the exit
+// status. Programs that link the image codecs set it (to stub/userspace's
+// Run); the lean stub leaves it nil and hands such requests to the helper
+// executable its packed file carries, so that its own start stays free of
+// codec tables.
 var Extended func(Request) int
 
 // Fail prints one line on stderr naming the packed file and the cause, and

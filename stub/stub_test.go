@@ -46,6 +46,17 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--parker-mount", "extra"}, err: true},
 		{args: []string{"--parker-extract", "out", "extra"}, err: true},
 		{args: []string{"--parker-extract", "-x"}, err: true},
+		{args: []string{"--parker-ls"}, want: flags{mode: modeList, args: []string{}}},
+		{args: []string{"--parker-ls", "-l"}, want: flags{mode: modeList, long: true, args: []string{}}},
+		{args: []string{"--parker-ls", "--json", "-l"}, want: flags{mode: modeList, long: true, json: true, args: []string{}}},
+		{args: []string{"--parker-ls", "-l", "--parker-verify"}, want: flags{mode: modeList, long: true, verify: true, args: []string{}}},
+		{args: []string{"--parker-ls", "-l", "--"}, want: flags{mode: modeList, long: true, args: []string{}}},
+		{args: []string{"--parker-ls", "extra"}, err: true},
+		{args: []string{"--parker-ls", "-l", "-l"}, err: true},
+		{args: []string{"--parker-ls", "-l", "--", "-l"}, err: true},
+		{args: []string{"--parker-ls", "--parker-info"}, err: true},
+		{args: []string{"--parker-ls=x"}, err: true},
+		{args: []string{"-l", "--parker-ls"}, want: flags{args: []string{"-l", "--parker-ls"}}},
 	} {
 		got, err := parseFlags(tc.args)
 		if tc.err {

@@ -34,7 +34,7 @@ func TestRunFlags(t *testing.T) {
 	// An action's extra arguments are refused as an unknown flag is, not
 	// dropped.
 	for _, args := range [][]string{{"--parker-info", "extra"}, {"--parker-offset", "extra"},
-		{"--parker-help", "extra"}, {"--parker-extract", filepath.Join(t.TempDir(), "x"), "extra"}} {
+		{"--parker-help", "extra"}, {"--parker-ls", "-l", "extra"}, {"--parker-extract", filepath.Join(t.TempDir(), "x"), "extra"}} {
 		r := runFile(t, f, args)
 		if r.Code != 125 || !strings.Contains(r.Stderr, `"extra"`) || strings.Count(r.Stderr, "\n") != 1 || r.Stdout != "" {
 			t.Errorf("%q: exit %d %q %q", args, r.Code, r.Stdout, r.Stderr)
@@ -229,6 +229,9 @@ func TestRunSelfStub(t *testing.T) {
 	}
 	if r := runFile(t, out, []string{"--parker-info", "--json"}); r.Code != 0 || !strings.Contains(r.Stdout, `"helper_size": 0`) {
 		t.Errorf("--parker-info: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := runFile(t, out, []string{"--parker-ls", "-l"}); r.Code != 0 || !strings.HasSuffix(r.Stdout, " tool\n") {
+		t.Errorf("--parker-ls -l: %d %q %q", r.Code, r.Stdout, r.Stderr)
 	}
 	dir := filepath.Join(t.TempDir(), "x")
 	if r := runFile(t, out, []string{"--parker-extract", dir}); r.Code != 0 {

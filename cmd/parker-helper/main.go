@@ -5,8 +5,9 @@
 // failure before the target starts (the helper then does the whole run
 // again, and reports precisely or falls back); the Go stub
 // (cmd/parker-stub) for the requests that read the image in user space
-// (--parker-info, --parker-extract). The stub names the packed file in the
-// environment (stub.EnvHelperFor) and passes its own arguments on.
+// (--parker-info, --parker-ls, --parker-extract). The stub names the
+// packed file in the environment (stub.EnvHelperFor) and passes its own
+// arguments on.
 //
 // It is built by make and embedded into parker; it is not meant to be run
 // on its own.

@@ -3,8 +3,8 @@
 // architecture (the C stub, stub/cstub, starts several milliseconds
 // faster). It links only what a run needs (the trailer, mountns,
 // supervisor), not the image codecs or the packer; requests that read the
-// image in user space (--parker-info, --parker-extract) go to the helper
-// executable the packed file also carries (cmd/parker-helper).
+// image in user space (--parker-info, --parker-ls, --parker-extract) go to
+// the helper executable the packed file also carries (cmd/parker-helper).
 //
 // It is built by make (STUB=go, or when there is no C compiler) and
 // embedded into parker; it is not meant to be run on its own.

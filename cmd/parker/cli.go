@@ -47,14 +47,15 @@ func parkerVersion() string {
 
 const usageText = `Usage: parker [flags] TARGET
        parker inspect [--json] FILE
+       parker ls [-l] [--json] FILE
 
 Pack the working directory and its entry program TARGET into one static
 executable, TARGETd. Running TARGETd ARGS later runs TARGET ARGS inside the
 packed directory.
 
 TARGET is a path relative to the working directory (it may be in a
-subdirectory). A target named "inspect", "help" or "version" is written
-./inspect or -- inspect.
+subdirectory). A target named "inspect", "ls", "help" or "version" is
+written ./inspect or -- inspect.
 
 Flags:
   -C, --dir DIR             working directory to pack (default ".")
@@ -76,6 +77,10 @@ Flags:
 Inspect flags:
       --json                print one JSON object
 
+Ls flags (list the packed files, one path a line, like tar t):
+  -l, --long                long listing: mode, uid/gid, size, mtime, path
+      --json                print one JSON array, an object per entry
+
 Environment:
   SOURCE_DATE_EPOCH         clamp every mtime and the image time to this
                             many seconds since the epoch
@@ -95,6 +100,8 @@ func usagef(format string, a ...any) error {
 // config is the parsed command line.
 type config struct {
 	inspect  bool
+	list     bool // ls
+	long     bool // ls -l
 	json     bool
 	help     bool
 	version  bool
@@ -102,7 +109,7 @@ type config struct {
 	output   string
 	excludes []string
 	target   string // cleaned, slash-separated, relative to dir
-	file     string // inspect: the file to read
+	file     string // inspect, ls: the file to read
 	opt      image.Options
 	quiet    bool
 	verbose  bool
@@ -128,6 +135,7 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	fs.BoolVar(&c.version, "version", false, "")
 	fs.BoolVarP(&c.help, "help", "h", false, "")
 	fs.BoolVar(&c.json, "json", false, "")
+	fs.BoolVarP(&c.long, "long", "l", false, "")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%v", err)
@@ -148,33 +156,42 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 			return c, nil
 		}
 	}
-	// "inspect" is the subcommand unless it came after "--".
-	if len(rest) > 0 && rest[0] == "inspect" && fs.ArgsLenAtDash() != 0 {
-		c.inspect = true
+	// "inspect" and "ls" are subcommands unless they came after "--".
+	if len(rest) > 0 && (rest[0] == "inspect" || rest[0] == "ls") && fs.ArgsLenAtDash() != 0 {
+		cmd := rest[0]
+		c.inspect, c.list = cmd == "inspect", cmd == "ls"
 		rest = rest[1:]
 		var bad []string
 		fs.Visit(func(f *pflag.Flag) {
 			switch f.Name {
 			case "json", "quiet", "verbose", "help", "version":
+			case "long":
+				if c.list {
+					break
+				}
+				fallthrough
 			default:
 				bad = append(bad, "--"+f.Name)
 			}
 		})
 		if len(bad) > 0 {
-			return nil, usagef("inspect does not take %s", strings.Join(bad, ", "))
+			return nil, usagef("%s does not take %s", cmd, strings.Join(bad, ", "))
 		}
 		switch len(rest) {
 		case 0:
-			return nil, usagef("inspect: missing FILE")
+			return nil, usagef("%s: missing FILE", cmd)
 		case 1:
 			c.file = rest[0]
 		default:
-			return nil, usagef("inspect: too many arguments: %s", strings.Join(rest[1:], " "))
+			return nil, usagef("%s: too many arguments: %s", cmd, strings.Join(rest[1:], " "))
 		}
 		return c, nil
 	}
 	if c.json {
-		return nil, usagef("--json applies only to inspect")
+		return nil, usagef("--json applies only to inspect and ls")
+	}
+	if c.long {
+		return nil, usagef("-l applies only to ls")
 	}
 	if c.quiet && c.verbose {
 		return nil, usagef("--quiet and --verbose exclude each other")
@@ -343,6 +360,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case c.inspect:
 		return inspect(c, stdout, stderr)
+	case c.list:
+		return list(c, stdout, stderr)
 	}
 	return pack(c, stderr)
 }

@@ -97,6 +97,31 @@ func TestParseArgs(t *testing.T) {
 				t.Errorf("%+v", c)
 			}
 		}},
+		{"ls", []string{"ls", "pythond"}, nil, func(t *testing.T, c *config) {
+			if !c.list || c.inspect || c.long || c.json || c.file != "pythond" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"ls -l --json, flags anywhere", []string{"-l", "ls", "x", "--json"}, nil, func(t *testing.T, c *config) {
+			if !c.list || !c.long || !c.json || c.file != "x" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"ls --long", []string{"ls", "--long", "x"}, nil, func(t *testing.T, c *config) {
+			if !c.list || !c.long || c.file != "x" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"target named ls after --", []string{"--", "ls"}, nil, func(t *testing.T, c *config) {
+			if c.list || c.target != "ls" || c.output != "lsd" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{"target ./ls", []string{"./ls"}, nil, func(t *testing.T, c *config) {
+			if c.list || c.target != "ls" {
+				t.Errorf("%+v", c)
+			}
+		}},
 		{"help", []string{"-h"}, nil, func(t *testing.T, c *config) {
 			if !c.help {
 				t.Error("no help")
@@ -150,7 +175,13 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"-o", "-", "t"}, nil, "--output -: parker cannot write to standard output"},
 		{[]string{"--output=-", "t"}, nil, "a packed file must be a file"},
 		{[]string{"-q", "-v", "t"}, nil, "exclude each other"},
-		{[]string{"--json", "t"}, nil, "only to inspect"},
+		{[]string{"--json", "t"}, nil, "--json applies only to inspect and ls"},
+		{[]string{"-l", "t"}, nil, "-l applies only to ls"},
+		{[]string{"inspect", "-l", "x"}, nil, "inspect does not take --long"},
+		{[]string{"ls"}, nil, "ls: missing FILE"},
+		{[]string{"ls", "a", "b"}, nil, "ls: too many arguments: b"},
+		{[]string{"ls", "-o", "y", "a"}, nil, "ls does not take --output"},
+		{[]string{"ls", "-x", "a"}, nil, "unknown shorthand flag: 'x'"},
 		{[]string{"inspect"}, nil, "missing FILE"},
 		{[]string{"inspect", "a", "b"}, nil, "too many"},
 		{[]string{"inspect", "--level", "3", "a"}, nil, "does not take --level"},
@@ -182,6 +213,10 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"--block-size", "x", "t"}, 2, "", "parker: --block-size: invalid size"},
 		{[]string{"-C", t.TempDir(), "missing"}, 1, "", "parker: target missing: no such file"},
 		{[]string{"inspect", "/nonexistent/file"}, 1, "", "parker: inspect /nonexistent/file: no such file"},
+		{[]string{"ls", "/nonexistent/file"}, 1, "", "parker: ls /nonexistent/file: no such file or directory\n"},
+		{[]string{"ls", "-l", "/"}, 1, "", "parker: ls /: not a regular file\n"},
+		{[]string{"ls", "--json", "/etc/hostname"}, 1, "", "parker: ls /etc/hostname: not a packed file (no parker trailer)\n"},
+		{[]string{"ls"}, 2, "", "parker: ls: missing FILE\nTry 'parker --help'"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tt.args, &out, &errb)

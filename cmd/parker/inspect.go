@@ -19,26 +19,14 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "parker: "+format+"\n", a...)
 		return exitFail
 	}
-	f, err := os.Open(c.file)
+	f, size, err := openFile(c.file)
 	if err != nil {
-		return fail("inspect %s: %v", c.file, human.Cause(err))
+		return fail("inspect %s: %v", c.file, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	in, err := packed.Describe(f, size, c.file, true)
 	if err != nil {
-		return fail("inspect %s: %v", c.file, human.Cause(err))
-	}
-	if !fi.Mode().IsRegular() {
-		return fail("inspect %s: not a regular file", c.file)
-	}
-	in, err := packed.Describe(f, fi.Size(), c.file, true)
-	switch {
-	case errors.Is(err, trailer.ErrNoTrailer) && trailer.ReadMark(f):
-		return fail("inspect %s: %v", c.file, trailer.ErrCutShort)
-	case errors.Is(err, trailer.ErrNoTrailer):
-		return fail("inspect %s: not a packed file (no parker trailer)", c.file)
-	case err != nil:
-		return fail("inspect %s: %v", c.file, human.Cause(err))
+		return fail("inspect %s: %v", c.file, trailerCause(err, f))
 	}
 	if c.json {
 		stdout.Write(in.JSON())
@@ -52,4 +40,36 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 		return fail("inspect %s: payload digest mismatch: the file is damaged", c.file)
 	}
 	return exitOK
+}
+
+// openFile opens the file given to inspect or ls, which must be a regular
+// file, and returns its size. Errors are worded for the line that names
+// the file.
+func openFile(name string) (*os.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, human.Cause(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, human.Cause(err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, errors.New("not a regular file")
+	}
+	return f, fi.Size(), nil
+}
+
+// trailerCause words a failure to read the trailer of f: a file without
+// one is not a packed file, unless it begins with a packed file's stub.
+func trailerCause(err error, f io.ReaderAt) error {
+	switch {
+	case errors.Is(err, trailer.ErrNoTrailer) && trailer.ReadMark(f):
+		return trailer.ErrCutShort
+	case errors.Is(err, trailer.ErrNoTrailer):
+		return errors.New("not a packed file (no parker trailer)")
+	}
+	return human.Cause(err)
 }

@@ -3,6 +3,7 @@
 //
 //	cd WORKDIR && parker TARGET     # writes TARGETd
 //	parker inspect [--json] FILE    # shows what a packed file carries
+//	parker ls [-l] [--json] FILE    # lists the files it packs
 //
 // Every packed file begins with a byte-for-byte copy of this program. On each
 // start, main looks for a payload trailer at the end of its own executable:

@@ -1,9 +1,9 @@
 // Package userspace carries out the requests of a packed file that read
 // its image in user space instead of mounting it: --parker-info,
-// --parker-extract, and the digest check of --parker-verify that comes
-// with them. It links the image codecs, which the run-time stub leaves out
-// to start quickly; the programs that link them (parker itself, the helper
-// executable) set stub.Extended to Run.
+// --parker-ls, --parker-extract, and the digest check of --parker-verify
+// that comes with them. It links the image codecs, which the run-time stub
+// leaves out to start quickly; the programs that link them (parker itself,
+// the helper executable) set stub.Extended to Run.
 package userspace
 
 import (
@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/parkerpack/parker/image"
@@ -34,8 +35,11 @@ func Run(req stub.Request) int {
 		}
 		log("verify digest")
 	}
-	if req.Info {
+	switch req.Action {
+	case stub.Info:
 		return info(req)
+	case stub.List:
+		return list(req)
 	}
 	return extract(req, log)
 }
@@ -83,5 +87,22 @@ func info(req stub.Request) int {
 		return 0
 	}
 	in.WriteText(os.Stdout)
+	return 0
+}
+
+// list prints what `parker ls` prints, from the same packed.List, so the
+// two always agree.
+func list(req stub.Request) int {
+	t := req.Trailer
+	err := packed.List(os.Stdout, io.NewSectionReader(req.File, int64(t.Offset), int64(t.Size)), int64(t.Size),
+		packed.ListFormat(req.Long, req.JSON))
+	switch {
+	case errors.Is(err, syscall.EPIPE):
+		// The reader went away (toold --parker-ls | head): nothing to
+		// say, as in parker ls.
+		return stub.ExitFailure
+	case err != nil:
+		return stub.Fail(req.Self, err)
+	}
 	return 0
 }

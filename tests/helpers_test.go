@@ -301,3 +301,18 @@ func assemblePacked(t testing.TB, out string, stub, payload []byte, tr trailer.T
 		t.Fatal(err)
 	}
 }
+
+// openToOthers makes the directories from tmpRoot down to the one holding
+// p searchable by every user (a test running something as nobody), and
+// nothing above tmpRoot: /tmp keeps its own mode.
+func openToOthers(t testing.TB, p string) {
+	t.Helper()
+	if !strings.HasPrefix(p, tmpRoot+"/") {
+		t.Fatalf("openToOthers(%s): not under %s", p, tmpRoot)
+	}
+	for d := filepath.Dir(p); strings.HasPrefix(d, tmpRoot); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

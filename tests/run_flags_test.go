@@ -132,9 +132,7 @@ func TestRunExtractFlag(t *testing.T) {
 		needTool(t, "setpriv")
 		dst2 := filepath.Join(tempDir(t, "extract-nobody"), "out")
 		os.Chmod(filepath.Dir(dst2), 0o777)
-		for d := filepath.Dir(f); d != "/"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o755)
-		}
+		openToOthers(t, f)
 		out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
 			f, "--parker-extract", dst2).CombinedOutput()
 		if err != nil {

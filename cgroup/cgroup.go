@@ -155,13 +155,12 @@ func create(fs fsOps, l Layout, owner int, lim Limits) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
+	var base *Hierarchy
 	var avail []string
 	if l.V2 != nil {
-		if s, err := fs.read(path.Join(l.V2.Dir(), "cgroup.subtree_control")); err == nil {
-			avail = strings.Fields(s)
-		}
+		base, avail = limitBase(fs, l)
 	}
-	ps, why := plans(l, avail, lim.controllers())
+	ps, why := plans(l, base, avail, lim.controllers())
 	for _, p := range ps {
 		g, err := build(fs, p, name, lim)
 		if err == nil {
@@ -170,6 +169,31 @@ func create(fs fsOps, l Layout, owner int, lim Limits) (*Group, error) {
 		why = append(why, err.Error())
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(why, "; "))
+}
+
+// limitBase returns the v2 cgroup under which a run that uses v2
+// controllers goes, and the controllers it gives its children. v2 lets a
+// cgroup that holds processes give no controller to its children (the
+// root excepted), and the caller's own cgroup holds the caller: such runs
+// go beside it, under its parent (as systemd-run puts a scope beside the
+// caller's), whose controllers for its children are the caller's
+// cgroup.controllers. Under Options.Parent, or where the caller is in the
+// root cgroup, they go there, as every other run does.
+func limitBase(fs fsOps, l Layout) (*Hierarchy, []string) {
+	h := *l.V2
+	own := h.Dir()
+	// Only the root cgroup has no cgroup.type (a cgroup namespace's
+	// root has one).
+	if l.Parent != "" || !fs.exists(own+"/cgroup.type") {
+		s, _ := fs.read(own + "/cgroup.subtree_control")
+		return &h, strings.Fields(s)
+	}
+	h.Path = path.Dir(h.Path)
+	if h.Path == l.V2.Path || h.Dir() == "" {
+		return nil, nil
+	}
+	s, _ := fs.read(own + "/cgroup.controllers")
+	return &h, strings.Fields(s)
 }
 
 // build makes the directories of plan p and writes the limits; on failure

@@ -99,9 +99,10 @@ func (h Hierarchy) has(c string) bool { return slices.Contains(h.Controllers, c)
 // v2 host, or the unified hierarchy of a hybrid one) and the v1
 // hierarchies that hold a controller parker uses.
 type Layout struct {
-	Mode Mode
-	V2   *Hierarchy
-	V1   []Hierarchy
+	Mode   Mode
+	Parent string // Options.Parent: the cgroup all runs go under, if set
+	V2     *Hierarchy
+	V1     []Hierarchy
 }
 
 // Kind names the host's arrangement: "v2", "hybrid", "v1" or "none".
@@ -241,6 +242,9 @@ func parseCgroupFile(text string) (v2 string, hasV2 bool, v1 []membership) {
 // part of it that is mounted.
 func layout(mountinfo, cgroupFile string, o Options) Layout {
 	l := Layout{Mode: o.Mode}
+	if o.Parent != "" {
+		l.Parent = path.Clean(o.Parent)
+	}
 	if o.Mode == None {
 		return l
 	}
@@ -248,8 +252,8 @@ func layout(mountinfo, cgroupFile string, o Options) Layout {
 	ms := parseMountinfo(mountinfo)
 	place := func(m mount, own string) (Hierarchy, bool) {
 		h := Hierarchy{Mount: m.point, Root: m.root, Path: own}
-		if o.Parent != "" {
-			h.Path = path.Clean(o.Parent)
+		if l.Parent != "" {
+			h.Path = l.Parent
 		}
 		return h, h.Dir() != ""
 	}

@@ -64,7 +64,7 @@ var fakeFiles = map[string][]string{
 	"v1 cpu":     {"cpu.cfs_period_us", "cpu.cfs_quota_us"},
 	"v1 cpuacct": {"cpuacct.usage=0\n"},
 	"v1 freezer": {"freezer.state=THAWED\n"},
-	"v2": {"cgroup.procs", "cgroup.subtree_control", "cgroup.kill", "cgroup.freeze=0\n",
+	"v2": {"cgroup.procs", "cgroup.subtree_control", "cgroup.type=domain\n", "cgroup.kill", "cgroup.freeze=0\n",
 		"cgroup.events=populated 0\nfrozen 0\n", "cpu.stat=usage_usec 0\n"},
 	"v1": {"cgroup.procs"},
 }
@@ -140,21 +140,31 @@ func (f *fakeFS) ops() fsOps {
 			if !ok {
 				return pathErr("open", file, syscall.ENOENT)
 			}
-			f.log = append(f.log, "write "+file+" "+value)
+			// v2's rule: no controllers for the children of a cgroup
+			// that holds processes, the root excepted.
+			dir := path.Dir(file)
+			_, nonRoot := f.files[dir+"/cgroup.type"]
 			switch path.Base(file) {
 			case "cgroup.subtree_control":
+				if nonRoot && strings.TrimSpace(f.files[dir+"/cgroup.procs"]) != "" {
+					return pathErr("write", file, syscall.EBUSY)
+				}
 				c := strings.TrimPrefix(value, "+")
 				if !slices.Contains(strings.Fields(f.files[path.Dir(file)+"/cgroup.controllers"]), c) {
 					return pathErr("write", file, syscall.ENOENT)
 				}
 				f.files[file] = strings.TrimSpace(old + " " + c)
 			case "cgroup.procs":
+				if nonRoot && f.files[dir+"/cgroup.subtree_control"] != "" {
+					return pathErr("write", file, syscall.EBUSY)
+				}
 				f.files[file] = old + value + "\n"
 			case "freezer.state":
 				f.files[file] = value + "\n"
 			default:
 				f.files[file] = value
 			}
+			f.log = append(f.log, "write "+file+" "+value)
 			return nil
 		},
 		exists: func(file string) bool { _, ok := f.files[file]; return ok || f.dirs[file] },

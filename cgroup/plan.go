@@ -111,21 +111,23 @@ func (p *plan) addV1(h Hierarchy, c string) {
 // plans returns the ways to give a run the controllers in need, best
 // first, and why the others are not possible:
 //
-//  1. v2: the run's cgroup in the v2 hierarchy, which kills it (cgroup.kill);
-//     each controller needed is used there when the caller's cgroup already
-//     enables it for its children (delegated: in its cgroup.subtree_control,
-//     here avail), else in its v1 hierarchy on a hybrid host.
+//  1. v2: the run's cgroup in the v2 hierarchy, which kills it
+//     (cgroup.kill). Each controller needed is used there when base, the
+//     cgroup under which a run with v2 controllers goes (see limitBase),
+//     gives it to its children (avail); else in its v1 hierarchy on a
+//     hybrid host. A run that uses no v2 controller goes under the
+//     caller's own cgroup, l.V2, instead.
 //  2. v1: the freezer hierarchy to hold and kill the run, plus a
 //     hierarchy per controller needed; cpuacct comes with cpu, for the CPU
 //     usage, where it is mounted apart.
-func plans(l Layout, avail []string, need []string) ([]plan, []string) {
+func plans(l Layout, base *Hierarchy, avail []string, need []string) ([]plan, []string) {
 	var ps []plan
 	var why []string
 	if l.V2 != nil {
 		p := plan{v2: l.V2}
 		var missing []string
 		for _, c := range need {
-			if slices.Contains(avail, c) {
+			if base != nil && slices.Contains(avail, c) {
 				p.v2On = append(p.v2On, c)
 			} else if h, ok := l.v1For(c); ok {
 				p.addV1(h, c)
@@ -133,11 +135,18 @@ func plans(l Layout, avail []string, need []string) ([]plan, []string) {
 				missing = append(missing, c)
 			}
 		}
-		if len(missing) == 0 {
+		if len(p.v2On) > 0 {
+			p.v2 = base
+		}
+		switch {
+		case len(missing) == 0:
 			ps = append(ps, p)
-		} else {
+		case base == nil:
+			why = append(why, fmt.Sprintf("v2: no %s: the caller's cgroup %s holds processes, so its children get controllers only from its parent, which is not mounted here",
+				strings.Join(missing, ", "), l.V2.Dir()))
+		default:
 			why = append(why, fmt.Sprintf("v2 at %s: %s not enabled for its child cgroups (cgroup.subtree_control %q) and not mounted as v1",
-				l.V2.Dir(), strings.Join(missing, ", "), strings.Join(avail, " ")))
+				base.Dir(), strings.Join(missing, ", "), strings.Join(avail, " ")))
 		}
 	}
 	if len(l.V1) > 0 {

@@ -113,16 +113,24 @@ func cleanStale(fs fsOps, l Layout) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hs []Hierarchy
-	if l.V2 != nil {
-		hs = append(hs, *l.V2)
+	type base struct {
+		dir string
+		v2  bool
 	}
-	hs = append(hs, l.V1...)
+	var bases []base
+	if l.V2 != nil {
+		bases = append(bases, base{l.V2.Dir(), true})
+		if h, _ := limitBase(fs, l); h != nil && h.Path != l.V2.Path {
+			bases = append(bases, base{h.Dir(), true})
+		}
+	}
+	for _, h := range l.V1 {
+		bases = append(bases, base{h.Dir(), false})
+	}
 	var removed []string
 	var errs []error
-	for i, h := range hs {
-		v2 := i == 0 && l.V2 != nil
-		parent := path.Join(h.Dir(), parentName)
+	for _, b := range bases {
+		parent := path.Join(b.dir, parentName)
 		names, err := fs.subdirs(parent)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -137,7 +145,7 @@ func cleanStale(fs fsOps, l Layout) ([]string, error) {
 				continue
 			}
 			dir := path.Join(parent, name)
-			if full, err := populated(fs, dir, v2); err != nil || full {
+			if full, err := populated(fs, dir, b.v2); err != nil || full {
 				continue
 			}
 			// One try: a refusal means a process got in since, or it

@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 15s
 # Fuzz targets, as package:target pairs.
-FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./cmd/parker:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp
+FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./cmd/parker:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp ./cgroup:FuzzLayout
 
 .PHONY: all build test unit fuzz deps bench clean
 

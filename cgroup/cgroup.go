@@ -10,12 +10,20 @@
 // v2 hierarchy alone (pure v2), v1 hierarchies alone, or both (hybrid:
 // systemd's v1 controllers at /sys/fs/cgroup/NAME and the unified v2
 // hierarchy at /sys/fs/cgroup/unified, usually without controllers, since
-// a controller lives in one version at a time). A run's cgroup goes below
-// the caller's own, in every hierarchy it uses, as PARENT/parker/NAME: the
-// caller's own limits keep applying to the run, and a user to whom that
-// cgroup is delegated may make it. Options.Parent (EnvParent) puts the
-// runs under another cgroup instead, for tests and for callers whose own
-// cgroup belongs to someone else.
+// a controller lives in one version at a time).
+//
+// A run's cgroup is PARENT/parker/NAME, one in each hierarchy it uses.
+// PARENT is the caller's own cgroup, so that the caller's limits keep
+// applying to the run and a user to whom that cgroup is delegated may
+// make it; with one exception: v2 gives controllers only to the children
+// of a cgroup that holds no process (the root cgroup excepted), and the
+// caller's cgroup holds the caller, so a run that uses a v2 controller
+// goes beside it, under its parent (where systemd-run would put a
+// scope), unless the caller is in the root cgroup. There the limits of
+// the caller's cgroup itself no longer hold the run; those of every
+// cgroup above still do. Options.Parent (EnvParent) names another PARENT
+// for every run, for tests and for callers whose own cgroup belongs to
+// someone else.
 //
 // # Which
 //
@@ -23,11 +31,11 @@
 //
 //   - v2: the run's cgroup in the v2 hierarchy, which kills it. A
 //     controller a limit needs (memory, pids, cpu) is used in v2 if the
-//     caller's cgroup already enables it for its children (it is in the
-//     caller's cgroup.subtree_control); Create enables it in the parker
-//     directory below, which holds no process itself, as v2 requires. On
-//     a hybrid host a controller that v2 lacks is used in its v1
-//     hierarchy alongside. A run without limits needs no controller.
+//     run's PARENT already gives it to its children (it is in PARENT's
+//     cgroup.subtree_control); Create enables it in the parker directory
+//     below, which holds no process itself. On a hybrid host a controller
+//     that v2 lacks is used in its v1 hierarchy alongside. A run without
+//     limits needs no controller.
 //   - v1: the freezer hierarchy, to hold and kill the run, plus the
 //     hierarchy of each controller needed (and cpuacct with cpu, for the
 //     CPU usage).
@@ -37,16 +45,17 @@
 //
 // Mode (EnvMode) narrows the choice to v2 or v1 only, or to none.
 //
-// Delegation. parker never writes the caller's own cgroup's files: it only
-// makes directories below it. An unprivileged user gets a cgroup where
-// the caller's v2 cgroup is delegated to it: it must be allowed to make a
-// directory there, and to move a process it must be able to write both
-// the run cgroup's cgroup.procs and that of the common ancestor of the
-// process's cgroup and the run's, which is the caller's own cgroup. So
-// the caller's cgroup itself must be the user's (systemd's
-// user@UID.service and the units below it, or any unit with Delegate=yes;
-// not a login session's session-N.scope). v1 hierarchies belong to root.
-// Where mkdir is refused, the next way is tried, and then none.
+// Delegation. parker never writes the files of a cgroup it did not make
+// (the caller's cgroup.subtree_control included): it only makes
+// directories. An unprivileged user gets a cgroup only where PARENT is
+// delegated to it: it must be allowed to make a directory there, and to
+// move a process it must be able to write both the run cgroup's
+// cgroup.procs and that of the common ancestor of the process's cgroup
+// and the run's, which is the caller's cgroup or its parent. systemd
+// delegates user@UID.service and everything below it to the user, and
+// any unit with Delegate=yes; a login's session-N.scope is root's. v1
+// hierarchies are root's. Where mkdir is refused, the next way is tried,
+// and then none.
 //
 // # Limits
 //

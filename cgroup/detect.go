@@ -251,7 +251,8 @@ func layout(mountinfo, cgroupFile string, o Options) Layout {
 	v2path, hasV2, v1 := parseCgroupFile(cgroupFile)
 	ms := parseMountinfo(mountinfo)
 	place := func(m mount, own string) (Hierarchy, bool) {
-		h := Hierarchy{Mount: m.point, Root: m.root, Path: own}
+		// Rooted and clean, a path cannot climb out of the mount.
+		h := Hierarchy{Mount: m.point, Root: m.root, Path: path.Clean(own)}
 		if l.Parent != "" {
 			h.Path = l.Parent
 		}

@@ -1,7 +1,9 @@
 package cgroup
 
 import (
+	"path"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -164,4 +166,23 @@ func TestOptionsFromEnv(t *testing.T) {
 			t.Errorf("%q %q: got %+v, %v; want %+v (ok %v)", tc.mode, tc.parent, got, err, tc.want, tc.ok)
 		}
 	}
+}
+
+// Whatever mountinfo and /proc/self/cgroup say, a run cgroup's parent is
+// inside a cgroup mount.
+func FuzzLayout(f *testing.F) {
+	for _, s := range [][2]string{{pureV2Mounts, pureV2Cgroup}, {hybridMounts, hybridCgroup}, {v1Mounts, v1Cgroup},
+		{subtreeMounts, "0::/docker/abc/x/../y\n"}} {
+		f.Add(s[0], s[1], "")
+		f.Add(s[0], s[1], "/../t")
+	}
+	f.Fuzz(func(t *testing.T, mounts, cgroup, parent string) {
+		l := layout(mounts, cgroup, Options{Parent: parent})
+		for _, h := range hierarchies(l) {
+			d, m := h.Dir(), path.Clean(h.Mount)
+			if d == "" || d != m && !strings.HasPrefix(d, m+"/") && m != "/" {
+				t.Errorf("%+v: dir %q outside its mount", h, d)
+			}
+		}
+	})
 }

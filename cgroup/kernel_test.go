@@ -30,10 +30,41 @@ const hostCgroups = "/sys/fs/cgroup/memory/process_api"
 const helperEnv = "PARKER_CGROUP_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "alloc" {
+	switch os.Getenv(helperEnv) {
+	case "alloc":
 		allocate()
+	case "create":
+		createAndJoin()
 	}
 	os.Exit(m.Run())
+}
+
+// createAndJoin is the test binary run as another user: it makes a run
+// cgroup as the environment says (EnvParent) and joins it.
+func createAndJoin() {
+	o, err := OptionsFromEnv(os.Getenv)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	l, err := Detect(o)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	g, err := Create(l, 0, Limits{})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("created", g.Mechanism())
+	if err := g.Join(0); err != nil {
+		fmt.Println(err)
+	}
+	if err := g.Remove(); err != nil {
+		fmt.Println(err)
+	}
+	os.Exit(0)
 }
 
 // allocate is the test binary run as a memory hog: once told to go (a
@@ -73,9 +104,9 @@ func guard(t *testing.T, dir string) {
 
 // testLayout detects the host's layout in mode, and makes a parent cgroup
 // for the test's runs in each hierarchy, removed when the test ends, after
-// checking that no run cgroup was left in it. kind is the layout the test
-// is about: "hybrid" or "v1".
-func testLayout(t *testing.T, mode Mode, kind string) Layout {
+// checking that no run cgroup was left in it. kinds are the layouts the
+// test is about ("hybrid", "v2", "v1"); on another, it skips.
+func testLayout(t *testing.T, mode Mode, kinds ...string) Layout {
 	t.Helper()
 	needRoot(t)
 	parent := fmt.Sprintf("/parker-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
@@ -83,8 +114,8 @@ func testLayout(t *testing.T, mode Mode, kind string) Layout {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Kind() != kind {
-		t.Skipf("needs a %s cgroup layout; this host's is %s (TestDetectHere checks the detection)", kind, l.Kind())
+	if !slices.Contains(kinds, l.Kind()) {
+		t.Skipf("needs a %s cgroup layout; this host's is %s (TestDetectHere checks the detection)", strings.Join(kinds, " or "), l.Kind())
 	}
 	for i, h := range hierarchies(l) {
 		dir := h.Dir()
@@ -277,10 +308,13 @@ func TestDetectHere(t *testing.T) {
 	}
 }
 
+// The layouts tested: what the host offers (hybrid on the development VM,
+// v2 on a pure v2 host), and v1 alone.
 var testModes = []struct {
-	name string
-	mode Mode
-}{{"hybrid", Auto}, {"v1", V1}}
+	name  string
+	mode  Mode
+	kinds []string
+}{{"auto", Auto, []string{"hybrid", "v2"}}, {"v1", V1, []string{"v1"}}}
 
 // A run's processes, a daemon that left its session among them, are all
 // killed; nothing is left in the cgroup or elsewhere, and Remove leaves no
@@ -288,9 +322,9 @@ var testModes = []struct {
 func TestKill(t *testing.T) {
 	for _, tm := range testModes {
 		t.Run(tm.name, func(t *testing.T) {
-			l := testLayout(t, tm.mode, tm.name)
+			l := testLayout(t, tm.mode, tm.kinds...)
 			g := newGroup(t, l, 0, Limits{})
-			want := map[string]string{"hybrid": "cgroup v2 ", "v1": "cgroup v1 freezer "}[tm.name]
+			want := map[string]string{"auto": "cgroup v2 ", "v1": "cgroup v1 freezer "}[tm.name]
 			if !strings.HasPrefix(g.Mechanism(), want) {
 				t.Errorf("mechanism %q, want it to start with %q", g.Mechanism(), want)
 			}
@@ -347,10 +381,94 @@ func TestKill(t *testing.T) {
 	}
 }
 
+// Join(0) moves the caller, as a stub joins its run's cgroup before it
+// executes the target. The test process moves back where it was before
+// the group is killed.
+func TestJoinSelf(t *testing.T) {
+	for _, tm := range testModes {
+		t.Run(tm.name, func(t *testing.T) {
+			l := testLayout(t, tm.mode, tm.kinds...)
+			home, err := Detect(Options{Mode: tm.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := newGroup(t, l, 0, Limits{})
+			t.Cleanup(func() {
+				for _, h := range hierarchies(home) {
+					if d := h.Dir(); !strings.HasPrefix(d, hostCgroups) {
+						if err := write(d+"/cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+							t.Fatalf("moving the test back: %v", err)
+						}
+					}
+				}
+				if ps, _ := g.Procs(); slices.Contains(ps, os.Getpid()) {
+					t.Fatalf("the test process is still in %s", g.Name())
+				}
+			})
+			if err := g.Join(0); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile("/proc/self/cgroup")
+			if ps, _ := g.Procs(); !slices.Contains(ps, os.Getpid()) || !strings.Contains(string(b), "/"+g.Name()) {
+				t.Errorf("not joined: procs %v, /proc/self/cgroup:\n%s", ps, b)
+			}
+		})
+	}
+}
+
+// An unprivileged user gets no cgroup where none is delegated to it, and
+// where one is, it may make a run cgroup there but not move itself in
+// unless it may also write the cgroup.procs of the cgroup it comes from.
+func TestUnprivileged(t *testing.T) {
+	l := testLayout(t, Auto, "hybrid", "v2")
+	dir, err := os.MkdirTemp("", "parker-cgroup-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "cgroup.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{helperEnv + "=create", EnvParent + "=" + l.Parent}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, _ := cmd.CombinedOutput()
+		t.Logf("as nobody: %s", out)
+		return string(out)
+	}
+	// Refused in v2, and in v1 where there is v1.
+	out, refusals := run(), 1
+	if len(l.V1) > 0 {
+		refusals++
+	}
+	if !strings.Contains(out, "no cgroup for the run") || strings.Count(out, "mkdir "+l.V2.Mount) != 1 || strings.Count(out, "permission denied") != refusals {
+		t.Errorf("undelegated: %s", out)
+	}
+	// Delegated as systemd delegates a user's service: the directory and
+	// the files a delegatee writes.
+	v2 := l.V2.Dir()
+	for _, f := range []string{"", "/cgroup.procs", "/cgroup.subtree_control", "/cgroup.threads"} {
+		if err := os.Chown(v2+f, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = run()
+	if !strings.Contains(out, "created cgroup v2 "+v2+"/parker/run-") || !strings.Contains(out, "join: write 0 to "+v2+"/parker/run-") ||
+		!strings.Contains(out, "/cgroup.procs: permission denied") {
+		t.Errorf("delegated: %s", out)
+	}
+}
+
 // A process started straight into the v2 cgroup (clone3 with
 // CLONE_INTO_CGROUP) is in it from its first instruction.
 func TestStartIntoV2(t *testing.T) {
-	l := testLayout(t, Auto, "hybrid")
+	l := testLayout(t, Auto, "hybrid", "v2")
 	g := newGroup(t, l, 0, Limits{})
 	f, err := g.OpenV2()
 	if err != nil {
@@ -368,9 +486,10 @@ func TestStartIntoV2(t *testing.T) {
 		t.Errorf("procs %v (%v), want %d", ps, err, cmd.Process.Pid)
 	}
 	// A group that spans v1 too has no such directory.
-	g1 := newGroup(t, l, 0, Limits{Pids: 10})
-	if _, err := g1.OpenV2(); err == nil {
-		t.Error("OpenV2 of a group with v1 hierarchies: no error")
+	if g1 := newGroup(t, l, 0, Limits{Pids: 10}); len(g1.v1) > 0 {
+		if _, err := g1.OpenV2(); err == nil {
+			t.Error("OpenV2 of a group with v1 hierarchies: no error")
+		}
 	}
 }
 
@@ -379,7 +498,7 @@ func TestStartIntoV2(t *testing.T) {
 func TestMemoryLimit(t *testing.T) {
 	for _, tm := range testModes {
 		t.Run(tm.name, func(t *testing.T) {
-			l := testLayout(t, tm.mode, tm.name)
+			l := testLayout(t, tm.mode, tm.kinds...)
 			g := newGroup(t, l, 0, Limits{Memory: 100 << 20})
 			if !strings.Contains(g.Mechanism(), " memory ") {
 				t.Errorf("mechanism %q: no memory", g.Mechanism())
@@ -404,7 +523,7 @@ func TestMemoryLimit(t *testing.T) {
 func TestPidsLimit(t *testing.T) {
 	for _, tm := range testModes {
 		t.Run(tm.name, func(t *testing.T) {
-			l := testLayout(t, tm.mode, tm.name)
+			l := testLayout(t, tm.mode, tm.kinds...)
 			g := newGroup(t, l, 0, Limits{Pids: 50})
 			dir := g.ctl["pids"].dir
 			// Before any bomb: the limit must be in place.
@@ -441,7 +560,7 @@ func atoi(s string) int { n, _ := strconv.Atoi(strings.TrimSpace(s)); return n }
 func TestCPULimit(t *testing.T) {
 	for _, tm := range testModes {
 		t.Run(tm.name, func(t *testing.T) {
-			l := testLayout(t, tm.mode, tm.name)
+			l := testLayout(t, tm.mode, tm.kinds...)
 			g := newGroup(t, l, 0, Limits{CPUs: 0.5})
 			shell(t, g, "while :; do :; done & while :; do :; done")
 			poll(t, "both loops", func() bool { ps, _ := g.Procs(); return len(ps) == 2 })
@@ -475,7 +594,7 @@ func TestCPULimit(t *testing.T) {
 func TestCleanStale(t *testing.T) {
 	for _, tm := range testModes {
 		t.Run(tm.name, func(t *testing.T) {
-			l := testLayout(t, tm.mode, tm.name)
+			l := testLayout(t, tm.mode, tm.kinds...)
 			// A run whose owner died.
 			owner := startIn(t, nil, nil, "sleep", "100")
 			dead := newGroup(t, l, owner.cmd.Process.Pid, Limits{Pids: 100})

@@ -96,9 +96,9 @@ func (id runID) alive() bool {
 	return err == nil && start == id.start
 }
 
-// CleanStale removes the run cgroups left under the caller's parker
-// directories (in every hierarchy of l) by runs that ended without removing
-// them: those whose owner is gone and which hold no process. It never
+// CleanStale removes the run cgroups left, in the parker directories where
+// Create makes this caller's (in each hierarchy of l, and beside the
+// caller's v2 cgroup), by runs that ended without removing them: those whose owner is gone and which hold no process. It never
 // touches a cgroup of a live owner, even an empty one (a run that has
 // made its cgroup and not joined it yet), nor one that holds a process,
 // nor one whose owner is in another pid namespace, which it cannot see.

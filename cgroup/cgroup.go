@@ -209,7 +209,7 @@ func limitBase(fs fsOps, l Layout) (*Hierarchy, []string) {
 // it removes what it made, but leaves the parker directories.
 func build(fs fsOps, p plan, name string, lim Limits) (*Group, error) {
 	g := &Group{fs: fs, name: name, lim: lim, ctl: map[string]place{}}
-	if err := g.make(p); err != nil {
+	if err := g.makeDirs(p); err != nil {
 		for _, d := range g.dirs() {
 			fs.rmdir(d)
 		}
@@ -218,11 +218,11 @@ func build(fs fsOps, p plan, name string, lim Limits) (*Group, error) {
 	return g, nil
 }
 
-func (g *Group) make(p plan) error {
+func (g *Group) makeDirs(p plan) error {
 	fs, name, lim := g.fs, g.name, g.lim
 	if p.v2 != nil {
 		parent := path.Join(p.v2.Dir(), parentName)
-		if err := mkdirAll(fs, parent); err != nil {
+		if err := ensureDir(fs, parent); err != nil {
 			return fmt.Errorf("v2: %w", err)
 		}
 		if err := enable(fs, parent, p.v2On); err != nil {
@@ -242,7 +242,7 @@ func (g *Group) make(p plan) error {
 	}
 	for _, u := range p.v1 {
 		parent := path.Join(u.h.Dir(), parentName)
-		if err := mkdirAll(fs, parent); err != nil {
+		if err := ensureDir(fs, parent); err != nil {
 			return fmt.Errorf("v1: %w", err)
 		}
 		dir := path.Join(parent, name)
@@ -270,8 +270,8 @@ func (g *Group) make(p plan) error {
 	return nil
 }
 
-// mkdirAll makes the parker directory; it may exist already.
-func mkdirAll(fs fsOps, dir string) error {
+// ensureDir makes a parker directory, which may exist already.
+func ensureDir(fs fsOps, dir string) error {
 	if err := fs.mkdir(dir); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
@@ -281,9 +281,12 @@ func mkdirAll(fs fsOps, dir string) error {
 // enable turns on controllers cs for the children of v2 cgroup dir, where
 // not on yet (several runs share it; none turns one off).
 func enable(fs fsOps, dir string, cs []string) error {
+	if len(cs) == 0 {
+		return nil
+	}
 	file := path.Join(dir, "cgroup.subtree_control")
 	on, err := fs.read(file)
-	if err != nil && len(cs) > 0 {
+	if err != nil {
 		return err
 	}
 	for _, c := range cs {
@@ -329,9 +332,10 @@ func (g *Group) Name() string { return g.name }
 // Limits are the limits the group applies.
 func (g *Group) Limits() Limits { return g.lim }
 
-// Mechanism says, for PARKER_VERBOSE, where the group is and how it will
-// be killed: "cgroup v2 /sys/fs/cgroup/unified/parker/run-…, killed by
-// cgroup.kill; v1 memory /sys/fs/cgroup/memory/parker/run-…".
+// Mechanism says, for PARKER_VERBOSE, where the group is, which
+// controllers it uses in each version, and how it will be killed: "cgroup
+// v2 /sys/fs/cgroup/unified/parker/run-…; v1 memory
+// /sys/fs/cgroup/memory/parker/run-…; killed by cgroup.kill".
 func (g *Group) Mechanism() string {
 	var b strings.Builder
 	b.WriteString("cgroup")

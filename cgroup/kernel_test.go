@@ -619,7 +619,7 @@ func TestCleanStale(t *testing.T) {
 			for _, h := range hierarchies(l) {
 				for _, n := range []string{reused, foreign, "other"} {
 					d := path.Join(h.Dir(), parentName, n)
-					if err := mkdirAll(sysFS, path.Dir(d)); err != nil {
+					if err := ensureDir(sysFS, path.Dir(d)); err != nil {
 						t.Fatal(err)
 					}
 					if err := os.Mkdir(d, 0o755); err != nil {

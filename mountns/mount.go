@@ -160,6 +160,13 @@ func AttachAt(m int, path string) error {
 	return nil
 }
 
+// makePrivate makes every mount at and below the root private
+// (MS_PRIVATE, recursively). It fails with EINVAL when the root is not a
+// mount's root, as in a chroot.
+func makePrivate() error {
+	return unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+}
+
 // ChrootFD makes the directory behind fd (a detached mount's root, say) the
 // calling thread's root and working directory. The thread must have its own
 // file system context, as after Enter.

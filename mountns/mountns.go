@@ -11,10 +11,12 @@
 // Limits: Linux only; needs CAP_SYS_ADMIN in the initial user namespace (a
 // loop-backed squashfs cannot be mounted from a user namespace), and
 // overlayfs with "lowerdir+" (Linux 6.5+; older kernels get the joined
-// lowerdir option).
+// lowerdir option); needs /proc, where the layers are named
+// (/proc/self/fd/N) and, in a chroot, the namespace (Enter).
 package mountns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -40,10 +42,77 @@ func Enter() error {
 	}
 	// The copies of the host's mounts are in the host's peer groups; make
 	// them private so nothing we mount propagates back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	err := makePrivate()
+	if errors.Is(err, unix.EINVAL) {
+		err = makePrivateInChroot()
+	}
+	if err != nil {
 		return denied("make mounts private", err)
 	}
 	return nil
+}
+
+// nsSelf is the calling thread's mount namespace.
+const nsSelf = "/proc/thread-self/ns/mnt"
+
+// makePrivateInChroot does what makePrivate does, for a root that is not
+// a mount point: in a chroot (sbuild, pbuilder, mock), whose root is a
+// directory inside some mount. Call it only after makePrivate failed with
+// EINVAL, so that the common case costs nothing more.
+//
+// The kernel changes a mount's propagation only when given the mount's
+// root (do_change_type and mount_setattr in fs/namespace.c: EINVAL
+// otherwise), and the mount holding our root has its root above ours,
+// where no path of ours reaches: ".." stops at the root (follow_dotdot in
+// fs/namei.c), and /proc/self/mountinfo leaves out the mounts outside it.
+// Yet that mount is the one that matters: Setup attaches the overlay to
+// it (or to a mount below it), and while it shares a peer group with the
+// host's copy, attaching there attaches a copy on the host too
+// (attach_recursive_mnt propagates to every peer of the parent mount).
+//
+// So this thread steps out to the namespace's root for a moment:
+// setns(2) into the mount namespace it is already in sets its root and
+// working directory to that namespace's root (mntns_install; it needs
+// CAP_SYS_CHROOT, and a file system context of the thread's own, which
+// unshare(CLONE_NEWNS) gave it). There makePrivate works, on every mount
+// of the namespace, as outside a chroot; then the root and working
+// directory saved before are put back, so the target sees the chroot it
+// was started in.
+//
+// Cloning "/" (open_tree) and moving a private clone over it would not
+// do: moving it attaches it to the mount holding our root, still shared,
+// and so propagates it to the host.
+func makePrivateInChroot() error {
+	ns, err := unix.Open(nsSelf, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("/ is not a mount point (a chroot?): open %s: %w", nsSelf, err)
+	}
+	defer unix.Close(ns)
+	root, err := unix.Open("/", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open root: %w", err)
+	}
+	defer unix.Close(root)
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open working directory: %w", err)
+	}
+	defer unix.Close(cwd)
+	if err := unix.Setns(ns, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("/ is not a mount point (a chroot?): go to the namespace's root: %w", err)
+	}
+	err = makePrivate()
+	back := unix.Fchdir(root)
+	if back == nil {
+		back = unix.Chroot(".")
+	}
+	if back == nil {
+		back = unix.Fchdir(cwd)
+	}
+	if back != nil { // never seen: we hold both, as root
+		return fmt.Errorf("return to the chroot: %w", back)
+	}
+	return err
 }
 
 // Options describe a view to set up.

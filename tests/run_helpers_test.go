@@ -72,11 +72,13 @@ func handPack(t testing.TB, workdir, target, out string) string {
 	return out
 }
 
-// gccBuild compiles tests/testdata/run/SRC into dst.
-func gccBuild(t testing.TB, src, dst string) {
+// gccBuild compiles tests/testdata/run/SRC into dst, with gcc's flags
+// (-static for a chroot without a C library).
+func gccBuild(t testing.TB, src, dst string, flags ...string) {
 	t.Helper()
 	needTool(t, "gcc")
-	run(t, "gcc", "-O2", "-o", dst, filepath.Join("testdata", "run", src))
+	args := append([]string{"-O2"}, flags...)
+	run(t, "gcc", append(args, "-o", dst, filepath.Join("testdata", "run", src))...)
 }
 
 var (

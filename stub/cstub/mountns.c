@@ -28,11 +28,51 @@
 /* LOOP_ATTEMPTS bounds the race for a free device (mountns.loopAttempts). */
 #define LOOP_ATTEMPTS 64
 
-/* enter moves us into a new, private mount namespace (mountns.Enter). */
+/* NS_SELF is our mount namespace (mountns.nsSelf). */
+#define NS_SELF "/proc/thread-self/ns/mnt"
+
+/* make_private_in_chroot does make_private's work where / is not a mount
+ * point (a chroot): setns into the namespace we are in takes us to its
+ * root, where make_private works on every mount of it; then we go back to
+ * our root and working directory. mountns.makePrivateInChroot says why.
+ * It returns 0 or -errno, with our root and working directory as they
+ * were, as the helper must find them. */
+static long make_private_in_chroot(void)
+{
+	long ns = sys_open(NS_SELF, O_RDONLY | O_CLOEXEC);
+	long root = sys_open("/", O_PATH | O_CLOEXEC);
+	long cwd = sys_open(".", O_PATH | O_CLOEXEC);
+	long err = ns < 0 ? ns : root < 0 ? root : cwd < 0 ? cwd : sys_setns(ns, CLONE_NEWNS);
+	if (!err) {
+		err = make_private();
+		long back = sys_fchdir(root);
+		if (!back)
+			back = sys_chroot(".");
+		if (!back)
+			back = sys_fchdir(cwd);
+		if (back) { /* never seen: we hold both, as root */
+			put("make mounts private: return to the chroot: ");
+			put_errno(-back);
+			fail(EXIT_FAILURE_PARKER);
+		}
+	}
+	long fds[] = {ns, root, cwd};
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			sys_close(fds[i]);
+	return err;
+}
+
+/* enter moves us into a new, private mount namespace (mountns.Enter); in
+ * a chroot only after make_private failed, so the common case costs
+ * nothing more. */
 static void enter(void)
 {
 	TRY(sys_unshare(CLONE_NEWNS));
-	TRY(make_private());
+	long err = make_private();
+	if (err == -EINVAL)
+		err = make_private_in_chroot();
+	TRY(err);
 }
 
 /* attach_loop attaches the payload to a free loop device, read-only and

@@ -121,6 +121,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define AT_EMPTY_PATH 0x1000
 #define O_RDONLY 0
 #define O_RDWR 2
+#define O_PATH 010000000
 #define O_CLOEXEC 02000000
 #define PATH_MAX 4096 /* the longest path the kernel takes, NUL included */
 #define STATX_BASIC_STATS 0x7ff
@@ -253,6 +254,8 @@ static inline long sys_lchownat(int dir, const char *p, u32 uid, u32 gid)
 }
 static inline long sys_getcwd(char *b, size_t n) { return SYS2(__NR_getcwd, b, n); }
 static inline long sys_chdir(const char *p) { return SYS1(__NR_chdir, p); }
+static inline long sys_fchdir(int fd) { return SYS1(__NR_fchdir, fd); }
+static inline long sys_chroot(const char *p) { return SYS1(__NR_chroot, p); }
 static inline long sys_pipe2(int fds[2], int flags) { return SYS2(__NR_pipe2, fds, flags); }
 static inline long sys_ioctl(int fd, unsigned long req, long arg) { return SYS3(__NR_ioctl, fd, req, arg); }
 
@@ -300,8 +303,11 @@ static inline void __attribute__((noreturn)) sys_exit(int code)
  * mount.go). */
 
 static inline long sys_unshare(int flags) { return SYS1(__NR_unshare, flags); }
-/* make_private makes every mount below / private, so that nothing mounted
- * in this namespace propagates back to the host's. */
+/* sys_setns moves us into the namespace open as fd (of type nstype). */
+static inline long sys_setns(int fd, int nstype) { return SYS2(__NR_setns, fd, nstype); }
+/* make_private makes every mount at and below / private, so that nothing
+ * mounted in this namespace propagates back to the host's; -EINVAL when /
+ * is not a mount's root, as in a chroot. */
 static inline long make_private(void) { return SYS5(__NR_mount, "", "/", 0, MS_REC | MS_PRIVATE, 0); }
 
 /* loop_get_free returns the number of a free loop device, which the

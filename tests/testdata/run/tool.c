@@ -1,6 +1,7 @@
 /* tool: the target program of the run tests, one subcommand per behaviour
  * checked (see tests/run_*_test.go). Built with gcc by the tests. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@ static int trap_code;
 
 static void on_count(int sig) { (void)sig; count++; }
 static void on_trap(int sig) { (void)sig; _exit(trap_code); }
+
+static int not_dots(const struct dirent *e) { return strcmp(e->d_name, ".") && strcmp(e->d_name, ".."); }
 
 static void ms_sleep(long ms) {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -141,6 +144,39 @@ int main(int argc, char **argv) {
 		if (sigaction(atoi(argv[2]), NULL, &sa))
 			return 1;
 		printf("%s\n", sa.sa_handler == SIG_IGN ? "ignored" : sa.sa_handler == SIG_DFL ? "default" : "handled");
+		return 0;
+	}
+	if (!strcmp(cmd, "ls") && argc > 2) {
+		/* The names in DIR, sorted, one per line. */
+		struct dirent **ents;
+		int n = scandir(argv[2], &ents, not_dots, alphasort);
+		if (n < 0) {
+			fprintf(stderr, "tool: ls %s: %s\n", argv[2], strerror(errno));
+			return 1;
+		}
+		for (int i = 0; i < n; i++)
+			printf("%s\n", ents[i]->d_name);
+		return 0;
+	}
+	if (!strcmp(cmd, "read") && argc > 2) {
+		/* FILE's contents. */
+		FILE *f = fopen(argv[2], "r");
+		if (!f) {
+			fprintf(stderr, "tool: read %s: %s\n", argv[2], strerror(errno));
+			return 1;
+		}
+		int c;
+		while ((c = getc(f)) != EOF)
+			putchar(c);
+		return 0;
+	}
+	if (!strcmp(cmd, "write") && argc > 3) {
+		/* TEXT and a newline into FILE, created or truncated. */
+		FILE *f = fopen(argv[2], "w");
+		if (!f || fprintf(f, "%s\n", argv[3]) < 0 || fclose(f)) {
+			fprintf(stderr, "tool: write %s: %s\n", argv[2], strerror(errno));
+			return 1;
+		}
 		return 0;
 	}
 	if (!strcmp(cmd, "killparent") && argc > 2)

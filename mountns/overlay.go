@@ -30,6 +30,10 @@ type Overlay struct {
 	fd   int    // the directory, open O_DIRECTORY; holds the lock
 }
 
+// Fd is the descriptor that holds the lock: the lock lasts while it, or a
+// copy of it in another process, is open.
+func (o *Overlay) Fd() int { return o.fd }
+
 // OpenOverlay resolves dir (relative to the current directory), refuses it
 // with ErrInView when it lies in view, the directory the view will cover,
 // creates it if missing and locks it, or fails with ErrBusy when another run

@@ -94,7 +94,9 @@ type flags struct {
 	dir     string // --parker-extract DIR
 	verify  bool
 	overlay string
-	args    []string // what is left for the target
+	// keepChildren leaves what the target started running when it ends.
+	keepChildren bool
+	args         []string // what is left for the target
 }
 
 type usageError string
@@ -161,6 +163,8 @@ func parseFlags(args []string) (flags, error) {
 			hasVal = false
 		case "--parker-verify":
 			f.verify = true
+		case "--parker-keep-children":
+			f.keepChildren = true
 		case "--parker-overlay":
 			switch {
 			case hasVal:
@@ -185,6 +189,9 @@ func parseFlags(args []string) (flags, error) {
 	}
 	if f.overlay != "" && f.mode != modeRun {
 		return f, usageError("--parker-overlay applies only when running the target")
+	}
+	if f.keepChildren && f.mode != modeRun {
+		return f, usageError("--parker-keep-children applies only when running the target")
 	}
 	f.args = args[i:]
 	// An action does not run the target, so it would drop these silently.
@@ -212,6 +219,9 @@ Flags, recognised only before the first other argument or "--":
   --parker-mount           mount the payload read-only, print where, and
                            wait until interrupted
   --parker-verify          check the payload's SHA-256 digest, then run
+  --parker-keep-children   leave what the target started running when it
+                           ends (for a target that daemonises and exits);
+                           by default everything it started ends with it
   --parker-overlay DIR     keep the target's writes in DIR (outside
                            %[3]s; one run at a time) instead of
                            discarding them
@@ -389,7 +399,6 @@ func (r *runner) run(f flags) int {
 	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
 	// cwd reached through a symlink is still the directory we cover.
 	cwd, cwdErr := syscall.Getwd()
-	sigs := supervisor.Catch() // before mounting: a signal now is held for the target
 	if err := mountns.Enter(); err != nil {
 		return r.fail(err)
 	}
@@ -400,10 +409,8 @@ func (r *runner) run(f flags) int {
 		if ov, err = openOverlay(f.overlay, dir); err != nil {
 			return r.fail(err)
 		}
-		// Never closed: the lock lasts as long as this process, the
-		// target's parent, and the kernel drops it however the run ends.
-		// A run that execs the target in place must hand the descriptor
-		// to the process beside it that outlives the target.
+		// Held by the sidecar, which outlives the target: the kernel drops
+		// the lock when the sidecar ends, however the run ends.
 		r.step("lock overlay dir " + ov.Path)
 	}
 	r.last = time.Now()
@@ -421,10 +428,7 @@ func (r *runner) run(f flags) int {
 	r.last = time.Now()
 	r.file.Close()
 
-	c := supervisor.Config{
-		Env:     environ(r.self, dir),
-		Signals: sigs,
-	}
+	c := supervisor.Config{Env: environ(r.self, dir)}
 	// The caller's cwd, re-resolved by path in the new view: a cwd at or
 	// below dir still points into the directory we just covered.
 	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
@@ -432,21 +436,26 @@ func (r *runner) run(f flags) int {
 	}
 	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
 	c.Args = append([]string{c.Path}, f.args...)
-	if r.verbose {
-		c.Log = func(format string, args ...any) { r.step(fmt.Sprintf(format, args...)) }
+
+	sc := supervisor.Sidecar{KeepChildren: f.keepChildren, Verbose: r.verbose}
+	if ov != nil {
+		sc.Hold = append(sc.Hold, ov.Fd())
 	}
-	st, err := supervisor.Run(c)
-	if err != nil {
-		var se *supervisor.StartError
-		if errors.As(err, &se) {
-			msg, code := cannotStart(r.self, r.t.Target, se, f.verify)
-			fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
-			return code
-		}
+	if err := supervisor.Launch(sc); err != nil {
 		return r.fail(err)
 	}
-	r.step(fmt.Sprintf("target ended (status %d)", st.ExitCode()))
-	return supervisor.Exit(st)
+	r.step("start cleanup sidecar; cleanup " + sc.Mechanism())
+	r.step("exec " + c.Path)
+	err = supervisor.Exec(c)
+	// Still here: the target could not be started, and never ran. The
+	// sidecar cleans up when we exit.
+	var se *supervisor.StartError
+	if errors.As(err, &se) {
+		msg, code := cannotStart(r.self, r.t.Target, se, f.verify)
+		fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
+		return code
+	}
+	return r.fail(err)
 }
 
 // openOverlay opens and locks the --parker-overlay directory dir for a run

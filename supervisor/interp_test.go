@@ -178,9 +178,12 @@ func TestMissingInterpreter(t *testing.T) {
 		return p
 	}
 	os.Mkdir(filepath.Join(dir, "cwd"), 0o755)
-	// Caught and released here: Run would leave them caught for good.
-	sigs := Catch()
-	defer sigs.Stop()
+	// Exec changes into Dir before it fails: come back after each.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
 	for _, tc := range []struct {
 		name, path, dir, want string
 	}{
@@ -189,7 +192,8 @@ func TestMissingInterpreter(t *testing.T) {
 		{"relative", write("rel", "#!bin/nope\n", 0o755), filepath.Join(dir, "cwd"), filepath.Join(dir, "cwd", "bin/nope")},
 		{"target missing", filepath.Join(dir, "absent"), "", ""},
 	} {
-		_, err := Run(Config{Path: tc.path, Args: []string{tc.name}, Dir: tc.dir, Signals: sigs})
+		err := Exec(Config{Path: tc.path, Args: []string{tc.name}, Dir: tc.dir})
+		os.Chdir(wd)
 		var se *StartError
 		if !errors.As(err, &se) {
 			t.Fatalf("%s: got %v, want a StartError", tc.name, err)

@@ -4,35 +4,48 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-func TestRunStatus(t *testing.T) {
-	for _, tc := range []struct {
-		script string
-		want   Status
-	}{
-		{"exit 0", Status{}},
-		{"exit 3", Status{Code: 3}},
-		{"exit 255", Status{Code: 255}},
-		{"kill -TERM $$", Status{Signal: syscall.SIGTERM}},
-		{"kill -KILL $$", Status{Signal: syscall.SIGKILL}},
-	} {
-		st, err := Run(Config{Path: "/bin/sh", Args: []string{"sh", "-c", tc.script}})
-		if err != nil || st != tc.want {
-			t.Errorf("%s: got %+v, %v; want %+v", tc.script, st, err, tc.want)
-		}
+// The test binary is also a stub here: as /proc/self/exe it is what Launch
+// starts as the sidecar, and with envExecTarget set it plays a run that
+// launches the sidecar and execs a shell script in place.
+const envExecTarget = "SUPERVISOR_TEST_EXEC"
+
+func TestMain(m *testing.M) {
+	RunSidecar()
+	if script, ok := os.LookupEnv(envExecTarget); ok {
+		os.Exit(fakeRun(script))
 	}
-	if got := (Status{Signal: syscall.SIGINT}).ExitCode(); got != 130 {
-		t.Errorf("SIGINT exit code %d, want 130", got)
-	}
+	os.Exit(m.Run())
 }
 
-func TestRunStartErrors(t *testing.T) {
+// fakeRun does what the stub does after mounting: a mount namespace of its
+// own, the sidecar, then the target in place.
+func fakeRun(script string) int {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		os.Stderr.WriteString("unshare: " + err.Error() + "\n")
+		return 125
+	}
+	keep := os.Getenv("KEEP") == "1"
+	if err := Launch(Sidecar{KeepChildren: keep}); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 125
+	}
+	err := Exec(Config{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}})
+	os.Stderr.WriteString(err.Error() + "\n")
+	return 127
+}
+
+func TestExecStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	plain := dir + "/plain"
 	os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644)
@@ -47,7 +60,7 @@ func TestRunStartErrors(t *testing.T) {
 		{plain, false},
 		{dir, false},
 	} {
-		_, err := Run(Config{Path: tc.path, Args: []string{"x"}})
+		err := Exec(Config{Path: tc.path, Args: []string{"x"}})
 		var se *StartError
 		if !errors.As(err, &se) || se.Missing() != tc.missing {
 			t.Errorf("%s: got %v, want a StartError, missing %v", tc.path, err, tc.missing)
@@ -55,68 +68,71 @@ func TestRunStartErrors(t *testing.T) {
 	}
 }
 
-// TestRunKillsOrphans: what the target leaves running is killed when it
-// ends, including a daemon that left its session.
-func TestRunKillsOrphans(t *testing.T) {
-	pidFile := t.TempDir() + "/pids"
-	st, err := Run(Config{Path: "/bin/sh", Args: []string{"sh", "-c",
-		"sleep 100 & echo $! > " + pidFile + "; setsid sh -c 'sleep 100' & echo $! >> " + pidFile + "; exit 4"}})
-	if err != nil || st.Code != 4 {
-		t.Fatalf("got %+v, %v", st, err)
+// alive reports whether pid runs (a zombie does not count).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
 	}
-	b, _ := os.ReadFile(pidFile)
-	for _, f := range strings.Fields(string(b)) {
-		pid, _ := strconv.Atoi(f)
-		if err := syscall.Kill(pid, 0); err == nil {
-			t.Errorf("orphan %d still alive", pid)
-		}
-	}
-	// KeepOrphans leaves them.
-	st, err = Run(Config{Path: "/bin/sh", KeepOrphans: true, Args: []string{"sh", "-c", "sleep 0.3 & echo $! > " + pidFile}})
-	b, _ = os.ReadFile(pidFile)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || syscall.Kill(pid, 0) != nil {
-		t.Errorf("KeepOrphans: orphan %d gone (%v)", pid, err)
-	}
-	time.Sleep(400 * time.Millisecond)
-	var ws syscall.WaitStatus
-	syscall.Wait4(pid, &ws, 0, nil) // we are its subreaper from the first run
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
 }
 
-func TestRelayed(t *testing.T) {
-	have := map[syscall.Signal]bool{}
-	for _, s := range relayed() {
-		have[s] = true
+// fakeRunPids runs fakeRun with script, which prints the pids it leaves
+// behind, and returns the target's pid, its exit status and those pids.
+func fakeRunPids(t *testing.T, script string, env ...string) (int, int, []int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root for a mount namespace")
 	}
-	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGCONT, syscall.SIGWINCH, 34, 64} {
-		if !have[s] {
-			t.Errorf("%v not relayed", s)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append([]string{envExecTarget + "=" + script}, env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	code := cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("run: %v", err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("script printed %q", out)
 		}
+		pids = append(pids, pid)
 	}
-	for _, s := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGTSTP, syscall.SIGSEGV} {
-		if have[s] {
-			t.Errorf("%v relayed", s)
+	return cmd.Process.Pid, code, pids
+}
+
+// TestSidecarKillsLeftovers: what the target leaves running, a daemon that
+// left its session included, is killed when it ends; the target's own
+// pid and exit status are the caller's.
+func TestSidecarKillsLeftovers(t *testing.T) {
+	_, code, pids := fakeRunPids(t, "sleep 100 & echo $!; setsid sh -c 'sleep 100 & echo $!; wait' & wait_for=$!; sleep 0.05; echo $wait_for; exit 4")
+	if code != 4 || len(pids) < 2 {
+		t.Fatalf("exit %d, pids %v", code, pids)
+	}
+	deadline := time.Now().Add(time.Second)
+	for _, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("leftover %d alive 1 s after the target ended", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
 
-// TestSignalHeldUntilStart: a signal that arrives after Catch but before the
-// target exists is delivered to the target once it starts (here it kills
-// it: the default action of SIGUSR1).
-func TestSignalHeldUntilStart(t *testing.T) {
-	sigs := Catch()
-	defer sigs.Stop()
-	// From another process: one we sent ourselves would be taken for a
-	// signal of our own making and dropped.
-	if out, err := exec.Command("kill", "-USR1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
-		t.Fatalf("kill: %v %s", err, out)
+// TestSidecarKeepChildren: with KeepChildren they run on.
+func TestSidecarKeepChildren(t *testing.T) {
+	_, code, pids := fakeRunPids(t, "sleep 100 >/dev/null & echo $!", "KEEP=1")
+	if code != 0 || len(pids) != 1 {
+		t.Fatalf("exit %d, pids %v", code, pids)
 	}
-	start := time.Now()
-	st, err := Run(Config{Path: "/bin/sleep", Args: []string{"sleep", "10"}, Signals: sigs})
-	if err != nil || st.Signal != syscall.SIGUSR1 {
-		t.Errorf("got %+v, %v; want death by SIGUSR1", st, err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the held signal took %v to arrive", d)
+	defer syscall.Kill(pids[0], syscall.SIGKILL)
+	time.Sleep(100 * time.Millisecond) // what a sidecar would have killed by now
+	if !alive(pids[0]) {
+		t.Errorf("child %d killed despite KeepChildren", pids[0])
 	}
 }

@@ -19,9 +19,11 @@ import (
 
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
+	"github.com/parkerpack/parker/supervisor"
 )
 
 func main() {
+	supervisor.RunSidecar() // when started as a run's cleanup sidecar
 	stub.Extended = userspace.Run
 	self := os.Getenv(stub.EnvHelperFor)
 	if self == "" {

@@ -15,9 +15,11 @@ import (
 	"os"
 
 	"github.com/parkerpack/parker/stub"
+	"github.com/parkerpack/parker/supervisor"
 )
 
 func main() {
+	supervisor.RunSidecar() // when started as a run's cleanup sidecar
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)

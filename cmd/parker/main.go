@@ -27,6 +27,7 @@ import (
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
+	"github.com/parkerpack/parker/supervisor"
 )
 
 // Exit statuses of the command line.
@@ -40,6 +41,7 @@ const (
 var runStub = stub.Main
 
 func main() {
+	supervisor.RunSidecar() // when started as a run's cleanup sidecar
 	// parker is also a complete stub (what a go install build packs), with
 	// no helper to hand the image-reading requests to.
 	stub.Extended = userspace.Run

@@ -30,9 +30,15 @@ type Overlay struct {
 	fd   int    // the directory, open O_DIRECTORY; holds the lock
 }
 
-// Fd is the descriptor that holds the lock: the lock lasts while it, or a
-// copy of it in another process, is open.
-func (o *Overlay) Fd() int { return o.fd }
+// Inherit lets the descriptor that holds the lock pass to the programs this
+// process execs (it is close-on-exec until then): the lock lasts while it,
+// or a copy of it in any process, is open.
+func (o *Overlay) Inherit() error {
+	if _, err := unix.FcntlInt(uintptr(o.fd), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("keep the overlay lock: %w", err)
+	}
+	return nil
+}
 
 // OpenOverlay resolves dir (relative to the current directory), refuses it
 // with ErrInView when it lies in view, the directory the view will cover,

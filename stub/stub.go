@@ -47,6 +47,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkerpack/parker/cgroup"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/supervisor"
@@ -399,6 +400,13 @@ func (r *runner) run(f flags) int {
 	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
 	// cwd reached through a symlink is still the directory we cover.
 	cwd, cwdErr := syscall.Getwd()
+	// The sidecar starts first, outside the namespace (see
+	// supervisor/sidecar.go), and waits for its plan.
+	side, err := supervisor.Launch()
+	if err != nil {
+		return r.fail(err)
+	}
+	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
 	if err := mountns.Enter(); err != nil {
 		return r.fail(err)
 	}
@@ -409,12 +417,16 @@ func (r *runner) run(f flags) int {
 		if ov, err = openOverlay(f.overlay, dir); err != nil {
 			return r.fail(err)
 		}
-		// Held by the sidecar, which outlives the target: the kernel drops
-		// the lock when the sidecar ends, however the run ends.
+		// Held by the target, and by what it starts, as long as the
+		// view lives: the kernel drops the lock when they have all
+		// ended, however they end.
+		if err := ov.Inherit(); err != nil {
+			return r.fail(err)
+		}
 		r.step("lock overlay dir " + ov.Path)
 	}
 	r.last = time.Now()
-	err := mountns.Setup(mountns.Options{
+	err = mountns.Setup(mountns.Options{
 		File:    r.file,
 		Offset:  r.t.Offset,
 		Size:    r.t.Size,
@@ -437,14 +449,18 @@ func (r *runner) run(f flags) int {
 	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
 	c.Args = append([]string{c.Path}, f.args...)
 
-	sc := supervisor.Sidecar{KeepChildren: f.keepChildren, Verbose: r.verbose}
-	if ov != nil {
-		sc.Hold = append(sc.Hold, ov.Fd())
+	plan := supervisor.Plan{Name: filepath.Base(r.self), KeepChildren: f.keepChildren, Verbose: r.verbose}
+	plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
 	}
-	if err := supervisor.Launch(sc); err != nil {
+	if plan.Group, err = r.cgroup(side.Pid); err != nil {
 		return r.fail(err)
 	}
-	r.step("start cleanup sidecar; cleanup " + sc.Mechanism())
+	if err := side.Commit(plan); err != nil {
+		return r.fail(err)
+	}
+	r.step("cleanup by " + plan.Mechanism())
 	r.step("exec " + c.Path)
 	err = supervisor.Exec(c)
 	// Still here: the target could not be started, and never ran. The
@@ -456,6 +472,35 @@ func (r *runner) run(f flags) int {
 		return code
 	}
 	return r.fail(err)
+}
+
+// cgroup makes the run's cgroup, owned by the sidecar (pid owner), and
+// moves this process into it, so that everything the target starts is
+// inside. Where no cgroup can be made (no hierarchy, no delegation) it
+// returns nil: the sidecar then finds the run's processes by their mount
+// namespace.
+func (r *runner) cgroup(owner int) (*cgroup.Group, error) {
+	o, err := cgroup.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	l, err := cgroup.Detect(o)
+	if err != nil {
+		r.step("no cgroup: " + err.Error())
+		return nil, nil
+	}
+	g, err := cgroup.Create(l, owner, cgroup.Limits{})
+	if err != nil {
+		r.step("no cgroup: " + err.Error())
+		return nil, nil
+	}
+	if err := g.Join(0); err != nil {
+		g.Remove()
+		r.step("no cgroup: " + err.Error())
+		return nil, nil
+	}
+	r.step("join cgroup")
+	return g, nil
 }
 
 // openOverlay opens and locks the --parker-overlay directory dir for a run

@@ -3,212 +3,334 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/parkerpack/parker/cgroup"
 	"golang.org/x/sys/unix"
 )
 
 // The cleanup sidecar.
 //
-// Launch starts it just before the stub execs the target. It is started in
-// two steps, each an exec of this same program (/proc/self/exe, which is a
-// Go program on every path that gets here: the helper, the Go stub, or
-// parker itself): a launcher, our child, which starts the sidecar in a
-// session of its own and exits at once, and which we reap before the
-// exec. So the sidecar is nobody's child but init's (or the nearest
-// subreaper's): the target never sees it among its children, never reaps
-// it with a wait for any child, and a kill of the target's process group
-// does not reach it.
+// Launch starts it at the beginning of a run, before the stub enters the
+// run's mount namespace; Commit tells it, just before the exec, what to
+// clean up. It is started in two steps, each an exec of this same program
+// (/proc/self/exe: a Go program on every path that gets here, the helper,
+// the Go stub or parker itself): a launcher, our child, which starts the
+// sidecar in a session of its own, reports its pid and exits, and which
+// we reap at once. So the sidecar is nobody's child but init's (or the
+// nearest subreaper's): the target never sees it among its children or
+// reaps it with a wait for any child, and a kill of the target's process
+// group does not reach it.
 //
-// The sidecar holds a pidfd of the target (this process, whose pid the exec
-// keeps) and the descriptors it is given to hold (the --parker-overlay
-// lock). Its standard input and output are /dev/null, so it never holds a
-// pipe of the caller's open; its standard error is ours, for its one line
-// about a limit the target hit. When the target ends, by any means, it
-// kills what the target left and exits, which also drops what it holds.
-// If it dies first, the target runs on unaffected.
+// It holds a pidfd of the stub, which the exec turns into the target (the
+// pid stays). Its standard input and output are /dev/null, so it never
+// holds a pipe of the caller's open; its standard error is ours, for its
+// one line about a limit the target hit. It reads the plan until the pipe
+// it comes through closes, which happens at the exec (the write end is
+// close-on-exec) or when the stub dies; then it waits for the target to
+// end, by any means, kills what the target left, removes the run's
+// cgroup, and exits. If it dies first, the target runs on unaffected.
 //
-// It is started from the run's locked thread, so it is in the run's mount
-// namespace, and the namespace (the view's mounts, the loop device) goes
-// away when the sidecar exits rather than on the target's exit path: the
-// caller sees the target's end without waiting for the unmounting. Being in
-// the namespace also tells it which processes are the run's: those in the
-// same mount namespace.
+// It stays outside the run's mount namespace, so the namespace (the view's
+// mounts, the loop device, a --parker-overlay lock held by the target) goes
+// with the run's last process, on its exit path: when the caller's wait
+// for the target returns, a run that left nothing behind has released
+// everything, and the next run may take the same overlay directory. (In
+// the namespace, the sidecar would keep it a moment longer than the
+// target, for the caller's next run to trip over.)
 
-// EnvSidecar marks a process started by Launch; RunSidecar reads it. Its
-// value is the stage ("launch" or "watch") and the options.
+// EnvSidecar marks a process started by Launch: "launch" for the launcher,
+// "watch" for the sidecar. RunSidecar reads it.
 const EnvSidecar = "PARKER_SIDECAR"
 
-// Sidecar fds, after standard input, output and error.
+// The sidecar's descriptors, after standard input, output and error.
 const (
-	sidecarPidfd = 3 // the target's pidfd
-	sidecarHeld  = 4 // the first held descriptor
+	sidecarPidfd = 3 // the stub's, then the target's, pidfd
+	sidecarPlan  = 4 // the plan, until EOF
 )
 
-// Sidecar says what the sidecar does.
-type Sidecar struct {
-	// KeepChildren leaves what the target started running when it ends.
+// Handle is a started sidecar, waiting for its plan.
+type Handle struct {
+	Pid  int
+	plan *os.File
+}
+
+// Plan is what the sidecar cleans up when the target ends.
+type Plan struct {
+	Name string // the packed file, for messages
+	// Namespace is the run's mount namespace (readlink of
+	// /proc/thread-self/ns/mnt): without a cgroup, every process in it is
+	// the run's.
+	Namespace string
+	// Group is the run's cgroup, or nil.
+	Group *cgroup.Group
+	// KeepChildren leaves what the target started running; the cgroup is
+	// removed once they have all ended.
 	KeepChildren bool
 	// Verbose logs what the sidecar did, on standard error.
 	Verbose bool
-	// Hold are descriptors the sidecar keeps open until it ends.
-	Hold []int
 }
 
-func (s Sidecar) env(stage string) string {
-	v := EnvSidecar + "=" + stage
-	if s.KeepChildren {
-		v += ",keep"
+// Mechanism says how the run's processes are found, for PARKER_VERBOSE.
+func (p Plan) Mechanism() string {
+	how := "mount namespace scan (/proc/PID/ns/mnt)"
+	if p.Group != nil {
+		how = p.Group.Mechanism()
 	}
-	if s.Verbose {
-		v += ",verbose"
+	if p.KeepChildren {
+		return how + "; --parker-keep-children: nothing is killed"
 	}
-	return v + ",hold=" + strconv.Itoa(len(s.Hold))
+	return how
 }
 
-// Mechanism names how the sidecar finds the run's processes, for
-// PARKER_VERBOSE.
-func (s Sidecar) Mechanism() string {
-	if s.KeepChildren {
-		return "none: --parker-keep-children"
+func (p Plan) encode() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name %s\nns %s\n", strconv.Quote(p.Name), strconv.Quote(p.Namespace))
+	if p.KeepChildren {
+		b.WriteString("keep\n")
 	}
-	return "by mount namespace (/proc/PID/ns/mnt)"
+	if p.Verbose {
+		b.WriteString("verbose\n")
+	}
+	if p.Group != nil {
+		b.WriteString("group\n" + p.Group.Encode())
+	}
+	return b.String()
 }
 
-// Launch starts the sidecar for this process, which is about to exec the
-// target. It returns once the sidecar runs.
-func Launch(s Sidecar) error {
+func decodePlan(s string) (Plan, error) {
+	var p Plan
+	head, group, hasGroup := strings.Cut(s, "group\n")
+	for _, l := range strings.Split(head, "\n") {
+		key, val, _ := strings.Cut(l, " ")
+		var err error
+		switch key {
+		case "name":
+			p.Name, err = strconv.Unquote(val)
+		case "ns":
+			p.Namespace, err = strconv.Unquote(val)
+		case "keep":
+			p.KeepChildren = true
+		case "verbose":
+			p.Verbose = true
+		case "":
+		default:
+			err = errors.New("unknown field")
+		}
+		if err != nil {
+			return p, fmt.Errorf("plan line %q: %w", l, err)
+		}
+	}
+	if hasGroup {
+		g, err := cgroup.Decode(group)
+		if err != nil {
+			return p, err
+		}
+		p.Group = g
+	}
+	return p, nil
+}
+
+// sidecarEnv is what the sidecar inherits of ours: what says where
+// cgroups go, for CleanStale.
+func sidecarEnv(stage string) []string {
+	env := []string{EnvSidecar + "=" + stage}
+	for _, k := range []string{cgroup.EnvMode, cgroup.EnvParent} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// Launch starts the sidecar for this process, which will exec the target.
+func Launch() (*Handle, error) {
+	fail := func(err error) (*Handle, error) {
+		return nil, fmt.Errorf("start the cleanup sidecar: %w", err)
+	}
 	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
-		return fmt.Errorf("start the cleanup sidecar: pidfd_open: %w", err)
+		return fail(fmt.Errorf("pidfd_open: %w", err))
 	}
 	defer unix.Close(pidfd)
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("start the cleanup sidecar: %w", err)
+		return fail(err)
 	}
 	defer null.Close()
-	files := []uintptr{null.Fd(), null.Fd(), 2, uintptr(pidfd)}
-	for _, fd := range s.Hold {
-		files = append(files, uintptr(fd))
-	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
-		Env:   []string{s.env("launch")},
-		Files: files,
-	})
+	planR, planW, err := os.Pipe() // both close-on-exec
 	if err != nil {
-		return fmt.Errorf("start the cleanup sidecar: %w", err)
+		return fail(err)
 	}
+	defer planR.Close()
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		planW.Close()
+		return fail(err)
+	}
+	defer pidR.Close()
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
+		Env:   sidecarEnv("launch"),
+		Files: []uintptr{null.Fd(), pidW.Fd(), 2, uintptr(pidfd), planR.Fd()},
+	})
+	pidW.Close()
+	if err != nil {
+		planW.Close()
+		return fail(err)
+	}
+	b, _ := io.ReadAll(pidR)
 	var ws unix.WaitStatus
 	for {
-		_, err = unix.Wait4(pid, &ws, 0, nil)
-		if err != unix.EINTR {
+		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
 			break
 		}
 	}
-	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
-		return fmt.Errorf("start the cleanup sidecar: launcher ended with %v (%v)", ws, err)
+	side, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 || perr != nil {
+		planW.Close()
+		return fail(fmt.Errorf("the launcher ended with status %v (%v)", ws, err))
+	}
+	return &Handle{Pid: side, plan: planW}, nil
+}
+
+// Commit hands the plan to the sidecar. The pipe closes when this process
+// execs the target or ends, which tells the sidecar the plan is whole.
+func (h *Handle) Commit(p Plan) error {
+	if _, err := io.WriteString(h.plan, p.encode()); err != nil {
+		return fmt.Errorf("brief the cleanup sidecar: %w", err)
 	}
 	return nil
 }
 
 // RunSidecar runs the sidecar's stages when this process was started as
-// one, and then exits; otherwise it returns at once. Every main that can be
-// /proc/self/exe of a stub calls it first.
+// one, and then exits; otherwise it returns at once. Every main that can
+// be /proc/self/exe of a stub calls it first.
 func RunSidecar() {
-	v, ok := os.LookupEnv(EnvSidecar)
+	stage, ok := os.LookupEnv(EnvSidecar)
 	if !ok {
 		return
 	}
-	opts := strings.Split(v, ",")
-	var s Sidecar
-	held := 0
-	for _, o := range opts[1:] {
-		switch {
-		case o == "keep":
-			s.KeepChildren = true
-		case o == "verbose":
-			s.Verbose = true
-		case strings.HasPrefix(o, "hold="):
-			held, _ = strconv.Atoi(strings.TrimPrefix(o, "hold="))
-		}
-	}
-	switch opts[0] {
+	switch stage {
 	case "launch":
-		os.Exit(launchSidecar(s, held))
+		os.Exit(launch())
 	case "watch":
-		os.Exit(watch(s))
+		os.Exit(watch())
 	}
-	fmt.Fprintf(os.Stderr, "parker: %s=%s: not a sidecar stage\n", EnvSidecar, v)
+	fmt.Fprintf(os.Stderr, "parker: %s=%s: not a sidecar stage\n", EnvSidecar, stage)
 	os.Exit(125)
 }
 
-// launchSidecar is the launcher: it starts the sidecar in a new session,
-// with the descriptors it was given, and exits.
-func launchSidecar(s Sidecar, held int) int {
-	files := []uintptr{0, 1, 2, sidecarPidfd}
-	for i := 0; i < held; i++ {
-		files = append(files, uintptr(sidecarHeld+i))
-	}
-	_, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
-		Env:   []string{s.env("watch")},
-		Files: files,
+// launch is the launcher: it starts the sidecar in a new session, with
+// /dev/null for standard output, writes its pid on its own standard output
+// and exits.
+func launch() int {
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
+		Env:   sidecarEnv("watch"),
+		Files: []uintptr{0, 0, 2, sidecarPidfd, sidecarPlan},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: start the cleanup sidecar: %v\n", err)
 		return 1
 	}
+	fmt.Println(pid)
 	return 0
 }
 
-// watch is the sidecar: it waits for the target to end, then kills what it
-// left.
-func watch(s Sidecar) int {
+// watch is the sidecar: it waits for the target to end, then cleans up
+// after it as its plan says.
+func watch() int {
+	// Not ours to end: a terminal's signals go to the caller's group.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP)
+	b, _ := io.ReadAll(os.NewFile(sidecarPlan, "plan"))
+	p, err := decodePlan(string(b))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parker: cleanup sidecar: %v\n", err)
+	}
+	logf := func(format string, a ...any) {
+		if p.Verbose {
+			fmt.Fprintf(os.Stderr, "parker: cleanup: "+format+"\n", a...)
+		}
+	}
 	fds := []unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}
 	for {
-		_, err := unix.Poll(fds, -1)
-		if err == nil {
+		if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
 			break
 		}
-		if !errors.Is(err, unix.EINTR) {
-			fmt.Fprintf(os.Stderr, "parker: cleanup sidecar: wait for the target: %v\n", err)
-			return 1
-		}
 	}
-	if s.KeepChildren {
-		return 0
-	}
-	n := killNamespace()
-	if s.Verbose {
-		fmt.Fprintf(os.Stderr, "parker: cleanup: killed %d processes left by the target (%s)\n", n, s.Mechanism())
+	switch {
+	case p.Group != nil:
+		cleanGroup(p, logf)
+	case !p.KeepChildren && p.Namespace != "":
+		n := killNamespace(p.Namespace)
+		logf("killed %d processes left by the target (%s)", n, p.Mechanism())
 	}
 	return 0
 }
 
-// killNamespace kills every process in our mount namespace but us, until
-// none is left (a process may fork while we kill), and returns how many it
-// killed. A killed process leaves the namespace as it dies; one still dying
-// is not killed again, only waited for.
-func killNamespace() int {
-	self, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		return 0
+// cleanGroup kills the run's cgroup (or, keeping the children, waits until
+// they have ended), says so if the target was killed for memory, and
+// removes it; then it removes what runs killed before they could clean up
+// left behind.
+func cleanGroup(p Plan, logf func(string, ...any)) {
+	g := p.Group
+	if p.KeepChildren {
+		for {
+			if full, err := g.Populated(); err != nil || !full {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	} else if err := g.Kill(); err != nil {
+		fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
 	}
-	me := os.Getpid()
+	if oom, _ := g.OOMKilled(); oom {
+		fmt.Fprintf(os.Stderr, "parker: %s: out of memory: the run's limit is %s (--parker-memory); the kernel killed a process of it\n",
+			p.Name, sizeText(g.Limits().Memory))
+	}
+	if err := g.Remove(); err != nil {
+		fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
+	}
+	logf("%s: done", p.Mechanism())
+	if o, err := cgroup.OptionsFromEnv(os.Getenv); err == nil {
+		if l, err := cgroup.Detect(o); err == nil {
+			if gone, _ := cgroup.CleanStale(l); len(gone) > 0 {
+				logf("removed %d stale cgroups of earlier runs", len(gone))
+			}
+		}
+	}
+}
+
+// sizeText writes n bytes as the flags take it.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"G", 30}, {"M", 20}, {"K", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// killNamespace kills every process in mount namespace ns until none is
+// left (a process may fork while we kill), and returns how many it
+// killed. A killed process leaves the namespace as it dies; one still
+// dying is not killed again, only waited for.
+func killNamespace(ns string) int {
 	killed := map[int]bool{}
 	deadline := time.Now().Add(10 * time.Second) // a process stuck in the kernel
 	for time.Now().Before(deadline) {
 		left, fresh := 0, 0
 		for _, pid := range pids() {
-			if pid == me {
-				continue
-			}
-			if ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt"); err != nil || ns != self {
+			if got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt"); err != nil || got != ns {
 				continue
 			}
 			left++

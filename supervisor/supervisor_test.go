@@ -31,16 +31,25 @@ func TestMain(m *testing.M) {
 // own, the sidecar, then the target in place.
 func fakeRun(script string) int {
 	runtime.LockOSThread()
+	side, err := Launch()
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 125
+	}
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		os.Stderr.WriteString("unshare: " + err.Error() + "\n")
 		return 125
 	}
-	keep := os.Getenv("KEEP") == "1"
-	if err := Launch(Sidecar{KeepChildren: keep}); err != nil {
+	ns, err := os.Readlink("/proc/thread-self/ns/mnt")
+	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 125
 	}
-	err := Exec(Config{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err := side.Commit(Plan{Name: "fake", Namespace: ns, KeepChildren: os.Getenv("KEEP") == "1"}); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 125
+	}
+	err = Exec(Config{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}})
 	os.Stderr.WriteString(err.Error() + "\n")
 	return 127
 }

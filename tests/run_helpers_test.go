@@ -176,6 +176,12 @@ func startTool(t *testing.T, f string, args ...string) (*exec.Cmd, *bufio.Reader
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// However the test ends, the target does not outlive it (a failed
+	// test would otherwise leave it holding whatever it inherited).
+	t.Cleanup(func() {
+		c.Process.Kill()
+		c.Wait()
+	})
 	br := bufio.NewReader(out)
 	if line, err := br.ReadString('\n'); line != "ready\n" {
 		c.Process.Kill()

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 func TestRunOverlayInside(t *testing.T) {
@@ -118,27 +117,17 @@ func TestRunOverlayLocked(t *testing.T) {
 	runsAfter(t, f, ov, "the first ended")
 }
 
+// TestRunOverlayUnlockedByKill: the lock is the run's, held by the target
+// itself (the pid the caller started): kill -9 of it releases the lock and
+// the view at once, so the caller's next run right after may take the DIR.
 func TestRunOverlayUnlockedByKill(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
 	ov := filepath.Join(tempDir(t, "ovkill"), "ov")
 	c, _ := startTool(t, f, "--parker-overlay", ov, "trap", "15", "0")
-	kids := childPids(c.Process.Pid)
-	if len(kids) == 0 {
-		t.Fatal("the running file has no child")
-	}
 	refusedBusy(t, f, ov)
 	c.Process.Kill()
 	c.Wait()
-	// The kernel drops the lock at once; the overlay is unmounted when the
-	// target, killed with its parent, has gone too.
-	for _, pid := range kids {
-		for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("target %d still alive 10 s after its parent was killed", pid)
-			}
-		}
-	}
 	runsAfter(t, f, ov, "kill -9 of the first")
 }
 

@@ -115,10 +115,16 @@ exit 4
 	if err != nil || len(strings.Fields(string(b))) != 2 {
 		t.Fatalf("pids %q: %v", b, err)
 	}
+	// The sidecar kills them once the target has ended: within 1 s.
+	deadline := time.Now().Add(time.Second)
 	for _, p := range strings.Fields(string(b)) {
 		pid, _ := strconv.Atoi(p)
-		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-			t.Errorf("process %d left behind by the target is still there (%v)", pid, err)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("process %d left behind by the target is still there 1 s after it ended", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }

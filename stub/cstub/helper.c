@@ -76,7 +76,6 @@ static void __attribute__((noreturn)) helper(void)
 	}
 	int fd = helper_memfd();
 	char **env = environ_with(ENV_HELPER_FOR, self, 0, 0);
-	restore_signals();
 	long e = sys_execveat(fd, argv, env);
 	if (e == -ENOSYS)
 		e = sys_execve(fd_path(fd, ""), argv, env);

@@ -7,17 +7,18 @@
  * else:
  *
  *  1. read and check the trailer at the end of its own file;
- *  2. catch the signals it relays, holding any that arrive before the
- *     target exists;
+ *  2. start the cleanup sidecar (a double fork, in a session of its own);
  *  3. enter a private mount namespace; attach the payload to a read-only,
  *     auto-clearing loop device; mount it as a detached squashfs, a
  *     detached tmpfs for writes, and an overlay of both over the directory
  *     holding the packed file;
- *  4. start the target as its child, in the caller's working directory
+ *  4. make the run's cgroup (v2) and move into it; tell the sidecar;
+ *  5. exec the target in its own place, in the caller's working directory
  *     re-resolved in the new view, named so that it finds itself as when
- *     run directly, with PARKER_EXE and PARKER_ROOT set;
- *     relay signals to it; wait for it; kill what it left behind;
- *  5. exit with its status, or die of the signal that killed it.
+ *     run directly, with PARKER_EXE and PARKER_ROOT set. From then on the
+ *     target is the process the caller started: its signals, its exit
+ *     status. When it ends, the sidecar kills what it left (cgroup.kill)
+ *     and removes the cgroup.
  *
  * Everything else is the Go helper's, which the packed file carries as an
  * LZ4 block between this stub and the payload: --parker-* flags,
@@ -40,10 +41,10 @@
 #include "mem.c"        /* memory, joined strings, environments */
 #include "trailer.c"    /* step 1: image/trailer */
 #include "lz4.c"        /* the helper's LZ4 block */
-#include "signals.c"    /* step 2: supervisor/signals*.go */
 #include "helper.c"     /* the hand-over: stub/helper.go */
 #include "mountns.c"    /* step 3: mountns */
-#include "supervisor.c" /* steps 4 and 5: supervisor */
+#include "cgroup.c"     /* step 4: cgroup */
+#include "supervisor.c" /* step 5: supervisor */
 
 /* base_at returns where the last element of path starts: just after its
  * last slash, or 0 when it has none. */
@@ -129,29 +130,33 @@ static void __attribute__((noreturn)) run(char **args)
 		helper(); /* in / (the helper says why that cannot work) */
 	const char *cwd = cwd_within(dir);
 
-	catch_signals(); /* before mounting: a signal now is held for the target */
+	/* The sidecar first, outside the namespace (supervisor/sidecar.go). */
+	int plan = sidecar_launch();
 	enter();
 	setup(dir);
 	/* file stays open: starting the target may still fail over to the
 	 * helper, which maps it (it is close-on-exec, so the target never
 	 * sees it). */
+	const char *cgroup = cgroup_join();
+	if (!cgroup) {
+		unmount(dir); /* the helper falls back, or says why not */
+		helper();
+	}
+	sys_write(plan, cgroup, slen(cgroup));
 
 	struct target t;
 	t.dir = cwd;
 	t.path = target_name(cat(dir, "/", tr.target), cwd);
 	t.args = target_args(t.path, args);
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
-	int ws;
-	if (supervise(&t, &ws)) {
-		/* The exec failed, so the target never ran and running again is
-		 * safe: the helper does, on the view it mounts itself, and says
-		 * why it cannot start (a damaged image, a missing interpreter).
-		 * Ours goes first, so it starts from the same state as after
-		 * any other failure here. */
-		unmount(dir);
-		helper();
-	}
-	exit_as(ws);
+	exec_target(&t);
+	/* The exec failed, so the target never ran and running again is safe:
+	 * the helper does, on the view it mounts itself, and says why it
+	 * cannot start (a damaged image, a missing interpreter). Ours goes
+	 * first, so it starts from the same state as after any other failure
+	 * here. The sidecar removes our cgroup when the helper's run ends. */
+	unmount(dir);
+	helper();
 }
 
 /* open_self opens our own executable, the packed file, and reads its
@@ -176,18 +181,22 @@ static void open_self(void)
 	read_trailer(file, &tr);
 }
 
-/* wants_helper: --parker-* flags and verbose runs are the helper's. */
+/* wants_helper: --parker-* flags, verbose runs and cgroup settings are the
+ * helper's. */
 static int wants_helper(void)
 {
 	if (argc > 1 && has_prefix(argv[1], FLAG_PREFIX))
 		return 1;
+	int verbose = -1; /* the first PARKER_VERBOSE counts, as in Go */
 	for (char **e = envp; *e; e++) {
-		if (has_prefix(*e, ENV_VERBOSE)) { /* the first one counts, as in Go */
+		if (has_prefix(*e, ENV_CGROUP)) /* PARKER_CGROUP, PARKER_CGROUP_PARENT */
+			return 1;
+		if (verbose < 0 && has_prefix(*e, ENV_VERBOSE)) {
 			const char *v = *e + sizeof ENV_VERBOSE - 1;
-			return v[0] == '1' && v[1] == 0;
+			verbose = v[0] == '1' && v[1] == 0;
 		}
 	}
-	return 0;
+	return verbose > 0;
 }
 
 /* cmain is called by _start (sys.h) with the stack the kernel set up. */

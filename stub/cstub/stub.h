@@ -2,7 +2,7 @@
  * trailer it reads, and the state of the run.
  *
  * The stub is built as one translation unit: stub.c includes each part
- * (msg.c, mem.c, trailer.c, lz4.c, signals.c, helper.c, mountns.c,
+ * (msg.c, mem.c, trailer.c, lz4.c, helper.c, mountns.c, cgroup.c,
  * supervisor.c), so that everything stays static and the compiler sees the
  * whole program, which keeps the stub small; check.c, the test builds,
  * includes the parts they test. Each part includes this header, so that it
@@ -26,6 +26,7 @@
 #define ENV_ROOT "PARKER_ROOT="
 #define ENV_VERBOSE "PARKER_VERBOSE="
 #define ENV_HELPER_FOR "PARKER_HELPER_FOR="
+#define ENV_CGROUP "PARKER_CGROUP" /* and PARKER_CGROUP_PARENT: cgroup.EnvMode, EnvParent */
 #define FLAG_PREFIX "--parker-"
 
 /* What the stub reads of its trailer (image/trailer.Trailer). */

@@ -67,6 +67,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define ENOMEM 12
 #define EACCES 13
 #define EBUSY 16
+#define EEXIST 17
 #define ENOTDIR 20
 #define EISDIR 21
 #define EINVAL 22
@@ -81,6 +82,9 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MAX_ERRNO 4095
 
 /* signals (asm-generic/signal.h) */
+#define SIGHUP 1
+#define SIGINT 2
+#define SIGQUIT 3
 #define SIGILL 4
 #define SIGTRAP 5
 #define SIGBUS 7
@@ -120,6 +124,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_EMPTY_PATH 0x1000
 #define O_RDONLY 0
+#define O_WRONLY 1
 #define O_RDWR 2
 #define O_PATH 010000000
 #define O_CLOEXEC 02000000
@@ -156,6 +161,9 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MOUNT_ATTR_NODEV 4
 #define MOVE_MOUNT_F_EMPTY_PATH 4
 #define MNT_DETACH 2
+#define AT_REMOVEDIR 0x200
+#define POLLIN 1
+#define POLLPRI 2
 
 /* loop devices (linux/loop.h) */
 #define LOOP_SET_FD 0x4C00
@@ -195,6 +203,11 @@ struct kstatx {
 
 struct ktimespec {
 	long sec, nsec;
+};
+
+struct kpollfd {
+	int fd;
+	short events, revents;
 };
 
 struct krlimit {
@@ -292,6 +305,20 @@ static inline long sys_execveat(int fd, char **argv, char **envp)
 {
 	return SYS5(__NR_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
 }
+static inline long sys_setsid(void) { return SYS0(__NR_setsid); }
+static inline long sys_dup3(int fd, int to) { return SYS3(__NR_dup3, fd, to, 0); }
+/* sys_close_from closes every descriptor from fd up (Linux 5.9+). */
+static inline long sys_close_from(int fd) { return SYS3(__NR_close_range, fd, ~0U, 0); }
+static inline long sys_pidfd_open(int pid) { return SYS2(__NR_pidfd_open, pid, 0); }
+/* sys_poll waits for the events asked in fds, at most *timeout (0: no
+ * limit). */
+static inline long sys_poll(struct kpollfd *fds, int n, const struct ktimespec *timeout)
+{
+	return SYS5(__NR_ppoll, fds, n, timeout, 0, 0);
+}
+static inline long sys_getrandom(void *b, size_t n) { return SYS3(__NR_getrandom, b, n, 0); }
+static inline long sys_rmdir(const char *p) { return SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
+static inline long sys_open_mode(const char *p, int flags, int mode) { return SYS4(__NR_openat, AT_FDCWD, p, flags, mode); }
 static inline void __attribute__((noreturn)) sys_exit(int code)
 {
 	for (;;)

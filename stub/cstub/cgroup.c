@@ -1,0 +1,160 @@
+/* cgroup.c: the run's cgroup, as package cgroup makes it (the reference)
+ * for a run without limits on a host with the v2 hierarchy: a directory
+ * PARENT/parker/run-NS-PID-START-RANDOM of the v2 hierarchy, where PARENT is
+ * the caller's own cgroup, killed whole with cgroup.kill (Linux 5.14+).
+ * Anything else (v1 only, no delegation, PARKER_CGROUP set, limits) is the
+ * helper's, and so is any failure here: nothing made is left behind. */
+#include "stub.h"
+
+/* The v2 hierarchy's usual mount points: pure v2, then hybrid. */
+static const char *const cgroup_v2_mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+
+/* read_small reads the file at path into b (size n, NUL-terminated) and
+ * returns its length, or -errno. */
+static long read_small(const char *path, char *b, size_t n)
+{
+	long fd = sys_open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	long got = 0, r;
+	while (got < (long)n - 1 && (r = sys_read(fd, b + got, n - 1 - got)) > 0)
+		got += r;
+	sys_close(fd);
+	b[got] = 0;
+	return got;
+}
+
+/* write_str writes s to the file at path. */
+static long write_str(const char *path, const char *s)
+{
+	long fd = sys_open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	long r = sys_write(fd, s, slen(s));
+	sys_close(fd);
+	return r < 0 ? r : 0;
+}
+
+/* own_cgroup returns our cgroup in the v2 hierarchy ("0::PATH" of
+ * /proc/self/cgroup), or 0. */
+static const char *own_cgroup(void)
+{
+	char *b = alloc(8192);
+	if (read_small("/proc/self/cgroup", b, 8192) <= 0)
+		return 0;
+	for (char *line = b; *line;) {
+		char *end = line;
+		while (*end && *end != '\n')
+			end++;
+		if (end - line >= 4 && line[0] == '0' && line[1] == ':' && line[2] == ':' && line[3] == '/') {
+			*end = 0;
+			return line[4] ? line + 3 : ""; /* "/" is the root: no slash to add */
+		}
+		line = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* start_time returns our start time in clock ticks after boot, field 22
+ * of /proc/self/stat (cgroup.startTime), or 0. */
+static u64 start_time(void)
+{
+	char b[1024];
+	long n = read_small("/proc/self/stat", b, sizeof b);
+	long i = n;
+	while (i > 0 && b[i - 1] != ')') /* the name may hold ')' */
+		i--;
+	if (i <= 0)
+		return 0;
+	int field = 2;
+	u64 v = 0;
+	for (; i < n; i++) {
+		if (b[i] == ' ') {
+			if (field == 22)
+				return v;
+			field++;
+			v = 0;
+		} else if (b[i] >= '0' && b[i] <= '9') {
+			v = v * 10 + (b[i] - '0');
+		}
+	}
+	return 0;
+}
+
+/* run_name is the run cgroup's name (cgroup.runName), owned by us. */
+static const char *run_name(void)
+{
+	struct kstatx st;
+	u64 start = start_time();
+	u8 r[4];
+	if (sys_stat("/proc/self/ns/pid", &st) < 0 || !start || sys_getrandom(r, sizeof r) != sizeof r)
+		return 0;
+	char ns[DECIMAL_SIZE], pid[DECIMAL_SIZE], st_[DECIMAL_SIZE];
+	char hex[9];
+	for (int i = 0; i < 4; i++) {
+		hex[2 * i] = "0123456789abcdef"[r[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+	}
+	hex[8] = 0;
+	return cat(cat("run-", decimal(st.ino, ns), "-"), cat(decimal(sys_getpid(), pid), "-", decimal(start, st_)),
+		   cat("-", hex, ""));
+}
+
+/* cgroup_join makes the run's cgroup and moves us into it, so that all the
+ * target starts is inside, and returns its directory; 0 when it cannot,
+ * having made nothing (Create and Join). */
+static const char *cgroup_join(void)
+{
+	const char *own = own_cgroup();
+	const char *name = run_name();
+	if (!own || !name)
+		return 0;
+	struct kstatx st;
+	for (size_t i = 0; i < sizeof cgroup_v2_mounts / sizeof *cgroup_v2_mounts; i++) {
+		const char *mnt = cgroup_v2_mounts[i];
+		if (sys_stat(cat(mnt, "/cgroup.controllers", ""), &st) < 0)
+			continue;
+		const char *base = cat(mnt, own, "/parker");
+		long e = sys_mkdirat(AT_FDCWD, base, 0755);
+		if (e < 0 && e != -EEXIST)
+			return 0;
+		const char *dir = cat(base, "/", name);
+		if (sys_mkdirat(AT_FDCWD, dir, 0755) < 0)
+			return 0;
+		if (sys_stat(cat(dir, "/cgroup.kill", ""), &st) < 0 || write_str(cat(dir, "/cgroup.procs", ""), "0") < 0) {
+			sys_rmdir(dir);
+			return 0;
+		}
+		return dir;
+	}
+	return 0;
+}
+
+/* cgroup_kill kills every process of the cgroup dir, waits until it is
+ * empty and removes it (Kill and Remove). */
+static void cgroup_kill(const char *dir)
+{
+	write_str(cat(dir, "/cgroup.kill", ""), "1");
+	long fd = sys_open(cat(dir, "/cgroup.events", ""), O_RDONLY | O_CLOEXEC);
+	/* The kernel wakes pollers of cgroup.events when "populated" changes;
+	 * the timeout only bounds a wait for a process stuck in the kernel. */
+	struct ktimespec tick = {0, 100 * 1000 * 1000};
+	for (int round = 0; fd >= 0 && round < 100; round++) {
+		char b[512];
+		long n = sys_pread(fd, b, sizeof b - 1, 0);
+		if (n <= 0)
+			break;
+		b[n] = 0;
+		const char *p = b;
+		while (*p && !has_prefix(p, "populated "))
+			p++;
+		if (has_prefix(p, "populated 0"))
+			break;
+		struct kpollfd pfd = {(int)fd, POLLPRI, 0};
+		sys_poll(&pfd, 1, &tick);
+	}
+	if (fd >= 0)
+		sys_close(fd);
+	for (int round = 0; sys_rmdir(dir) == -EBUSY && round < 100; round++)
+		sys_nanosleep(&(struct ktimespec){0, 10 * 1000 * 1000});
+}

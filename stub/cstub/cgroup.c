@@ -100,6 +100,9 @@ static const char *run_name(void)
 		   cat("-", hex, ""));
 }
 
+/* The caller's cgroup, where cgroup_leave goes back to. */
+static const char *cgroup_home;
+
 /* cgroup_join makes the run's cgroup and moves us into it, so that all the
  * target starts is inside, and returns its directory; 0 when it cannot,
  * having made nothing (Create and Join). */
@@ -125,9 +128,19 @@ static const char *cgroup_join(void)
 			sys_rmdir(dir);
 			return 0;
 		}
+		cgroup_home = cat(mnt, own, "");
 		return dir;
 	}
 	return 0;
+}
+
+/* cgroup_leave moves us back to the caller's cgroup and removes dir, the
+ * run's, before a hand-over to the helper, which makes its own beside it
+ * (not below: a cgroup with a child cannot be removed). */
+static void cgroup_leave(const char *dir)
+{
+	write_str(cat(cgroup_home, "/cgroup.procs", ""), "0");
+	sys_rmdir(dir);
 }
 
 /* cgroup_kill kills every process of the cgroup dir, waits until it is

@@ -154,8 +154,9 @@ static void __attribute__((noreturn)) run(char **args)
 	 * the helper does, on the view it mounts itself, and says why it
 	 * cannot start (a damaged image, a missing interpreter). Ours goes
 	 * first, so it starts from the same state as after any other failure
-	 * here. The sidecar removes our cgroup when the helper's run ends. */
+	 * here. */
 	unmount(dir);
+	cgroup_leave(cgroup);
 	helper();
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -216,6 +217,13 @@ func RunSidecar() {
 	if !ok {
 		return
 	}
+	// Only what Launch passed: a descriptor the caller left open for the
+	// target (a pipe, say) must not live on in the sidecar.
+	if err := unix.CloseRange(sidecarPlan+1, math.MaxUint32, 0); err != nil {
+		for fd := sidecarPlan + 1; fd < 1024; fd++ { // before Linux 5.9
+			unix.Close(fd)
+		}
+	}
 	switch stage {
 	case "launch":
 		os.Exit(launch())
@@ -249,6 +257,9 @@ func watch() int {
 	// Not ours to end: a terminal's signals go to the caller's group.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP)
 	b, _ := io.ReadAll(os.NewFile(sidecarPlan, "plan"))
+	if len(b) == 0 {
+		return 0 // no plan: the stub failed, or handed the run over, first
+	}
 	p, err := decodePlan(string(b))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cleanup sidecar: %v\n", err)

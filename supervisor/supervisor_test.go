@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -45,6 +46,7 @@ func fakeRun(script string) int {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 125
 	}
+	fmt.Println(side.Pid) // for the test to wait for it
 	if err := side.Commit(Plan{Name: "fake", Namespace: ns, KeepChildren: os.Getenv("KEEP") == "1"}); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 125
@@ -117,10 +119,14 @@ func fakeRunPids(t *testing.T, script string, env ...string) (int, int, []int) {
 // left its session included, is killed when it ends; the target's own
 // pid and exit status are the caller's.
 func TestSidecarKillsLeftovers(t *testing.T) {
-	_, code, pids := fakeRunPids(t, "sleep 100 & echo $!; setsid sh -c 'sleep 100 & echo $!; wait' & wait_for=$!; sleep 0.05; echo $wait_for; exit 4")
-	if code != 4 || len(pids) < 2 {
+	f := t.TempDir() + "/daemon"
+	_, code, pids := fakeRunPids(t, "sleep 100 >/dev/null & echo $!; "+
+		"setsid sh -c 'sleep 100 >/dev/null & echo $! > "+f+".new; mv "+f+".new "+f+"; wait' >/dev/null & echo $!; "+
+		"until [ -s "+f+" ]; do :; done; cat "+f+"; exit 4")
+	if code != 4 || len(pids) != 4 {
 		t.Fatalf("exit %d, pids %v", code, pids)
 	}
+	pids = pids[1:] // the first is the sidecar's
 	deadline := time.Now().Add(time.Second)
 	for _, pid := range pids {
 		for alive(pid) && time.Now().Before(deadline) {
@@ -133,15 +139,21 @@ func TestSidecarKillsLeftovers(t *testing.T) {
 	}
 }
 
-// TestSidecarKeepChildren: with KeepChildren they run on.
+// TestSidecarKeepChildren: with KeepChildren they run on after the sidecar
+// has done its work and gone.
 func TestSidecarKeepChildren(t *testing.T) {
 	_, code, pids := fakeRunPids(t, "sleep 100 >/dev/null & echo $!", "KEEP=1")
-	if code != 0 || len(pids) != 1 {
+	if code != 0 || len(pids) != 2 {
 		t.Fatalf("exit %d, pids %v", code, pids)
 	}
-	defer syscall.Kill(pids[0], syscall.SIGKILL)
-	time.Sleep(100 * time.Millisecond) // what a sidecar would have killed by now
-	if !alive(pids[0]) {
-		t.Errorf("child %d killed despite KeepChildren", pids[0])
+	side, child := pids[0], pids[1]
+	defer syscall.Kill(child, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); alive(side); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar %d still there 5 s after the target ended", side)
+		}
+	}
+	if !alive(child) {
+		t.Errorf("child %d killed despite KeepChildren", child)
 	}
 }

@@ -17,16 +17,19 @@
 //
 // Running TARGETd ARGS:
 //
-//  1. a new private mount namespace for this thread (mountns.Enter);
-//  2. the payload on a read-only, auto-clearing loop device, mounted as a
+//  1. the cleanup sidecar, outside the namespace (supervisor.Launch);
+//  2. a new private mount namespace for this thread (mountns.Enter);
+//  3. the payload on a read-only, auto-clearing loop device, mounted as a
 //     detached squashfs; a detached tmpfs for writes; an overlay of the two
 //     over the directory holding TARGETd (mountns.Setup);
-//  3. the target started from this thread, so it inherits the namespace,
-//     named so that it finds itself as when run directly (targetName),
-//     and supervised until it ends (supervisor.Run, supervisor.Exit).
+//  4. the run's cgroup, joined (cgroup.Create, Join), and the sidecar
+//     briefed (Handle.Commit);
+//  5. the target executed in this process's place, from this thread, so it
+//     keeps the namespace and the pid the caller started, named so that it
+//     finds itself as when run directly (targetName, supervisor.Exec).
 //
 // Nothing is created on the host but a --parker-overlay DIR (locked for
-// the run): the mounts exist only in the namespace, which the kernel tears
+// the run) and the run's cgroup (removed by the sidecar): the mounts exist only in the namespace, which the kernel tears
 // down (and the loop device clears itself) when its last process exits,
 // however it exits.
 //
@@ -230,8 +233,8 @@ Flags, recognised only before the first other argument or "--":
 Environment: PARKER_VERBOSE=1 logs each step with its duration.
 Exit status: the target's; %[4]d when parker itself fails, %[5]d when the
 target cannot be executed, %[6]d when it or its interpreter is missing;
-128+N when the target is killed by signal N (re-raised, so the caller sees
-the same signal).
+128+N when the target is killed by signal N. The target runs in this
+process's place (same pid); when it ends, everything it started ends too.
 `
 
 // Main runs a packed executable. self is the absolute path of the packed

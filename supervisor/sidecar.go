@@ -65,6 +65,7 @@ type Handle struct {
 // Plan is what the sidecar cleans up when the target ends.
 type Plan struct {
 	Name string // the packed file, for messages
+	Pid  int    // the stub's, which the exec makes the target's
 	// Namespace is the run's mount namespace (readlink of
 	// /proc/thread-self/ns/mnt): without a cgroup, every process in it is
 	// the run's.
@@ -92,7 +93,7 @@ func (p Plan) Mechanism() string {
 
 func (p Plan) encode() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name %s\nns %s\n", strconv.Quote(p.Name), strconv.Quote(p.Namespace))
+	fmt.Fprintf(&b, "name %s\npid %d\nns %s\n", strconv.Quote(p.Name), p.Pid, strconv.Quote(p.Namespace))
 	if p.KeepChildren {
 		b.WriteString("keep\n")
 	}
@@ -116,6 +117,8 @@ func decodePlan(s string) (Plan, error) {
 			p.Name, err = strconv.Unquote(val)
 		case "ns":
 			p.Namespace, err = strconv.Unquote(val)
+		case "pid":
+			p.Pid, err = strconv.Atoi(val)
 		case "keep":
 			p.KeepChildren = true
 		case "verbose":
@@ -269,20 +272,33 @@ func watch() int {
 			fmt.Fprintf(os.Stderr, "parker: cleanup: "+format+"\n", a...)
 		}
 	}
+	if p.Group != nil {
+		adopt(p)
+	}
 	fds := []unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}
 	for {
 		if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
-	switch {
-	case p.Group != nil:
+	if p.Group != nil {
 		cleanGroup(p, logf)
-	case !p.KeepChildren && p.Namespace != "":
+	} else if !p.KeepChildren && p.Namespace != "" {
 		n := killNamespace(p.Namespace)
 		logf("killed %d processes left by the target (%s)", n, p.Mechanism())
 	}
 	return 0
+}
+
+// adopt moves the target, then every process of the run's namespace, into
+// the run's cgroup: what the target forked before it was moved is moved
+// after it. One that has left the namespace first stays out; it escapes
+// the cgroup's kill, not the namespace's, which follows it.
+func adopt(p Plan) {
+	p.Group.Join(p.Pid)
+	for _, pid := range inNamespace(p.Namespace) {
+		p.Group.Join(pid)
+	}
 }
 
 // cleanGroup kills the run's cgroup (or, keeping the children, waits until
@@ -298,8 +314,13 @@ func cleanGroup(p Plan, logf func(string, ...any)) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-	} else if err := g.Kill(); err != nil {
-		fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
+	} else {
+		if err := g.Kill(); err != nil {
+			fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
+		}
+		if n := killNamespace(p.Namespace); n > 0 {
+			logf("killed %d processes outside the cgroup, in the run's mount namespace", n)
+		}
 	}
 	if oom, _ := g.OOMKilled(); oom {
 		fmt.Fprintf(os.Stderr, "parker: %s: out of memory: the run's limit is %s (--parker-memory); the kernel killed a process of it\n",
@@ -331,19 +352,30 @@ func sizeText(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
+// inNamespace lists the processes in mount namespace ns.
+func inNamespace(ns string) []int {
+	var in []int
+	for _, pid := range pids() {
+		if got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt"); err == nil && got == ns {
+			in = append(in, pid)
+		}
+	}
+	return in
+}
+
 // killNamespace kills every process in mount namespace ns until none is
 // left (a process may fork while we kill), and returns how many it
 // killed. A killed process leaves the namespace as it dies; one still
 // dying is not killed again, only waited for.
 func killNamespace(ns string) int {
+	if ns == "" {
+		return 0
+	}
 	killed := map[int]bool{}
 	deadline := time.Now().Add(10 * time.Second) // a process stuck in the kernel
 	for time.Now().Before(deadline) {
 		left, fresh := 0, 0
-		for _, pid := range pids() {
-			if got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt"); err != nil || got != ns {
-				continue
-			}
+		for _, pid := range inNamespace(ns) {
 			left++
 			if !killed[pid] && unix.Kill(pid, unix.SIGKILL) == nil {
 				killed[pid] = true

@@ -2,6 +2,9 @@
  * for a run without limits on a host with the v2 hierarchy: a directory
  * PARENT/parker/run-NS-PID-START-RANDOM of the v2 hierarchy, where PARENT is
  * the caller's own cgroup, killed whole with cgroup.kill (Linux 5.14+).
+ * Moving a process into a cgroup costs the kernel an RCU grace period
+ * after an idle moment (cgroup_threadgroup_rwsem; 18 ms on the test VM), so
+ * the sidecar does it, after the exec, off the target's start.
  * Anything else (v1 only, no delegation, PARKER_CGROUP set, limits) is the
  * helper's, and so is any failure here: nothing made is left behind. */
 #include "stub.h"
@@ -100,13 +103,10 @@ static const char *run_name(void)
 		   cat("-", hex, ""));
 }
 
-/* The caller's cgroup, where cgroup_leave goes back to. */
-static const char *cgroup_home;
-
-/* cgroup_join makes the run's cgroup and moves us into it, so that all the
- * target starts is inside, and returns its directory; 0 when it cannot,
- * having made nothing (Create and Join). */
-static const char *cgroup_join(void)
+/* cgroup_make makes the run's cgroup and returns its directory; 0 when it
+ * cannot, having made nothing (Create). The sidecar moves the run into
+ * it (cgroup_adopt). */
+static const char *cgroup_make(void)
 {
 	const char *own = own_cgroup();
 	const char *name = run_name();
@@ -124,30 +124,22 @@ static const char *cgroup_join(void)
 		const char *dir = cat(base, "/", name);
 		if (sys_mkdirat(AT_FDCWD, dir, 0755) < 0)
 			return 0;
-		if (sys_stat(cat(dir, "/cgroup.kill", ""), &st) < 0 || write_str(cat(dir, "/cgroup.procs", ""), "0") < 0) {
+		if (sys_stat(cat(dir, "/cgroup.kill", ""), &st) < 0) {
 			sys_rmdir(dir);
 			return 0;
 		}
-		cgroup_home = cat(mnt, own, "");
 		return dir;
 	}
 	return 0;
 }
 
-/* cgroup_leave moves us back to the caller's cgroup and removes dir, the
- * run's, before a hand-over to the helper, which makes its own beside it
- * (not below: a cgroup with a child cannot be removed). */
-static void cgroup_leave(const char *dir)
-{
-	write_str(cat(cgroup_home, "/cgroup.procs", ""), "0");
-	sys_rmdir(dir);
-}
+/* cgroup_kill kills every process of the cgroup dir (Kill). */
+static void cgroup_kill(const char *dir) { write_str(cat(dir, "/cgroup.kill", ""), "1"); }
 
-/* cgroup_kill kills every process of the cgroup dir, waits until it is
- * empty and removes it (Kill and Remove). */
-static void cgroup_kill(const char *dir)
+/* cgroup_remove waits until the cgroup dir is empty and removes it
+ * (Remove). */
+static void cgroup_remove(const char *dir)
 {
-	write_str(cat(dir, "/cgroup.kill", ""), "1");
 	long fd = sys_open(cat(dir, "/cgroup.events", ""), O_RDONLY | O_CLOEXEC);
 	/* The kernel wakes pollers of cgroup.events when "populated" changes;
 	 * the timeout only bounds a wait for a process stuck in the kernel. */
@@ -171,3 +163,4 @@ static void cgroup_kill(const char *dir)
 	for (int round = 0; sys_rmdir(dir) == -EBUSY && round < 100; round++)
 		sys_nanosleep(&(struct ktimespec){0, 10 * 1000 * 1000});
 }
+

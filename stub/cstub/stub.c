@@ -12,7 +12,9 @@
  *     auto-clearing loop device; mount it as a detached squashfs, a
  *     detached tmpfs for writes, and an overlay of both over the directory
  *     holding the packed file;
- *  4. make the run's cgroup (v2) and move into it; tell the sidecar;
+ *  4. make the run's cgroup (v2) and brief the sidecar, which moves the
+ *     run into it once the target runs (a move costs the kernel an RCU
+ *     grace period, too long to wait for here);
  *  5. exec the target in its own place, in the caller's working directory
  *     re-resolved in the new view, named so that it finds itself as when
  *     run directly, with PARKER_EXE and PARKER_ROOT set. From then on the
@@ -137,12 +139,18 @@ static void __attribute__((noreturn)) run(char **args)
 	/* file stays open: starting the target may still fail over to the
 	 * helper, which maps it (it is close-on-exec, so the target never
 	 * sees it). */
-	const char *cgroup = cgroup_join();
-	if (!cgroup) {
-		unmount(dir); /* the helper falls back, or says why not */
+	/* The sidecar's plan: our namespace, and the cgroup it moves the run
+	 * into (none: the namespace alone tells the run's processes). */
+	char ns[64];
+	long nl = sys_readlink("/proc/self/ns/mnt", ns, sizeof ns - 1);
+	if (nl <= 0) {
+		unmount(dir);
 		helper();
 	}
-	sys_write(plan, cgroup, slen(cgroup));
+	ns[nl] = 0;
+	const char *cgroup = cgroup_make();
+	const char *brief = cat(ns, "\n", cgroup ? cgroup : "");
+	sys_write(plan, brief, slen(brief));
 
 	struct target t;
 	t.dir = cwd;
@@ -156,7 +164,6 @@ static void __attribute__((noreturn)) run(char **args)
 	 * first, so it starts from the same state as after any other failure
 	 * here. */
 	unmount(dir);
-	cgroup_leave(cgroup);
 	helper();
 }
 

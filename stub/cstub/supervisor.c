@@ -15,12 +15,90 @@ struct target {
 #define SIDECAR_PIDFD 3
 #define SIDECAR_PLAN 4
 
-/* sidecar_main is the sidecar: it reads its plan (the run's cgroup) until
- * the stub execs the target or ends, waits for the target to end by any
- * means, then kills what it left and removes the cgroup. */
+/* The stub's pid, which the exec makes the target's. */
+static long target_pid;
+
+/* ns_each calls fn(pid, arg) for every process in mount namespace ns (as
+ * readlink /proc/PID/ns/mnt says it) and returns how many it found. */
+static int ns_each(const char *ns, const char *arg, int (*fn)(long pid, const char *arg))
+{
+	long d = sys_open("/proc", O_RDONLY | O_CLOEXEC);
+	if (d < 0)
+		return 0;
+	static char buf[16384];
+	char link[64], path[64], num[DECIMAL_SIZE];
+	int found = 0;
+	long n;
+	while ((n = sys_getdents64((int)d, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < n;) {
+			u16 reclen = (u16)((u8)buf[off + 16] | (u8)buf[off + 17] << 8);
+			const char *name = buf + off + 19;
+			off += reclen;
+			long pid = 0;
+			for (const char *c = name; *c; c++)
+				pid = *c >= '0' && *c <= '9' ? pid * 10 + (*c - '0') : -1;
+			if (pid <= 0 || pid > 0x7fffffff)
+				continue;
+			const char *p = decimal(pid, num);
+			size_t pl = slen(p);
+			memcpy(path, "/proc/", 6);
+			memcpy(path + 6, p, pl);
+			memcpy(path + 6 + pl, "/ns/mnt", 8);
+			long ln = sys_readlink(path, link, sizeof link - 1);
+			if (ln <= 0)
+				continue;
+			link[ln] = 0;
+			if (!memcmp(link, ns, ln + 1)) {
+				found++;
+				fn(pid, arg);
+			}
+		}
+	}
+	sys_close(d);
+	return found;
+}
+
+static int adopt_one(long pid, const char *procs)
+{
+	char num[DECIMAL_SIZE];
+	return (int)write_str(procs, decimal(pid, num));
+}
+
+static int kill_one(long pid, const char *arg)
+{
+	(void)arg;
+	return (int)sys_kill((int)pid, SIGKILL);
+}
+
+/* cgroup_adopt moves the process pid, then every process of mount
+ * namespace ns, into the cgroup dir (Join): what the target forked before
+ * it was moved is moved after it. One that has left the namespace stays
+ * out; without limits, it can only escape the cgroup's kill, not the
+ * namespace's. */
+static void cgroup_adopt(const char *dir, const char *ns, long pid)
+{
+	const char *procs = cat(dir, "/cgroup.procs", "");
+	adopt_one(pid, procs);
+	ns_each(ns, procs, adopt_one);
+}
+
+/* ns_kill kills every process of mount namespace ns until none is left
+ * (killNamespace). One still dying is found again, and killed again:
+ * harmless. */
+static void ns_kill(const char *ns)
+{
+	struct ktimespec ms = {0, 1000 * 1000};
+	for (int round = 0; round < 10000 && ns_each(ns, 0, kill_one); round++)
+		sys_nanosleep(&ms);
+}
+
+/* sidecar_main is the sidecar: it reads its plan (the run's mount
+ * namespace, then its cgroup, if any) until the stub execs the target or
+ * ends; moves the run into the cgroup; waits for the target to end by any
+ * means; then kills what it left and removes the cgroup. */
 static void __attribute__((noreturn)) sidecar_main(void)
 {
-	char plan[PATH_MAX];
+	char plan[PATH_MAX + 64];
 	long n = 0, got;
 	while (n < (long)sizeof plan - 1 && (got = sys_read(SIDECAR_PLAN, plan + n, sizeof plan - 1 - n)) != 0) {
 		if (got < 0 && got != -EINTR)
@@ -31,10 +109,21 @@ static void __attribute__((noreturn)) sidecar_main(void)
 	if (n <= 0)
 		sys_exit(0); /* no plan: the stub handed the run over, or died first */
 	plan[n] = 0;
+	char *ns = plan, *dir = plan;
+	while (*dir && *dir != '\n')
+		dir++;
+	if (*dir)
+		*dir++ = 0;
+	if (*dir)
+		cgroup_adopt(dir, ns, target_pid);
 	struct kpollfd pfd = {SIDECAR_PIDFD, POLLIN, 0};
 	while (sys_poll(&pfd, 1, 0) == -EINTR)
 		;
-	cgroup_kill(plan);
+	if (*dir)
+		cgroup_kill(dir);
+	ns_kill(ns);
+	if (*dir)
+		cgroup_remove(dir);
 	sys_exit(0);
 }
 
@@ -69,7 +158,8 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
  * whole). */
 static int sidecar_launch(void)
 {
-	long pidfd = sys_pidfd_open(sys_getpid());
+	target_pid = sys_getpid();
+	long pidfd = sys_pidfd_open(target_pid);
 	int p[2];
 	if (pidfd < 0 || sys_pipe2(p, O_CLOEXEC) < 0)
 		helper();

@@ -306,6 +306,9 @@ static inline long sys_execveat(int fd, char **argv, char **envp)
 	return SYS5(__NR_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
 }
 static inline long sys_setsid(void) { return SYS0(__NR_setsid); }
+/* sys_getdents64 reads directory entries (struct linux_dirent64: ino u64,
+ * off u64, reclen u16, type u8, name) of the directory open as fd. */
+static inline long sys_getdents64(int fd, void *b, size_t n) { return SYS3(__NR_getdents64, fd, b, n); }
 static inline long sys_dup3(int fd, int to) { return SYS3(__NR_dup3, fd, to, 0); }
 /* sys_close_from closes every descriptor from fd up (Linux 5.9+). */
 static inline long sys_close_from(int fd) { return SYS3(__NR_close_range, fd, ~0U, 0); }
@@ -318,7 +321,6 @@ static inline long sys_poll(struct kpollfd *fds, int n, const struct ktimespec *
 }
 static inline long sys_getrandom(void *b, size_t n) { return SYS3(__NR_getrandom, b, n, 0); }
 static inline long sys_rmdir(const char *p) { return SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
-static inline long sys_open_mode(const char *p, int flags, int mode) { return SYS4(__NR_openat, AT_FDCWD, p, flags, mode); }
 static inline void __attribute__((noreturn)) sys_exit(int code)
 {
 	for (;;)

@@ -272,8 +272,20 @@ func watch() int {
 			fmt.Fprintf(os.Stderr, "parker: cleanup: "+format+"\n", a...)
 		}
 	}
+	// A namespace's number is free for another once the namespace has
+	// gone, so the sidecar goes by it only pinned, and only if the target
+	// (so the namespace) was still there once it was.
+	pin := pinNamespace(p)
 	if p.Group != nil {
-		adopt(p)
+		p.Group.Join(p.Pid)
+		if pin != nil {
+			// What the target forked before it was moved.
+			for _, pid := range inNamespace(p.Namespace) {
+				p.Group.Join(pid)
+			}
+			pin.Close() // the cgroup knows the run from now on
+			pin = nil
+		}
 	}
 	fds := []unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}
 	for {
@@ -283,22 +295,31 @@ func watch() int {
 	}
 	if p.Group != nil {
 		cleanGroup(p, logf)
-	} else if !p.KeepChildren && p.Namespace != "" {
+	} else if !p.KeepChildren && pin != nil {
 		n := killNamespace(p.Namespace)
 		logf("killed %d processes left by the target (%s)", n, p.Mechanism())
+	}
+	if pin != nil {
+		pin.Close()
 	}
 	return 0
 }
 
-// adopt moves the target, then every process of the run's namespace, into
-// the run's cgroup: what the target forked before it was moved is moved
-// after it. One that has left the namespace first stays out; it escapes
-// the cgroup's kill, not the namespace's, which follows it.
-func adopt(p Plan) {
-	p.Group.Join(p.Pid)
-	for _, pid := range inNamespace(p.Namespace) {
-		p.Group.Join(pid)
+// pinNamespace opens the target's mount namespace, which keeps its number
+// from going to another while open, and returns it if it is the run's and
+// the target was alive once it was open; otherwise nil.
+func pinNamespace(p Plan) *os.File {
+	f, err := os.Open("/proc/" + strconv.Itoa(p.Pid) + "/ns/mnt")
+	if err != nil {
+		return nil
 	}
+	ns, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	n, _ := unix.Poll([]unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}, 0)
+	if err != nil || ns != p.Namespace || n != 0 {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // cleanGroup kills the run's cgroup (or, keeping the children, waits until
@@ -317,9 +338,6 @@ func cleanGroup(p Plan, logf func(string, ...any)) {
 	} else {
 		if err := g.Kill(); err != nil {
 			fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
-		}
-		if n := killNamespace(p.Namespace); n > 0 {
-			logf("killed %d processes outside the cgroup, in the run's mount namespace", n)
 		}
 	}
 	if oom, _ := g.OOMKilled(); oom {
@@ -365,7 +383,8 @@ func inNamespace(ns string) []int {
 
 // killNamespace kills every process in mount namespace ns until none is
 // left (a process may fork while we kill), and returns how many it
-// killed. A killed process leaves the namespace as it dies; one still
+// killed. The caller holds ns open (pinNamespace), so that its number
+// names no other namespace meanwhile. A killed process leaves the namespace as it dies; one still
 // dying is not killed again, only waited for.
 func killNamespace(ns string) int {
 	if ns == "" {

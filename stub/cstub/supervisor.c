@@ -64,12 +64,6 @@ static int adopt_one(long pid, const char *procs)
 	return (int)write_str(procs, decimal(pid, num));
 }
 
-static int kill_one(long pid, const char *arg)
-{
-	(void)arg;
-	return (int)sys_kill((int)pid, SIGKILL);
-}
-
 /* cgroup_adopt moves the process pid, then every process of mount
  * namespace ns, into the cgroup dir (Join): what the target forked before
  * it was moved is moved after it. One that has left the namespace stays
@@ -82,20 +76,10 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
 	ns_each(ns, procs, adopt_one);
 }
 
-/* ns_kill kills every process of mount namespace ns until none is left
- * (killNamespace). One still dying is found again, and killed again:
- * harmless. */
-static void ns_kill(const char *ns)
-{
-	struct ktimespec ms = {0, 1000 * 1000};
-	for (int round = 0; round < 10000 && ns_each(ns, 0, kill_one); round++)
-		sys_nanosleep(&ms);
-}
-
 /* sidecar_main is the sidecar: it reads its plan (the run's mount
- * namespace, then its cgroup, if any) until the stub execs the target or
- * ends; moves the run into the cgroup; waits for the target to end by any
- * means; then kills what it left and removes the cgroup. */
+ * namespace, then its cgroup) until the stub execs the target or ends;
+ * moves the run into the cgroup; waits for the target to end by any means;
+ * then kills what it left and removes the cgroup. */
 static void __attribute__((noreturn)) sidecar_main(void)
 {
 	char plan[PATH_MAX + 64];
@@ -114,16 +98,31 @@ static void __attribute__((noreturn)) sidecar_main(void)
 		dir++;
 	if (*dir)
 		*dir++ = 0;
-	if (*dir)
-		cgroup_adopt(dir, ns, target_pid);
+	if (*dir) {
+		/* A namespace's number is free for another once the namespace
+		 * has gone: pin it, and go by it only if the target is still
+		 * there (and so the namespace) once it is pinned. */
+		char num[DECIMAL_SIZE];
+		long nsfd = sys_open(cat("/proc/", decimal(target_pid, num), "/ns/mnt"), O_RDONLY | O_CLOEXEC);
+		struct kpollfd now = {SIDECAR_PIDFD, POLLIN, 0};
+		struct ktimespec zero = {0, 0};
+		char pinned[64];
+		long pl = nsfd < 0 ? -1 : sys_readlink(fd_path((int)nsfd, ""), pinned, sizeof pinned - 1);
+		if (pl > 0 && sys_poll(&now, 1, &zero) == 0) {
+			pinned[pl] = 0;
+			if (!memcmp(pinned, ns, pl + 1))
+				cgroup_adopt(dir, ns, target_pid);
+		}
+		if (nsfd >= 0)
+			sys_close(nsfd);
+	}
 	struct kpollfd pfd = {SIDECAR_PIDFD, POLLIN, 0};
 	while (sys_poll(&pfd, 1, 0) == -EINTR)
 		;
-	if (*dir)
+	if (*dir) {
 		cgroup_kill(dir);
-	ns_kill(ns);
-	if (*dir)
 		cgroup_remove(dir);
+	}
 	sys_exit(0);
 }
 

@@ -214,6 +214,7 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 	argv = (char **)(sp + 1);
 	envp = argv + argc + 1;
 
+	sidecar_started(); /* a run's cleanup sidecar, from memory */
 	open_self();
 	if (wants_helper())
 		helper();

@@ -11,6 +11,11 @@ struct target {
 	const char *dir; /* working directory, or 0 to keep ours */
 };
 
+/* How the sidecar is started from its copy in memory: argv[0] and the
+ * one environment variable, which carries the target's pid. */
+#define SIDECAR_ARG0 "parker-sidecar"
+#define ENV_SIDECAR "PARKER_SIDECAR=c:"
+
 /* The sidecar's descriptors. */
 #define SIDECAR_PIDFD 3
 #define SIDECAR_PLAN 4
@@ -130,7 +135,9 @@ static void __attribute__((noreturn)) sidecar_main(void)
  * sidecar: a session of its own; no terminal signals; /dev/null for its
  * standard streams, so it holds none of the caller's pipes open; the
  * target's pidfd and the plan's pipe as descriptors 3 and 4; nothing
- * else. */
+ * else. It then runs from a copy of the stub in memory: as a fork of
+ * ours, it would keep the packed file busy (ETXTBSY to a writer) for as
+ * long as it lives, a moment after the target. */
 static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
 {
 	sys_setsid();
@@ -138,17 +145,41 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
 	struct ksigaction ign = {(void *)SIG_IGN, 0, 0, 0};
 	for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++)
 		sys_rt_sigaction(quiet[i], &ign, 0);
-	long null = sys_open("/dev/null", O_RDWR);
-	if (null < 0 || sys_dup3(pidfd, SIDECAR_PIDFD + 8) < 0 || sys_dup3(plan, SIDECAR_PLAN + 8) < 0)
+	/* Out of the way first (close-on-exec, at 100 and up), then into
+	 * place. */
+	long pfd = sys_dupfd_cloexec(pidfd, 100), pl = sys_dupfd_cloexec(plan, 100);
+	long self_fd = sys_dupfd_cloexec(file, 100);
+	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (pfd < 0 || pl < 0 || null < 0)
 		sys_exit(1);
 	for (int fd = 0; fd < 3; fd++)
-		sys_dup3(null, fd);
-	sys_dup3(SIDECAR_PIDFD + 8, SIDECAR_PIDFD);
-	sys_dup3(SIDECAR_PLAN + 8, SIDECAR_PLAN);
-	if (sys_close_from(SIDECAR_PLAN + 1) < 0) /* before Linux 5.9 */
+		sys_dup3((int)null, fd);
+	sys_dup3((int)pfd, SIDECAR_PIDFD);
+	sys_dup3((int)pl, SIDECAR_PLAN);
+	long mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC | MFD_EXEC);
+	if (mfd == -EINVAL)
+		mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC);
+	static char chunk[16384];
+	u64 off = 0;
+	while (mfd >= 0 && self_fd >= 0 && off < tr.stub_size) {
+		u64 want = tr.stub_size - off < sizeof chunk ? tr.stub_size - off : sizeof chunk;
+		long n = sys_pread((int)self_fd, chunk, want, off);
+		if (n <= 0 || sys_write((int)mfd, chunk, n) != n)
+			break;
+		off += n;
+	}
+	/* Everything else goes at the exec (Linux 5.11+), or now. */
+	if (sys_close_range(SIDECAR_PLAN + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		for (int fd = SIDECAR_PLAN + 1; fd < 1024; fd++)
-			sys_close(fd);
-	sidecar_main();
+			if (fd != mfd)
+				sys_close(fd);
+	if (mfd >= 0 && off == tr.stub_size) {
+		char num[DECIMAL_SIZE];
+		char *args[] = {SIDECAR_ARG0, 0};
+		char *env[] = {cat(ENV_SIDECAR, decimal(target_pid, num), ""), 0};
+		sys_execveat((int)mfd, args, env);
+	}
+	sidecar_main(); /* in place, then */
 }
 
 /* sidecar_launch starts the sidecar (supervisor.Launch), by a double fork,
@@ -188,4 +219,18 @@ static long exec_target(const struct target *t)
 	if (!e)
 		e = sys_execve(t->path, t->args, t->env);
 	return e;
+}
+
+/* sidecar_started tells whether this process is the sidecar, started from
+ * its copy in memory (sidecar_enter), and if so runs it. */
+static void sidecar_started(void)
+{
+	if (argc != 1 || !argv[0] || memcmp(argv[0], SIDECAR_ARG0, sizeof SIDECAR_ARG0) || !envp[0] ||
+	    !has_prefix(envp[0], ENV_SIDECAR) || envp[1])
+		return;
+	long pid = 0;
+	for (const char *c = envp[0] + sizeof ENV_SIDECAR - 1; *c >= '0' && *c <= '9'; c++)
+		pid = pid * 10 + (*c - '0');
+	target_pid = pid;
+	sidecar_main();
 }

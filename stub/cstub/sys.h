@@ -162,6 +162,8 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MOVE_MOUNT_F_EMPTY_PATH 4
 #define MNT_DETACH 2
 #define AT_REMOVEDIR 0x200
+#define CLOSE_RANGE_CLOEXEC 4
+#define F_DUPFD_CLOEXEC 1030
 #define POLLIN 1
 #define POLLPRI 2
 
@@ -310,8 +312,14 @@ static inline long sys_setsid(void) { return SYS0(__NR_setsid); }
  * off u64, reclen u16, type u8, name) of the directory open as fd. */
 static inline long sys_getdents64(int fd, void *b, size_t n) { return SYS3(__NR_getdents64, fd, b, n); }
 static inline long sys_dup3(int fd, int to) { return SYS3(__NR_dup3, fd, to, 0); }
-/* sys_close_from closes every descriptor from fd up (Linux 5.9+). */
-static inline long sys_close_from(int fd) { return SYS3(__NR_close_range, fd, ~0U, 0); }
+/* sys_close_range closes descriptors first to last, or with
+ * CLOSE_RANGE_CLOEXEC marks them close-on-exec (Linux 5.9+, 5.11+). */
+static inline long sys_close_range(unsigned first, unsigned last, int flags)
+{
+	return SYS3(__NR_close_range, first, last, flags);
+}
+/* sys_dupfd_cloexec duplicates fd at the lowest free number from min up. */
+static inline long sys_dupfd_cloexec(int fd, int min) { return SYS3(__NR_fcntl, fd, F_DUPFD_CLOEXEC, min); }
 static inline long sys_pidfd_open(int pid) { return SYS2(__NR_pidfd_open, pid, 0); }
 /* sys_poll waits for the events asked in fds, at most *timeout (0: no
  * limit). */

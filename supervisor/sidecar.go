@@ -267,6 +267,14 @@ func watch() int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cleanup sidecar: %v\n", err)
 	}
+	if p.KeepChildren {
+		// It may live as long as they do: it must not hold the caller's
+		// stderr (a pipe, say) open meanwhile.
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			unix.Dup3(int(null.Fd()), 2, 0)
+			null.Close()
+		}
+	}
 	logf := func(format string, a ...any) {
 		if p.Verbose {
 			fmt.Fprintf(os.Stderr, "parker: cleanup: "+format+"\n", a...)

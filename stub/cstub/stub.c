@@ -149,7 +149,11 @@ static void __attribute__((noreturn)) run(char **args)
 	}
 	ns[nl] = 0;
 	const char *cgroup = cgroup_make();
-	const char *brief = cat(ns, "\n", cgroup ? cgroup : "");
+	if (!cgroup) {
+		unmount(dir); /* the helper falls back to the namespace, or says why */
+		helper();
+	}
+	const char *brief = cat(ns, "\n", cgroup);
 	sys_write(plan, brief, slen(brief));
 
 	struct target t;
@@ -162,7 +166,11 @@ static void __attribute__((noreturn)) run(char **args)
 	 * the helper does, on the view it mounts itself, and says why it
 	 * cannot start (a damaged image, a missing interpreter). Ours goes
 	 * first, so it starts from the same state as after any other failure
-	 * here. */
+	 * here. The sidecar, which acts only once the pipe is closed, is
+	 * called off, and our cgroup removed, before the helper makes its
+	 * own. */
+	sys_write(plan, "!", 1); /* PLAN_OFF */
+	sys_rmdir(cgroup);
 	unmount(dir);
 	helper();
 }

@@ -14,6 +14,9 @@ struct target {
 /* How the sidecar is started from its copy in memory: argv[0] and the
  * one environment variable, which carries the target's pid. */
 #define SIDECAR_ARG0 "parker-sidecar"
+/* The byte that calls a plan off, written after it. */
+#define PLAN_OFF '!'
+
 #define ENV_SIDECAR "PARKER_SIDECAR=c:"
 
 /* The sidecar's descriptors. */
@@ -95,8 +98,10 @@ static void __attribute__((noreturn)) sidecar_main(void)
 		if (got > 0)
 			n += got;
 	}
-	if (n <= 0)
-		sys_exit(0); /* no plan: the stub handed the run over, or died first */
+	/* No plan, or one called off: the stub handed the run over, or died
+	 * first. */
+	if (n <= 0 || plan[n - 1] == PLAN_OFF)
+		sys_exit(0);
 	plan[n] = 0;
 	char *ns = plan, *dir = plan;
 	while (*dir && *dir != '\n')

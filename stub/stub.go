@@ -54,6 +54,7 @@ import (
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // Exit statuses of a packed executable, docker-style, defined here once.
@@ -405,7 +406,12 @@ func (r *runner) run(f flags) int {
 	cwd, cwdErr := syscall.Getwd()
 	// The sidecar starts first, outside the namespace (see
 	// supervisor/sidecar.go), and waits for its plan.
-	side, err := supervisor.Launch()
+	var exe *os.File
+	var exeSize int64
+	if r.selfStub() {
+		exe, exeSize = r.file, int64(r.t.StubSize)
+	}
+	side, err := supervisor.Launch(exe, exeSize)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -500,6 +506,14 @@ func (r *runner) cgroup(owner int) (*cgroup.Group, error) {
 	}
 	r.step("make cgroup")
 	return g, nil
+}
+
+// selfStub reports whether this program is the packed file's own stub
+// (the Go stub, or parker itself), not the helper, which runs from memory.
+func (r *runner) selfStub() bool {
+	var a, b unix.Stat_t
+	return unix.Stat("/proc/self/exe", &a) == nil && unix.Fstat(int(r.file.Fd()), &b) == nil &&
+		a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // openOverlay opens and locks the --parker-overlay directory dir for a run

@@ -154,9 +154,24 @@ func sidecarEnv(stage string) []string {
 }
 
 // Launch starts the sidecar for this process, which will exec the target.
-func Launch() (*Handle, error) {
+// When this program is the packed file's own stub (the Go stub, or parker
+// itself), self is the packed file and selfSize the stub's length: the
+// sidecar then runs from a copy in memory, so as not to keep the packed
+// file busy (ETXTBSY to a writer) for as long as it lives, a moment after
+// the target. Otherwise (the helper, which runs from memory already) self
+// is nil.
+func Launch(self *os.File, selfSize int64) (*Handle, error) {
 	fail := func(err error) (*Handle, error) {
 		return nil, fmt.Errorf("start the cleanup sidecar: %w", err)
+	}
+	exe := "/proc/self/exe"
+	if self != nil {
+		mem, err := memCopy(self, selfSize)
+		if err != nil {
+			return fail(err)
+		}
+		defer mem.Close()
+		exe = "/proc/self/fd/" + strconv.Itoa(int(mem.Fd()))
 	}
 	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
@@ -179,7 +194,7 @@ func Launch() (*Handle, error) {
 		return fail(err)
 	}
 	defer pidR.Close()
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(exe, []string{"parker-sidecar"}, &syscall.ProcAttr{
 		Env:   sidecarEnv("launch"),
 		Files: []uintptr{null.Fd(), pidW.Fd(), 2, uintptr(pidfd), planR.Fd()},
 	})
@@ -201,6 +216,23 @@ func Launch() (*Handle, error) {
 		return fail(fmt.Errorf("the launcher ended with status %v (%v)", ws, err))
 	}
 	return &Handle{Pid: side, plan: planW}, nil
+}
+
+// memCopy copies the first size bytes of f into an executable memory file.
+func memCopy(f *os.File, size int64) (*os.File, error) {
+	fd, err := unix.MemfdCreate("parker-sidecar", unix.MFD_CLOEXEC|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) { // before Linux 6.3
+		fd, err = unix.MemfdCreate("parker-sidecar", unix.MFD_CLOEXEC)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "parker-sidecar")
+	if _, err := io.Copy(mem, io.NewSectionReader(f, 0, size)); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("copy the stub to memory: %w", err)
+	}
+	return mem, nil
 }
 
 // Commit hands the plan to the sidecar. The pipe closes when this process

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // own, the sidecar, then the target in place.
 func fakeRun(script string) int {
 	runtime.LockOSThread()
-	side, err := Launch()
+	side, err := Launch(nil, 0)
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 125

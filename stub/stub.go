@@ -22,8 +22,9 @@
 //  3. the payload on a read-only, auto-clearing loop device, mounted as a
 //     detached squashfs; a detached tmpfs for writes; an overlay of the two
 //     over the directory holding TARGETd (mountns.Setup);
-//  4. the run's cgroup, joined (cgroup.Create, Join), and the sidecar
-//     briefed (Handle.Commit);
+//  4. the run's cgroup made (cgroup.Create) and the sidecar briefed
+//     (Handle.Commit): it moves the run into the cgroup once the target
+//     runs;
 //  5. the target executed in this process's place, from this thread, so it
 //     keeps the namespace and the pid the caller started, named so that it
 //     finds itself as when run directly (targetName, supervisor.Exec).

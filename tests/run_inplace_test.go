@@ -502,10 +502,12 @@ func sigState(t *testing.T, status string) (blk, ign uint64) {
 
 // TestRunInplaceSignalState: the target starts with the signal mask and
 // the ignored signals of its caller, as a direct run does: a background job
-// of a non-interactive shell (SIGINT, SIGQUIT ignored). The Go code (the Go
-// stub, and the helper the C stub hands flags to) keeps only SIGHUP and
-// SIGINT ignored, as README says under Limits; the mask has no such
-// exception.
+// of a non-interactive shell (SIGINT, SIGQUIT ignored), and a caller that
+// blocks SIGUSR1, SIGTERM and 40 and ignores SIGQUIT, SIGPIPE and 41. The Go
+// code (the Go stub, and the helper the C stub hands flags to) keeps only
+// SIGHUP and SIGINT ignored, as README says under Limits; the mask has no
+// such exception (but the Go runtime unblocks SIGTERM and the other
+// signals it must see, and the target inherits that: this fails there).
 func TestRunInplaceSignalState(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
@@ -516,6 +518,7 @@ func TestRunInplaceSignalState(t *testing.T) {
 		argv []string
 	}{
 		{"sh background job", []string{"sh", "-c", `"$@" & wait`, "sh"}},
+		{"blocked and ignored", []string{direct, "sigexec", "10,15,40", "3,13,41"}},
 	}
 	for _, w := range wrappers {
 		t.Run(w.name, func(t *testing.T) {
@@ -702,6 +705,69 @@ func TestRunInplaceDaemon(t *testing.T) {
 		}
 		t.Logf("cgroup %v gone %v after the daemon was killed", cgs, time.Since(killed).Round(time.Millisecond))
 		sameTraces(t, before, dir)
+	})
+
+	// A daemon closes what it inherited, so a caller that reads the
+	// target's output through pipes ($(...), | tee) sees them end when the
+	// target ends; parker must not hold them open for it. (The Go sidecar
+	// keeps the caller's stderr until the cgroup is empty: this fails.)
+	t.Run("keep, the caller's pipes", func(t *testing.T) {
+		for _, run := range []struct {
+			name string
+			argv []string
+		}{
+			{"direct", []string{directTool(t)}},
+			{"packed", []string{f, "--parker-keep-children"}},
+		} {
+			out := filepath.Join(tempDir(t, "daemon"), "out")
+			c := exec.Command(run.argv[0], append(run.argv[1:], "daemon", data, out)...)
+			outR, outW, _ := os.Pipe()
+			errR, errW, _ := os.Pipe()
+			c.Stdout, c.Stderr = outW, errW
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			outW.Close()
+			errW.Close()
+			lines := feed(outR)
+			l, _ := lines.next(lineWait)
+			d, err := strconv.Atoi(strings.TrimPrefix(l, "daemon="))
+			if err != nil {
+				c.Process.Kill()
+				c.Wait()
+				t.Fatalf("%s: first line %q", run.name, l)
+			}
+			errs := feed(errR)
+			c.Wait()
+			deadline := time.Now().Add(cleanupWait)
+			var open []string
+			for _, pipe := range []struct {
+				name string
+				ch   lineFeed
+			}{{"stdout", lines}, {"stderr", errs}} {
+			read:
+				for {
+					select {
+					case l, ok := <-pipe.ch:
+						if !ok {
+							break read
+						}
+						t.Logf("%s: %s: %s", run.name, pipe.name, l)
+					case <-time.After(time.Until(deadline)):
+						open = append(open, pipe.name)
+						break read
+					}
+				}
+			}
+			if len(open) > 0 {
+				t.Errorf("%s: the caller's %v stayed open %v after the target ended, while its daemon runs",
+					run.name, open, cleanupWait)
+			}
+			syscall.Kill(d, syscall.SIGKILL)
+			within(lineWait, func() bool { return !alive(d) })
+			outR.Close()
+			errR.Close()
+		}
 	})
 }
 

@@ -3,10 +3,12 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +17,45 @@ static volatile sig_atomic_t count;
 static int trap_code;
 
 static void on_count(int sig) { (void)sig; count++; }
+
+/* on_report reports each signal as it is caught ("sig N"), with the one
+ * write a handler may make, and counts it. */
+static volatile sig_atomic_t caught[65];
+static void on_report(int sig)
+{
+	char b[16];
+	int i = sizeof b;
+	b[--i] = '\n';
+	for (int n = sig; i == (int)sizeof b - 1 || n; n /= 10)
+		b[--i] = '0' + n % 10;
+	memcpy(b + i - 4, "sig ", 4);
+	i -= 4;
+	ssize_t w = write(1, b + i, sizeof b - i);
+	(void)w;
+	caught[sig]++;
+}
+
+/* drain reads stdin until its end. */
+static void drain(void)
+{
+	char buf[256];
+	ssize_t n;
+	while ((n = read(0, buf, sizeof buf)) != 0)
+		if (n < 0 && errno != EINTR)
+			break;
+}
+
+/* sigs adds the signals in list (comma-separated numbers; "-" for none)
+ * to set. */
+static void sigs(const char *list, sigset_t *set)
+{
+	sigemptyset(set);
+	for (const char *p = list; *p && *p != '-';) {
+		char *end;
+		sigaddset(set, (int)strtol(p, &end, 10));
+		p = *end ? end + 1 : end;
+	}
+}
 static void on_trap(int sig) { (void)sig; _exit(trap_code); }
 
 static int not_dots(const struct dirent *e) { return strcmp(e->d_name, ".") && strcmp(e->d_name, ".."); }
@@ -178,6 +219,127 @@ int main(int argc, char **argv) {
 			return 1;
 		}
 		return 0;
+	}
+	if (!strcmp(cmd, "self") && argc > 2) {
+		/* Our pid into PIDFILE, the executable /proc/self/exe names on
+		 * stdout, then wait for a signal to end us. */
+		char exe[4096];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		FILE *f = fopen(argv[2], "w");
+		if (n < 0 || !f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f)) {
+			fprintf(stderr, "tool: self: %s\n", strerror(errno));
+			return 1;
+		}
+		exe[n] = 0;
+		printf("exe=%s\nready\n", exe);
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	if (!strcmp(cmd, "handlers")) {
+		/* A handler for every signal we may catch, each reported as it
+		 * arrives ("sig N"); at the end of stdin, how many of each
+		 * arrived ("counts N:COUNT ..."). The list of those handled
+		 * comes first: the C library keeps some for itself. */
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_report; /* no SA_RESTART: a read ends early */
+		sigfillset(&sa.sa_mask);
+		printf("handled");
+		for (int n = 1; n <= 64; n++)
+			if (sigaction(n, &sa, NULL) == 0)
+				printf(" %d", n);
+		printf("\nready\n");
+		fflush(stdout);
+		drain();
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, NULL);
+		printf("counts");
+		for (int n = 1; n <= 64; n++)
+			if (caught[n])
+				printf(" %d:%d", n, (int)caught[n]);
+		printf("\n");
+		return 0;
+	}
+	if (!strcmp(cmd, "daemon") && argc > 3) {
+		/* A daemon: double-forked into a session of its own, its
+		 * standard streams on /dev/null and nothing else open, it
+		 * replaces OUT every 10 ms with a round number and the
+		 * contents of FILE (or why it could not read them). We print
+		 * daemon=PID, then wait for the end of stdin. */
+		int p[2];
+		if (pipe(p))
+			return 1;
+		pid_t c = fork();
+		if (c == 0) {
+			if (fork() == 0) {
+				setsid();
+				pid_t me = getpid();
+				ssize_t w = write(p[1], &me, sizeof me);
+				(void)w;
+				int null = open("/dev/null", O_RDWR);
+				for (int fd = 0; fd < 3; fd++)
+					dup2(null, fd);
+				for (int fd = 3; fd < 1024; fd++)
+					close(fd);
+				char tmp[4096];
+				snprintf(tmp, sizeof tmp, "%s.tmp", argv[3]);
+				for (long round = 1;; round++) {
+					FILE *o = fopen(tmp, "w");
+					FILE *in = fopen(argv[2], "r");
+					if (o) {
+						fprintf(o, "%ld\n", round);
+						if (!in)
+							fprintf(o, "ERR %s\n", strerror(errno));
+						for (int ch; in && (ch = getc(in)) != EOF;)
+							putc(ch, o);
+						if (fclose(o) == 0)
+							rename(tmp, argv[3]);
+					}
+					if (in)
+						fclose(in);
+					ms_sleep(10);
+				}
+			}
+			_exit(0);
+		}
+		close(p[1]);
+		pid_t d = 0;
+		if (c < 0 || waitpid(c, NULL, 0) != c || read(p[0], &d, sizeof d) != sizeof d) {
+			fprintf(stderr, "tool: daemon: could not start it\n");
+			return 1;
+		}
+		printf("daemon=%d\n", (int)d);
+		fflush(stdout);
+		drain();
+		return 0;
+	}
+	if (!strcmp(cmd, "waitall")) {
+		/* Wait for any child until there is none (each one reaped is
+		 * printed), say so, then wait for the end of stdin. */
+		pid_t pid;
+		while ((pid = wait(NULL)) > 0 || errno == EINTR)
+			if (pid > 0)
+				printf("reaped %d\n", (int)pid);
+		printf("no children (%s)\n", strerror(errno));
+		fflush(stdout);
+		drain();
+		return 0;
+	}
+	if (!strcmp(cmd, "sigexec") && argc > 4) {
+		/* Run PROG ARGS with the signals in BLOCK blocked and those in
+		 * IGN ignored (see sigs), as a caller that set them would. */
+		sigset_t block, ign;
+		sigs(argv[2], &block);
+		sigs(argv[3], &ign);
+		sigprocmask(SIG_BLOCK, &block, NULL);
+		for (int n = 1; n <= 64; n++)
+			if (sigismember(&ign, n) == 1)
+				signal(n, SIG_IGN);
+		execv(argv[4], argv + 4);
+		fprintf(stderr, "tool: exec %s: %s\n", argv[4], strerror(errno));
+		return 127;
 	}
 	if (!strcmp(cmd, "killparent") && argc > 2)
 		return kill(getppid(), atoi(argv[2])) ? 1 : 0;

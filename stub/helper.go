@@ -17,6 +17,12 @@ import (
 // (the absolute path); the helper removes it from its environment.
 const EnvHelperFor = "PARKER_HELPER_FOR"
 
+// EnvSignals carries, from the C stub to the helper, the caller's blocked
+// and ignored signals (supervisor.ParseSignalState), which the Go runtime
+// changes before any of the helper's code runs; the helper gives them back
+// to the target, and removes the variable.
+const EnvSignals = "PARKER_SIGNALS"
+
 // helper replaces this process with the helper executable that the packed
 // file carries (see trailer.Trailer), passing it our arguments unchanged.
 // The helper is copied into an anonymous memory file and executed from

@@ -251,6 +251,10 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	if os.Getenv(EnvVerbose) == "1" {
 		r.verbose = true
 	}
+	if v, ok := os.LookupEnv(EnvSignals); ok {
+		os.Unsetenv(EnvSignals)
+		r.signals, _ = supervisor.ParseSignalState(v) // unreadable: as the runtime left them
+	}
 	var rest []string
 	if len(args) > 1 {
 		rest = args[1:]
@@ -339,6 +343,7 @@ type runner struct {
 	t       *trailer.Trailer
 	file    *os.File
 	verbose bool
+	signals *supervisor.SignalState // the caller's, from the C stub
 	start   time.Time
 	last    time.Time
 }
@@ -450,7 +455,7 @@ func (r *runner) run(f flags) int {
 	r.last = time.Now()
 	r.file.Close()
 
-	c := supervisor.Config{Env: environ(r.self, dir)}
+	c := supervisor.Config{Env: environ(r.self, dir), Signals: r.signals}
 	// The caller's cwd, re-resolved by path in the new view: a cwd at or
 	// below dir still points into the directory we just covered.
 	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {

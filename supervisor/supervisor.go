@@ -18,7 +18,13 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // StartError means the target could not be started; it never ran.
@@ -44,6 +50,44 @@ type Config struct {
 	Args []string // argv, including argv[0]
 	Env  []string
 	Dir  string // working directory; empty keeps ours
+	// Signals, when set, is the signal state the caller gave the packed
+	// file, for the target to get: the Go runtime has changed ours.
+	Signals *SignalState
+}
+
+// SignalState is a process's blocked and ignored signals: bit N-1 for
+// signal N.
+type SignalState struct{ Blocked, Ignored uint64 }
+
+// ParseSignalState reads "BLOCKED,IGNORED", two masks in hex, as the C
+// stub writes them.
+func ParseSignalState(s string) (*SignalState, error) {
+	b, i, ok := strings.Cut(s, ",")
+	bl, err1 := strconv.ParseUint(b, 16, 64)
+	ig, err2 := strconv.ParseUint(i, 16, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("signal state %q: not BLOCKED,IGNORED in hex", s)
+	}
+	return &SignalState{Blocked: bl, Ignored: ig}, nil
+}
+
+// apply gives the calling thread, which is about to exec, the state: an
+// exec keeps the mask and ignored dispositions (it resets handled ones).
+// Faults stay as they are, for the runtime's sake until the exec.
+func (st *SignalState) apply() {
+	for n := 1; n <= 64; n++ {
+		sig := syscall.Signal(n)
+		switch sig {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL:
+			continue
+		}
+		if st.Ignored&(1<<(n-1)) != 0 {
+			signal.Ignore(sig)
+		}
+	}
+	var set unix.Sigset_t
+	set.Val[0] = st.Blocked
+	unix.PthreadSigmask(unix.SIG_SETMASK, &set, nil)
 }
 
 // Exec replaces this process with the target. It returns only when the
@@ -58,6 +102,9 @@ func Exec(c Config) error {
 		if err := syscall.Chdir(c.Dir); err != nil {
 			return &StartError{Path: c.Path, Dir: c.Dir, Err: err}
 		}
+	}
+	if c.Signals != nil {
+		c.Signals.apply()
 	}
 	err := syscall.Exec(c.Path, c.Args, c.Env)
 	return &StartError{Path: c.Path, Dir: c.Dir, Err: err}

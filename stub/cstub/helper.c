@@ -63,6 +63,34 @@ static int helper_memfd(void)
 	return fd;
 }
 
+/* hex64 writes v as 16 hex digits at b. */
+static void hex64(u64 v, char *b)
+{
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		b[i] = "0123456789abcdef"[v & 15];
+}
+
+/* caller_signals is the signal state the caller gave us, which the helper
+ * cannot see (the Go runtime changes it before any of its code runs) and
+ * must give the target: "BLOCKED,IGNORED", two 64-bit masks in hex, bit
+ * N-1 for signal N (stub.EnvSignals). Nothing here has changed it. */
+static const char *caller_signals(void)
+{
+	u64 blocked = 0, ignored = 0;
+	sys_rt_sigprocmask(SIG_BLOCK, 0, &blocked);
+	for (int sig = 1; sig <= NSIG; sig++) {
+		struct ksigaction old;
+		if (sys_rt_sigaction(sig, 0, &old) == 0 && old.handler == (void *)SIG_IGN)
+			ignored |= (u64)1 << (sig - 1);
+	}
+	char *b = alloc(34);
+	hex64(blocked, b);
+	b[16] = ',';
+	hex64(ignored, b + 17);
+	b[33] = 0;
+	return b;
+}
+
 /* helper replaces this process with the helper, with our arguments
  * unchanged and PARKER_HELPER_FOR naming the packed file. Nothing is
  * written to disk: the helper runs from a memory file. It returns only by
@@ -75,7 +103,7 @@ static void __attribute__((noreturn)) helper(void)
 		fail(EXIT_FAILURE_PARKER);
 	}
 	int fd = helper_memfd();
-	char **env = environ_with(ENV_HELPER_FOR, self, 0, 0);
+	char **env = environ_with(ENV_HELPER_FOR, self, ENV_SIGNALS, caller_signals());
 	long e = sys_execveat(fd, argv, env);
 	if (e == -ENOSYS)
 		e = sys_execve(fd_path(fd, ""), argv, env);

@@ -26,6 +26,7 @@
 #define ENV_ROOT "PARKER_ROOT="
 #define ENV_VERBOSE "PARKER_VERBOSE="
 #define ENV_HELPER_FOR "PARKER_HELPER_FOR="
+#define ENV_SIGNALS "PARKER_SIGNALS=" /* stub.EnvSignals */
 #define ENV_CGROUP "PARKER_CGROUP" /* and PARKER_CGROUP_PARENT: cgroup.EnvMode, EnvParent */
 #define FLAG_PREFIX "--parker-"
 

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -53,13 +54,15 @@ const EnvSidecar = "PARKER_SIDECAR"
 // The sidecar's descriptors, after standard input, output and error.
 const (
 	sidecarPidfd = 3 // the stub's, then the target's, pidfd
-	sidecarPlan  = 4 // the plan, until EOF
+	sidecarPlan  = 4 // the plan, then EOF at the exec
+	sidecarAck   = 5 // the answer: the namespace is pinned
 )
 
 // Handle is a started sidecar, waiting for its plan.
 type Handle struct {
 	Pid  int
 	plan *os.File
+	ack  *os.File
 }
 
 // Plan is what the sidecar cleans up when the target ends.
@@ -103,11 +106,15 @@ func (p Plan) encode() string {
 	if p.Group != nil {
 		b.WriteString("group\n" + p.Group.Encode())
 	}
-	return b.String()
+	return b.String() + planEnd
 }
+
+// planEnd ends a plan; the sidecar answers when it has read it.
+const planEnd = "end\n"
 
 func decodePlan(s string) (Plan, error) {
 	var p Plan
+	s = strings.TrimSuffix(s, planEnd)
 	head, group, hasGroup := strings.Cut(s, "group\n")
 	for _, l := range strings.Split(head, "\n") {
 		key, val, _ := strings.Cut(l, " ")
@@ -188,19 +195,27 @@ func Launch(self *os.File, selfSize int64) (*Handle, error) {
 		return fail(err)
 	}
 	defer planR.Close()
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		planW.Close()
+		return fail(err)
+	}
+	defer ackW.Close()
 	pidR, pidW, err := os.Pipe()
 	if err != nil {
 		planW.Close()
+		ackR.Close()
 		return fail(err)
 	}
 	defer pidR.Close()
 	pid, err := syscall.ForkExec(exe, []string{"parker-sidecar"}, &syscall.ProcAttr{
 		Env:   sidecarEnv("launch"),
-		Files: []uintptr{null.Fd(), pidW.Fd(), 2, uintptr(pidfd), planR.Fd()},
+		Files: []uintptr{null.Fd(), pidW.Fd(), 2, uintptr(pidfd), planR.Fd(), ackW.Fd()},
 	})
 	pidW.Close()
 	if err != nil {
 		planW.Close()
+		ackR.Close()
 		return fail(err)
 	}
 	b, _ := io.ReadAll(pidR)
@@ -213,9 +228,10 @@ func Launch(self *os.File, selfSize int64) (*Handle, error) {
 	side, perr := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 || perr != nil {
 		planW.Close()
+		ackR.Close()
 		return fail(fmt.Errorf("the launcher ended with status %v (%v)", ws, err))
 	}
-	return &Handle{Pid: side, plan: planW}, nil
+	return &Handle{Pid: side, plan: planW, ack: ackR}, nil
 }
 
 // memCopy copies the first size bytes of f into an executable memory file.
@@ -241,6 +257,11 @@ func (h *Handle) Commit(p Plan) error {
 	if _, err := io.WriteString(h.plan, p.encode()); err != nil {
 		return fmt.Errorf("brief the cleanup sidecar: %w", err)
 	}
+	// It answers once it has pinned our namespace, which it can do only
+	// while we are surely in it.
+	var b [1]byte
+	h.ack.Read(b[:])
+	h.ack.Close()
 	return nil
 }
 
@@ -254,8 +275,8 @@ func RunSidecar() {
 	}
 	// Only what Launch passed: a descriptor the caller left open for the
 	// target (a pipe, say) must not live on in the sidecar.
-	if err := unix.CloseRange(sidecarPlan+1, math.MaxUint32, 0); err != nil {
-		for fd := sidecarPlan + 1; fd < 1024; fd++ { // before Linux 5.9
+	if err := unix.CloseRange(sidecarAck+1, math.MaxUint32, 0); err != nil {
+		for fd := sidecarAck + 1; fd < 1024; fd++ { // before Linux 5.9
 			unix.Close(fd)
 		}
 	}
@@ -275,7 +296,7 @@ func RunSidecar() {
 func launch() int {
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{"parker-sidecar"}, &syscall.ProcAttr{
 		Env:   sidecarEnv("watch"),
-		Files: []uintptr{0, 0, 2, sidecarPidfd, sidecarPlan},
+		Files: []uintptr{0, 0, 2, sidecarPidfd, sidecarPlan, sidecarAck},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	if err != nil {
@@ -291,14 +312,30 @@ func launch() int {
 func watch() int {
 	// Not ours to end: a terminal's signals go to the caller's group.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP)
-	b, _ := io.ReadAll(os.NewFile(sidecarPlan, "plan"))
-	if len(b) == 0 {
-		return 0 // no plan: the stub failed, or handed the run over, first
+	in := bufio.NewReader(os.NewFile(sidecarPlan, "plan"))
+	var b strings.Builder
+	for {
+		l, err := in.ReadString('\n')
+		b.WriteString(l)
+		if l == planEnd {
+			break
+		}
+		if err != nil {
+			return 0 // no plan: the stub failed, or handed the run over, first
+		}
 	}
-	p, err := decodePlan(string(b))
+	p, err := decodePlan(b.String())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cleanup sidecar: %v\n", err)
 	}
+	// A namespace's number is another's once it has gone, so the sidecar
+	// goes by it only while it holds the namespace open: pinned now, while
+	// the stub waits for the answer and so is surely in it.
+	pin := pinNamespace(p)
+	ack := os.NewFile(sidecarAck, "ack")
+	ack.Write([]byte{0})
+	ack.Close()
+	io.Copy(io.Discard, in) // until the exec closes the pipe
 	if p.KeepChildren {
 		// It may live as long as they do: it must not hold the caller's
 		// stderr (a pipe, say) open meanwhile.
@@ -312,10 +349,6 @@ func watch() int {
 			fmt.Fprintf(os.Stderr, "parker: cleanup: "+format+"\n", a...)
 		}
 	}
-	// A namespace's number is free for another once the namespace has
-	// gone, so the sidecar goes by it only pinned, and only if the target
-	// (so the namespace) was still there once it was.
-	pin := pinNamespace(p)
 	if p.Group != nil {
 		p.Group.Join(p.Pid)
 		if pin != nil {
@@ -345,17 +378,15 @@ func watch() int {
 	return 0
 }
 
-// pinNamespace opens the target's mount namespace, which keeps its number
-// from going to another while open, and returns it if it is the run's and
-// the target was alive once it was open; otherwise nil.
+// pinNamespace opens the stub's mount namespace, which keeps its number
+// from going to another while open, and returns it if it is the run's;
+// otherwise nil.
 func pinNamespace(p Plan) *os.File {
 	f, err := os.Open("/proc/" + strconv.Itoa(p.Pid) + "/ns/mnt")
 	if err != nil {
 		return nil
 	}
-	ns, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
-	n, _ := unix.Poll([]unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}, 0)
-	if err != nil || ns != p.Namespace || n != 0 {
+	if ns, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err != nil || ns != p.Namespace {
 		f.Close()
 		return nil
 	}

@@ -133,7 +133,7 @@ static void __attribute__((noreturn)) run(char **args)
 	const char *cwd = cwd_within(dir);
 
 	/* The sidecar first, outside the namespace (supervisor/sidecar.go). */
-	int plan = sidecar_launch();
+	struct sidecar side = sidecar_launch();
 	enter();
 	setup(dir);
 	/* file stays open: starting the target may still fail over to the
@@ -153,8 +153,7 @@ static void __attribute__((noreturn)) run(char **args)
 		unmount(dir); /* the helper falls back to the namespace, or says why */
 		helper();
 	}
-	const char *brief = cat(ns, "\n", cgroup);
-	sys_write(plan, brief, slen(brief));
+	sidecar_brief(side, ns, cgroup);
 
 	struct target t;
 	t.dir = cwd;
@@ -169,7 +168,7 @@ static void __attribute__((noreturn)) run(char **args)
 	 * here. The sidecar, which acts only once the pipe is closed, is
 	 * called off, and our cgroup removed, before the helper makes its
 	 * own. */
-	sys_write(plan, "!", 1); /* PLAN_OFF */
+	sys_write(side.plan, "!", 1); /* PLAN_OFF */
 	sys_rmdir(cgroup);
 	unmount(dir);
 	helper();

@@ -22,6 +22,7 @@ struct target {
 /* The sidecar's descriptors. */
 #define SIDECAR_PIDFD 3
 #define SIDECAR_PLAN 4
+#define SIDECAR_ACK 5
 
 /* The stub's pid, which the exec makes the target's. */
 static long target_pid;
@@ -81,7 +82,8 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
 {
 	const char *procs = cat(dir, "/cgroup.procs", "");
 	adopt_one(pid, procs);
-	ns_each(ns, procs, adopt_one);
+	if (ns)
+		ns_each(ns, procs, adopt_one);
 }
 
 /* sidecar_main is the sidecar: it reads its plan (the run's mount
@@ -90,49 +92,50 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
  * then kills what it left and removes the cgroup. */
 static void __attribute__((noreturn)) sidecar_main(void)
 {
+	/* The plan: the namespace and the cgroup, a line each. */
 	char plan[PATH_MAX + 64];
 	long n = 0, got;
-	while (n < (long)sizeof plan - 1 && (got = sys_read(SIDECAR_PLAN, plan + n, sizeof plan - 1 - n)) != 0) {
+	int lines = 0;
+	while (lines < 2 && n < (long)sizeof plan - 1 && (got = sys_read(SIDECAR_PLAN, plan + n, 1)) != 0) {
 		if (got < 0 && got != -EINTR)
 			break;
-		if (got > 0)
-			n += got;
+		if (got > 0 && plan[n++] == '\n')
+			lines++;
 	}
-	/* No plan, or one called off: the stub handed the run over, or died
-	 * first. */
-	if (n <= 0 || plan[n - 1] == PLAN_OFF)
-		sys_exit(0);
-	plan[n] = 0;
+	if (lines < 2)
+		sys_exit(0); /* no plan: the stub handed the run over, or died first */
+	plan[n - 1] = 0;
 	char *ns = plan, *dir = plan;
-	while (*dir && *dir != '\n')
+	while (*dir != '\n')
 		dir++;
-	if (*dir)
-		*dir++ = 0;
-	if (*dir) {
-		/* A namespace's number is free for another once the namespace
-		 * has gone: pin it, and go by it only if the target is still
-		 * there (and so the namespace) once it is pinned. */
-		char num[DECIMAL_SIZE];
-		long nsfd = sys_open(cat("/proc/", decimal(target_pid, num), "/ns/mnt"), O_RDONLY | O_CLOEXEC);
-		struct kpollfd now = {SIDECAR_PIDFD, POLLIN, 0};
-		struct ktimespec zero = {0, 0};
-		char pinned[64];
-		long pl = nsfd < 0 ? -1 : sys_readlink(fd_path((int)nsfd, ""), pinned, sizeof pinned - 1);
-		if (pl > 0 && sys_poll(&now, 1, &zero) == 0) {
-			pinned[pl] = 0;
-			if (!memcmp(pinned, ns, pl + 1))
-				cgroup_adopt(dir, ns, target_pid);
-		}
+	*dir++ = 0;
+	/* Pin the namespace while the stub, which waits for our answer, is
+	 * surely in it: a namespace's number is another's once it has gone,
+	 * so the sidecar goes by the number only while it holds it open. */
+	char num[DECIMAL_SIZE], pinned[64];
+	long nsfd = sys_open(cat("/proc/", decimal(target_pid, num), "/ns/mnt"), O_RDONLY | O_CLOEXEC);
+	long pl = nsfd < 0 ? -1 : sys_readlink(fd_path((int)nsfd, ""), pinned, sizeof pinned - 1);
+	if (pl <= 0 || (pinned[pl] = 0, memcmp(pinned, ns, pl + 1))) {
 		if (nsfd >= 0)
 			sys_close(nsfd);
+		nsfd = -1;
 	}
+	sys_write(SIDECAR_ACK, "", 1);
+	sys_close(SIDECAR_ACK);
+	/* Then the exec closes the pipe; a failed one calls the plan off. */
+	char c = 0;
+	while ((got = sys_read(SIDECAR_PLAN, &c, 1)) != 0 && got != 1 && got == -EINTR)
+		;
+	if (got == 1 && c == PLAN_OFF)
+		sys_exit(0);
+	cgroup_adopt(dir, nsfd >= 0 ? ns : 0, target_pid);
+	if (nsfd >= 0)
+		sys_close(nsfd); /* the cgroup knows the run from now on */
 	struct kpollfd pfd = {SIDECAR_PIDFD, POLLIN, 0};
 	while (sys_poll(&pfd, 1, 0) == -EINTR)
 		;
-	if (*dir) {
-		cgroup_kill(dir);
-		cgroup_remove(dir);
-	}
+	cgroup_kill(dir);
+	cgroup_remove(dir);
 	sys_exit(0);
 }
 
@@ -143,7 +146,7 @@ static void __attribute__((noreturn)) sidecar_main(void)
  * else. It then runs from a copy of the stub in memory: as a fork of
  * ours, it would keep the packed file busy (ETXTBSY to a writer) for as
  * long as it lives, a moment after the target. */
-static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
+static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan, int ack)
 {
 	sys_setsid();
 	static const int quiet[] = {SIGINT, SIGQUIT, SIGHUP, SIGTSTP};
@@ -152,15 +155,16 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
 		sys_rt_sigaction(quiet[i], &ign, 0);
 	/* Out of the way first (close-on-exec, at 100 and up), then into
 	 * place. */
-	long pfd = sys_dupfd_cloexec(pidfd, 100), pl = sys_dupfd_cloexec(plan, 100);
+	long pfd = sys_dupfd_cloexec(pidfd, 100), pl = sys_dupfd_cloexec(plan, 100), ak = sys_dupfd_cloexec(ack, 100);
 	long self_fd = sys_dupfd_cloexec(file, 100);
 	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (pfd < 0 || pl < 0 || null < 0)
+	if (pfd < 0 || pl < 0 || ak < 0 || null < 0)
 		sys_exit(1);
 	for (int fd = 0; fd < 3; fd++)
 		sys_dup3((int)null, fd);
 	sys_dup3((int)pfd, SIDECAR_PIDFD);
 	sys_dup3((int)pl, SIDECAR_PLAN);
+	sys_dup3((int)ak, SIDECAR_ACK);
 	long mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC | MFD_EXEC);
 	if (mfd == -EINVAL)
 		mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC);
@@ -174,8 +178,8 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
 		off += n;
 	}
 	/* Everything else goes at the exec (Linux 5.11+), or now. */
-	if (sys_close_range(SIDECAR_PLAN + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = SIDECAR_PLAN + 1; fd < 1024; fd++)
+	if (sys_close_range(SIDECAR_ACK + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		for (int fd = SIDECAR_ACK + 1; fd < 1024; fd++)
 			if (fd != mfd)
 				sys_close(fd);
 	if (mfd >= 0 && off == tr.stub_size) {
@@ -187,21 +191,26 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan)
 	sidecar_main(); /* in place, then */
 }
 
+/* The stub's ends of the pipes to its sidecar. */
+struct sidecar {
+	int plan; /* the plan goes out here (close-on-exec: the exec tells
+		   * the sidecar the plan holds) */
+	int ack;  /* and the sidecar's answer comes back here */
+};
+
 /* sidecar_launch starts the sidecar (supervisor.Launch), by a double fork,
- * so that it is nobody's child but init's, and returns the pipe to send it
- * the plan through (close-on-exec: the exec tells the sidecar the plan is
- * whole). */
-static int sidecar_launch(void)
+ * so that it is nobody's child but init's. */
+static struct sidecar sidecar_launch(void)
 {
 	target_pid = sys_getpid();
 	long pidfd = sys_pidfd_open(target_pid);
-	int p[2];
-	if (pidfd < 0 || sys_pipe2(p, O_CLOEXEC) < 0)
+	int p[2], a[2];
+	if (pidfd < 0 || sys_pipe2(p, O_CLOEXEC) < 0 || sys_pipe2(a, O_CLOEXEC) < 0)
 		helper();
 	long pid = sys_clone(SIGCHLD, 0);
 	if (pid == 0) {
 		if (sys_clone(SIGCHLD, 0) == 0)
-			sidecar_enter((int)pidfd, p[0]);
+			sidecar_enter((int)pidfd, p[0], a[1]);
 		sys_exit(0);
 	}
 	if (pid < 0)
@@ -211,7 +220,20 @@ static int sidecar_launch(void)
 		;
 	sys_close(pidfd);
 	sys_close(p[0]);
-	return p[1];
+	sys_close(a[1]);
+	return (struct sidecar){p[1], a[0]};
+}
+
+/* sidecar_brief sends the sidecar its plan and waits for its answer: it
+ * has pinned our namespace (Handle.Commit). */
+static void sidecar_brief(struct sidecar sc, const char *ns, const char *cgroup)
+{
+	const char *plan = cat(ns, "\n", cat(cgroup, "\n", ""));
+	sys_write(sc.plan, plan, slen(plan));
+	char c;
+	while (sys_read(sc.ack, &c, 1) == -EINTR)
+		;
+	sys_close(sc.ack);
 }
 
 /* exec_target replaces us with the target (supervisor.Exec); it returns

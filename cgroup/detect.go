@@ -171,9 +171,13 @@ func parseMountinfo(text string) []mount {
 		if len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
 			continue
 		}
+		point, root := unescape(f[4]), unescape(f[3])
+		if !strings.HasPrefix(point, "/") || !strings.HasPrefix(root, "/") {
+			continue // the kernel writes both absolute; a line that does not is no mount of ours
+		}
 		ms = append(ms, mount{
-			point:   unescape(f[4]),
-			root:    unescape(f[3]),
+			point:   point,
+			root:    root,
 			v2:      g[0] == "cgroup2",
 			options: strings.Split(g[2], ","),
 		})

@@ -464,7 +464,8 @@ func (r *runner) run(f flags) int {
 	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
 	c.Args = append([]string{c.Path}, f.args...)
 
-	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), KeepChildren: f.keepChildren, Verbose: r.verbose}
+	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
+		KeepChildren: f.keepChildren, Verbose: r.verbose}
 	plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
@@ -473,6 +474,9 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	if err := side.Commit(plan); err != nil {
+		if plan.Group != nil {
+			plan.Group.Remove()
+		}
 		return r.fail(err)
 	}
 	r.step("cleanup by " + plan.Mechanism())

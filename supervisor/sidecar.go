@@ -69,6 +69,7 @@ type Handle struct {
 type Plan struct {
 	Name string // the packed file, for messages
 	Pid  int    // the stub's, which the exec makes the target's
+	Tid  int    // the stub's thread in the run's namespace (the Go stub's locked one)
 	// Namespace is the run's mount namespace (readlink of
 	// /proc/thread-self/ns/mnt): without a cgroup, every process in it is
 	// the run's.
@@ -96,7 +97,7 @@ func (p Plan) Mechanism() string {
 
 func (p Plan) encode() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name %s\npid %d\nns %s\n", strconv.Quote(p.Name), p.Pid, strconv.Quote(p.Namespace))
+	fmt.Fprintf(&b, "name %s\npid %d\ntid %d\nns %s\n", strconv.Quote(p.Name), p.Pid, p.Tid, strconv.Quote(p.Namespace))
 	if p.KeepChildren {
 		b.WriteString("keep\n")
 	}
@@ -126,6 +127,8 @@ func decodePlan(s string) (Plan, error) {
 			p.Namespace, err = strconv.Unquote(val)
 		case "pid":
 			p.Pid, err = strconv.Atoi(val)
+		case "tid":
+			p.Tid, err = strconv.Atoi(val)
 		case "keep":
 			p.KeepChildren = true
 		case "verbose":
@@ -260,8 +263,11 @@ func (h *Handle) Commit(p Plan) error {
 	// It answers once it has pinned our namespace, which it can do only
 	// while we are surely in it.
 	var b [1]byte
-	h.ack.Read(b[:])
+	n, _ := h.ack.Read(b[:])
 	h.ack.Close()
+	if n != 1 {
+		return errors.New("brief the cleanup sidecar: it is gone")
+	}
 	return nil
 }
 
@@ -311,7 +317,7 @@ func launch() int {
 // after it as its plan says.
 func watch() int {
 	// Not ours to end: a terminal's signals go to the caller's group.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP)
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP, syscall.SIGPIPE)
 	in := bufio.NewReader(os.NewFile(sidecarPlan, "plan"))
 	var b strings.Builder
 	for {
@@ -350,7 +356,10 @@ func watch() int {
 		}
 	}
 	if p.Group != nil {
-		p.Group.Join(p.Pid)
+		// By pid only while the pidfd says it is still the target's.
+		if n, _ := unix.Poll([]unix.PollFd{{Fd: sidecarPidfd, Events: unix.POLLIN}}, 0); n == 0 {
+			p.Group.Join(p.Pid)
+		}
 		if pin != nil {
 			// What the target forked before it was moved.
 			for _, pid := range inNamespace(p.Namespace) {
@@ -382,7 +391,11 @@ func watch() int {
 // from going to another while open, and returns it if it is the run's;
 // otherwise nil.
 func pinNamespace(p Plan) *os.File {
-	f, err := os.Open("/proc/" + strconv.Itoa(p.Pid) + "/ns/mnt")
+	tid := p.Tid
+	if tid == 0 {
+		tid = p.Pid
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(p.Pid) + "/task/" + strconv.Itoa(tid) + "/ns/mnt")
 	if err != nil {
 		return nil
 	}

@@ -47,7 +47,7 @@ func fakeRun(script string) int {
 		return 125
 	}
 	fmt.Println(side.Pid) // for the test to wait for it
-	if err := side.Commit(Plan{Name: "fake", Pid: os.Getpid(), Namespace: ns, KeepChildren: os.Getenv("KEEP") == "1"}); err != nil {
+	if err := side.Commit(Plan{Name: "fake", Pid: os.Getpid(), Tid: unix.Gettid(), Namespace: ns, KeepChildren: os.Getenv("KEEP") == "1"}); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 125
 	}

@@ -143,8 +143,8 @@ static void cgroup_remove(const char *dir)
 	long fd = sys_open(cat(dir, "/cgroup.events", ""), O_RDONLY | O_CLOEXEC);
 	/* The kernel wakes pollers of cgroup.events when "populated" changes;
 	 * the timeout only bounds a wait for a process stuck in the kernel. */
-	struct ktimespec tick = {0, 100 * 1000 * 1000};
 	for (int round = 0; fd >= 0 && round < 100; round++) {
+		struct ktimespec tick = {0, 100 * 1000 * 1000}; /* ppoll writes back what is left */
 		char b[512];
 		long n = sys_pread(fd, b, sizeof b - 1, 0);
 		if (n <= 0)

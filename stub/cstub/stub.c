@@ -133,7 +133,7 @@ static void __attribute__((noreturn)) run(char **args)
 	const char *cwd = cwd_within(dir);
 
 	/* The sidecar first, outside the namespace (supervisor/sidecar.go). */
-	struct sidecar side = sidecar_launch();
+	int side = sidecar_launch();
 	enter();
 	setup(dir);
 	/* file stays open: starting the target may still fail over to the
@@ -153,7 +153,11 @@ static void __attribute__((noreturn)) run(char **args)
 		unmount(dir); /* the helper falls back to the namespace, or says why */
 		helper();
 	}
-	sidecar_brief(side, ns, cgroup);
+	if (sidecar_brief(side, ns, cgroup) < 0) {
+		sys_rmdir(cgroup); /* no sidecar: the helper tries again */
+		unmount(dir);
+		helper();
+	}
 
 	struct target t;
 	t.dir = cwd;
@@ -168,8 +172,8 @@ static void __attribute__((noreturn)) run(char **args)
 	 * here. The sidecar, which acts only once the pipe is closed, is
 	 * called off, and our cgroup removed, before the helper makes its
 	 * own. */
-	sys_write(side.plan, "!", 1); /* PLAN_OFF */
 	sys_rmdir(cgroup);
+	sys_send(side, "!", 1, MSG_NOSIGNAL); /* PLAN_OFF */
 	unmount(dir);
 	helper();
 }

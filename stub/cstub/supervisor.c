@@ -21,8 +21,8 @@ struct target {
 
 /* The sidecar's descriptors. */
 #define SIDECAR_PIDFD 3
-#define SIDECAR_PLAN 4
-#define SIDECAR_ACK 5
+#define SIDECAR_SOCK 4 /* the plan comes in and the answer goes out here */
+#define SIDECAR_EXE 5  /* its copy in memory, until it runs from it */
 
 /* The stub's pid, which the exec makes the target's. */
 static long target_pid;
@@ -81,7 +81,11 @@ static int adopt_one(long pid, const char *procs)
 static void cgroup_adopt(const char *dir, const char *ns, long pid)
 {
 	const char *procs = cat(dir, "/cgroup.procs", "");
-	adopt_one(pid, procs);
+	/* By pid only while the pidfd says it is still the target's. */
+	struct kpollfd now = {SIDECAR_PIDFD, POLLIN, 0};
+	struct ktimespec zero = {0, 0};
+	if (sys_poll(&now, 1, &zero) == 0)
+		adopt_one(pid, procs);
 	if (ns)
 		ns_each(ns, procs, adopt_one);
 }
@@ -92,15 +96,19 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
  * then kills what it left and removes the cgroup. */
 static void __attribute__((noreturn)) sidecar_main(void)
 {
-	/* The plan: the namespace and the cgroup, a line each. */
+	/* The plan: the namespace and the cgroup, a line each, in one send. */
 	char plan[PATH_MAX + 64];
 	long n = 0, got;
 	int lines = 0;
-	while (lines < 2 && n < (long)sizeof plan - 1 && (got = sys_read(SIDECAR_PLAN, plan + n, 1)) != 0) {
-		if (got < 0 && got != -EINTR)
+	while (lines < 2 && n < (long)sizeof plan - 1) {
+		got = sys_read(SIDECAR_SOCK, plan + n, sizeof plan - 1 - n);
+		if (got == -EINTR)
+			continue;
+		if (got <= 0)
 			break;
-		if (got > 0 && plan[n++] == '\n')
-			lines++;
+		for (long k = n; k < n + got; k++)
+			lines += plan[k] == '\n';
+		n += got;
 	}
 	if (lines < 2)
 		sys_exit(0); /* no plan: the stub handed the run over, or died first */
@@ -120,11 +128,12 @@ static void __attribute__((noreturn)) sidecar_main(void)
 			sys_close(nsfd);
 		nsfd = -1;
 	}
-	sys_write(SIDECAR_ACK, "", 1);
-	sys_close(SIDECAR_ACK);
-	/* Then the exec closes the pipe; a failed one calls the plan off. */
+	if (sys_send(SIDECAR_SOCK, "", 1, MSG_NOSIGNAL) != 1)
+		sys_exit(0); /* the stub is gone: it removes its cgroup, or a later run does */
+	/* Then the exec closes the stub's end; a failed one calls the plan
+	 * off first. */
 	char c = 0;
-	while ((got = sys_read(SIDECAR_PLAN, &c, 1)) != 0 && got != 1 && got == -EINTR)
+	while ((got = sys_read(SIDECAR_SOCK, &c, 1)) == -EINTR)
 		;
 	if (got == 1 && c == PLAN_OFF)
 		sys_exit(0);
@@ -140,31 +149,29 @@ static void __attribute__((noreturn)) sidecar_main(void)
 }
 
 /* sidecar_enter makes this process, the grandchild of the stub, the
- * sidecar: a session of its own; no terminal signals; /dev/null for its
- * standard streams, so it holds none of the caller's pipes open; the
- * target's pidfd and the plan's pipe as descriptors 3 and 4; nothing
- * else. It then runs from a copy of the stub in memory: as a fork of
- * ours, it would keep the packed file busy (ETXTBSY to a writer) for as
- * long as it lives, a moment after the target. */
-static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan, int ack)
+ * sidecar: a session of its own; no terminal signals, no SIGPIPE;
+ * /dev/null for its standard streams, so it holds none of the caller's
+ * pipes open; the target's pidfd and its socket to the stub as descriptors
+ * 3 and 4; nothing else. It then runs from a copy of the stub in memory: as
+ * a fork of ours, it would keep the packed file busy (ETXTBSY to a writer)
+ * for as long as it lives, a moment after the target. */
+static void __attribute__((noreturn)) sidecar_enter(int pidfd, int sock)
 {
 	sys_setsid();
-	static const int quiet[] = {SIGINT, SIGQUIT, SIGHUP, SIGTSTP};
+	static const int quiet[] = {SIGINT, SIGQUIT, SIGHUP, SIGTSTP, SIGPIPE};
 	struct ksigaction ign = {(void *)SIG_IGN, 0, 0, 0};
 	for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++)
 		sys_rt_sigaction(quiet[i], &ign, 0);
-	/* Out of the way first (close-on-exec, at 100 and up), then into
-	 * place. */
-	long pfd = sys_dupfd_cloexec(pidfd, 100), pl = sys_dupfd_cloexec(plan, 100), ak = sys_dupfd_cloexec(ack, 100);
-	long self_fd = sys_dupfd_cloexec(file, 100);
+	/* Out of the way first (close-on-exec, above 5), then into place. */
+	long pfd = sys_dupfd_cloexec(pidfd, SIDECAR_EXE + 1), sk = sys_dupfd_cloexec(sock, SIDECAR_EXE + 1);
+	long self_fd = sys_dupfd_cloexec(file, SIDECAR_EXE + 1);
 	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (pfd < 0 || pl < 0 || ak < 0 || null < 0)
+	if (pfd < 0 || sk < 0 || null < 0)
 		sys_exit(1);
 	for (int fd = 0; fd < 3; fd++)
 		sys_dup3((int)null, fd);
 	sys_dup3((int)pfd, SIDECAR_PIDFD);
-	sys_dup3((int)pl, SIDECAR_PLAN);
-	sys_dup3((int)ak, SIDECAR_ACK);
+	sys_dup3((int)sk, SIDECAR_SOCK);
 	long mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC | MFD_EXEC);
 	if (mfd == -EINVAL)
 		mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC);
@@ -177,74 +184,88 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int plan, int ack
 			break;
 		off += n;
 	}
-	/* Everything else goes at the exec (Linux 5.11+), or now. */
-	if (sys_close_range(SIDECAR_ACK + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		for (int fd = SIDECAR_ACK + 1; fd < 1024; fd++)
-			if (fd != mfd)
-				sys_close(fd);
-	if (mfd >= 0 && off == tr.stub_size) {
+	int copied = mfd >= 0 && off == tr.stub_size;
+	if (copied)
+		copied = sys_dup3_cloexec((int)mfd, SIDECAR_EXE) == SIDECAR_EXE;
+	/* Nothing else stays open: not the stub's end of the socket, not the
+	 * packed file, not a pipe of the caller's. */
+	int first = copied ? SIDECAR_EXE + 1 : SIDECAR_EXE;
+	if (sys_close_range(first, ~0U, 0) < 0) /* before Linux 5.9 */
+		for (int fd = first; fd < 1024; fd++)
+			sys_close(fd);
+	if (copied) {
 		char num[DECIMAL_SIZE];
 		char *args[] = {SIDECAR_ARG0, 0};
 		char *env[] = {cat(ENV_SIDECAR, decimal(target_pid, num), ""), 0};
-		sys_execveat((int)mfd, args, env);
+		sys_execveat(SIDECAR_EXE, args, env);
+		sys_close(SIDECAR_EXE);
 	}
 	sidecar_main(); /* in place, then */
 }
 
-/* The stub's ends of the pipes to its sidecar. */
-struct sidecar {
-	int plan; /* the plan goes out here (close-on-exec: the exec tells
-		   * the sidecar the plan holds) */
-	int ack;  /* and the sidecar's answer comes back here */
-};
-
 /* sidecar_launch starts the sidecar (supervisor.Launch), by a double fork,
- * so that it is nobody's child but init's. */
-static struct sidecar sidecar_launch(void)
+ * so that it is nobody's child but init's, and returns the stub's end of
+ * the socket between them (close-on-exec: the exec tells the sidecar the
+ * plan holds). The middle child exits without a signal, so that a caller
+ * who blocks SIGCHLD leaves none pending for the target. */
+static int sidecar_launch(void)
 {
 	target_pid = sys_getpid();
 	long pidfd = sys_pidfd_open(target_pid);
-	int p[2], a[2];
-	if (pidfd < 0 || sys_pipe2(p, O_CLOEXEC) < 0 || sys_pipe2(a, O_CLOEXEC) < 0)
+	int s[2];
+	if (pidfd < 0 || sys_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, s) < 0)
 		helper();
-	long pid = sys_clone(SIGCHLD, 0);
+	long pid = sys_clone(0, 0);
 	if (pid == 0) {
-		if (sys_clone(SIGCHLD, 0) == 0)
-			sidecar_enter((int)pidfd, p[0], a[1]);
-		sys_exit(0);
+		long side = sys_clone(SIGCHLD, 0);
+		if (side == 0) {
+			sys_close(s[0]);
+			sidecar_enter((int)pidfd, s[1]);
+		}
+		sys_exit(side < 0);
 	}
-	if (pid < 0)
-		helper();
-	int ws = 0;
-	while (sys_wait4(pid, &ws, 0) == -EINTR)
+	int ws = -1;
+	while (pid > 0 && sys_wait4(pid, &ws, WALL) == -EINTR)
 		;
 	sys_close(pidfd);
-	sys_close(p[0]);
-	sys_close(a[1]);
-	return (struct sidecar){p[1], a[0]};
+	sys_close(s[1]);
+	if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+		helper();
+	return s[0];
 }
 
 /* sidecar_brief sends the sidecar its plan and waits for its answer: it
- * has pinned our namespace (Handle.Commit). */
-static void sidecar_brief(struct sidecar sc, const char *ns, const char *cgroup)
+ * has pinned our namespace (Handle.Commit). It returns 0, or -1 when the
+ * sidecar is gone. */
+static int sidecar_brief(int sock, const char *ns, const char *cgroup)
 {
 	const char *plan = cat(ns, "\n", cat(cgroup, "\n", ""));
-	sys_write(sc.plan, plan, slen(plan));
+	long n = slen(plan);
+	if (sys_send(sock, plan, n, MSG_NOSIGNAL) != n)
+		return -1;
 	char c;
-	while (sys_read(sc.ack, &c, 1) == -EINTR)
+	long got;
+	while ((got = sys_read(sock, &c, 1)) == -EINTR)
 		;
-	sys_close(sc.ack);
+	return got == 1 ? 0 : -1;
 }
 
 /* exec_target replaces us with the target (supervisor.Exec); it returns
  * -errno when it could not be executed. */
 static long exec_target(const struct target *t)
 {
-	long e = 0;
-	if (t->dir)
+	long e = 0, back = -1;
+	if (t->dir) {
+		/* A failed exec goes back, for the helper to start where we did. */
+		back = sys_open(".", O_PATH | O_CLOEXEC);
 		e = sys_chdir(t->dir);
+	}
 	if (!e)
 		e = sys_execve(t->path, t->args, t->env);
+	if (back >= 0) {
+		sys_fchdir((int)back);
+		sys_close(back);
+	}
 	return e;
 }
 

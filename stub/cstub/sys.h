@@ -91,6 +91,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define SIGFPE 8
 #define SIGKILL 9
 #define SIGSEGV 11
+#define SIGPIPE 13
 #define SIGCHLD 17
 #define SIGSTOP 19
 #define SIGTSTP 20
@@ -163,6 +164,11 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MNT_DETACH 2
 #define AT_REMOVEDIR 0x200
 #define CLOSE_RANGE_CLOEXEC 4
+#define AF_UNIX 1
+#define SOCK_STREAM 1
+#define SOCK_CLOEXEC O_CLOEXEC /* the same value on x86-64 and arm64 */
+#define MSG_NOSIGNAL 0x4000
+#define WALL 0x40000000 /* __WALL: wait for children of any exit signal */
 #define F_DUPFD_CLOEXEC 1030
 #define POLLIN 1
 #define POLLPRI 2
@@ -312,6 +318,11 @@ static inline long sys_setsid(void) { return SYS0(__NR_setsid); }
  * off u64, reclen u16, type u8, name) of the directory open as fd. */
 static inline long sys_getdents64(int fd, void *b, size_t n) { return SYS3(__NR_getdents64, fd, b, n); }
 static inline long sys_dup3(int fd, int to) { return SYS3(__NR_dup3, fd, to, 0); }
+static inline long sys_dup3_cloexec(int fd, int to) { return SYS3(__NR_dup3, fd, to, O_CLOEXEC); }
+static inline long sys_socketpair(int domain, int type, int sv[2]) { return SYS4(__NR_socketpair, domain, type, 0, sv); }
+/* sys_send writes to a socket; with MSG_NOSIGNAL a closed peer is -EPIPE,
+ * not SIGPIPE. */
+static inline long sys_send(int fd, const void *b, size_t n, int flags) { return SYS5(__NR_sendto, fd, b, n, flags, 0); }
 /* sys_close_range closes descriptors first to last, or with
  * CLOSE_RANGE_CLOEXEC marks them close-on-exec (Linux 5.9+, 5.11+). */
 static inline long sys_close_range(unsigned first, unsigned last, int flags)

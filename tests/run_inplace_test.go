@@ -971,7 +971,7 @@ func TestRunInplaceCgroup(t *testing.T) {
 			}
 		}
 		if freezer == "" {
-			t.Skip("SKIP: this host has no v1 freezer hierarchy to run in")
+			unavailable(t, "SKIP: this host has no v1 freezer hierarchy to run in")
 		}
 		memParker := filepath.Join(filepath.Dir(freezer), "memory", "parker")
 		_, hadMem := os.Stat(memParker)

@@ -117,7 +117,7 @@ func (x *extractor) warn(msg string) {
 }
 
 // perm converts the permission and setuid/setgid/sticky bits to a unix mode.
-func perm(m fs.FileMode) uint32 { return uint32(unixMode(m)) }
+func perm(m fs.FileMode) uint32 { return uint32(UnixPerm(m)) }
 
 func times(n *Node) [2]unix.Timespec {
 	ts := unix.Timespec{Sec: n.ModTime}

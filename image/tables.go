@@ -42,7 +42,7 @@ func (tb *tables) id(v uint32) uint16 {
 func (tb *tables) header(n *node, typ uint16) inodeHeader {
 	return inodeHeader{
 		Type:  typ,
-		Mode:  unixMode(n.e.Mode),
+		Mode:  UnixPerm(n.e.Mode),
 		UID:   tb.id(n.e.UID),
 		GID:   tb.id(n.e.GID),
 		Mtime: uint32(n.e.ModTime),

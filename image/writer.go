@@ -474,11 +474,11 @@ func frameMeta(b []byte, raw bool) []byte {
 	return append(binary.LittleEndian.AppendUint16(nil, h), b...)
 }
 
-// unixMode converts Go's FileMode to the 12 permission bits stored in
-// inodes (with setuid, setgid and sticky). The type lives in the inode
-// type; like mksquashfs we never store type bits in the mode, and recent
-// kernels refuse inodes whose mode carries them.
-func unixMode(m fs.FileMode) uint16 {
+// UnixPerm converts Go's FileMode to the 12 permission bits of st_mode,
+// as stored in inodes (with setuid, setgid and sticky). The type lives in
+// the inode type; like mksquashfs we never store type bits in the mode,
+// and recent kernels refuse inodes whose mode carries them.
+func UnixPerm(m fs.FileMode) uint16 {
 	v := uint16(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		v |= 0o4000

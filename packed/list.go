@@ -248,22 +248,6 @@ func typeName(m fs.FileMode) string {
 	return "file"
 }
 
-// unixPerm is the low 12 bits of st_mode: permissions, setuid, setgid,
-// sticky.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= unix.S_ISVTX
-	}
-	return p
-}
-
 // appendJSON appends n as one JSON object on one line:
 //
 //	{"path": "links/sym", "type": "symlink", "mode": "0777", "uid": 0, "gid": 0, "size": 1, "mtime": 1714557600, "link": "a"}
@@ -278,7 +262,7 @@ func appendJSON(b []byte, n *image.Node, hardlink string) []byte {
 	b = append(b, `{"path": `...)
 	b = append(b, jsonString(n.Path)...)
 	b = append(b, `, "type": "`+typeName(n.Mode)+`", "mode": "`...)
-	perm := unixPerm(n.Mode)
+	perm := image.UnixPerm(n.Mode)
 	for shift := 9; shift >= 0; shift -= 3 {
 		b = append(b, byte('0'+perm>>shift&7))
 	}

@@ -77,7 +77,10 @@ type rawTrailer struct {
 	stubSize, offset, size              uint64
 	target, compression, createdBy      string
 	helperOffset, helperSize, helperRaw uint64
+	memory, pids                        uint64 // version 3's limits
+	milliCPUs                           uint32
 	noHelperFields                      bool // a version-2 body cut short
+	noLimitFields                       bool // a version-3 body cut short
 	bodyLen                             int  // overrides the length in the footer
 	badCRC                              bool
 }
@@ -91,7 +94,7 @@ func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawT
 	copy(b, stub)
 	copy(b[l.HelperOffset:], helper)
 	b = append(b, payload...)
-	return rawTrailer{version: 2, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
+	return rawTrailer{version: 3, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
 		target: target, compression: "zstd", createdBy: "parker test",
 		helperOffset: uint64(l.HelperOffset), helperSize: uint64(l.HelperSize), helperRaw: helperRaw}, b
 }
@@ -99,8 +102,9 @@ func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawT
 // sampleTrailer is a good trailer for the checkers, which read a trailer
 // alone: a one-block payload right after a stub and a helper.
 func sampleTrailer() rawTrailer {
-	return rawTrailer{version: 2, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
-		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000}
+	return rawTrailer{version: 3, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
+		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000,
+		memory: 100 << 20, milliCPUs: 500, pids: 50}
 }
 
 func (r rawTrailer) bytes() []byte {
@@ -123,6 +127,11 @@ func (r rawTrailer) bytes() []byte {
 		b = le.AppendUint64(b, r.helperSize)
 		b = le.AppendUint64(b, r.helperRaw)
 	}
+	if r.version >= 3 && !r.noLimitFields && !r.noHelperFields {
+		b = le.AppendUint64(b, r.memory)
+		b = le.AppendUint32(b, r.milliCPUs)
+		b = le.AppendUint64(b, r.pids)
+	}
 	n := uint32(len(b))
 	if r.bodyLen != 0 {
 		n = uint32(r.bodyLen)
@@ -142,7 +151,7 @@ var hostileTrailers = []struct {
 	mod  func(r *rawTrailer)
 }{
 	{"version 0", func(r *rawTrailer) { r.version = 0 }},
-	{"version 3", func(r *rawTrailer) { r.version = 3 }},
+	{"version 4", func(r *rawTrailer) { r.version = 4 }},
 	{"empty target", func(r *rawTrailer) { r.target = "" }},
 	{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
 	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
@@ -157,6 +166,7 @@ var hostileTrailers = []struct {
 	{"helper wraps around", func(r *rawTrailer) { r.helperSize = ^uint64(0) - 10 }},
 	{"helper unpacks too big", func(r *rawTrailer) { r.helperRaw = 1 << 40 }},
 	{"body cut short", func(r *rawTrailer) { r.noHelperFields = true }},
+	{"limits cut short", func(r *rawTrailer) { r.noLimitFields = true }},
 	{"body length huge", func(r *rawTrailer) { r.bodyLen = 1 << 30 }},
 	{"body length wrong", func(r *rawTrailer) { r.bodyLen = 60 << 10 }},
 	{"checksum", func(r *rawTrailer) { r.badCRC = true }},
@@ -327,6 +337,10 @@ func FuzzStubTrailer(f *testing.F) {
 	}
 	v1 := rawTrailer{version: 1, stubSize: 10, offset: trailer.PadSize, size: trailer.PadSize, target: "t", noHelperFields: true}.bytes()
 	f.Add(v1[:len(v1)-trailer.FooterSize], uint16(600), true)
+	v2 := sampleTrailer()
+	v2.version = 2
+	b2 := v2.bytes()
+	f.Add(b2[:len(b2)-trailer.FooterSize], uint16(600), true)
 	dir := f.TempDir()
 	n := 0
 	f.Fuzz(func(t *testing.T, body []byte, pad uint16, fix bool) {
@@ -358,8 +372,8 @@ func FuzzStubTrailer(f *testing.F) {
 				t.Fatalf("Go: %v; C: %q", gerr, se.String())
 			}
 		default:
-			want := fmt.Sprintf("%d %d %d %d %d %d %d %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
-				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Target)
+			want := fmt.Sprintf("%d %d %d %d %d %d %d %d %d %d %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
+				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Limits.Memory, tr.Limits.MilliCPUs, tr.Limits.Pids, tr.Target)
 			if so.String() != want {
 				t.Fatalf("C read %q, Go %q", so.String(), want)
 			}

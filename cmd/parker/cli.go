@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 )
 
@@ -311,36 +312,17 @@ func defaultOutput(target string) string {
 	return path.Base(target) + "d"
 }
 
-// parseSize reads a byte count: digits, optionally followed by K, M or G
-// (binary multiples; "KiB", "KB" and the like mean the same): 131072, 128K,
-// 1M.
+// parseSize reads a byte count as human.ParseSize does, for a field of
+// the superblock, an int32.
 func parseSize(s string) (int, error) {
-	u := strings.ToUpper(strings.TrimSpace(s))
-	num := strings.TrimRightFunc(u, func(r rune) bool { return r < '0' || r > '9' })
-	var mult int64
-	switch strings.TrimSpace(u[len(num):]) {
-	case "", "B":
-		mult = 1
-	case "K", "KB", "KIB":
-		mult = 1 << 10
-	case "M", "MB", "MIB":
-		mult = 1 << 20
-	case "G", "GB", "GIB":
-		mult = 1 << 30
-	default:
-		return 0, fmt.Errorf("invalid size %q (want e.g. 131072, 128K or 1M)", s)
-	}
-	n, err := strconv.ParseUint(num, 10, 32)
+	n, err := human.ParseSize(s)
 	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("size %q too large", s)
-		}
-		return 0, fmt.Errorf("invalid size %q (want e.g. 131072, 128K or 1M)", s)
+		return 0, err
 	}
-	if v := int64(n) * mult; v <= 1<<31-1 {
-		return int(v), nil
+	if n > 1<<31-1 {
+		return 0, fmt.Errorf("size %q too large", s)
 	}
-	return 0, fmt.Errorf("size %q too large", s)
+	return int(n), nil
 }
 
 // run executes the command line and returns the exit status.

@@ -29,6 +29,20 @@ func FuzzRead(f *testing.F) {
 	} else {
 		f.Fatal(err)
 	}
+	limited := tr
+	limited.Limits = Limits{Memory: 100 << 20, MilliCPUs: 1500, Pids: 50}
+	if b, err := limited.MarshalBinary(); err == nil {
+		f.Add(append(make([]byte, 3*PadSize), b...))
+	} else {
+		f.Fatal(err)
+	}
+	v2 := tr
+	v2.Version = 2
+	if b, err := v2.MarshalBinary(); err == nil {
+		f.Add(append(make([]byte, 3*PadSize), b...))
+	} else {
+		f.Fatal(err)
+	}
 	v1 := tr
 	v1.Version = 1
 	if b, err := v1.MarshalBinary(); err == nil {

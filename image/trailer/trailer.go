@@ -37,12 +37,14 @@ import (
 // any burst of up to 32 bits) is detected.
 //
 // Version 2 appends the helper's offset, stored length and unpacked length
-// to the body of version 1; both versions are read, and a trailer is written in the version its
-// Version field names (0: the current one).
+// to the body of version 1; version 3 appends the run's default resource
+// limits (memory u64, CPU u32, pids u64). Every version is read, and a
+// trailer is written in the version its Version field names (0: the
+// current one).
 const (
 	Magic      = "PARKER\x00\x01"
 	FooterSize = 16
-	Version    = 2
+	Version    = 3
 	// MaxBody bounds what a reader will allocate for a body.
 	MaxBody      = 64 << 10
 	maxTargetLen = 4096
@@ -125,7 +127,21 @@ type Trailer struct {
 	HelperOffset  uint64
 	HelperSize    uint64
 	HelperRawSize uint64
+	// The run's default resource limits (version 3), set at pack time
+	// (parker --memory, --cpus, --pids); 0 sets none. A --parker-memory,
+	// --parker-cpus or --parker-pids flag at run time wins.
+	Limits Limits
 }
+
+// Limits are a run's resource limits as a trailer stores them.
+type Limits struct {
+	Memory    uint64 // bytes
+	MilliCPUs uint32 // thousandths of a CPU
+	Pids      uint64
+}
+
+// Zero reports whether l sets no limit.
+func (l Limits) Zero() bool { return l == Limits{} }
 
 // MarshalBinary encodes t (body and footer). It refuses values a reader
 // would reject, so every trailer we write can be read back.
@@ -156,6 +172,11 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 		b.Write(le.AppendUint64(nil, t.HelperSize))
 		b.Write(le.AppendUint64(nil, t.HelperRawSize))
 	}
+	if version >= 3 {
+		b.Write(le.AppendUint64(nil, t.Limits.Memory))
+		b.Write(le.AppendUint32(nil, t.Limits.MilliCPUs))
+		b.Write(le.AppendUint64(nil, t.Limits.Pids))
+	}
 	bodyLen := uint32(b.Len())
 	b.Write(le.AppendUint32(nil, bodyLen))
 	b.Write(le.AppendUint32(nil, crc32.Checksum(b.Bytes(), crcTable)))
@@ -167,6 +188,8 @@ func (t *Trailer) validate() error {
 	switch {
 	case t.Version > Version || t.Version == 1 && (t.HelperSize != 0 || t.HelperRawSize != 0):
 		return fmt.Errorf("%w: format version %d with a helper", ErrTrailer, t.Version)
+	case t.Version != 0 && t.Version < 3 && !t.Limits.Zero():
+		return fmt.Errorf("%w: format version %d with resource limits", ErrTrailer, t.Version)
 	case t.HelperRawSize != 0 && (t.HelperSize == 0 || t.HelperRawSize > MaxHelper):
 		return fmt.Errorf("%w: helper of %d bytes unpacked from %d", ErrTrailer, t.HelperRawSize, t.HelperSize)
 	case t.HelperSize != 0 && (t.HelperOffset < t.StubSize || t.HelperOffset+t.HelperSize < t.HelperOffset ||
@@ -252,6 +275,11 @@ func parseTrailerBody(b []byte) (*Trailer, error) {
 		t.HelperOffset = p.U64()
 		t.HelperSize = p.U64()
 		t.HelperRawSize = p.U64()
+	}
+	if t.Version >= 3 {
+		t.Limits.Memory = p.U64()
+		t.Limits.MilliCPUs = p.U32()
+		t.Limits.Pids = p.U64()
 	}
 	if p.Err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.Err)

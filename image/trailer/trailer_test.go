@@ -85,3 +85,40 @@ func TestPadSizes(t *testing.T) {
 		t.Fatalf("trailer.PadSize %d, image.PadSize %d", PadSize, image.PadSize)
 	}
 }
+
+// TestLimits: version 3 carries the run's default limits and reads them
+// back; earlier versions cannot carry them, and still read without.
+func TestLimits(t *testing.T) {
+	lim := Limits{Memory: 100 << 20, MilliCPUs: 500, Pids: 50}
+	for _, tc := range []struct {
+		version uint16
+		lim     Limits
+		wantErr bool
+	}{
+		{0, lim, false},
+		{3, lim, false},
+		{3, Limits{}, false},
+		{2, Limits{}, false},
+		{2, Limits{Pids: 1}, true},
+		{1, Limits{MilliCPUs: 1}, true},
+	} {
+		tr := Trailer{Version: tc.version, StubSize: 100, Offset: PadSize, Size: PadSize, Target: "app", Limits: tc.lim}
+		b, err := tr.MarshalBinary()
+		if (err != nil) != tc.wantErr {
+			t.Errorf("version %d, limits %+v: MarshalBinary error %v, want error %v", tc.version, tc.lim, err, tc.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		file := append(make([]byte, 2*PadSize), b...)
+		got, err := Read(bytes.NewReader(file), int64(len(file)))
+		if err != nil {
+			t.Errorf("version %d: Read: %v", tc.version, err)
+			continue
+		}
+		if got.Limits != tc.lim {
+			t.Errorf("version %d: read limits %+v, wrote %+v", tc.version, got.Limits, tc.lim)
+		}
+	}
+}

@@ -28,7 +28,8 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 	if (fd < 0)
 		sys_exit(2);
 	read_trailer(fd, &tr);
-	u64 v[] = {tr.version, tr.stub_size, tr.offset, tr.size, tr.helper_offset, tr.helper_size, tr.helper_raw_size};
+	u64 v[] = {tr.version,	     tr.stub_size,	 tr.offset,  tr.size,	     tr.helper_offset,
+		   tr.helper_size,   tr.helper_raw_size, tr.memory,  tr.milli_cpus, tr.pids};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
 		put_uint(v[i]);
 		put(" ");

@@ -200,11 +200,13 @@ static void open_self(void)
 	read_trailer(file, &tr);
 }
 
-/* wants_helper: --parker-* flags, verbose runs and cgroup settings are the
- * helper's. */
+/* wants_helper: --parker-* flags, verbose runs, cgroup settings and
+ * resource limits are the helper's. */
 static int wants_helper(void)
 {
 	if (argc > 1 && has_prefix(argv[1], FLAG_PREFIX))
+		return 1;
+	if (tr.memory || tr.milli_cpus || tr.pids)
 		return 1;
 	int verbose = -1; /* the first PARKER_VERBOSE counts, as in Go */
 	for (char **e = envp; *e; e++) {

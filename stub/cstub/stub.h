@@ -36,6 +36,9 @@ struct trailer {
 	u64 stub_size, offset, size;
 	const char *target; /* NUL-terminated copy */
 	u64 helper_offset, helper_size, helper_raw_size;
+	/* The run's default resource limits (version 3), 0 for none: a run
+	 * with any is the helper's. */
+	u64 memory, milli_cpus, pids;
 };
 
 /* The run's state, set by cmain (stub.c) before anything else runs. */

@@ -4,8 +4,9 @@
  * to the same verdicts. */
 #include "stub.h"
 
-#define TRAILER_VERSION 2 /* the newest this stub reads */
+#define TRAILER_VERSION 3 /* the newest this stub reads */
 #define VERSION_HELPER 2  /* the first with the helper's fields */
+#define VERSION_LIMITS 3  /* the first with the resource limits */
 #define PAD_SIZE 4096 /* the payload's alignment (trailer.PadSize) */
 #define MAX_BODY (64 << 10)
 #define MAX_TARGET 4096
@@ -23,7 +24,7 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
 /* The body: fixed fields, then the target, the compression and the
  * created-by strings (each a u16 length and its bytes), then, from
  * version 2, the helper's offset, stored size and unpacked size (u64
- * each). Each fixed field's offset is the previous one's plus its size. */
+ * each), then, from version 3, the resource limits. Each fixed field's offset is the previous one's plus its size. */
 #define BODY_VERSION 0                     /* u16 */
 #define BODY_FLAGS (BODY_VERSION + 2)      /* u16 */
 #define BODY_STUB_SIZE (BODY_FLAGS + 2)    /* u64 */
@@ -40,6 +41,11 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
 #define HELPER_SIZE (HELPER_OFFSET + 8)      /* u64 */
 #define HELPER_RAW_SIZE (HELPER_SIZE + 8)    /* u64 */
 #define HELPER_FIELDS (HELPER_RAW_SIZE + 8)
+/* After the helper's, from version 3. */
+#define LIMIT_MEMORY 0                     /* u64 */
+#define LIMIT_MILLI_CPUS (LIMIT_MEMORY + 8) /* u32 */
+#define LIMIT_PIDS (LIMIT_MILLI_CPUS + 4)   /* u64 */
+#define LIMIT_FIELDS (LIMIT_PIDS + 8)
 /* The least a body can hold and name its target: the fixed fields and
  * the target's length. */
 #define MIN_BODY (BODY_STRINGS + STRING_LEN_SIZE)
@@ -148,6 +154,14 @@ static int parse_body(const u8 *b, u64 n, struct trailer *t, u64 *tlen, u64 *lon
 		t->helper_offset = le64(b + p + HELPER_OFFSET);
 		t->helper_size = le64(b + p + HELPER_SIZE);
 		t->helper_raw_size = le64(b + p + HELPER_RAW_SIZE);
+		p += HELPER_FIELDS;
+	}
+	if (t->version >= VERSION_LIMITS) {
+		if (p + LIMIT_FIELDS > n)
+			return -1;
+		t->memory = le64(b + p + LIMIT_MEMORY);
+		t->milli_cpus = le32(b + p + LIMIT_MILLI_CPUS);
+		t->pids = le64(b + p + LIMIT_PIDS);
 	}
 	return 0;
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/parkerpack/parker/internal/human"
 )
 
 // Limits are a run's resource limits; a zero field sets none.
@@ -20,23 +22,97 @@ const (
 	cpuPeriod = 100000  // µs; the quota is CPUs times this
 	minQuota  = 1000    // µs; the kernel refuses a smaller CFS quota
 	maxCPUs   = 1 << 16
+	maxPids   = 1 << 22 // PID_MAX_LIMIT: the kernel refuses a larger pids.max
 )
 
 // Validate says what is wrong with a limit, as one line.
 func (l Limits) Validate() error {
-	switch {
-	case l.Memory < 0:
-		return fmt.Errorf("cgroup: memory limit %d is negative", l.Memory)
-	case l.Memory > 0 && l.Memory < minMemory:
-		return fmt.Errorf("cgroup: memory limit of %d bytes is below the minimum of 1 MiB", l.Memory)
-	case math.IsNaN(l.CPUs) || l.CPUs < 0 || l.CPUs > maxCPUs:
-		return fmt.Errorf("cgroup: CPU limit %v is not a number of CPUs from 0.01 to %d", l.CPUs, maxCPUs)
-	case l.CPUs > 0 && quota(l.CPUs) < minQuota:
-		return fmt.Errorf("cgroup: CPU limit %v is below the minimum of 0.01 (1 ms per 100 ms)", l.CPUs)
-	case l.Pids < 0:
-		return fmt.Errorf("cgroup: process limit %d is negative", l.Pids)
+	for _, err := range []error{checkMemory(l.Memory), checkCPUs(l.CPUs), checkPids(l.Pids)} {
+		if err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
 	}
 	return nil
+}
+
+func checkMemory(n int64) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("memory limit %d is negative", n)
+	case n > 0 && n < minMemory:
+		return fmt.Errorf("memory limit of %d bytes is below the minimum of 1M", n)
+	}
+	return nil
+}
+
+func checkCPUs(n float64) error {
+	switch {
+	case math.IsNaN(n) || n < 0 || n > maxCPUs:
+		return fmt.Errorf("CPU limit %v is not a number of CPUs from 0.01 to %d", n, maxCPUs)
+	case n > 0 && quota(n) < minQuota:
+		return fmt.Errorf("CPU limit %v is below the minimum of 0.01 (1 ms per 100 ms)", n)
+	}
+	return nil
+}
+
+func checkPids(n int64) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("process limit %d is negative", n)
+	case n > maxPids:
+		return fmt.Errorf("process limit %d is above the kernel's maximum of %d", n, maxPids)
+	}
+	return nil
+}
+
+// ParseMemory reads a memory limit as a flag gives it: a size
+// (human.ParseSize: 100M, 1.5G), or 0 for none.
+func ParseMemory(s string) (int64, error) {
+	n, err := human.ParseSize(s)
+	if err != nil {
+		return 0, err
+	}
+	return n, checkMemory(n)
+}
+
+// ParseCPUs reads a CPU limit as a flag gives it: a number of CPUs,
+// fractions allowed (0.5, 1.25), or 0 for none.
+func ParseCPUs(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || strings.Trim(t, "0123456789.") != "" {
+		return 0, fmt.Errorf("invalid number of CPUs %q (want e.g. 2, 0.5 or 1.25)", s)
+	}
+	return n, checkCPUs(n)
+}
+
+// ParsePids reads a process limit as a flag gives it: a whole number of
+// processes and threads, or 0 for none.
+func ParsePids(s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid number of processes %q (want e.g. 100)", s)
+	}
+	return n, checkPids(n)
+}
+
+// String writes the limits that l sets as the flags take them, "memory
+// 100M, cpus 0.5, pids 50", or "none".
+func (l Limits) String() string {
+	var ls []string
+	if l.Memory > 0 {
+		ls = append(ls, "memory "+human.FormatSize(l.Memory))
+	}
+	if l.CPUs > 0 {
+		ls = append(ls, "cpus "+strconv.FormatFloat(l.CPUs, 'f', -1, 64))
+	}
+	if l.Pids > 0 {
+		ls = append(ls, "pids "+itoa(l.Pids))
+	}
+	if len(ls) == 0 {
+		return "none"
+	}
+	return strings.Join(ls, ", ")
 }
 
 func quota(cpus float64) int64 { return int64(math.Round(cpus * cpuPeriod)) }

@@ -22,16 +22,58 @@ func TestValidate(t *testing.T) {
 		{Limits{Memory: 100 << 20, CPUs: 0.5, Pids: 50}, ""},
 		{Limits{CPUs: 64}, ""},
 		{Limits{Memory: -1}, "negative"},
-		{Limits{Memory: 100}, "below the minimum of 1 MiB"},
+		{Limits{Memory: 100}, "below the minimum of 1M"},
 		{Limits{CPUs: 0.004}, "below the minimum of 0.01"},
 		{Limits{CPUs: -0.5}, "not a number of CPUs"},
 		{Limits{CPUs: math.NaN()}, "not a number of CPUs"},
 		{Limits{CPUs: math.Inf(1)}, "not a number of CPUs"},
 		{Limits{Pids: -3}, "negative"},
+		{Limits{Pids: 1 << 22}, ""},
+		{Limits{Pids: 1<<22 + 1}, "above the kernel's maximum"},
 	} {
 		err := tc.l.Validate()
 		if tc.bad == "" && err != nil || tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
 			t.Errorf("%+v: got %v, want %q", tc.l, err, tc.bad)
+		}
+	}
+}
+
+// TestParseLimits: the flags' values, as --parker-memory, --parker-cpus
+// and --parker-pids (and parker --memory, --cpus, --pids) take them.
+func TestParseLimits(t *testing.T) {
+	for in, want := range map[string]int64{"100M": 100 << 20, "1.5G": 3 << 29, "0": 0, "1048576": 1 << 20} {
+		if got, err := ParseMemory(in); err != nil || got != want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "100", "-1M", "lots", "1Q"} {
+		if got, err := ParseMemory(in); err == nil {
+			t.Errorf("ParseMemory(%q) = %d, want an error", in, got)
+		}
+	}
+	for in, want := range map[string]float64{"0.5": 0.5, "2": 2, ".25": 0.25, "0": 0, " 1.5 ": 1.5} {
+		if got, err := ParseCPUs(in); err != nil || got != want {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "half", "1e3", "inf", "NaN", "-1", "0.001", "1/2", "100000"} {
+		if got, err := ParseCPUs(in); err == nil {
+			t.Errorf("ParseCPUs(%q) = %v, want an error", in, got)
+		}
+	}
+	for in, want := range map[string]int64{"50": 50, "0": 0, "4194304": 1 << 22} {
+		if got, err := ParsePids(in); err != nil || got != want {
+			t.Errorf("ParsePids(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "1.5", "-2", "many", "4194305", "0x10"} {
+		if got, err := ParsePids(in); err == nil {
+			t.Errorf("ParsePids(%q) = %d, want an error", in, got)
+		}
+	}
+	for l, want := range map[Limits]string{{}: "none", allLimits: "memory 100M, cpus 0.5, pids 50", {CPUs: 1.25}: "cpus 1.25"} {
+		if got := l.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", l, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/internal/human"
 	"golang.org/x/sys/unix"
 )
 
@@ -426,7 +427,7 @@ func cleanGroup(p Plan, logf func(string, ...any)) {
 	}
 	if oom, _ := g.OOMKilled(); oom {
 		fmt.Fprintf(os.Stderr, "parker: %s: out of memory: the run's limit is %s (--parker-memory); the kernel killed a process of it\n",
-			p.Name, sizeText(g.Limits().Memory))
+			p.Name, human.FormatSize(g.Limits().Memory))
 	}
 	if err := g.Remove(); err != nil {
 		fmt.Fprintf(os.Stderr, "parker: %s: cleanup: %v\n", p.Name, err)
@@ -439,19 +440,6 @@ func cleanGroup(p Plan, logf func(string, ...any)) {
 			}
 		}
 	}
-}
-
-// sizeText writes n bytes as the flags take it.
-func sizeText(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		shift  uint
-	}{{"G", 30}, {"M", 20}, {"K", 10}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // inNamespace lists the processes in mount namespace ns.

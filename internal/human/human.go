@@ -1,6 +1,7 @@
 // Package human words things for people: byte counts, which the progress
 // line, the summary line and inspect's output share, and the cause of an
-// error about a path, for the command line's own messages.
+// error about a path, for the command line's own messages; and it reads
+// byte counts as people type them in flags (ParseSize: 128K, 1.5G).
 package human
 
 import (

@@ -1,10 +1,9 @@
-// Package human reads and writes byte counts as people type them on a
-// command line: 131072, 128K, 100M, 1.5G.
 package human
 
 import (
 	"fmt"
-	"math/big"
+	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -20,7 +19,8 @@ var units = []struct {
 // fraction, optionally followed by K, M, G or T (binary multiples; KB and
 // KiB mean K, and so on; B means bytes), in any case, with spaces around
 // it allowed. A fraction of a byte is dropped (1.5K is 1536, 0.1K is 102).
-// It fails on anything else, and on a count that does not fit an int64.
+// It fails on anything else, on more than 18 decimals, and on a count that
+// does not fit an int64.
 func ParseSize(s string) (int64, error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
 	num := strings.TrimRight(u, "KMGTIB ")
@@ -32,16 +32,34 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	whole, frac, dot := strings.Cut(num, ".")
-	if !ok || !digits(whole) || !digits(frac) || whole == "" && frac == "" || dot && frac == "" {
+	if !ok || !digits(whole) || !digits(frac) || whole == "" && frac == "" || dot && frac == "" || len(frac) > 18 {
 		return 0, fmt.Errorf("invalid size %q (want e.g. 1048576, 128K, 100M or 1.5G)", s)
 	}
-	r, _ := new(big.Rat).SetString(num)
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), shift)))
-	n := new(big.Int).Quo(r.Num(), r.Denom()) // both positive: the floor
-	if !n.IsInt64() {
-		return 0, fmt.Errorf("size %q too large", s)
+	tooLarge := fmt.Errorf("size %q too large", s)
+	var n uint64
+	if whole != "" {
+		w, err := strconv.ParseUint(whole, 10, 64)
+		if err != nil || w > math.MaxInt64>>shift {
+			return 0, tooLarge
+		}
+		n = w << shift
 	}
-	return n.Int64(), nil
+	if frac != "" {
+		// floor(frac / 10^len * 2^shift), in 128 bits: frac < 10^len, so
+		// the quotient fits.
+		f, _ := strconv.ParseUint(frac, 10, 64)
+		den := uint64(1)
+		for range frac {
+			den *= 10
+		}
+		hi, lo := bits.Mul64(f, 1<<shift)
+		q, _ := bits.Div64(hi, lo, den)
+		n += q
+	}
+	if n > math.MaxInt64 {
+		return 0, tooLarge
+	}
+	return int64(n), nil
 }
 
 func digits(s string) bool {

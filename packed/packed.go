@@ -42,6 +42,7 @@ type Info struct {
 	BlockSize     uint32
 	KeepOwner     bool
 	CreatedBy     string
+	Limits        trailer.Limits // every run's default resource limits
 	// From the superblock; HaveImage is false when it could not be read,
 	// and ImageError says why.
 	HaveImage  bool
@@ -76,6 +77,7 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		BlockSize:     t.BlockSize,
 		KeepOwner:     t.Flags&trailer.KeepOwner != 0,
 		CreatedBy:     t.CreatedBy,
+		Limits:        t.Limits,
 	}
 	payload := io.NewSectionReader(r, int64(t.Offset), int64(t.Size))
 	if verify {
@@ -137,6 +139,9 @@ func (in *Info) JSON() []byte {
 	num("block_size", uint64(in.BlockSize))
 	field("keep_owner", strconv.FormatBool(in.KeepOwner))
 	str("created_by", in.CreatedBy)
+	num("memory_limit", in.Limits.Memory)
+	field("cpu_limit", cpus(in.Limits.MilliCPUs))
+	num("pids_limit", in.Limits.Pids)
 	if in.HaveImage {
 		num("files", uint64(in.Inodes))
 		num("inodes", uint64(in.Inodes))
@@ -182,6 +187,30 @@ func jsonString(s string) string {
 	return b.String()
 }
 
+// cpus writes thousandths of a CPU as a number of CPUs: 0.5, 2.
+func cpus(milli uint32) string {
+	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64)
+}
+
+// limitsText says which default limits a run gets, as the flags that
+// override them take them.
+func limitsText(l trailer.Limits) string {
+	var ls []string
+	if l.Memory != 0 {
+		ls = append(ls, "--parker-memory "+human.FormatSize(int64(l.Memory)))
+	}
+	if l.MilliCPUs != 0 {
+		ls = append(ls, "--parker-cpus "+cpus(l.MilliCPUs))
+	}
+	if l.Pids != 0 {
+		ls = append(ls, "--parker-pids "+strconv.FormatUint(l.Pids, 10))
+	}
+	if len(ls) == 0 {
+		return "none"
+	}
+	return strings.Join(ls, " ") + " (each run's default)"
+}
+
 // WriteText prints in as aligned "key: value" lines, the same keys as JSON.
 func (in *Info) WriteText(w io.Writer) {
 	line := func(k, format string, a ...any) {
@@ -215,6 +244,7 @@ func (in *Info) WriteText(w io.Writer) {
 	line("block_size", "%d (%s)", in.BlockSize, human.Bytes(int64(in.BlockSize)))
 	line("keep_owner", "%t", in.KeepOwner)
 	line("created_by", "%s", in.CreatedBy)
+	line("limits", "%s", limitsText(in.Limits))
 	if in.HaveImage {
 		line("inodes", "%d", in.Inodes)
 		line("mtime", "%d (%s)", in.ModTime, time.Unix(in.ModTime, 0).UTC().Format(time.RFC3339))

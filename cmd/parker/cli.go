@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/parkerpack/parker/cgroup"
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 )
@@ -70,6 +73,13 @@ Flags:
       --block-size SIZE     squashfs block size, a power of two from 4K to 1M
                             (131072, 128K, 1M; default 128K)
       --keep-owner          keep file owners (default: everything is 0:0)
+      --memory SIZE         default memory limit of every run (100M, 1.5G;
+                            the target is OOM-killed past it, exit 137)
+      --cpus N              default CPU limit of every run, in CPUs (0.5, 2)
+      --pids N              default limit of every run's processes and
+                            threads
+                            (a run's --parker-memory, --parker-cpus and
+                            --parker-pids override these; 0 lifts one)
   -q, --quiet               print nothing but errors
   -v, --verbose             also print warnings and each stage's duration
       --version             print the version and exit
@@ -112,6 +122,7 @@ type config struct {
 	target   string // cleaned, slash-separated, relative to dir
 	file     string // inspect, ls: the file to read
 	opt      image.Options
+	limits   trailer.Limits // the runs' default resource limits
 	quiet    bool
 	verbose  bool
 }
@@ -131,6 +142,9 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	level := fs.String("level", "", "")
 	block := fs.String("block-size", "", "")
 	keepOwner := fs.Bool("keep-owner", false, "")
+	memory := fs.String("memory", "", "")
+	cpus := fs.String("cpus", "", "")
+	pids := fs.String("pids", "", "")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "")
 	fs.BoolVar(&c.version, "version", false, "")
@@ -256,6 +270,9 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	if err := c.opt.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
+	if c.limits, err = parseLimits(*memory, *cpus, *pids); err != nil {
+		return nil, err
+	}
 	if s, ok := lookupEnv(getenv, "SOURCE_DATE_EPOCH"); ok {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 || n > 1<<32-1 {
@@ -264,6 +281,35 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 		c.opt.ClampTime = n
 	}
 	return c, nil
+}
+
+// parseLimits reads the --memory, --cpus and --pids flags ("" when not
+// given) as the trailer stores them.
+func parseLimits(memory, cpus, pids string) (trailer.Limits, error) {
+	var l trailer.Limits
+	if memory != "" {
+		n, err := cgroup.ParseMemory(memory)
+		if err != nil {
+			return l, usagef("--memory: %v", err)
+		}
+		l.Memory = uint64(n)
+	}
+	if cpus != "" {
+		n, err := cgroup.ParseCPUs(cpus)
+		if err != nil {
+			return l, usagef("--cpus: %v", err)
+		}
+		// In thousandths; ParseCPUs refuses less than 0.01.
+		l.MilliCPUs = uint32(math.Round(n * 1000))
+	}
+	if pids != "" {
+		n, err := cgroup.ParsePids(pids)
+		if err != nil {
+			return l, usagef("--pids: %v", err)
+		}
+		l.Pids = uint64(n)
+	}
+	return l, nil
 }
 
 // relativeTarget turns an absolute TARGET that lies inside the working

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 func env(kv ...string) func(string) string {
@@ -185,6 +186,12 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"inspect"}, nil, "missing FILE"},
 		{[]string{"inspect", "a", "b"}, nil, "too many"},
 		{[]string{"inspect", "--level", "3", "a"}, nil, "does not take --level"},
+		{[]string{"--memory", "100", "t"}, nil, "--memory: memory limit of 100 bytes is below the minimum of 1M"},
+		{[]string{"--memory", "lots", "t"}, nil, "--memory: invalid size"},
+		{[]string{"--cpus", "half", "t"}, nil, "--cpus: invalid number of CPUs"},
+		{[]string{"--cpus", "0.001", "t"}, nil, "--cpus: CPU limit 0.001 is below the minimum"},
+		{[]string{"--pids", "-1", "t"}, nil, "--pids: process limit -1 is negative"},
+		{[]string{"inspect", "--pids", "3", "a"}, nil, "does not take --pids"},
 		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "yesterday"), "SOURCE_DATE_EPOCH"},
 		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "-1"), "SOURCE_DATE_EPOCH"},
 	}
@@ -193,6 +200,25 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		var ue *usageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("parseArgs(%q) = %v, want usage error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// TestParseLimits: --memory, --cpus and --pids become the trailer's
+// default limits; none given, none set.
+func TestParseLimits(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want trailer.Limits
+	}{
+		{[]string{"t"}, trailer.Limits{}},
+		{[]string{"--memory", "100M", "--cpus", "0.5", "--pids", "50", "t"}, trailer.Limits{Memory: 100 << 20, MilliCPUs: 500, Pids: 50}},
+		{[]string{"--memory=1.5G", "--cpus=2", "t"}, trailer.Limits{Memory: 3 << 29, MilliCPUs: 2000}},
+		{[]string{"--cpus", "0.3333", "--memory", "0", "t"}, trailer.Limits{MilliCPUs: 333}},
+	} {
+		c, err := parseArgs(tc.args, nil)
+		if err != nil || c.limits != tc.want {
+			t.Errorf("parseArgs(%q): limits %+v, %v; want %+v", tc.args, c.limits, err, tc.want)
 		}
 	}
 }

@@ -259,6 +259,7 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 		Level:         int32(c.opt.Level),
 		BlockSize:     uint32(c.opt.BlockSize),
 		CreatedBy:     "parker " + parkerVersion(),
+		Limits:        c.limits,
 	}
 	l.Apply(&tr)
 	copy(tr.Digest[:], h.Sum(nil))

@@ -102,6 +102,10 @@ type flags struct {
 	overlay string
 	// keepChildren leaves what the target started running when it ends.
 	keepChildren bool
+	// The run's resource limits given as flags, each overriding the
+	// packed file's default (nil: not given).
+	memory, pids *int64
+	cpus         *float64
 	args         []string // what is left for the target
 }
 
@@ -172,15 +176,14 @@ func parseFlags(args []string) (flags, error) {
 		case "--parker-keep-children":
 			f.keepChildren = true
 		case "--parker-overlay":
-			switch {
-			case hasVal:
-				f.overlay = val
-			case i+1 < len(args):
-				f.overlay = args[i+1]
-				i++
+			if f.overlay, err = value(name, val, hasVal, args, &i, "a directory"); err == nil && f.overlay == "" {
+				err = usageError("--parker-overlay needs a directory")
 			}
-			if f.overlay == "" {
-				return f, usageError("--parker-overlay needs a directory")
+			hasVal = false
+		case "--parker-memory", "--parker-pids", "--parker-cpus":
+			var v string
+			if v, err = value(name, val, hasVal, args, &i, "a value"); err == nil {
+				err = f.limit(name, v)
 			}
 			hasVal = false
 		default:
@@ -199,12 +202,67 @@ func parseFlags(args []string) (flags, error) {
 	if f.keepChildren && f.mode != modeRun {
 		return f, usageError("--parker-keep-children applies only when running the target")
 	}
+	if (f.memory != nil || f.cpus != nil || f.pids != nil) && f.mode != modeRun {
+		return f, usageError("--parker-memory, --parker-cpus and --parker-pids apply only when running the target")
+	}
 	f.args = args[i:]
 	// An action does not run the target, so it would drop these silently.
 	if f.mode != modeRun && len(f.args) > 0 {
 		return f, usageError(fmt.Sprintf("unexpected argument %q after %s (see --parker-help)", f.args[0], action))
 	}
 	return f, nil
+}
+
+// value returns the value of flag name: after "=" (val, when hasVal), or
+// the next argument, which it consumes (args[*i+1]).
+func value(name, val string, hasVal bool, args []string, i *int, what string) (string, error) {
+	switch {
+	case hasVal:
+		return val, nil
+	case *i+1 < len(args):
+		*i++
+		return args[*i], nil
+	}
+	return "", usageError(name + " needs " + what)
+}
+
+// limit reads the value v of the limit flag name.
+func (f *flags) limit(name, v string) error {
+	var err error
+	switch name {
+	case "--parker-memory":
+		var n int64
+		n, err = cgroup.ParseMemory(v)
+		f.memory = &n
+	case "--parker-cpus":
+		var n float64
+		n, err = cgroup.ParseCPUs(v)
+		f.cpus = &n
+	case "--parker-pids":
+		var n int64
+		n, err = cgroup.ParsePids(v)
+		f.pids = &n
+	}
+	if err != nil {
+		return usageError(name + ": " + err.Error())
+	}
+	return nil
+}
+
+// limits are the run's resource limits: the packed file's defaults (t),
+// each overridden by its flag where given.
+func (f *flags) limits(t trailer.Limits) cgroup.Limits {
+	l := cgroup.Limits{Memory: int64(t.Memory), CPUs: float64(t.MilliCPUs) / 1000, Pids: int64(t.Pids)}
+	if f.memory != nil {
+		l.Memory = *f.memory
+	}
+	if f.cpus != nil {
+		l.CPUs = *f.cpus
+	}
+	if f.pids != nil {
+		l.Pids = *f.pids
+	}
+	return l
 }
 
 const helpText = `Usage: %[1]s [--parker-FLAG...] [--] [ARGS...]
@@ -231,6 +289,12 @@ Flags, recognised only before the first other argument or "--":
   --parker-overlay DIR     keep the target's writes in DIR (outside
                            %[3]s; one run at a time) instead of
                            discarding them
+  --parker-memory SIZE     limit the run's memory (100M, 1.5G); past it the
+                           kernel kills the target (exit 137)
+  --parker-cpus N          limit the run to N CPUs' time (0.5, 2)
+  --parker-pids N          limit the run's processes and threads
+                           (these override the packed file's defaults%[7]s;
+                           0 lifts one; they need a cgroup)
 
 Environment: PARKER_VERBOSE=1 logs each step with its duration.
 Exit status: the target's; %[4]d when parker itself fails, %[5]d when the
@@ -266,7 +330,11 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	switch f.mode {
 	case modeHelp:
 		base := filepath.Base(self)
-		fmt.Printf(helpText, base, t.Target, filepath.Dir(self), ExitFailure, ExitNotExecutable, ExitNotFound)
+		defaults := ""
+		if !t.Limits.Zero() {
+			defaults = ", here " + f.limits(t.Limits).String()
+		}
+		fmt.Printf(helpText, base, t.Target, filepath.Dir(self), ExitFailure, ExitNotExecutable, ExitNotFound, defaults)
 		return 0
 	case modeOffset:
 		fmt.Println(t.Offset)
@@ -470,7 +538,8 @@ func (r *runner) run(f flags) int {
 	if err != nil {
 		return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
 	}
-	if plan.Group, err = r.cgroup(side.Pid); err != nil {
+	lim := f.limits(r.t.Limits)
+	if plan.Group, err = r.cgroup(side.Pid, lim); err != nil {
 		return r.fail(err)
 	}
 	if err := side.Commit(plan); err != nil {
@@ -480,6 +549,15 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step("cleanup by " + plan.Mechanism())
+	if lim != (cgroup.Limits{}) {
+		// Limits hold from the target's first instruction, so the run
+		// joins its cgroup now, not when the sidecar gets to it; the
+		// sidecar removes the cgroup if we fail from here on.
+		if err := plan.Group.Join(0); err != nil {
+			return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+		}
+		r.step("join cgroup (" + lim.String() + ")")
+	}
 	r.step("exec " + c.Path)
 	err = supervisor.Exec(c)
 	// Still here: the target could not be started, and never ran. The
@@ -493,24 +571,28 @@ func (r *runner) run(f flags) int {
 	return r.fail(err)
 }
 
-// cgroup makes the run's cgroup, owned by the sidecar (pid owner), which
-// moves the run into it once the target runs: a move costs the kernel an
-// RCU grace period after an idle moment (18 ms on the test VM), too long to
-// wait for before the exec. Where no cgroup can be made (no hierarchy, no
-// delegation) it returns nil: the sidecar then finds the run's processes
-// by their mount namespace alone.
-func (r *runner) cgroup(owner int) (*cgroup.Group, error) {
+// cgroup makes the run's cgroup with limits lim, owned by the sidecar (pid
+// owner). Without limits, the sidecar moves the run into it once the
+// target runs: a move costs the kernel an RCU grace period after an idle
+// moment (18 ms on the test VM), too long to wait for before the exec.
+// Where no cgroup can be made (no hierarchy, no delegation) it returns
+// nil, and the sidecar finds the run's processes by their mount namespace
+// alone; unless the run has limits, which only a cgroup can apply: then it
+// fails, saying why, rather than run the target unlimited.
+func (r *runner) cgroup(owner int, lim cgroup.Limits) (*cgroup.Group, error) {
 	o, err := cgroup.OptionsFromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
 	l, err := cgroup.Detect(o)
-	if err != nil {
-		r.step("no cgroup: " + err.Error())
-		return nil, nil
+	var g *cgroup.Group
+	if err == nil {
+		g, err = cgroup.Create(l, owner, lim)
 	}
-	g, err := cgroup.Create(l, owner, cgroup.Limits{})
-	if err != nil {
+	switch {
+	case err != nil && lim != (cgroup.Limits{}):
+		return nil, fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err)
+	case err != nil:
 		r.step("no cgroup: " + err.Error())
 		return nil, nil
 	}

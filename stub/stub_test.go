@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/supervisor"
 )
 
@@ -57,6 +59,16 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--parker-ls", "--parker-info"}, err: true},
 		{args: []string{"--parker-ls=x"}, err: true},
 		{args: []string{"-l", "--parker-ls"}, want: flags{args: []string{"-l", "--parker-ls"}}},
+		{args: []string{"--parker-memory", "100M", "--parker-cpus=0.5", "--parker-pids", "50", "x"},
+			want: flags{memory: ptr(int64(100 << 20)), cpus: ptr(0.5), pids: ptr(int64(50)), args: []string{"x"}}},
+		{args: []string{"--parker-memory=0", "--", "--parker-pids"},
+			want: flags{memory: ptr(int64(0)), args: []string{"--parker-pids"}}},
+		{args: []string{"--parker-memory"}, err: true},
+		{args: []string{"--parker-memory", "100"}, err: true},
+		{args: []string{"--parker-cpus", "all"}, err: true},
+		{args: []string{"--parker-pids", "-1"}, err: true},
+		{args: []string{"--parker-pids", "5", "--parker-info"}, err: true},
+		{args: []string{"--parker-mount", "--parker-memory", "1G"}, err: true},
 	} {
 		got, err := parseFlags(tc.args)
 		if tc.err {
@@ -67,6 +79,30 @@ func TestParseFlags(t *testing.T) {
 		}
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: got %+v, %v; want %+v", tc.args, got, err, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestLimits: a flag overrides the packed default it names, and only that
+// one; 0 lifts a default.
+func TestLimits(t *testing.T) {
+	packed := trailer.Limits{Memory: 100 << 20, MilliCPUs: 500, Pids: 50}
+	for _, tc := range []struct {
+		args   []string
+		packed trailer.Limits
+		want   cgroup.Limits
+	}{
+		{nil, trailer.Limits{}, cgroup.Limits{}},
+		{nil, packed, cgroup.Limits{Memory: 100 << 20, CPUs: 0.5, Pids: 50}},
+		{[]string{"--parker-memory", "1G"}, packed, cgroup.Limits{Memory: 1 << 30, CPUs: 0.5, Pids: 50}},
+		{[]string{"--parker-cpus", "0", "--parker-pids", "0"}, packed, cgroup.Limits{Memory: 100 << 20}},
+		{[]string{"--parker-cpus", "1.5"}, trailer.Limits{}, cgroup.Limits{CPUs: 1.5}},
+	} {
+		f, err := parseFlags(tc.args)
+		if got := f.limits(tc.packed); err != nil || got != tc.want {
+			t.Errorf("%q over %+v: %+v, %v; want %+v", tc.args, tc.packed, got, err, tc.want)
 		}
 	}
 }

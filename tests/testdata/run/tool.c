@@ -341,6 +341,53 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "tool: exec %s: %s\n", argv[4], strerror(errno));
 		return 127;
 	}
+	if (!strcmp(cmd, "alloc") && argc > 2) {
+		/* Allocate MB mebibytes and touch every page, saying how far
+		 * it got every 64 MiB; "allocated" when it all fits. */
+		long mb = atol(argv[2]);
+		for (long i = 1; i <= mb; i++) {
+			char *p = malloc(1 << 20);
+			if (!p) {
+				printf("malloc failed at %ld MiB\n", i);
+				return 1;
+			}
+			memset(p, 1, 1 << 20);
+			if (i % 64 == 0) {
+				printf("%ld MiB\n", i);
+				fflush(stdout);
+			}
+		}
+		printf("allocated\n");
+		return 0;
+	}
+	if (!strcmp(cmd, "forkbomb") && argc > 2) {
+		/* Fork children that wait for stdin's end until a fork fails,
+		 * or MAX of them (a test's safety net); say how many were made
+		 * and why the next failed, then wait for the end of stdin. */
+		int n = 0, max = atoi(argv[2]);
+		errno = 0;
+		while (n < max) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				drain();
+				_exit(0);
+			}
+			if (pid < 0)
+				break;
+			n++;
+		}
+		printf("forked %d (%s)\n", n, strerror(errno));
+		fflush(stdout);
+		drain();
+		return 0;
+	}
+	if (!strcmp(cmd, "spin")) {
+		/* Print our pid, then spin until killed. */
+		printf("pid=%d\n", (int)getpid());
+		fflush(stdout);
+		for (volatile unsigned long i = 0;; i++)
+			;
+	}
 	if (!strcmp(cmd, "killparent") && argc > 2)
 		return kill(getppid(), atoi(argv[2])) ? 1 : 0;
 	fprintf(stderr, "tool: unknown command %s\n", cmd);

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/supervisor"
 )
 
 // lineWait bounds a wait for output that only has to come, not come fast.
@@ -961,6 +962,32 @@ func TestRunInplaceCgroup(t *testing.T) {
 			}
 			return ""
 		}, verbose, cgroup.EnvMode+"=none")
+	})
+
+	// Without PARKER_VERBOSE the C stub runs PARKER_CGROUP=none itself:
+	// its sidecar kills by mount namespace, as the Go one does.
+	t.Run("none, quiet", func(t *testing.T) {
+		daemon(t, "", func(cgs []string) string {
+			if len(cgs) > 0 {
+				return "want none with " + cgroup.EnvMode + "=none"
+			}
+			return ""
+		}, cgroup.EnvMode+"=none")
+		c := exec.Command(f, "waitall")
+		c.Env = append(os.Environ(), cgroup.EnvMode+"=none")
+		p := launch(t, c, false)
+		p.expect(t, "no children")
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", findSidecar(c.Process.Pid)))
+		want := supervisor.EnvSidecar + "=c:"
+		if goStubRun() {
+			want = supervisor.EnvSidecar + "=watch"
+		}
+		if !strings.Contains("\x00"+string(env), "\x00"+want) {
+			t.Errorf("the sidecar's environment %q; want %s", env, want)
+		}
+		if ws := p.wait(t); ws.ExitStatus() != 0 {
+			t.Errorf("target: %v, stderr %q", ws, p.stderr())
+		}
 	})
 
 	t.Run("v1", func(t *testing.T) {

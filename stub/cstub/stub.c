@@ -148,13 +148,14 @@ static void __attribute__((noreturn)) run(char **args)
 		helper();
 	}
 	ns[nl] = 0;
-	const char *cgroup = cgroup_make();
+	const char *cgroup = cgroups_off ? "" : cgroup_make();
 	if (!cgroup) {
 		unmount(dir); /* the helper falls back to the namespace, or says why */
 		helper();
 	}
 	if (sidecar_brief(side, ns, cgroup) < 0) {
-		sys_rmdir(cgroup); /* no sidecar: the helper tries again */
+		if (*cgroup)
+			sys_rmdir(cgroup); /* no sidecar: the helper tries again */
 		unmount(dir);
 		helper();
 	}
@@ -172,7 +173,8 @@ static void __attribute__((noreturn)) run(char **args)
 	 * here. The sidecar, which acts only once the pipe is closed, is
 	 * called off, and our cgroup removed, before the helper makes its
 	 * own. */
-	sys_rmdir(cgroup);
+	if (*cgroup)
+		sys_rmdir(cgroup);
 	sys_send(side, "!", 1, MSG_NOSIGNAL); /* PLAN_OFF */
 	unmount(dir);
 	helper();
@@ -200,18 +202,26 @@ static void open_self(void)
 	read_trailer(file, &tr);
 }
 
-/* wants_helper: --parker-* flags, verbose runs, cgroup settings and
- * resource limits are the helper's. */
+/* wants_helper: --parker-* flags, verbose runs, resource limits and cgroup
+ * settings are the helper's, but for PARKER_CGROUP=auto (the default) and
+ * PARKER_CGROUP=none, which it notes in cgroups_off. The first of each
+ * variable counts, as in Go. */
 static int wants_helper(void)
 {
 	if (argc > 1 && has_prefix(argv[1], FLAG_PREFIX))
 		return 1;
 	if (tr.memory || tr.milli_cpus || tr.pids)
 		return 1;
-	int verbose = -1; /* the first PARKER_VERBOSE counts, as in Go */
+	int verbose = -1, mode = -1;
 	for (char **e = envp; *e; e++) {
-		if (has_prefix(*e, ENV_CGROUP)) /* PARKER_CGROUP, PARKER_CGROUP_PARENT */
+		if (has_prefix(*e, ENV_CGROUP_PARENT))
 			return 1;
+		if (mode < 0 && has_prefix(*e, ENV_CGROUP)) {
+			const char *v = *e + sizeof ENV_CGROUP - 1;
+			if (!streq(v, "none") && !streq(v, "auto"))
+				return 1;
+			mode = cgroups_off = streq(v, "none");
+		}
 		if (verbose < 0 && has_prefix(*e, ENV_VERBOSE)) {
 			const char *v = *e + sizeof ENV_VERBOSE - 1;
 			verbose = v[0] == '1' && v[1] == 0;

@@ -27,7 +27,8 @@
 #define ENV_VERBOSE "PARKER_VERBOSE="
 #define ENV_HELPER_FOR "PARKER_HELPER_FOR="
 #define ENV_SIGNALS "PARKER_SIGNALS=" /* stub.EnvSignals */
-#define ENV_CGROUP "PARKER_CGROUP" /* and PARKER_CGROUP_PARENT: cgroup.EnvMode, EnvParent */
+#define ENV_CGROUP "PARKER_CGROUP="               /* cgroup.EnvMode */
+#define ENV_CGROUP_PARENT "PARKER_CGROUP_PARENT=" /* cgroup.EnvParent */
 #define FLAG_PREFIX "--parker-"
 
 /* What the stub reads of its trailer (image/trailer.Trailer). */
@@ -45,6 +46,7 @@ struct trailer {
 static const char *self = "packed file"; /* the packed file's absolute path */
 static int file = -1;                    /* the packed file, open */
 static struct trailer tr;                /* its trailer, checked */
+static int cgroups_off;                  /* PARKER_CGROUP=none: no cgroup, the namespace alone */
 static int argc;
 static char **argv, **envp;
 

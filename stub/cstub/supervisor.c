@@ -90,10 +90,26 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
 		ns_each(ns, procs, adopt_one);
 }
 
+static int kill_one(long pid, const char *unused)
+{
+	(void)unused;
+	return (int)sys_kill(pid, SIGKILL);
+}
+
+/* ns_kill kills every process of mount namespace ns until none is left
+ * (a process may fork while it kills), for up to 10 s (one stuck in the
+ * kernel); the caller holds ns open (killNamespace). */
+static void ns_kill(const char *ns)
+{
+	for (int round = 0; ns_each(ns, 0, kill_one) && round < 10000; round++)
+		sys_nanosleep(&(struct ktimespec){0, 1000 * 1000}); /* the dying leave it */
+}
+
 /* sidecar_main is the sidecar: it reads its plan (the run's mount
- * namespace, then its cgroup) until the stub execs the target or ends;
- * moves the run into the cgroup; waits for the target to end by any means;
- * then kills what it left and removes the cgroup. */
+ * namespace, then its cgroup, or an empty line for none) until the stub
+ * execs the target or ends; moves the run into the cgroup; waits for the
+ * target to end by any means; then kills what it left and removes the
+ * cgroup, or, without one, kills what is left in the namespace. */
 static void __attribute__((noreturn)) sidecar_main(void)
 {
 	/* The plan: the namespace and the cgroup, a line each, in one send. */
@@ -137,14 +153,20 @@ static void __attribute__((noreturn)) sidecar_main(void)
 		;
 	if (got == 1 && c == PLAN_OFF)
 		sys_exit(0);
-	cgroup_adopt(dir, nsfd >= 0 ? ns : 0, target_pid);
-	if (nsfd >= 0)
-		sys_close(nsfd); /* the cgroup knows the run from now on */
+	if (*dir) {
+		cgroup_adopt(dir, nsfd >= 0 ? ns : 0, target_pid);
+		if (nsfd >= 0)
+			sys_close(nsfd); /* the cgroup knows the run from now on */
+	}
 	struct kpollfd pfd = {SIDECAR_PIDFD, POLLIN, 0};
 	while (sys_poll(&pfd, 1, 0) == -EINTR)
 		;
-	cgroup_kill(dir);
-	cgroup_remove(dir);
+	if (*dir) {
+		cgroup_kill(dir);
+		cgroup_remove(dir);
+	} else if (nsfd >= 0) {
+		ns_kill(ns);
+	}
 	sys_exit(0);
 }
 

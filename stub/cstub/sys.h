@@ -465,6 +465,13 @@ static int has_prefix(const char *s, const char *p)
 	return 1;
 }
 
+static int streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
 /* The entry point: the kernel starts us with argc, argv and envp on the
  * stack; cmain takes a pointer to them. */
 #define STR(x) #x

@@ -22,7 +22,15 @@
 #   gominstub hack/floor/gominstub, the same program in Go: what that work
 #             costs done from a Go process, before any of parker's own;
 #   go stub   the same workdir packed by a parker that embeds the Go stub
-#             (STUB=go: what make builds without a C compiler).
+#             (STUB=go: what make builds without a C compiler);
+#   cgroup    the packed file run through env(1) twice, PARKER_CGROUP=auto
+#             (the default: a cgroup per run) and PARKER_CGROUP=none (none:
+#             the sidecar kills by mount namespace): the difference is the
+#             cgroup's share of a start;
+#   limit     the packed file with --parker-pids 100000: a run with a limit
+#             goes through the helper and joins its cgroup before the exec
+#             (under PARKER_CGROUP_PARENT=/, so its cgroups go under the
+#             root of each hierarchy).
 #
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
 # Environment: PARKER (default bin/parker, built when missing), RUNS (100),
@@ -125,6 +133,10 @@ PY
 	if [ $first = 1 ] && [ -n "$goempty" ]; then
 		cmds+=("$goempty")
 	fi
+	if [ $first = 1 ]; then
+		cmds+=("env PARKER_CGROUP=auto $work/out-$size/trued" "env PARKER_CGROUP=none $work/out-$size/trued"
+			"env PARKER_CGROUP_PARENT=/ $work/out-$size/trued --parker-pids 100000")
+	fi
 	echo "bench-start: $size payload: timing ${#cmds[@]} commands side by side ($RUNS runs each)" >&2
 	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" "${cmds[@]}" >/dev/null 2>&1
 	direct=$(median "$work/start.json" 0)
@@ -153,9 +165,17 @@ PY
 		if [ -n "$goempty" ]; then
 			g=$(median "$work/start.json" $i)
 			floor_rows+=("| empty static Go program: the Go runtime's start and exit alone | $g | $(over "$g") |")
+			i=$((i + 1))
 		fi
 		[ -z "$gorow" ] || floor_rows+=("$gorow")
 		floor_rows+=("| parker's packed file (the C stub) | $packed | $(over "$packed") |")
+		withcg=$(median "$work/start.json" $i)
+		nocg=$(median "$work/start.json" $((i + 1)))
+		limit=$(median "$work/start.json" $((i + 2)))
+		floor_rows+=("| the same through env(1), PARKER_CGROUP=auto: a cgroup per run (the default) | $withcg | $(over "$withcg") |")
+		floor_rows+=("| the same through env(1), PARKER_CGROUP=none: no cgroup, the sidecar kills by mount namespace | $nocg | $(over "$nocg") |")
+		floor_rows+=("| **the cgroup's share** (the difference of the two rows above) | $(python3 -c "print('%.2f' % ($withcg - $nocg))") | |")
+		floor_rows+=("| with a limit (--parker-pids 100000): through the helper, joining the cgroup before the exec | $limit | $(over "$limit") |")
 		first=0
 	fi
 

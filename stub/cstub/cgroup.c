@@ -58,12 +58,13 @@ static const char *own_cgroup(void)
 	return 0;
 }
 
-/* start_time returns our start time in clock ticks after boot, field 22
- * of /proc/self/stat (cgroup.startTime), or 0. */
-static u64 start_time(void)
+/* start_time returns the start time of the process whose stat file is
+ * path (/proc/PID/stat), in clock ticks after boot, field 22
+ * (cgroup.startTime), or 0. */
+static u64 start_time(const char *path)
 {
 	char b[1024];
-	long n = read_small("/proc/self/stat", b, sizeof b);
+	long n = read_small(path, b, sizeof b);
 	long i = n;
 	while (i > 0 && b[i - 1] != ')') /* the name may hold ')' */
 		i--;
@@ -84,11 +85,34 @@ static u64 start_time(void)
 	return 0;
 }
 
+/* dir_each calls fn(name, arg) for every entry of the directory dir but
+ * "." and "..", and returns how many fn counted (returned non-zero for). */
+static int dir_each(const char *dir, const void *arg, int (*fn)(const char *name, const void *arg))
+{
+	long d = sys_open(dir, O_RDONLY | O_CLOEXEC);
+	if (d < 0)
+		return 0;
+	static char buf[16384];
+	int counted = 0;
+	long n;
+	while ((n = sys_getdents64((int)d, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < n;) {
+			u16 reclen = (u16)((u8)buf[off + 16] | (u8)buf[off + 17] << 8);
+			const char *name = buf + off + 19;
+			off += reclen;
+			if (!streq(name, ".") && !streq(name, ".."))
+				counted += fn(name, arg) != 0;
+		}
+	}
+	sys_close(d);
+	return counted;
+}
+
 /* run_name is the run cgroup's name (cgroup.runName), owned by us. */
 static const char *run_name(void)
 {
 	struct kstatx st;
-	u64 start = start_time();
+	u64 start = start_time("/proc/self/stat");
 	u8 r[4];
 	if (sys_stat("/proc/self/ns/pid", &st) < 0 || !start || sys_getrandom(r, sizeof r) != sizeof r)
 		return 0;
@@ -131,6 +155,60 @@ static const char *cgroup_make(void)
 		return dir;
 	}
 	return 0;
+}
+
+/* number reads the decimal number at *p up to the next '-' or the end,
+ * moving *p past it; it returns -1 for anything else. */
+static long long number(const char **p)
+{
+	long long v = 0;
+	const char *c = *p;
+	if (*c < '0' || *c > '9')
+		return -1;
+	for (; *c >= '0' && *c <= '9'; c++)
+		if ((v = v * 10 + (*c - '0')) > 0x7fffffffffffffLL)
+			return -1;
+	if (*c && *c != '-')
+		return -1;
+	*p = *c ? c + 1 : c;
+	return v;
+}
+
+/* stale_one removes the run cgroup name of the parker directory parent
+ * when it is stale (cgroup.CleanStale): named by run_name for an owner in
+ * our pid namespace that is gone, and holding no process. It returns 1
+ * when it removed it. */
+static int stale_one(const char *name, const void *parent)
+{
+	struct kstatx st;
+	const char *p = name + 4;
+	if (!has_prefix(name, "run-") || sys_stat("/proc/self/ns/pid", &st) < 0)
+		return 0;
+	long long ns = number(&p), pid = number(&p), start = number(&p);
+	if (ns < 0 || pid <= 0 || start < 0 || !*p || (u64)ns != st.ino)
+		return 0;
+	char num[DECIMAL_SIZE], b[512];
+	if (start_time(cat("/proc/", decimal(pid, num), "/stat")) == (u64)start)
+		return 0; /* the owner lives: never its cgroup, even empty */
+	const char *dir = cat(parent, "/", name);
+	if (read_small(cat(dir, "/cgroup.events", ""), b, sizeof b) <= 0)
+		return 0;
+	for (const char *c = b; *c; c++)
+		if (has_prefix(c, "populated 1"))
+			return 0;
+	return sys_rmdir(dir) == 0; /* once: refused, a process got in since */
+}
+
+/* cgroup_clean_stale removes, beside the run cgroup dir, the stale run
+ * cgroups of runs that ended before they could remove theirs. */
+static void cgroup_clean_stale(const char *dir)
+{
+	char *parent = cat(dir, "", "");
+	char *slash = parent + slen(parent);
+	while (slash > parent && *slash != '/')
+		slash--;
+	*slash = 0;
+	dir_each(parent, parent, stale_one);
 }
 
 /* cgroup_kill kills every process of the cgroup dir (Kill). */

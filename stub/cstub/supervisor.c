@@ -29,42 +29,40 @@ static long target_pid;
 
 /* ns_each calls fn(pid, arg) for every process in mount namespace ns (as
  * readlink /proc/PID/ns/mnt says it) and returns how many it found. */
+struct ns_match {
+	const char *ns, *arg;
+	int (*fn)(long pid, const char *arg);
+};
+
+static int ns_match(const char *name, const void *m_)
+{
+	const struct ns_match *m = m_;
+	long pid = 0;
+	for (const char *c = name; *c; c++)
+		pid = *c >= '0' && *c <= '9' && pid >= 0 ? pid * 10 + (*c - '0') : -1;
+	if (pid <= 0 || pid > 0x7fffffff)
+		return 0;
+	/* No allocation: ns_kill may scan /proc many times. */
+	char link[64], path[64], num[DECIMAL_SIZE];
+	const char *p = decimal(pid, num);
+	size_t pl = slen(p);
+	memcpy(path, "/proc/", 6);
+	memcpy(path + 6, p, pl);
+	memcpy(path + 6 + pl, "/ns/mnt", 8);
+	long ln = sys_readlink(path, link, sizeof link - 1);
+	if (ln <= 0)
+		return 0;
+	link[ln] = 0;
+	if (!streq(link, m->ns))
+		return 0;
+	m->fn(pid, m->arg);
+	return 1;
+}
+
 static int ns_each(const char *ns, const char *arg, int (*fn)(long pid, const char *arg))
 {
-	long d = sys_open("/proc", O_RDONLY | O_CLOEXEC);
-	if (d < 0)
-		return 0;
-	static char buf[16384];
-	char link[64], path[64], num[DECIMAL_SIZE];
-	int found = 0;
-	long n;
-	while ((n = sys_getdents64((int)d, buf, sizeof buf)) > 0) {
-		for (long off = 0; off < n;) {
-			u16 reclen = (u16)((u8)buf[off + 16] | (u8)buf[off + 17] << 8);
-			const char *name = buf + off + 19;
-			off += reclen;
-			long pid = 0;
-			for (const char *c = name; *c; c++)
-				pid = *c >= '0' && *c <= '9' ? pid * 10 + (*c - '0') : -1;
-			if (pid <= 0 || pid > 0x7fffffff)
-				continue;
-			const char *p = decimal(pid, num);
-			size_t pl = slen(p);
-			memcpy(path, "/proc/", 6);
-			memcpy(path + 6, p, pl);
-			memcpy(path + 6 + pl, "/ns/mnt", 8);
-			long ln = sys_readlink(path, link, sizeof link - 1);
-			if (ln <= 0)
-				continue;
-			link[ln] = 0;
-			if (!memcmp(link, ns, ln + 1)) {
-				found++;
-				fn(pid, arg);
-			}
-		}
-	}
-	sys_close(d);
-	return found;
+	struct ns_match m = {ns, arg, fn};
+	return dir_each("/proc", &m, ns_match);
 }
 
 static int adopt_one(long pid, const char *procs)
@@ -164,6 +162,7 @@ static void __attribute__((noreturn)) sidecar_main(void)
 	if (*dir) {
 		cgroup_kill(dir);
 		cgroup_remove(dir);
+		cgroup_clean_stale(dir);
 	} else if (nsfd >= 0) {
 		ns_kill(ns);
 	}

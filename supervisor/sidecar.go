@@ -468,7 +468,7 @@ func killNamespace(ns string) int {
 		left, fresh := 0, 0
 		for _, pid := range inNamespace(ns) {
 			left++
-			if !killed[pid] && unix.Kill(pid, unix.SIGKILL) == nil {
+			if !killed[pid] && killIn(pid, ns) == nil {
 				killed[pid] = true
 				fresh++
 			}
@@ -481,6 +481,21 @@ func killNamespace(ns string) int {
 		}
 	}
 	return len(killed)
+}
+
+// killIn kills process pid if it is still in mount namespace ns: by a
+// pidfd taken before the check, so that a pid reused meanwhile by a
+// process outside it is not hit.
+func killIn(pid int, ns string) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt"); err != nil || got != ns {
+		return unix.ESRCH
+	}
+	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 }
 
 // pids lists the processes in /proc.

@@ -27,6 +27,24 @@ struct target {
 /* The stub's pid, which the exec makes the target's. */
 static long target_pid;
 
+/* pid_ns reads the mount namespace of process pid (readlink
+ * /proc/PID/ns/mnt) into link (64 bytes); it returns 0, or -1. */
+static int pid_ns(long pid, char link[64])
+{
+	/* No allocation: ns_kill may scan /proc many times. */
+	char path[64], num[DECIMAL_SIZE];
+	const char *p = decimal(pid, num);
+	size_t pl = slen(p);
+	memcpy(path, "/proc/", 6);
+	memcpy(path + 6, p, pl);
+	memcpy(path + 6 + pl, "/ns/mnt", 8);
+	long ln = sys_readlink(path, link, 63);
+	if (ln <= 0)
+		return -1;
+	link[ln] = 0;
+	return 0;
+}
+
 /* ns_each calls fn(pid, arg) for every process in mount namespace ns (as
  * readlink /proc/PID/ns/mnt says it) and returns how many it found. */
 struct ns_match {
@@ -40,20 +58,8 @@ static int ns_match(const char *name, const void *m_)
 	long pid = 0;
 	for (const char *c = name; *c; c++)
 		pid = *c >= '0' && *c <= '9' && pid >= 0 ? pid * 10 + (*c - '0') : -1;
-	if (pid <= 0 || pid > 0x7fffffff)
-		return 0;
-	/* No allocation: ns_kill may scan /proc many times. */
-	char link[64], path[64], num[DECIMAL_SIZE];
-	const char *p = decimal(pid, num);
-	size_t pl = slen(p);
-	memcpy(path, "/proc/", 6);
-	memcpy(path + 6, p, pl);
-	memcpy(path + 6 + pl, "/ns/mnt", 8);
-	long ln = sys_readlink(path, link, sizeof link - 1);
-	if (ln <= 0)
-		return 0;
-	link[ln] = 0;
-	if (!streq(link, m->ns))
+	char link[64];
+	if (pid <= 0 || pid > 0x7fffffff || pid_ns(pid, link) || !streq(link, m->ns))
 		return 0;
 	m->fn(pid, m->arg);
 	return 1;
@@ -88,10 +94,18 @@ static void cgroup_adopt(const char *dir, const char *ns, long pid)
 		ns_each(ns, procs, adopt_one);
 }
 
-static int kill_one(long pid, const char *unused)
+/* kill_one kills process pid if it is still in mount namespace ns: by a
+ * pidfd taken before the check, so that a pid reused meanwhile by a
+ * process outside it is not hit. */
+static int kill_one(long pid, const char *ns)
 {
-	(void)unused;
-	return (int)sys_kill(pid, SIGKILL);
+	long fd = sys_pidfd_open((int)pid);
+	if (fd < 0)
+		return (int)fd;
+	char link[64];
+	long r = pid_ns(pid, link) || !streq(link, ns) ? 0 : sys_pidfd_send_signal((int)fd, SIGKILL);
+	sys_close(fd);
+	return (int)r;
 }
 
 /* ns_kill kills every process of mount namespace ns until none is left
@@ -99,7 +113,7 @@ static int kill_one(long pid, const char *unused)
  * kernel); the caller holds ns open (killNamespace). */
 static void ns_kill(const char *ns)
 {
-	for (int round = 0; ns_each(ns, 0, kill_one) && round < 10000; round++)
+	for (int round = 0; ns_each(ns, ns, kill_one) && round < 10000; round++)
 		sys_nanosleep(&(struct ktimespec){0, 1000 * 1000}); /* the dying leave it */
 }
 

@@ -72,6 +72,10 @@ func ParseMemory(s string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if n == 0 && strings.ContainsAny(s, "123456789") {
+		// 0.5 is half a byte, not none.
+		return 0, fmt.Errorf("memory limit %q is below the minimum of 1M", s)
+	}
 	return n, checkMemory(n)
 }
 
@@ -89,8 +93,9 @@ func ParseCPUs(s string) (float64, error) {
 // ParsePids reads a process limit as a flag gives it: a whole number of
 // processes and threads, or 0 for none.
 func ParsePids(s string) (int64, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil {
+	t := strings.TrimSpace(s)
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || strings.HasPrefix(t, "+") {
 		return 0, fmt.Errorf("invalid number of processes %q (want e.g. 100)", s)
 	}
 	return n, checkPids(n)

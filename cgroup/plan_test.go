@@ -41,12 +41,12 @@ func TestValidate(t *testing.T) {
 // TestParseLimits: the flags' values, as --parker-memory, --parker-cpus
 // and --parker-pids (and parker --memory, --cpus, --pids) take them.
 func TestParseLimits(t *testing.T) {
-	for in, want := range map[string]int64{"100M": 100 << 20, "1.5G": 3 << 29, "0": 0, "1048576": 1 << 20} {
+	for in, want := range map[string]int64{"100M": 100 << 20, "1.5G": 3 << 29, "0": 0, "0.0M": 0, "1048576": 1 << 20} {
 		if got, err := ParseMemory(in); err != nil || got != want {
 			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "100", "-1M", "lots", "1Q"} {
+	for _, in := range []string{"", "100", "-1M", "lots", "1Q", "0.5", "0.0000000001G", "1023K"} {
 		if got, err := ParseMemory(in); err == nil {
 			t.Errorf("ParseMemory(%q) = %d, want an error", in, got)
 		}
@@ -66,7 +66,7 @@ func TestParseLimits(t *testing.T) {
 			t.Errorf("ParsePids(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "1.5", "-2", "many", "4194305", "0x10"} {
+	for _, in := range []string{"", "1.5", "-2", "many", "4194305", "0x10", "+5"} {
 		if got, err := ParsePids(in); err == nil {
 			t.Errorf("ParsePids(%q) = %d, want an error", in, got)
 		}

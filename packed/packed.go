@@ -211,7 +211,8 @@ func limitsText(l trailer.Limits) string {
 	return strings.Join(ls, " ") + " (each run's default)"
 }
 
-// WriteText prints in as aligned "key: value" lines, the same keys as JSON.
+// WriteText prints in as aligned "key: value" lines, the keys of JSON but
+// for the limits, which share one line ("limits").
 func (in *Info) WriteText(w io.Writer) {
 	line := func(k, format string, a ...any) {
 		fmt.Fprintf(w, "%-15s %s\n", k+":", fmt.Sprintf(format, a...))

@@ -475,6 +475,11 @@ func (r *runner) run(f flags) int {
 		// directory it was, not what is later mounted over it.
 		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
 	}
+	// Limits that cannot hold fail the run before anything is started.
+	lim := f.limits(r.t.Limits)
+	if err := lim.Validate(); err != nil {
+		return r.fail(fmt.Errorf("the run's limits: %w", err))
+	}
 	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
 	// cwd reached through a symlink is still the directory we cover.
 	cwd, cwdErr := syscall.Getwd()
@@ -538,7 +543,6 @@ func (r *runner) run(f flags) int {
 	if err != nil {
 		return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
 	}
-	lim := f.limits(r.t.Limits)
 	if plan.Group, err = r.cgroup(side.Pid, lim); err != nil {
 		return r.fail(err)
 	}

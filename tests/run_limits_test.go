@@ -68,8 +68,9 @@ func TestRunLimitMemory(t *testing.T) {
 				t.Errorf("stderr %q; want the one line %q", r.Stderr, w)
 			}
 			sh := runFile(t, "sh", []string{"-c", `"$0" --parker-memory=100M alloc 1024 >/dev/null; echo "status $?"`, f}, env)
-			// sh itself reports the kill ("Killed"), as for the direct run.
-			if sh.Stdout != "status 137\n" || strings.TrimPrefix(sh.Stderr, "Killed\n") != oomLine(f, "100M") {
+			// sh itself reports the kill ("Killed"), as for the direct
+			// run, before or after the sidecar's line.
+			if sh.Stdout != "status 137\n" || strings.Replace(sh.Stderr, "Killed\n", "", 1) != oomLine(f, "100M") {
 				t.Errorf("from a shell: stdout %q, stderr %q; want status 137 and the one line", sh.Stdout, sh.Stderr)
 			}
 			// The limit is the run's, not the machine's: 1 GiB fits
@@ -106,7 +107,7 @@ func TestRunLimitPids(t *testing.T) {
 	for _, d := range cgs {
 		if b, err := os.ReadFile(filepath.Join(d, "pids.current")); err == nil {
 			current = strings.TrimSpace(string(b))
-			if m, _ := strconv.Atoi(current); m > 50 || m < n {
+			if m, _ := strconv.Atoi(current); m > 50 || m < n+1 {
 				t.Errorf("%s/pids.current %d; want %d to 50", d, m, n+1)
 			}
 			if b, _ := os.ReadFile(filepath.Join(d, "pids.max")); strings.TrimSpace(string(b)) != "50" {
@@ -128,9 +129,10 @@ func TestRunLimitPids(t *testing.T) {
 }
 
 // TestRunLimitCPUs: under --parker-cpus 0.5 a busy loop gets about half a
-// core: the run's cgroup counts its CPU time (the statistics the kernel
-// keeps per cgroup) growing at no more than 0.6 s a second, and the CFS
-// throttled it.
+// core: the run's cgroup holds the quota, and counts the loop's CPU time
+// (the statistics the kernel keeps per cgroup) growing by no more than
+// 0.6 s a second; where the loop got near its quota, the CFS throttled it.
+// A loaded machine may give it less, never more.
 func TestRunLimitCPUs(t *testing.T) {
 	needRoot(t, "running a packed file")
 	f := toolPacked(t)
@@ -139,7 +141,20 @@ func TestRunLimitCPUs(t *testing.T) {
 	p := launch(t, c, false)
 	p.expect(t, "pid=")
 	cgs := runCgroupsOfSoon(c.Process.Pid, nonEmpty)
-	usage0, _, err := cpuStats(cgs)
+	quota := ""
+	for _, d := range cgs {
+		if b, err := os.ReadFile(filepath.Join(d, "cpu.max")); err == nil && !strings.HasPrefix(string(b), "max") {
+			quota = strings.TrimSpace(string(b))
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "cpu.cfs_quota_us")); err == nil && strings.TrimSpace(string(b)) != "-1" {
+			p, _ := os.ReadFile(filepath.Join(d, "cpu.cfs_period_us"))
+			quota = strings.TrimSpace(string(b)) + " " + strings.TrimSpace(string(p))
+		}
+	}
+	if quota != "50000 100000" {
+		t.Errorf("the run's cgroups %v hold the CPU quota %q; want 50000 µs per 100000", cgs, quota)
+	}
+	usage0, throttled0, err := cpuStats(cgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,20 +164,20 @@ func TestRunLimitCPUs(t *testing.T) {
 	var throttled int64
 	within(10*time.Second, func() bool {
 		u, th, _ := cpuStats(cgs)
-		used, throttled = u-usage0, th
+		used, throttled = u-usage0, th-throttled0
 		return used >= time.Second
 	})
 	elapsed := time.Since(start)
 	share := used.Seconds() / elapsed.Seconds()
 	t.Logf("%v of CPU in %v: %.2f of a core; throttled %d times", used.Round(time.Millisecond), elapsed.Round(time.Millisecond), share, throttled)
-	if used < time.Second {
+	if used < 100*time.Millisecond {
 		t.Errorf("the busy loop had only %v of CPU in %v", used, elapsed)
 	}
 	if share > 0.6 {
 		t.Errorf("the busy loop had %.2f of a core under --parker-cpus 0.5", share)
 	}
-	if throttled == 0 {
-		t.Errorf("the run's cgroup was never throttled (nr_throttled 0)")
+	if share >= 0.45 && throttled == 0 {
+		t.Errorf("the busy loop had %.2f of a core, and its cgroup was never throttled (nr_throttled 0)", share)
 	}
 	syscall.Kill(c.Process.Pid, syscall.SIGKILL)
 	p.wait(t)
@@ -239,7 +254,9 @@ func TestRunLimitDefaults(t *testing.T) {
 			if v, ok := read(d, "memory.max"); ok {
 				mem = v
 			}
-			if v, ok := read(d, "memory.limit_in_bytes"); ok && v != "9223372036854771712" {
+			// v1 writes "no limit" as the largest multiple of the page
+			// size.
+			if v, ok := read(d, "memory.limit_in_bytes"); ok && len(v) < 19 {
 				mem = v
 			}
 			if v, ok := read(d, "cpu.cfs_quota_us"); ok && v != "-1" {

@@ -140,6 +140,14 @@ type Limits struct {
 	Pids      uint64
 }
 
+// The largest limits a trailer holds: what package cgroup accepts (a
+// trailer that names more is damaged or hostile).
+const (
+	MaxMemory    = 1<<63 - 1
+	MaxMilliCPUs = 1 << 16 * 1000
+	MaxPids      = 1 << 22
+)
+
 // Zero reports whether l sets no limit.
 func (l Limits) Zero() bool { return l == Limits{} }
 
@@ -190,6 +198,9 @@ func (t *Trailer) validate() error {
 		return fmt.Errorf("%w: format version %d with a helper", ErrTrailer, t.Version)
 	case t.Version != 0 && t.Version < 3 && !t.Limits.Zero():
 		return fmt.Errorf("%w: format version %d with resource limits", ErrTrailer, t.Version)
+	case t.Limits.Memory > MaxMemory || t.Limits.MilliCPUs > MaxMilliCPUs || t.Limits.Pids > MaxPids:
+		return fmt.Errorf("%w: resource limits out of range (memory %d, CPUs %d/1000, pids %d)",
+			ErrTrailer, t.Limits.Memory, t.Limits.MilliCPUs, t.Limits.Pids)
 	case t.HelperRawSize != 0 && (t.HelperSize == 0 || t.HelperRawSize > MaxHelper):
 		return fmt.Errorf("%w: helper of %d bytes unpacked from %d", ErrTrailer, t.HelperRawSize, t.HelperSize)
 	case t.HelperSize != 0 && (t.HelperOffset < t.StubSize || t.HelperOffset+t.HelperSize < t.HelperOffset ||

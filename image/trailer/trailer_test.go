@@ -101,6 +101,10 @@ func TestLimits(t *testing.T) {
 		{2, Limits{}, false},
 		{2, Limits{Pids: 1}, true},
 		{1, Limits{MilliCPUs: 1}, true},
+		{3, Limits{Memory: MaxMemory, MilliCPUs: MaxMilliCPUs, Pids: MaxPids}, false},
+		{3, Limits{Memory: MaxMemory + 1}, true},
+		{3, Limits{MilliCPUs: MaxMilliCPUs + 1}, true},
+		{3, Limits{Pids: MaxPids + 1}, true},
 	} {
 		tr := Trailer{Version: tc.version, StubSize: 100, Offset: PadSize, Size: PadSize, Target: "app", Limits: tc.lim}
 		b, err := tr.MarshalBinary()

@@ -113,7 +113,11 @@ static int kill_one(long pid, const char *ns)
  * kernel); the caller holds ns open (killNamespace). */
 static void ns_kill(const char *ns)
 {
-	for (int round = 0; ns_each(ns, ns, kill_one) && round < 10000; round++)
+	struct ktimespec start, now;
+	if (sys_clock_gettime(CLOCK_MONOTONIC, &start) < 0)
+		return;
+	while (ns_each(ns, ns, kill_one) && sys_clock_gettime(CLOCK_MONOTONIC, &now) == 0 &&
+	       now.sec - start.sec < 10)
 		sys_nanosleep(&(struct ktimespec){0, 1000 * 1000}); /* the dying leave it */
 }
 

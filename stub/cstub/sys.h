@@ -303,6 +303,8 @@ static inline long sys_rt_sigprocmask(int how, const u64 *set, u64 *old)
 static inline long sys_prctl(int op, long arg) { return SYS2(__NR_prctl, op, arg); }
 static inline long sys_setrlimit(int res, const struct krlimit *lim) { return SYS4(__NR_prlimit64, 0, res, lim, 0); }
 static inline long sys_nanosleep(const struct ktimespec *ts) { return SYS2(__NR_nanosleep, ts, 0); }
+#define CLOCK_MONOTONIC 1
+static inline long sys_clock_gettime(int clock, struct ktimespec *ts) { return SYS2(__NR_clock_gettime, clock, ts); }
 /* sys_clone forks (with a pidfd in *pidfd when flags have CLONE_PIDFD):
  * the parent_tid argument, the third on both architectures. */
 static inline long sys_clone(unsigned long flags, int *pidfd) { return SYS5(__NR_clone, flags, 0, pidfd, 0, 0); }

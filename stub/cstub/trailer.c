@@ -12,6 +12,10 @@
 #define MAX_TARGET 4096
 #define MAX_STRING 1024
 #define MAX_HELPER (256u << 20)
+/* The largest limits (trailer.MaxMemory, MaxMilliCPUs, MaxPids). */
+#define MAX_MEMORY 0x7fffffffffffffffull
+#define MAX_MILLI_CPUS (65536u * 1000)
+#define MAX_PIDS (1u << 22)
 
 /* The footer: body length u32, CRC-32C of the body and that length u32,
  * magic. */
@@ -175,6 +179,7 @@ static int valid(const struct trailer *t, u64 tlen, u64 longest, u64 end)
 	       !(t->helper_size && (t->helper_offset < t->stub_size ||
 				    t->helper_offset + t->helper_size < t->helper_offset ||
 				    t->helper_offset + t->helper_size > t->offset)) &&
+	       t->memory <= MAX_MEMORY && t->milli_cpus <= MAX_MILLI_CPUS && t->pids <= MAX_PIDS &&
 	       tlen && tlen <= MAX_TARGET && slen(t->target) == tlen && longest <= MAX_STRING &&
 	       t->offset % PAD_SIZE == 0 && t->stub_size <= t->offset && t->size &&
 	       t->offset + t->size >= t->offset && t->offset + t->size <= end;

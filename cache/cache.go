@@ -1,0 +1,292 @@
+// Package cache keeps the extracted payloads of packed files, for the runs
+// that cannot mount them: one directory per payload, an entry, named by the
+// payload's SHA-256 as the trailer records it, so that finding one costs
+// nothing but a stat (the key is read, not computed: no hashing of the file
+// on each launch, and no trusting a name or an mtime), as a store path
+// names its contents in Nix.
+//
+// # Layout
+//
+//	DIR/<sha256>-<target>/       the entry: the payload's tree, read-only
+//	DIR/<sha256>-<target>.lock   its lock; its mtime is the entry's last use
+//	DIR/.tmp-<sha256>-<target>-* an entry being filled (or left by a killed fill)
+//
+// DIR is found by Locate.
+//
+// # Life of an entry
+//
+// An entry is immutable once published: Open fills a temporary directory
+// beside it and renames it into place only when the fill has succeeded in
+// full (the caller checks the digest while it extracts), so a reader never
+// sees half an entry, and a fill killed half-way (SIGKILL, a full disk)
+// leaves only a temporary directory, which the next fill of that entry or
+// GC removes. Everything in an entry is made read-only (no write bit), so
+// the runs that share it cannot change it by accident.
+//
+// Concurrent first runs fill an entry once: Open takes the entry's lock
+// exclusively to fill it, and the others wait on the lock, then find the
+// entry. A run holds the lock shared for as long as it uses the entry (the
+// descriptor is inherited across the exec of the target); GC removes only
+// entries whose lock it can take exclusively at once, so never one in use.
+// Each Open sets the lock's mtime: the last use, which costs one system
+// call.
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment.
+const (
+	EnvDir = "PARKER_CACHE_DIR" // the cache directory, before any default
+)
+
+const (
+	lockSuffix = ".lock"
+	tmpPrefix  = ".tmp-"
+)
+
+// ErrNoexec: the cache directory is on a file system mounted noexec, where
+// an entry's programs could not run.
+var ErrNoexec = errors.New("on a noexec mount")
+
+// Cache is a cache directory.
+type Cache struct {
+	Dir string
+}
+
+// Name is the name of the entry for a payload with SHA-256 digest whose
+// target is target: "<hex digest>-<base name of target>".
+func Name(digest [32]byte, target string) string {
+	base := path.Base(target)
+	if base == "." || base == "/" || base == ".." {
+		base = "root"
+	}
+	return hex.EncodeToString(digest[:]) + "-" + base
+}
+
+// ParseName splits an entry's name into its digest and target base name.
+func ParseName(name string) (digest [32]byte, target string, ok bool) {
+	h, target, found := strings.Cut(name, "-")
+	if !found || len(h) != 64 || target == "" || strings.HasSuffix(name, lockSuffix) {
+		return digest, "", false
+	}
+	if _, err := hex.Decode(digest[:], []byte(h)); err != nil {
+		return digest, "", false
+	}
+	return digest, target, true
+}
+
+// Entry is an entry in use: its directory, and its lock held shared.
+type Entry struct {
+	Path string
+	lock *os.File
+}
+
+// Lock is the entry's lock, held shared while the entry is in use. Keep it
+// open in the process that uses the entry (clear close-on-exec to hand it
+// to an exec'd program): the entry cannot be removed meanwhile.
+func (e *Entry) Lock() *os.File { return e.lock }
+
+// Close releases the entry.
+func (e *Entry) Close() error { return e.lock.Close() }
+
+// Open returns the entry for a payload (digest, target), in use (its lock
+// held shared) until closed. When it is not there yet, it makes it: fill
+// extracts the payload into the empty directory tmp it is given (and
+// checks the digest as it does); on success the tree is made read-only and
+// published as the entry; on failure it is removed and fill's error
+// returned. filled reports whether this call made the entry.
+func (c *Cache) Open(digest [32]byte, target string, fill func(tmp string) error) (e *Entry, filled bool, err error) {
+	name := Name(digest, target)
+	dir := filepath.Join(c.Dir, name)
+	lock, err := c.lock(name, unix.LOCK_SH)
+	if err != nil {
+		return nil, false, err
+	}
+	if isDir(dir) {
+		touch(lock)
+		return &Entry{dir, lock}, false, nil
+	}
+	// Not there: fill it, unless another run does first. flock converts
+	// the lock by dropping it first, so whoever gets it exclusively looks
+	// again.
+	if err := flock(lock, unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, false, err
+	}
+	if !isDir(dir) {
+		if err := c.fill(name, dir, fill); err != nil {
+			lock.Close()
+			return nil, false, err
+		}
+		filled = true
+	}
+	if err := flock(lock, unix.LOCK_SH); err != nil {
+		lock.Close()
+		return nil, false, err
+	}
+	touch(lock)
+	return &Entry{dir, lock}, filled, nil
+}
+
+// fill makes entry dir (name), holding its lock exclusively.
+func (c *Cache) fill(name, dir string, fill func(string) error) error {
+	c.removeTemps(name) // what killed fills of this entry left
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	tmp := filepath.Join(c.Dir, tmpPrefix+name+"-"+hex.EncodeToString(suffix))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	err := fill(tmp)
+	if err == nil {
+		err = readOnly(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		if rerr := RemoveTree(tmp); rerr != nil {
+			err = fmt.Errorf("%w (and removing %s: %v)", err, tmp, rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// lock opens and locks (how: unix.LOCK_SH or LOCK_EX) the lock of entry
+// name, made if missing. A lock file that GC removed between the open and
+// the lock is not the entry's any more: it starts again.
+func (c *Cache) lock(name string, how int) (*os.File, error) {
+	p := filepath.Join(c.Dir, name+lockSuffix)
+	for {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		if err := flock(f, how); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if same(f, p) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("cache: lock %s: %w", f.Name(), err)
+		}
+	}
+}
+
+// same reports whether f is still the file at p.
+func same(f *os.File, p string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Lstat(p)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
+}
+
+// touch records a use of the entry whose lock is f: its mtime, now.
+func touch(f *os.File) {
+	unix.Futimes(int(f.Fd()), nil)
+}
+
+func isDir(p string) bool {
+	st, err := os.Lstat(p)
+	return err == nil && st.IsDir()
+}
+
+// removeTemps removes the temporary directories of entry name.
+func (c *Cache) removeTemps(name string) {
+	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+name+"-*"))
+	for _, m := range ms {
+		RemoveTree(m)
+	}
+}
+
+// readOnly takes the write bits off everything in the tree at dir, deepest
+// first, never following a symlink.
+func readOnly(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			return chmodNoWrite(p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0 && err == nil; i-- {
+		err = chmodNoWrite(dirs[i])
+	}
+	return err
+}
+
+func chmodNoWrite(p string) error {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if m := st.Mode(); m&0o222 != 0 {
+		return os.Chmod(p, m&^0o222&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	}
+	return nil
+}
+
+// RemoveTree removes the tree at dir, making each directory writable and
+// searchable on the way down (an entry, or an image's own 0555
+// directories, is read-only), never following a symlink. A missing dir is
+// no error.
+func RemoveTree(dir string) error {
+	st, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() && st.Mode().Perm()&0o700 != 0o700 {
+		if err := os.Chmod(dir, st.Mode().Perm()|0o700); err != nil {
+			return err
+		}
+	}
+	if st.IsDir() {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := RemoveTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package cache
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Info describes an entry.
+type Info struct {
+	Name    string
+	Digest  string // hex SHA-256 of the payload
+	Target  string // the target's base name
+	Size    int64  // bytes on disk (allocated blocks)
+	LastUse time.Time
+	InUse   bool // a run holds it
+}
+
+// List describes the entries, least recently used first.
+func (c *Cache) List() ([]Info, error) {
+	ents, err := os.ReadDir(c.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	var out []Info
+	for _, e := range ents {
+		digest, target, ok := ParseName(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		in := Info{Name: e.Name(), Digest: hex.EncodeToString(digest[:]), Target: target}
+		in.Size = diskUsage(filepath.Join(c.Dir, e.Name()))
+		lock := filepath.Join(c.Dir, e.Name()+lockSuffix)
+		if st, err := os.Stat(lock); err == nil {
+			in.LastUse = st.ModTime()
+		} else if st, err := e.Info(); err == nil {
+			in.LastUse = st.ModTime()
+		}
+		in.InUse = inUse(lock)
+		out = append(out, in)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].LastUse.Before(out[j].LastUse) })
+	return out, nil
+}
+
+// inUse reports whether a run holds the lock at p (shared or exclusive).
+func inUse(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return true
+	}
+	return false
+}
+
+// diskUsage adds up the blocks allocated to the tree at dir.
+func diskUsage(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	return n
+}
+
+// GCOptions say which entries GC removes; the zero value removes every
+// entry not in use.
+type GCOptions struct {
+	// OlderThan, when set, keeps the entries used more recently than that.
+	OlderThan time.Duration
+	// MaxSize, when set, keeps the most recently used entries whose sizes
+	// add up to at most that many bytes with those in use (which are kept
+	// whatever their size), and removes the rest.
+	MaxSize int64
+	Now     time.Time // for OlderThan; zero: time.Now()
+}
+
+// GC removes entries, least recently used first, as o says, and the
+// temporary directories that killed fills left. It never removes an entry
+// in use: it takes each entry's lock exclusively, without waiting, and
+// skips those it cannot. It returns the entries removed.
+func (c *Cache) GC(o GCOptions) ([]Info, error) {
+	all, err := c.List()
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	// Which to keep for size: those in use, which stay anyway, then the
+	// newest that fit beside them.
+	keep := map[string]bool{}
+	if o.MaxSize > 0 {
+		var total int64
+		for _, in := range all {
+			if in.InUse {
+				total += in.Size
+				keep[in.Name] = true
+			}
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			if !all[i].InUse && total+all[i].Size <= o.MaxSize {
+				total += all[i].Size
+				keep[all[i].Name] = true
+			}
+		}
+	}
+	var removed []Info
+	var errs []error
+	for _, in := range all {
+		switch {
+		case o.OlderThan > 0 && now.Sub(in.LastUse) < o.OlderThan:
+			continue
+		case o.MaxSize > 0 && keep[in.Name]:
+			continue
+		}
+		ok, err := c.remove(in.Name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			removed = append(removed, in)
+		}
+	}
+	c.removeAllTemps()
+	return removed, errors.Join(errs...)
+}
+
+// remove removes entry name unless it is in use, and reports whether it
+// did.
+func (c *Cache) remove(name string) (bool, error) {
+	p := filepath.Join(c.Dir, name+lockSuffix)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("cache: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false, nil // in use, or being filled
+	}
+	// Out of the way first, so that no run finds half an entry, then
+	// gone; the lock last, while still held.
+	dir := filepath.Join(c.Dir, name)
+	gone := filepath.Join(c.Dir, tmpPrefix+name+"-gc")
+	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("cache: %w", err)
+	}
+	if err := RemoveTree(gone); err != nil {
+		return false, fmt.Errorf("cache: remove %s: %w", name, err)
+	}
+	os.Remove(p)
+	return true, nil
+}
+
+// removeAllTemps removes the temporary directories of entries no fill is
+// making now: those whose entry's lock it can take at once.
+func (c *Cache) removeAllTemps() {
+	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+"*"))
+	seen := map[string]bool{}
+	for _, m := range ms {
+		rest := strings.TrimPrefix(filepath.Base(m), tmpPrefix)
+		i := strings.LastIndexByte(rest, '-')
+		if i < 0 {
+			continue
+		}
+		name := rest[:i]
+		if _, _, ok := ParseName(name); !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		lock, err := os.OpenFile(filepath.Join(c.Dir, name+lockSuffix), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			c.removeTemps(name)
+			if !isDir(filepath.Join(c.Dir, name)) {
+				os.Remove(lock.Name())
+			}
+		}
+		lock.Close()
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/cgroup"
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
@@ -52,14 +54,16 @@ func parkerVersion() string {
 const usageText = `Usage: parker [flags] TARGET
        parker inspect [--json] FILE
        parker ls [-l] [--json] FILE
+       parker cache list
+       parker cache gc [--older-than AGE] [--max-size SIZE]
 
 Pack the working directory and its entry program TARGET into one static
 executable, TARGETd. Running TARGETd ARGS later runs TARGET ARGS inside the
 packed directory.
 
 TARGET is a path relative to the working directory (it may be in a
-subdirectory). A target named "inspect", "ls", "help" or "version" is
-written ./inspect or -- inspect.
+subdirectory). A target named "inspect", "ls", "cache", "help" or
+"version" is written ./inspect or -- inspect.
 
 Flags:
   -C, --dir DIR             working directory to pack (default ".")
@@ -92,7 +96,17 @@ Ls flags (list the packed files, one path a line, like tar t):
   -l, --long                long listing: mode, uid/gid, size, mtime, path
       --json                print one JSON array, an object per entry
 
+Cache (the extracted payloads of packed files that could not be mounted):
+  list                      one entry a line: digest, target, size, last use,
+                            whether a run uses it; least recently used first
+  gc                        remove the entries no run uses, least recently
+                            used first; with these flags, only as needed:
+      --older-than AGE      only those last used longer ago (30m, 12h, 7d)
+      --max-size SIZE       until the rest, in use included, fit in SIZE
+
 Environment:
+  PARKER_CACHE_DIR          the cache directory (default
+                            $XDG_CACHE_HOME/parker or ~/.cache/parker)
   SOURCE_DATE_EPOCH         clamp every mtime and the image time to this
                             many seconds since the epoch
 
@@ -111,7 +125,9 @@ func usagef(format string, a ...any) error {
 // config is the parsed command line.
 type config struct {
 	inspect  bool
-	list     bool // ls
+	list     bool   // ls
+	cache    string // cache list, cache gc
+	gc       cache.GCOptions
 	long     bool // ls -l
 	json     bool
 	help     bool
@@ -151,6 +167,8 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	fs.BoolVarP(&c.help, "help", "h", false, "")
 	fs.BoolVar(&c.json, "json", false, "")
 	fs.BoolVarP(&c.long, "long", "l", false, "")
+	olderThan := fs.String("older-than", "", "")
+	maxSize := fs.String("max-size", "", "")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%v", err)
@@ -170,6 +188,12 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 			c.version = true
 			return c, nil
 		}
+	}
+	if len(rest) > 0 && rest[0] == "cache" && fs.ArgsLenAtDash() != 0 {
+		return parseCache(c, fs, rest[1:], *olderThan, *maxSize)
+	}
+	if *olderThan != "" || *maxSize != "" {
+		return nil, usagef("--older-than and --max-size apply only to cache gc")
 	}
 	// "inspect" and "ls" are subcommands unless they came after "--".
 	if len(rest) > 0 && (rest[0] == "inspect" || rest[0] == "ls") && fs.ArgsLenAtDash() != 0 {
@@ -312,6 +336,67 @@ func parseLimits(memory, cpus, pids string) (trailer.Limits, error) {
 	return l, nil
 }
 
+// parseCache reads `parker cache list` and `parker cache gc [--older-than
+// AGE] [--max-size SIZE]`; args are those after "cache".
+func parseCache(c *config, fs *pflag.FlagSet, args []string, olderThan, maxSize string) (*config, error) {
+	var bad []string
+	fs.Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "quiet", "verbose", "older-than", "max-size":
+		default:
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	switch {
+	case len(args) == 0:
+		return nil, usagef("cache: missing list or gc")
+	case args[0] != "list" && args[0] != "gc":
+		return nil, usagef("cache: unknown command %q (list or gc)", args[0])
+	case len(args) > 1:
+		return nil, usagef("cache %s: too many arguments: %s", args[0], strings.Join(args[1:], " "))
+	case len(bad) > 0:
+		return nil, usagef("cache %s does not take %s", args[0], strings.Join(bad, ", "))
+	case args[0] == "list" && (olderThan != "" || maxSize != ""):
+		return nil, usagef("--older-than and --max-size apply only to cache gc")
+	}
+	c.cache = args[0]
+	if olderThan != "" {
+		d, err := parseAge(olderThan)
+		if err != nil {
+			return nil, usagef("--older-than: %v", err)
+		}
+		c.gc.OlderThan = d
+	}
+	if maxSize != "" {
+		n, err := human.ParseSize(maxSize)
+		if err != nil {
+			return nil, usagef("--max-size: %v", err)
+		}
+		if n == 0 {
+			return nil, usagef("--max-size: %q keeps nothing; to remove every entry not in use, give no flag", maxSize)
+		}
+		c.gc.MaxSize = n
+	}
+	return c, nil
+}
+
+// parseAge reads a duration as time.ParseDuration does (90s, 30m, 12h),
+// and whole days (7d).
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100000 {
+			return 0, fmt.Errorf("invalid age %q (want e.g. 30m, 12h or 7d)", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("invalid age %q (want e.g. 30m, 12h or 7d)", s)
+	}
+	return d, nil
+}
+
 // relativeTarget turns an absolute TARGET that lies inside the working
 // directory dir into the relative path to write instead.
 func relativeTarget(dir, target string) (string, bool) {
@@ -390,6 +475,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return inspect(c, stdout, stderr)
 	case c.list:
 		return list(c, stdout, stderr)
+	case c.cache != "":
+		return cacheCmd(c, stdout, stderr)
 	}
 	return pack(c, stderr)
 }

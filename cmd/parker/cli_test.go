@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 )
@@ -192,6 +196,15 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"--cpus", "0.001", "t"}, nil, "--cpus: CPU limit 0.001 is below the minimum"},
 		{[]string{"--pids", "-1", "t"}, nil, "--pids: process limit -1 is negative"},
 		{[]string{"inspect", "--pids", "3", "a"}, nil, "does not take --pids"},
+		{[]string{"cache"}, nil, "cache: missing list or gc"},
+		{[]string{"cache", "clear"}, nil, `cache: unknown command "clear"`},
+		{[]string{"cache", "list", "x"}, nil, "cache list: too many arguments: x"},
+		{[]string{"cache", "list", "--older-than", "1h"}, nil, "apply only to cache gc"},
+		{[]string{"cache", "gc", "--json"}, nil, "cache gc does not take --json"},
+		{[]string{"cache", "gc", "--older-than", "soon"}, nil, `--older-than: invalid age "soon"`},
+		{[]string{"cache", "gc", "--older-than", "-1h"}, nil, `--older-than: invalid age "-1h"`},
+		{[]string{"cache", "gc", "--max-size", "0"}, nil, "keeps nothing"},
+		{[]string{"--older-than", "1d", "t"}, nil, "apply only to cache gc"},
 		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "yesterday"), "SOURCE_DATE_EPOCH"},
 		{[]string{"t"}, env("SOURCE_DATE_EPOCH", "-1"), "SOURCE_DATE_EPOCH"},
 	}
@@ -220,6 +233,46 @@ func TestParseLimits(t *testing.T) {
 		if err != nil || c.limits != tc.want {
 			t.Errorf("parseArgs(%q): limits %+v, %v; want %+v", tc.args, c.limits, err, tc.want)
 		}
+	}
+}
+
+// TestCacheCommand: parker cache list and gc on the cache that
+// PARKER_CACHE_DIR names: an entry in use is listed so and kept.
+func TestCacheCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PARKER_CACHE_DIR", dir)
+	c := &cache.Cache{Dir: dir}
+	fill := func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "tool"), []byte("x"), 0o755) }
+	old, _, err := c.Open(sha256.Sum256([]byte("old")), "bin/old", fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	held, _, err := c.Open(sha256.Sum256([]byte("held")), "held", fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"cache", "list"}, &out, &errb); code != 0 {
+		t.Fatalf("cache list: exit %d, %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "DIGEST") || !strings.Contains(out.String(), " old ") ||
+		!regexp.MustCompile(`(?m) held .* yes$`).MatchString(out.String()) {
+		t.Errorf("cache list:\n%s", out.String())
+	}
+	if !strings.Contains(errb.String(), "2 entries") {
+		t.Errorf("cache list: stderr %q", errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"cache", "gc", "-v"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "removed 1 entries") ||
+		!strings.Contains(errb.String(), " old (") {
+		t.Errorf("cache gc: exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(held.Path, "tool")); err != nil {
+		t.Errorf("gc removed the entry in use: %v", err)
 	}
 }
 

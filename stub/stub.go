@@ -308,7 +308,7 @@ process's place (same pid); when it ends, everything it started ends too.
 // so the hot path opens it once), t its verified trailer, args the process
 // arguments (os.Args). It returns the process exit status.
 func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
-	r := &runner{self: self, t: t, start: time.Now()}
+	r := &runner{self: self, t: t, args: args, start: time.Now()}
 	if len(args) > 0 {
 		r.caller = args[0]
 	}
@@ -407,7 +407,8 @@ func Fail(self string, err error) int {
 
 type runner struct {
 	self    string
-	caller  string // our argv[0]
+	args    []string // ours, os.Args, for the helper
+	caller  string   // our argv[0]
 	t       *trailer.Trailer
 	file    *os.File
 	verbose bool
@@ -480,6 +481,10 @@ func (r *runner) run(f flags) int {
 	if err := lim.Validate(); err != nil {
 		return r.fail(fmt.Errorf("the run's limits: %w", err))
 	}
+	mode, err := ParseMode(os.Getenv(EnvMode))
+	if err != nil {
+		return r.fail(err)
+	}
 	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
 	// cwd reached through a symlink is still the directory we cover.
 	cwd, cwdErr := syscall.Getwd()
@@ -495,7 +500,13 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
+	if mode == ModeExtract {
+		return r.runExtracted(f, side, lim, false, nil)
+	}
 	if err := mountns.Enter(); err != nil {
+		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {
+			return r.runExtracted(f, side, lim, false, err)
+		}
 		return r.fail(err)
 	}
 	r.step("enter private mount namespace")
@@ -523,6 +534,9 @@ func (r *runner) run(f flags) int {
 		Log:     r.logf,
 	})
 	if err != nil {
+		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {
+			return r.runExtracted(f, side, lim, true, err)
+		}
 		return r.fail(err)
 	}
 	r.last = time.Now()

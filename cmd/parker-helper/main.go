@@ -25,6 +25,7 @@ import (
 func main() {
 	supervisor.RunSidecar() // when started as a run's cleanup sidecar
 	stub.Extended = userspace.Run
+	stub.Unpack = userspace.Unpack
 	self := os.Getenv(stub.EnvHelperFor)
 	if self == "" {
 		fmt.Fprintf(os.Stderr, "parker-helper: run by a packed file only (%s is not set)\n", stub.EnvHelperFor)

@@ -45,6 +45,7 @@ func main() {
 	// parker is also a complete stub (what a go install build packs), with
 	// no helper to hand the image-reading requests to.
 	stub.Extended = userspace.Run
+	stub.Unpack = userspace.Unpack
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)

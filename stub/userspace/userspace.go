@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/packed"
 	"github.com/parkerpack/parker/stub"
 )
@@ -68,6 +69,25 @@ func extract(req stub.Request, log func(string)) int {
 	log("extract to " + dir)
 	fmt.Println(dir)
 	return 0
+}
+
+// Unpack extracts the payload of file (trailer t) into the empty
+// directory dir as an extraction cache entry (stub.Unpack): with the
+// image's tricks refused or neutralised, and the payload's digest checked
+// as it is read, by a second reader alongside the extraction.
+func Unpack(file *os.File, t *trailer.Trailer, dir string) error {
+	digest := make(chan error, 1)
+	go func() { digest <- stub.Verify(file, t) }()
+	rd, err := image.NewReader(io.NewSectionReader(file, int64(t.Offset), int64(t.Size)), int64(t.Size))
+	if err == nil {
+		err = rd.Extract(dir, image.ExtractOptions{
+			Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", file.Name(), s) },
+		})
+	}
+	if derr := <-digest; derr != nil {
+		return derr // the cause of whatever else went wrong
+	}
+	return err
 }
 
 // info prints what `parker inspect` prints, from the same packed.Describe,

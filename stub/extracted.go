@@ -1,0 +1,186 @@
+package stub
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/parkerpack/parker/cache"
+	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/mountns"
+	"github.com/parkerpack/parker/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// EnvMode forces a rung of the ladder a run takes (see ParseMode).
+const EnvMode = "PARKER_MODE"
+
+// A Mode is how a run gets at its payload.
+type Mode int
+
+const (
+	// ModeAuto takes the first rung that works: the kernel's mount,
+	// then the extraction cache.
+	ModeAuto Mode = iota
+	// ModeKernel: the payload mounted by the kernel (a loop device and
+	// squashfs, under a tmpfs overlay, in a private mount namespace).
+	ModeKernel
+	// ModeExtract: the payload extracted once into the cache
+	// (package cache), and the target run from there.
+	ModeExtract
+)
+
+// ParseMode reads PARKER_MODE: auto (or empty), kernel or extract.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "", "auto":
+		return ModeAuto, nil
+	case "kernel":
+		return ModeKernel, nil
+	case "extract":
+		return ModeExtract, nil
+	case "fuse":
+		return 0, fmt.Errorf("%s=fuse: the FUSE rung is not built yet; use auto, kernel or extract", EnvMode)
+	}
+	return 0, fmt.Errorf("%s=%q: want auto, kernel or extract", EnvMode, s)
+}
+
+// Unpack extracts the payload of file (whose trailer is t) into the empty
+// directory dir as a cache entry: a hostile image's tricks refused or
+// neutralised, and the payload's digest checked as it is read, the entry
+// not to be published when it differs. The programs that link the image
+// codecs (parker, the helper) set it to stub/userspace's Unpack; the lean
+// Go stub hands a run that needs it to the helper.
+var Unpack func(file *os.File, t *trailer.Trailer, dir string) error
+
+// errNeedCodecs: a fill in a stub without the image codecs.
+var errNeedCodecs = errors.New("the image codecs are the helper's")
+
+// runExtracted runs the target from the payload's entry in the extraction
+// cache, made first if need be: the rung for a caller the kernel will not
+// mount the payload for (why says what refused it; nil when PARKER_MODE
+// asked for it). It runs without a mount namespace of its own: the
+// packed files are not merged over the directory holding the packed
+// file, the target sees them at PARKER_ROOT, the entry, read-only, and a
+// caller whose working directory is that directory starts the target in
+// the entry. entered says the stub has a private mount namespace already,
+// whose processes are the run's (the sidecar may go by it).
+func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limits, entered bool, why error) int {
+	if f.overlay != "" {
+		return r.failRung(why, errors.New("--parker-overlay needs the payload mounted in a mount namespace of the run's own"))
+	}
+	c, err := cache.Locate(os.Getenv)
+	if err != nil {
+		return r.failRung(why, err)
+	}
+	r.step("cache directory " + c.Dir)
+	fill := func(tmp string) error {
+		if Unpack == nil {
+			return errNeedCodecs
+		}
+		return Unpack(r.file, r.t, tmp)
+	}
+	e, filled, err := c.Open(r.t.Digest, r.t.Target, fill)
+	if errors.Is(err, errNeedCodecs) {
+		return r.helper(r.args)
+	}
+	if err != nil {
+		return r.failRung(why, fmt.Errorf("extract the payload into the cache: %w", err))
+	}
+	if filled {
+		r.step("extract into " + e.Path)
+	} else {
+		r.step("found " + e.Path)
+	}
+	// Held by the target and what it starts, so that the entry is in use
+	// (cache gc leaves it) for as long as they run.
+	if _, err := unix.FcntlInt(e.Lock().Fd(), unix.F_SETFD, 0); err != nil {
+		return r.fail(fmt.Errorf("keep the cache entry's lock: %w", err))
+	}
+	r.file.Close()
+
+	dir := filepath.Dir(r.self)
+	cfg := supervisor.Config{Env: environ(r.self, e.Path), Signals: r.signals}
+	if cwd, err := syscall.Getwd(); err == nil {
+		cfg.Dir = inEntry(cwd, dir, e.Path)
+	}
+	cfg.Path = targetName(r.caller, r.t.Target, filepath.Join(e.Path, filepath.FromSlash(r.t.Target)), cfg.Dir)
+	cfg.Args = append([]string{cfg.Path}, f.args...)
+
+	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
+		KeepChildren: f.keepChildren, Verbose: r.verbose}
+	if entered {
+		if plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt"); err != nil {
+			return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
+		}
+	}
+	if plan.Group, err = r.cgroup(side.Pid, lim); err != nil {
+		return r.fail(err)
+	}
+	if err := side.Commit(plan); err != nil {
+		if plan.Group != nil {
+			plan.Group.Remove()
+		}
+		return r.fail(err)
+	}
+	if plan.Group == nil && !entered {
+		r.step("cleanup: none (no cgroup, no mount namespace): what the target leaves running stays")
+	} else {
+		r.step("cleanup by " + plan.Mechanism())
+	}
+	if lim != (cgroup.Limits{}) {
+		if err := plan.Group.Join(0); err != nil {
+			return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+		}
+		r.step("join cgroup (" + lim.String() + ")")
+	}
+	fmt.Fprintf(os.Stderr, "parker: %s: warning: %s; running from the read-only copy in the cache, "+
+		"%s=%s: the packed files are not merged over %s\n",
+		filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
+	r.step("exec " + cfg.Path)
+	err = supervisor.Exec(cfg)
+	var se *supervisor.StartError
+	if errors.As(err, &se) {
+		msg, code := cannotStart(r.self, r.t.Target, se, false)
+		fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
+		return code
+	}
+	return r.fail(err)
+}
+
+// rungReason says why a run takes the extraction cache.
+func rungReason(why error) string {
+	if why == nil {
+		return EnvMode + "=extract"
+	}
+	return "mounting is not allowed here (" + strings.TrimSuffix(why.Error(), " ("+mountns.ErrDenied.Error()+")") + ")"
+}
+
+// failRung fails a run that could take no rung: why the kernel's mount was
+// refused (nil: not tried) and why the cache could not be used.
+func (r *runner) failRung(why, err error) int {
+	if why == nil {
+		return r.fail(err)
+	}
+	return r.fail(fmt.Errorf("cannot run: the kernel will not mount the payload (%v), and the extraction cache cannot be used: %w", why, err))
+}
+
+// inEntry is the working directory for a target run from entry: the
+// caller's cwd, or its counterpart in the entry where cwd is dir (the
+// directory holding the packed file) or a directory below it that the
+// entry has too.
+func inEntry(cwd, dir, entry string) string {
+	rel, err := filepath.Rel(dir, cwd)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return cwd
+	}
+	in := filepath.Join(entry, rel)
+	if st, err := os.Stat(in); err == nil && st.IsDir() {
+		return in
+	}
+	return cwd
+}

@@ -202,9 +202,10 @@ static void open_self(void)
 	read_trailer(file, &tr);
 }
 
-/* wants_helper: --parker-* flags, verbose runs, resource limits and cgroup
- * settings are the helper's, but for PARKER_CGROUP=auto (the default) and
- * PARKER_CGROUP=none, which it notes in cgroups_off. The first of each
+/* wants_helper: --parker-* flags, verbose runs, resource limits, cgroup
+ * settings and rungs other than the kernel's are the helper's, but for
+ * PARKER_CGROUP=auto (the default) and PARKER_CGROUP=none, which it notes
+ * in cgroups_off, and PARKER_MODE=auto or kernel. The first of each
  * variable counts, as in Go. */
 static int wants_helper(void)
 {
@@ -212,10 +213,16 @@ static int wants_helper(void)
 		return 1;
 	if (tr.memory || tr.milli_cpus || tr.pids)
 		return 1;
-	int verbose = -1, mode = -1;
+	int verbose = -1, mode = -1, rung = -1;
 	for (char **e = envp; *e; e++) {
 		if (has_prefix(*e, ENV_CGROUP_PARENT))
 			return 1;
+		if (rung < 0 && has_prefix(*e, ENV_MODE)) {
+			const char *v = *e + sizeof ENV_MODE - 1;
+			if (!streq(v, "auto") && !streq(v, "kernel"))
+				return 1;
+			rung = 1;
+		}
 		if (mode < 0 && has_prefix(*e, ENV_CGROUP)) {
 			const char *v = *e + sizeof ENV_CGROUP - 1;
 			if (!streq(v, "none") && !streq(v, "auto"))

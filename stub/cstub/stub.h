@@ -29,6 +29,7 @@
 #define ENV_SIGNALS "PARKER_SIGNALS=" /* stub.EnvSignals */
 #define ENV_CGROUP "PARKER_CGROUP="               /* cgroup.EnvMode */
 #define ENV_CGROUP_PARENT "PARKER_CGROUP_PARENT=" /* cgroup.EnvParent */
+#define ENV_MODE "PARKER_MODE="                   /* stub.EnvMode */
 #define FLAG_PREFIX "--parker-"
 
 /* What the stub reads of its trailer (image/trailer.Trailer). */

@@ -1,0 +1,293 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+const nobody = 65534
+
+// nobodyCache returns a cache directory that nobody owns, under the run's
+// temp root, opened to others on the way.
+func nobodyCache(t *testing.T) string {
+	t.Helper()
+	d := tempDir(t, "cache")
+	if err := os.Chown(d, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	openToOthers(t, d)
+	return d
+}
+
+// asNobody is a command that runs file with args as nobody (uid and gid
+// 65534, no groups), with env added to ours (HOME pointing nowhere).
+func asNobody(file string, env []string, args ...string) *exec.Cmd {
+	c := exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", file}, args...)...)
+	c.Env = append(os.Environ(), append([]string{"HOME=/nonexistent", "XDG_CACHE_HOME="}, env...)...)
+	return c
+}
+
+func runCmd(t *testing.T, c *exec.Cmd) runRes {
+	t.Helper()
+	var so, se bytes.Buffer
+	c.Stdout, c.Stderr = &so, &se
+	err := c.Run()
+	r := runRes{Stdout: so.String(), Stderr: se.String()}
+	fillStatus(t, &r, c, err)
+	return r
+}
+
+var extractWarning = regexp.MustCompile(`^parker: toold: warning: mounting is not allowed here \(unshare mount namespace: operation not permitted\); ` +
+	`running from the read-only copy in the cache, PARKER_ROOT=(\S+): the packed files are not merged over (\S+)\n$`)
+
+// TestRunExtracted: as an ordinary user, whom the kernel will not mount
+// the payload for, a packed file runs its target from the payload's entry
+// in the extraction cache, made by the first run, found by the next: the
+// same arguments, standard streams, exit status and environment as a
+// direct run, PARKER_ROOT at the entry, read-only, the target started in
+// the entry from the packed file's directory, one warning line. Nothing is
+// written outside the cache directory.
+func TestRunExtracted(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	f := toolPacked(t)
+	openToOthers(t, f)
+	dir := filepath.Dir(f)
+	cacheDir := nobodyCache(t)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	before := snapshot(t, dir)
+	dirBefore := listDir(t, dir)
+
+	c := asNobody(f, append(env, "PARKER_VERBOSE=1"), "args", "a b", "", "--parker-x")
+	c.Dir = dir
+	r := runCmd(t, c)
+	if strings.Count(r.Stderr, "parker: extract into "+cacheDir+"/") != 1 {
+		t.Errorf("first run did not say it extracted: %q", r.Stderr)
+	}
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*-tool"))
+	if len(entries) != 1 {
+		t.Fatalf("cache holds %v", listDir(t, cacheDir))
+	}
+	entry := entries[0]
+	// argv[0] names the target where it is, in the entry.
+	if r.Code != 0 || r.Stdout != "argv0="+entry+"/tool\n"+hexArgs([]string{"a b", "", "--parker-x"}) {
+		t.Errorf("first run: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+
+	// The next runs find it.
+	c = asNobody(f, append(env, "PARKER_VERBOSE=1"), "exit", "3")
+	r = runCmd(t, c)
+	if r.Code != 3 || !strings.Contains(r.Stderr, "parker: found "+entry) || strings.Contains(r.Stderr, "extract into") {
+		t.Errorf("second run: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	c = asNobody(f, env, "cwd")
+	c.Dir = dir
+	r = runCmd(t, c)
+	m := extractWarning.FindStringSubmatch(r.Stderr)
+	if r.Code != 0 || r.Stdout != entry+"\n" || m == nil || m[1] != entry || m[2] != dir {
+		t.Errorf("run from the packed file's directory: exit %d, cwd %q (want the entry %s), stderr %q", r.Code, r.Stdout, entry, r.Stderr)
+	}
+	c = asNobody(f, env, "env", "PARKER_ROOT")
+	c.Dir = "/"
+	if r = runCmd(t, c); r.Stdout != "PARKER_ROOT="+entry+"\n" {
+		t.Errorf("PARKER_ROOT: %q", r.Stdout)
+	}
+	c = asNobody(f, env, "cat")
+	c.Stdin = strings.NewReader("through stdin\n")
+	if r = runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {
+		t.Errorf("stdin: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+	c = asNobody(f, env, "read", filepath.Join(entry, "data.txt"))
+	if r = runCmd(t, c); r.Stdout != "packed data\n" {
+		t.Errorf("a packed file, from the entry: %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	c = asNobody(f, env, "write", filepath.Join(entry, "new"), "x")
+	if r = runCmd(t, c); r.Code == 0 {
+		t.Errorf("the target wrote into the entry: stderr %q", r.Stderr)
+	}
+	c = asNobody(f, env, "raise", "15")
+	if r = runCmd(t, c); r.Signal != syscall.SIGTERM {
+		t.Errorf("death by SIGTERM: %+v", r)
+	}
+	if got := listDir(t, dir); strings.Join(got, " ") != strings.Join(dirBefore, " ") {
+		t.Errorf("the packed file's directory changed: %v -> %v", dirBefore, got)
+	}
+	if got := listDir(t, cacheDir); len(got) != 2 {
+		t.Errorf("the cache holds %v; want the entry and its lock", got)
+	}
+	sameTraces(t, before, dir)
+}
+
+// listDir lists a directory's names.
+func listDir(t *testing.T, d string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestRunExtractedConcurrent: 20 first runs of one file at once, as one
+// user: one extraction, 20 successes.
+func TestRunExtractedConcurrent(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	f := toolPacked(t)
+	openToOthers(t, f)
+	cacheDir := nobodyCache(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	extracted, ok := 0, 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_VERBOSE=1"}, "exit", fmt.Sprint(i))
+			var se bytes.Buffer
+			c.Stderr = &se
+			c.Run()
+			mu.Lock()
+			defer mu.Unlock()
+			if c.ProcessState.ExitCode() == i {
+				ok++
+			} else {
+				t.Errorf("run %d: exit %d, stderr %q", i, c.ProcessState.ExitCode(), se.String())
+			}
+			extracted += strings.Count(se.String(), "parker: extract into ")
+		}(i)
+	}
+	wg.Wait()
+	if ok != 20 || extracted != 1 {
+		t.Errorf("%d of 20 runs succeeded, %d extracted; want 20 and 1", ok, extracted)
+	}
+	if got := listDir(t, cacheDir); len(got) != 2 {
+		t.Errorf("the cache holds %v; want one entry and its lock", got)
+	}
+}
+
+// TestRunExtractedKilled: kill -9 during a first extraction leaves no
+// entry that a later run would use; the next run extracts again and works.
+func TestRunExtractedKilled(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	// A payload big enough that extracting it takes a while.
+	wd := tempDir(t, "bigwd")
+	gccBuild(t, "tool.c", filepath.Join(wd, "tool"))
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = byte(i * 7919 >> 8)
+	}
+	for i := 0; i < 4; i++ {
+		os.WriteFile(filepath.Join(wd, fmt.Sprintf("big%d", i)), big, 0o644)
+	}
+	f := pack(t, wd, "tool", "-q", "--compression", "none")
+	openToOthers(t, f)
+	cacheDir := nobodyCache(t)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	c := asNobody(f, env, "exit", "0")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var tmp string
+	if !within(lineWait, func() bool {
+		m, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-*", "big*"))
+		if len(m) > 0 {
+			tmp = filepath.Dir(m[0])
+		}
+		return tmp != ""
+	}) {
+		c.Process.Kill()
+		c.Wait()
+		t.Fatalf("no extraction under way in %v", listDir(t, cacheDir))
+	}
+	c.Process.Signal(syscall.SIGKILL)
+	c.Wait()
+	if m, _ := filepath.Glob(filepath.Join(cacheDir, "*-tool")); len(m) != 0 {
+		t.Fatalf("a killed extraction left an entry: %v", m)
+	}
+	c = asNobody(f, append(env, "PARKER_VERBOSE=1"), "read", "big3")
+	c.Dir = filepath.Dir(f) // the target starts in the entry
+	r := runCmd(t, c)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "parker: extract into ") || len(r.Stdout) != len(big) {
+		t.Errorf("the run after: exit %d, %d bytes read, stderr %q", r.Code, len(r.Stdout), r.Stderr)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Errorf("the killed extraction's %s is still there", tmp)
+	}
+}
+
+// TestRunExtractedGC: parker cache gc never removes an entry a running
+// instance uses, and removes it once the run has ended.
+func TestRunExtractedGC(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	f := toolPacked(t)
+	openToOthers(t, f)
+	cacheDir := nobodyCache(t)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	p := launch(t, asNobody(f, env, "waitall"), false)
+	p.expect(t, "no children")
+	gc := func() result {
+		return runParker(t, "", []string{"PARKER_CACHE_DIR=" + cacheDir}, "cache", "gc")
+	}
+	if r := gc(); r.Code != 0 || !strings.Contains(r.Stderr, "removed 0 entries") {
+		t.Errorf("gc while the run uses the entry: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if r := runParker(t, "", []string{"PARKER_CACHE_DIR=" + cacheDir}, "cache", "list"); !regexp.MustCompile(`(?m) tool .* yes$`).MatchString(r.Stdout) {
+		t.Errorf("cache list while in use:\n%s", r.Stdout)
+	}
+	if ws := p.wait(t); ws.ExitStatus() != 0 {
+		t.Fatalf("run: %v, stderr %q", ws, p.stderr())
+	}
+	if !within(lineWait, func() bool { return strings.Contains(gc().Stderr, "removed 1 entries") }) {
+		t.Errorf("gc after the run did not remove the entry: %v", listDir(t, cacheDir))
+	}
+	if got := listDir(t, cacheDir); len(got) != 0 {
+		t.Errorf("the cache holds %v after gc", got)
+	}
+}
+
+// TestRunMode: PARKER_MODE=extract runs from the cache even as root;
+// kernel refuses to fall back; a bad value is one line and 125.
+func TestRunMode(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	cacheDir := tempDir(t, "rootcache")
+	r := runFile(t, f, []string{"env", "PARKER_ROOT"}, withEnv("PARKER_MODE=extract", "PARKER_CACHE_DIR="+cacheDir))
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "PARKER_ROOT="+cacheDir+"/") ||
+		!strings.HasPrefix(r.Stderr, "parker: toold: warning: PARKER_MODE=extract; running from the read-only copy in the cache") {
+		t.Errorf("PARKER_MODE=extract: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	r = runFile(t, f, []string{"env", "PARKER_ROOT"}, withEnv("PARKER_MODE=kernel"))
+	if r.Code != 0 || r.Stdout != "PARKER_ROOT="+filepath.Dir(f)+"\n" {
+		t.Errorf("PARKER_MODE=kernel: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, bad := range []string{"fast", "fuse"} {
+		r = runFile(t, f, []string{"exit", "0"}, withEnv("PARKER_MODE="+bad))
+		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "PARKER_MODE=") {
+			t.Errorf("PARKER_MODE=%s: exit %d, stderr %q", bad, r.Code, r.Stderr)
+		}
+	}
+	if needTool(t, "setpriv"); true {
+		openToOthers(t, f)
+		r := runCmd(t, asNobody(f, []string{"PARKER_MODE=kernel"}, "exit", "0"))
+		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "operation not permitted") {
+			t.Errorf("PARKER_MODE=kernel as nobody: exit %d, stderr %q", r.Code, r.Stderr)
+		}
+	}
+}

@@ -418,13 +418,13 @@ type runner struct {
 }
 
 // fail prints one line naming the file and the cause, and returns
-// ExitFailure. A refused mount gets the way out that needs no privileges:
-// extract, then run the target from inside the copy, as from the workdir.
+// ExitFailure. A refused mount (PARKER_MODE=kernel) gets the way out that
+// needs no privileges.
 func (r *runner) fail(err error) int {
 	if errors.Is(err, mountns.ErrDenied) {
-		err = fmt.Errorf("cannot mount the payload: %w; running a packed file needs root"+
-			" (or extract it and run it from there: %s --parker-extract DIR && cd DIR && ./%s)",
-			err, filepath.Base(r.self), r.t.Target)
+		// Only with PARKER_MODE=kernel: auto falls back to the cache.
+		err = fmt.Errorf("cannot mount the payload: %w; %s=kernel needs root (CAP_SYS_ADMIN); "+
+			"%s=auto runs the target from the extraction cache instead", err, EnvMode, EnvMode)
 	}
 	return Fail(r.self, err)
 }

@@ -4,8 +4,9 @@
 # C example of the end-to-end tests, and the C stub), the arm64 cross gcc and
 # qemu-user-static (the arm64 C stub is built and its parsers run by the
 # tests), Debian's python3.11 (the python example), GNU time (peak RSS in
-# make bench), hyperfine (start-up times in make bench), setpriv, curl and
-# strace (it stretches a step of a run in a signal test). Needs root for
+# make bench), hyperfine (start-up times in make bench), setpriv, capsh (a
+# run as root without CAP_SYS_ADMIN, as in a container), curl and strace
+# (it stretches a step of a run in a signal test). Needs root for
 # apt-get; without root it only says what is missing.
 set -euo pipefail
 need=()
@@ -16,6 +17,7 @@ command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v capsh >/dev/null || need+=(libcap2-bin)
 command -v curl >/dev/null || need+=(curl)
 command -v strace >/dev/null || need+=(strace)
 command -v hyperfine >/dev/null || need+=(hyperfine)

@@ -132,11 +132,17 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	} else {
 		r.step("cleanup by " + plan.Mechanism())
 	}
-	if lim != (cgroup.Limits{}) {
+	// Without a namespace of the run's, the sidecar could not find what
+	// the target forks before it moves the target into the cgroup: the
+	// run joins it now.
+	if plan.Group != nil {
 		if err := plan.Group.Join(0); err != nil {
-			return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+			if lim != (cgroup.Limits{}) {
+				return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+			}
+			return r.fail(fmt.Errorf("join the run's cgroup: %w", err))
 		}
-		r.step("join cgroup (" + lim.String() + ")")
+		r.step("join cgroup (limits: " + lim.String() + ")")
 	}
 	fmt.Fprintf(os.Stderr, "parker: %s: warning: %s; running from the read-only copy in the cache, "+
 		"%s=%s: the packed files are not merged over %s\n",

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,4 +291,33 @@ func TestRunMode(t *testing.T) {
 			t.Errorf("PARKER_MODE=kernel as nobody: exit %d, stderr %q", r.Code, r.Stderr)
 		}
 	}
+}
+
+// TestRunNoSysAdmin: root without CAP_SYS_ADMIN, as in a container, may not
+// mount: the run takes the extraction cache, and, root being allowed to
+// make cgroups, what the target leaves running still ends with it.
+func TestRunNoSysAdmin(t *testing.T) {
+	needRoot(t, "dropping a capability")
+	needTool(t, "capsh")
+	f := toolPacked(t)
+	dir := filepath.Dir(f)
+	cacheDir := tempDir(t, "capcache")
+	before := snapshot(t, dir)
+	c := exec.Command("capsh", "--drop=cap_sys_admin", "--", "-c", `exec "$0" "$@"`, f, "daemon", filepath.Join(dir, "data.txt"),
+		filepath.Join(tempDir(t, "daemon"), "out"))
+	c.Env = append(os.Environ(), "PARKER_CACHE_DIR="+cacheDir, "PARKER_VERBOSE=1", "PARKER_CGROUP_PARENT=/")
+	p := launch(t, c, false)
+	d, _ := strconv.Atoi(p.expect(t, "daemon=")["daemon="])
+	t.Cleanup(func() { syscall.Kill(d, syscall.SIGKILL) })
+	if ws := p.wait(t); ws.ExitStatus() != 0 {
+		t.Fatalf("run: %v, stderr %q", ws, p.stderr())
+	}
+	if !strings.Contains(p.stderr(), "mounting is not allowed here (unshare mount namespace: operation not permitted)") ||
+		!strings.Contains(p.stderr(), "parker: cleanup by cgroup") {
+		t.Errorf("stderr %q; want the extraction cache, cleaned up by a cgroup", p.stderr())
+	}
+	if !within(cleanupWait, func() bool { return !alive(d) }) {
+		t.Errorf("the daemon %d still runs %v after the target ended; stderr %q", d, cleanupWait, p.stderr())
+	}
+	sameTraces(t, before, dir)
 }

@@ -321,3 +321,50 @@ func TestRunNoSysAdmin(t *testing.T) {
 	}
 	sameTraces(t, before, dir)
 }
+
+// TestRunSeccomp: under a seccomp filter that fails unshare, setns and the
+// mount calls with EPERM, as docker's default profile does, root takes the
+// extraction cache: arguments, standard input, exit statuses and death by
+// a signal as in a direct run, and the daemon the target leaves ends with
+// it (root may still make cgroups).
+func TestRunSeccomp(t *testing.T) {
+	needRoot(t, "running a packed file")
+	nomount := filepath.Join(tempDir(t, "nomount"), "nomount")
+	gccBuild(t, "nomount.c", nomount)
+	f := toolPacked(t)
+	dir := filepath.Dir(f)
+	cacheDir := tempDir(t, "seccache")
+	before := snapshot(t, dir)
+	env := withEnv("PARKER_CACHE_DIR="+cacheDir, "PARKER_CGROUP_PARENT=/")
+	if r := runFile(t, nomount, []string{"unshare", "-m", "true"}); r.Code == 0 {
+		t.Fatalf("the filter let unshare through: %+v", r)
+	}
+	r := runFile(t, nomount, []string{f, "args", "x", "--", "y z"}, env)
+	if r.Code != 0 || !strings.HasSuffix(r.Stdout, hexArgs([]string{"x", "--", "y z"})) ||
+		!strings.Contains(r.Stderr, "mounting is not allowed here (unshare mount namespace: operation not permitted)") {
+		t.Errorf("args: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, code := range []int{0, 1, 42, 255} {
+		if r := runFile(t, nomount, []string{f, "exit", strconv.Itoa(code)}, env); r.Code != code {
+			t.Errorf("exit %d: got %d, stderr %q", code, r.Code, r.Stderr)
+		}
+	}
+	if r := runFile(t, nomount, []string{f, "raise", "9"}, env); r.Signal != syscall.SIGKILL {
+		t.Errorf("death by SIGKILL: %+v", r)
+	}
+	if r := runFile(t, nomount, []string{f, "cat"}, env, withStdin(strings.NewReader("in\n"))); r.Stdout != "in\n" {
+		t.Errorf("stdin: %+v", r)
+	}
+	c := exec.Command(nomount, f, "daemon", filepath.Join(dir, "data.txt"), filepath.Join(tempDir(t, "daemon"), "out"))
+	c.Env = append(os.Environ(), "PARKER_CACHE_DIR="+cacheDir, "PARKER_CGROUP_PARENT=/")
+	p := launch(t, c, false)
+	d, _ := strconv.Atoi(p.expect(t, "daemon=")["daemon="])
+	t.Cleanup(func() { syscall.Kill(d, syscall.SIGKILL) })
+	if ws := p.wait(t); ws.ExitStatus() != 0 {
+		t.Fatalf("daemon run: %v, stderr %q", ws, p.stderr())
+	}
+	if !within(cleanupWait, func() bool { return !alive(d) }) {
+		t.Errorf("the daemon %d still runs %v after the target ended; stderr %q", d, cleanupWait, p.stderr())
+	}
+	sameTraces(t, before, dir)
+}

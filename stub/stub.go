@@ -90,6 +90,7 @@ const (
 	modeExtract
 	modeMount
 	modeOffset
+	modeDoctor
 )
 
 // flags are the leading --parker-* arguments.
@@ -160,6 +161,8 @@ func parseFlags(args []string) (flags, error) {
 			}
 		case "--parker-offset":
 			err = setMode(modeOffset, name)
+		case "--parker-doctor":
+			err = setMode(modeDoctor, name)
 		case "--parker-mount":
 			err = setMode(modeMount, name)
 		case "--parker-extract":
@@ -278,6 +281,8 @@ Flags, recognised only before the first other argument or "--":
                            list the packed files (as "parker ls")
   --parker-offset          print the payload's byte offset (for mount or
                            unsquashfs -o) and exit
+  --parker-doctor          say what this host allows a run, which way it
+                           would run (PARKER_MODE) and why not the others
   --parker-extract [DIR]   extract the packed directory to DIR (default
                            ./%[1]s.root) and exit; needs no privileges
   --parker-mount           mount the payload read-only, print where, and
@@ -296,7 +301,10 @@ Flags, recognised only before the first other argument or "--":
                            (these override the packed file's defaults%[7]s;
                            0 lifts one; they need a cgroup)
 
-Environment: PARKER_VERBOSE=1 logs each step with its duration.
+Environment: PARKER_VERBOSE=1 logs each step with its duration;
+PARKER_MODE=auto|kernel|extract picks how the payload is reached (auto:
+mounted by the kernel where allowed, else extracted once into the cache,
+PARKER_CACHE_DIR or ~/.cache/parker).
 Exit status: the target's; %[4]d when parker itself fails, %[5]d when the
 target cannot be executed, %[6]d when it or its interpreter is missing;
 128+N when the target is killed by signal N. The target runs in this
@@ -339,6 +347,8 @@ func Main(self string, file *os.File, t *trailer.Trailer, args []string) int {
 	case modeOffset:
 		fmt.Println(t.Offset)
 		return 0
+	case modeDoctor:
+		return r.doctor(os.Stdout)
 	}
 	r.file = file
 	if f.mode == modeInfo || f.mode == modeList || f.mode == modeExtract {

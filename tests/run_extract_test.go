@@ -368,3 +368,46 @@ func TestRunSeccomp(t *testing.T) {
 	}
 	sameTraces(t, before, dir)
 }
+
+// TestRunDoctor: --parker-doctor names the rung a run takes, and why not
+// the others, in each configuration the rung tests run in.
+func TestRunDoctor(t *testing.T) {
+	needRoot(t, "switching users and dropping capabilities")
+	needTool(t, "setpriv")
+	needTool(t, "capsh")
+	f := toolPacked(t)
+	openToOthers(t, f)
+	nomount := filepath.Join(tempDir(t, "nomount"), "nomount")
+	gccBuild(t, "nomount.c", nomount)
+	cacheDir := nobodyCache(t)
+	for _, tc := range []struct {
+		name string
+		cmd  *exec.Cmd
+		want []string
+	}{
+		{"root", exec.Command(f, "--parker-doctor"), []string{"kernel:   yes", "a run:    kernel (PARKER_MODE=auto)"}},
+		{"nobody", asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir}, "--parker-doctor"),
+			[]string{"kernel:   no: a mount namespace: operation not permitted", "extract:  yes", "cleanup:  no cgroup",
+				"a run:    extract (PARKER_MODE=auto)"}},
+		{"nobody, kernel only", asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_MODE=kernel"}, "--parker-doctor"),
+			[]string{"a run:    none: PARKER_MODE=kernel, and the kernel will not mount (PARKER_MODE=kernel)"}},
+		{"nobody, no cache", asNobody(f, []string{"TMPDIR=/proc"}, "--parker-doctor"),
+			[]string{"extract:  no: no usable cache directory", "a run:    none: a run fails (PARKER_MODE=auto)"}},
+		{"seccomp", exec.Command(nomount, f, "--parker-doctor"), []string{"kernel:   no", "cleanup:  a cgroup per run", "a run:    extract"}},
+		{"no CAP_SYS_ADMIN", exec.Command("capsh", "--drop=cap_sys_admin", "--", "-c", `exec "$0" --parker-doctor`, f),
+			[]string{"kernel:   no", "a run:    extract"}},
+	} {
+		if tc.cmd.Env == nil {
+			tc.cmd.Env = append(os.Environ(), "PARKER_CACHE_DIR="+tempDir(t, "doctorcache"))
+		}
+		r := runCmd(t, tc.cmd)
+		if r.Code != 0 {
+			t.Errorf("%s: exit %d, stderr %q", tc.name, r.Code, r.Stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.Stdout, "\n  "+w) {
+				t.Errorf("%s: no line %q in\n%s", tc.name, w, r.Stdout)
+			}
+		}
+	}
+}

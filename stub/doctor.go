@@ -1,0 +1,118 @@
+package stub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/parkerpack/parker/cache"
+	"github.com/parkerpack/parker/cgroup"
+	"golang.org/x/sys/unix"
+)
+
+// doctor carries out --parker-doctor: it says, a line each, what this host
+// allows a run of the packed file, which rung a run would take, and why
+// each rung above it is out. It changes nothing but for a moment: the
+// namespace it tries is a thread's that ends at once, the cgroup it makes
+// is removed, and a missing cache directory is made.
+func (r *runner) doctor(w io.Writer) int {
+	mode, modeErr := ParseMode(os.Getenv(EnvMode))
+	kernel := probeKernel()
+	c, cacheErr := cache.Locate(os.Getenv)
+
+	fmt.Fprintf(w, "%s, run as uid %d:\n", filepath.Base(r.self), os.Getuid())
+	line := func(k, v string) { fmt.Fprintf(w, "  %-9s %s\n", k+":", v) }
+	if kernel == nil {
+		line("kernel", "yes: may mount the payload (loop device, squashfs, overlay)")
+	} else {
+		line("kernel", "no: "+kernel.Error())
+	}
+	line("fuse", "no: this parker has no FUSE rung yet")
+	switch {
+	case cacheErr != nil:
+		line("extract", "no: "+cacheErr.Error())
+	case isEntry(c, r):
+		line("extract", "yes: the payload is extracted in "+filepath.Join(c.Dir, cache.Name(r.t.Digest, r.t.Target)))
+	default:
+		line("extract", fmt.Sprintf("yes: the first run extracts the payload (%d bytes packed) into %s", r.t.Size, c.Dir))
+	}
+	line("cleanup", probeCgroup())
+	rung := "none: a run fails"
+	switch {
+	case modeErr != nil:
+		rung = "none: " + modeErr.Error()
+	case mode != ModeExtract && kernel == nil:
+		rung = "kernel"
+	case mode == ModeKernel:
+		rung = "none: " + EnvMode + "=kernel, and the kernel will not mount"
+	case cacheErr == nil:
+		rung = "extract"
+	}
+	if modeErr == nil {
+		rung += " (" + EnvMode + "=" + map[Mode]string{ModeAuto: "auto", ModeKernel: "kernel", ModeExtract: "extract"}[mode] + ")"
+	}
+	line("a run", rung)
+	return 0
+}
+
+// probeKernel tries what the kernel rung needs and says why it cannot
+// work here, or returns nil: a mount namespace (on a thread of its own,
+// which ends with it), the loop devices, and squashfs and overlayfs. (A
+// security module may still refuse the mounts themselves: a run then falls
+// back, and says why.)
+func probeKernel() error {
+	res := make(chan error)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, its
+		// namespace with it.
+		runtime.LockOSThread()
+		res <- unix.Unshare(unix.CLONE_NEWNS)
+	}()
+	if err := <-res; err != nil {
+		why := "a mount namespace: " + err.Error()
+		if errors.Is(err, unix.EPERM) {
+			why += " (needs CAP_SYS_ADMIN: root, outside a container or with that capability; or a seccomp filter denies it)"
+		}
+		return errors.New(why)
+	}
+	f, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("loop devices: %w", err)
+	}
+	f.Close()
+	fss, _ := os.ReadFile("/proc/filesystems")
+	for _, want := range []string{"squashfs", "overlay"} {
+		if !strings.Contains(string(fss), "\t"+want+"\n") {
+			return fmt.Errorf("%s is not in /proc/filesystems (not built in, module not loaded)", want)
+		}
+	}
+	return nil
+}
+
+// probeCgroup says how a run's processes would be found when it ends.
+func probeCgroup() string {
+	o, err := cgroup.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return "no cgroup: " + err.Error()
+	}
+	l, err := cgroup.Detect(o)
+	var g *cgroup.Group
+	if err == nil {
+		g, err = cgroup.Create(l, 0, cgroup.Limits{})
+	}
+	if err != nil {
+		return "no cgroup (" + err.Error() + "): on the kernel rung the run's mount namespace tells its processes; " +
+			"on the extract rung what the target leaves running stays"
+	}
+	defer g.Remove()
+	return "a cgroup per run: " + g.Mechanism()
+}
+
+func isEntry(c *cache.Cache, r *runner) bool {
+	st, err := os.Stat(filepath.Join(c.Dir, cache.Name(r.t.Digest, r.t.Target)))
+	return err == nil && st.IsDir()
+}

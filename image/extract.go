@@ -9,7 +9,8 @@ package image
 //
 // Timestamps and modes go on last: a directory's mtime is set when all its
 // entries exist, and modes that would stop us adding entries (0555, 0000)
-// only after everything else, deepest first, so the children get in.
+// only after everything else, children before parents, so the children
+// get in.
 
 import (
 	"errors"
@@ -89,10 +90,12 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	if err != nil {
 		return err
 	}
-	// Restrictive directory modes, deepest (latest) first, so the walk to
-	// each one still passes through writable, searchable parents.
-	for i := len(x.late) - 1; i >= 0; i-- {
-		if err := x.lateChmod(x.late[i]); err != nil {
+	// Restrictive directory modes, in the order x.late has them: a
+	// directory is added once its entries are done, after every directory
+	// below it, so the walk to each one still passes through searchable
+	// parents (which matters when not root: 0000 above 0500).
+	for _, n := range x.late {
+		if err := x.lateChmod(n); err != nil {
 			return err
 		}
 	}

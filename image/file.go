@@ -148,6 +148,10 @@ func (r *Reader) Open(n *Node) (*File, error) {
 			f.tail = rem
 		}
 	}
+	if nblocks > MaxFileBlocks {
+		return nil, formatError("%s: %d bytes in blocks of %d: more than the %d blocks a file may have",
+			n.Path, n.Size, f.bs, MaxFileBlocks)
+	}
 	// The block list is 4 bytes per block in the inode table, so a count the
 	// table cannot hold fails while reading; grow the slice as we go rather
 	// than trust the count up front.

@@ -195,6 +195,18 @@ func (f *File) chunkLen(i int) int {
 	return int(min(f.bs, f.n.Size-int64(i)*f.bs))
 }
 
+// dataBytes is the file's length less its holes: what writing it out
+// takes.
+func (f *File) dataBytes() int64 {
+	n := f.n.Size
+	for i, w := range f.words {
+		if w == 0 {
+			n -= int64(f.chunkLen(i))
+		}
+	}
+	return n
+}
+
 // sparse reports whether chunk i is a hole.
 func (f *File) sparse(i int) bool { return i < len(f.words) && f.words[i] == 0 }
 

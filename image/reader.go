@@ -27,6 +27,7 @@ package image
 //	dir.go        directory listings: ReadDir, Lookup, Walk
 //	file.go       File: data and fragment blocks, read at random or in order
 //	extract.go    Extract: the whole tree written to a directory
+//	remove.go     RemoveTree: such a tree removed, whatever its modes
 //	format.go     the on-disk records and their codec
 //	decompress.go the decompressors; pipeline.go the ordered worker pool
 

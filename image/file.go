@@ -148,6 +148,10 @@ func (r *Reader) Open(n *Node) (*File, error) {
 			f.tail = rem
 		}
 	}
+	if nblocks > MaxFileBlocks {
+		return nil, formatError("%s: %d bytes in blocks of %d: more than the %d blocks a file may have",
+			n.Path, n.Size, f.bs, MaxFileBlocks)
+	}
 	// The block list is 4 bytes per block in the inode table, so a count the
 	// table cannot hold fails while reading; grow the slice as we go rather
 	// than trust the count up front.
@@ -189,6 +193,18 @@ func (f *File) Size() int64 { return f.n.Size }
 // chunkLen is the decompressed length of chunk i.
 func (f *File) chunkLen(i int) int {
 	return int(min(f.bs, f.n.Size-int64(i)*f.bs))
+}
+
+// dataBytes is the file's length less its holes: what writing it out
+// takes.
+func (f *File) dataBytes() int64 {
+	n := f.n.Size
+	for i, w := range f.words {
+		if w == 0 {
+			n -= int64(f.chunkLen(i))
+		}
+	}
+	return n
 }
 
 // sparse reports whether chunk i is a hole.

@@ -27,6 +27,7 @@ package image
 //	dir.go        directory listings: ReadDir, Lookup, Walk
 //	file.go       File: data and fragment blocks, read at random or in order
 //	extract.go    Extract: the whole tree written to a directory
+//	remove.go     RemoveTree: such a tree removed, whatever its modes
 //	format.go     the on-disk records and their codec
 //	decompress.go the decompressors; pipeline.go the ordered worker pool
 
@@ -58,6 +59,14 @@ const (
 	blockCheckpoint = 16
 	// blockListChunk size words are read from the inode table at a time.
 	blockListChunk = 2048
+	// MaxFileBlocks bounds the blocks of one regular file: 2 TiB at the
+	// default 128 KiB block size, 64 GiB at the smallest, 16 TiB at the
+	// largest. Open keeps a 4-byte size word per block, and the size words
+	// of holes are zeros that compress to almost nothing, so without a bound
+	// a small hostile image could claim a file of 2^62 bytes and make Open
+	// read and hold gigabytes of them (and Extract create a sparse file of
+	// exabytes). At the bound the words take 64 MiB.
+	MaxFileBlocks = 1 << 24
 )
 
 // Reader reads a SquashFS 4.0 image from an io.ReaderAt. It is safe for

@@ -67,6 +67,7 @@ var trees = struct {
 }{dirs: map[string]string{}}
 
 func TestMain(m *testing.M) {
+	runHelper()
 	code := m.Run()
 	if trees.root != "" {
 		removeAll(trees.root)

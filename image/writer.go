@@ -98,6 +98,10 @@ func (w *Writer) Add(e Entry) error {
 		if e.Size < 0 || (e.Size > 0 && e.Source == "") {
 			return fmt.Errorf("image: %s: regular file needs a size and a source", p)
 		}
+		if bs := int64(w.opt.BlockSize); (e.Size+bs-1)/bs > MaxFileBlocks {
+			return fmt.Errorf("image: %s: %d bytes is more than the %d blocks of %d bytes parker's reader takes in one file; a larger block size holds more",
+				p, e.Size, MaxFileBlocks, bs)
+		}
 	case t == fs.ModeSymlink:
 		if e.Link == "" || len(e.Link) > 4095 {
 			return fmt.Errorf("image: %s: symlink target of length %d", p, len(e.Link))

@@ -97,10 +97,14 @@ func TestWriterRejects(t *testing.T) {
 		{Path: strings.Repeat("n", 257), Mode: 0o644},
 		{Path: "s", Mode: fs.ModeSymlink},
 		{Path: "f", Mode: 0o644, Size: 3},
+		{Path: "huge", Mode: 0o644, Size: MaxFileBlocks*DefaultBlockSize + 1, Source: "huge"},
 	} {
 		if err := w.Add(e); err == nil {
 			t.Errorf("Add(%q) accepted", e.Path)
 		}
+	}
+	if err := w.Add(Entry{Path: "largest", Mode: 0o644, Size: MaxFileBlocks * DefaultBlockSize, Source: "largest"}); err != nil {
+		t.Errorf("a file of MaxFileBlocks blocks: %v", err)
 	}
 	bad := DefaultOptions()
 	bad.BlockSize = 3000

@@ -44,6 +44,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/parkerpack/parker/internal/rmtree"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,7 +159,7 @@ func (c *Cache) fill(name, dir string, fill func(string) error) error {
 		err = os.Rename(tmp, dir)
 	}
 	if err != nil {
-		if rerr := RemoveTree(tmp); rerr != nil {
+		if rerr := rmtree.Remove(tmp); rerr != nil {
 			err = fmt.Errorf("%w (and removing %s: %v)", err, tmp, rerr)
 		}
 		return err
@@ -220,7 +221,7 @@ func isDir(p string) bool {
 func (c *Cache) removeTemps(name string) {
 	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+name+"-*"))
 	for _, m := range ms {
-		RemoveTree(m)
+		rmtree.Remove(m)
 	}
 }
 
@@ -253,40 +254,6 @@ func chmodNoWrite(p string) error {
 	}
 	if m := st.Mode(); m&0o222 != 0 {
 		return os.Chmod(p, m&^0o222&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
-	}
-	return nil
-}
-
-// RemoveTree removes the tree at dir, making each directory writable and
-// searchable on the way down (an entry, or an image's own 0555
-// directories, is read-only), never following a symlink. A missing dir is
-// no error.
-func RemoveTree(dir string) error {
-	st, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if st.IsDir() && st.Mode().Perm()&0o700 != 0o700 {
-		if err := os.Chmod(dir, st.Mode().Perm()|0o700); err != nil {
-			return err
-		}
-	}
-	if st.IsDir() {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if err := RemoveTree(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
 	}
 	return nil
 }

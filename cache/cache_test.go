@@ -267,30 +267,3 @@ func TestGC(t *testing.T) {
 		t.Errorf("cache holds %v after GC of everything", got)
 	}
 }
-
-// TestRemoveTree: read-only directories are removed; a symlink is removed,
-// not followed.
-func TestRemoveTree(t *testing.T) {
-	outside := t.TempDir()
-	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o444)
-	os.Chmod(outside, 0o555)
-	defer os.Chmod(outside, 0o755)
-	d := filepath.Join(t.TempDir(), "tree")
-	os.MkdirAll(filepath.Join(d, "a", "b"), 0o755)
-	os.WriteFile(filepath.Join(d, "a", "b", "f"), []byte("x"), 0o444)
-	os.Symlink(outside, filepath.Join(d, "a", "out"))
-	os.Chmod(filepath.Join(d, "a", "b"), 0o500)
-	os.Chmod(filepath.Join(d, "a"), 0o000)
-	if err := RemoveTree(d); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s still there: %v", d, err)
-	}
-	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
-		t.Errorf("the symlink's target lost its file: %v", err)
-	}
-	if err := RemoveTree(d); err != nil {
-		t.Errorf("RemoveTree of a missing tree: %v", err)
-	}
-}

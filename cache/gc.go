@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkerpack/parker/internal/rmtree"
 	"golang.org/x/sys/unix"
 )
 
@@ -166,7 +167,7 @@ func (c *Cache) remove(name string) (bool, error) {
 	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("cache: %w", err)
 	}
-	if err := RemoveTree(gone); err != nil {
+	if err := rmtree.Remove(gone); err != nil {
 		return false, fmt.Errorf("cache: remove %s: %w", name, err)
 	}
 	os.Remove(p)

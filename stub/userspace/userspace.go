@@ -81,7 +81,8 @@ func Unpack(file *os.File, t *trailer.Trailer, dir string) error {
 	rd, err := image.NewReader(io.NewSectionReader(file, int64(t.Offset), int64(t.Size)), int64(t.Size))
 	if err == nil {
 		err = rd.Extract(dir, image.ExtractOptions{
-			Warn: func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", file.Name(), s) },
+			Untrusted: true,
+			Warn:      func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", file.Name(), s) },
 		})
 	}
 	if derr := <-digest; derr != nil {

@@ -111,51 +111,12 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	cfg.Path = targetName(r.caller, r.t.Target, filepath.Join(e.Path, filepath.FromSlash(r.t.Target)), cfg.Dir)
 	cfg.Args = append([]string{cfg.Path}, f.args...)
 
-	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
-		KeepChildren: f.keepChildren, Verbose: r.verbose}
-	if entered {
-		if plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt"); err != nil {
-			return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
-		}
-	}
-	if plan.Group, err = r.cgroup(side.Pid, lim); err != nil {
-		return r.fail(err)
-	}
-	if err := side.Commit(plan); err != nil {
-		if plan.Group != nil {
-			plan.Group.Remove()
-		}
-		return r.fail(err)
-	}
-	if plan.Group == nil && !entered {
-		r.step("cleanup: none (no cgroup, no mount namespace): what the target leaves running stays")
-	} else {
-		r.step("cleanup by " + plan.Mechanism())
-	}
 	// Without a namespace of the run's, the sidecar could not find what
 	// the target forks before it moves the target into the cgroup: the
-	// run joins it now.
-	if plan.Group != nil {
-		if err := plan.Group.Join(0); err != nil {
-			if lim != (cgroup.Limits{}) {
-				return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
-			}
-			return r.fail(fmt.Errorf("join the run's cgroup: %w", err))
-		}
-		r.step("join cgroup (limits: " + lim.String() + ")")
-	}
-	fmt.Fprintf(os.Stderr, "parker: %s: warning: %s; running from the read-only copy in the cache, "+
-		"%s=%s: the packed files are not merged over %s\n",
-		filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
-	r.step("exec " + cfg.Path)
-	err = supervisor.Exec(cfg)
-	var se *supervisor.StartError
-	if errors.As(err, &se) {
-		msg, code := cannotStart(r.self, r.t.Target, se, false)
-		fmt.Fprintf(os.Stderr, "parker: %s: %s\n", r.self, msg)
-		return code
-	}
-	return r.fail(err)
+	// run joins it first.
+	warn := fmt.Sprintf("parker: %s: warning: %s; running from the read-only copy in the cache, "+
+		"%s=%s: the packed files are not merged over %s", filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
+	return r.handOver(f, side, lim, entered, true, cfg, warn)
 }
 
 // rungReason says why a run takes the extraction cache.

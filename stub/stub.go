@@ -561,11 +561,26 @@ func (r *runner) run(f flags) int {
 	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
 	c.Args = append([]string{c.Path}, f.args...)
 
+	return r.handOver(f, side, lim, true, false, c, "")
+}
+
+// handOver starts the target as c says, in this process's place, once the
+// sidecar is briefed: about the run's mount namespace (ns: the stub is in
+// one of the run's own, whose processes are the run's) and its cgroup, made
+// here with limits lim. The run joins the cgroup before the exec when it
+// has limits, which must hold from the target's first instruction, or when
+// join asks (nothing else would tell what the target forks before the
+// sidecar moves it); otherwise the sidecar moves it, off the start's path.
+// warn, when set, is printed just before the exec. It returns only when
+// the target could not be started, with the exit status.
+func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, ns, join bool, c supervisor.Config, warn string) int {
 	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
 		KeepChildren: f.keepChildren, Verbose: r.verbose}
-	plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt")
-	if err != nil {
-		return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
+	var err error
+	if ns {
+		if plan.Namespace, err = os.Readlink("/proc/thread-self/ns/mnt"); err != nil {
+			return r.fail(fmt.Errorf("read the run's mount namespace: %w", err))
+		}
 	}
 	if plan.Group, err = r.cgroup(side.Pid, lim); err != nil {
 		return r.fail(err)
@@ -576,15 +591,23 @@ func (r *runner) run(f flags) int {
 		}
 		return r.fail(err)
 	}
-	r.step("cleanup by " + plan.Mechanism())
-	if lim != (cgroup.Limits{}) {
-		// Limits hold from the target's first instruction, so the run
-		// joins its cgroup now, not when the sidecar gets to it; the
-		// sidecar removes the cgroup if we fail from here on.
+	if plan.Group == nil && !ns {
+		r.step("cleanup: none (no cgroup, no mount namespace): what the target leaves running stays")
+	} else {
+		r.step("cleanup by " + plan.Mechanism())
+	}
+	if plan.Group != nil && (join || lim != (cgroup.Limits{})) {
+		// The sidecar removes the cgroup if we fail from here on.
 		if err := plan.Group.Join(0); err != nil {
-			return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+			if lim != (cgroup.Limits{}) {
+				return r.fail(fmt.Errorf("cannot apply the run's limits (%s): %w", lim, err))
+			}
+			return r.fail(fmt.Errorf("join the run's cgroup: %w", err))
 		}
-		r.step("join cgroup (" + lim.String() + ")")
+		r.step("join cgroup (limits: " + lim.String() + ")")
+	}
+	if warn != "" {
+		fmt.Fprintln(os.Stderr, warn)
 	}
 	r.step("exec " + c.Path)
 	err = supervisor.Exec(c)

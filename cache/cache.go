@@ -7,9 +7,10 @@
 //
 // # Layout
 //
-//	DIR/<sha256>-<target>/       the entry: the payload's tree, read-only
-//	DIR/<sha256>-<target>.lock   its lock; its mtime is the entry's last use
-//	DIR/.tmp-<sha256>-<target>-* an entry being filled (or left by a killed fill)
+//	DIR/<sha256>-<target>/              the entry: the payload's tree, read-only
+//	DIR/<sha256>-<target>.lock          its use lock; its mtime is the last use
+//	DIR/<sha256>-<target>.fill          its fill lock
+//	DIR/.tmp-<sha256>-<target>-<8 hex>  an entry being filled (or left by a killed fill)
 //
 // DIR is found by Locate.
 //
@@ -23,13 +24,17 @@
 // GC removes. Everything in an entry is made read-only (no write bit), so
 // the runs that share it cannot change it by accident.
 //
-// Concurrent first runs fill an entry once: Open takes the entry's lock
-// exclusively to fill it, and the others wait on the lock, then find the
-// entry. A run holds the lock shared for as long as it uses the entry (the
-// descriptor is inherited across the exec of the target); GC removes only
-// entries whose lock it can take exclusively at once, so never one in use.
-// Each Open sets the lock's mtime: the last use, which costs one system
-// call.
+// A run holds the entry's use lock shared for as long as it uses the entry
+// (the descriptor is inherited across the exec of the target), from before
+// it looks for the entry; GC removes only entries whose use lock it can
+// take exclusively at once, so never one in use or being filled. Each Open
+// sets the use lock's mtime: the last use, which costs one system call.
+// Concurrent first runs fill an entry once: the fill lock, taken
+// exclusively, lets one fill while the others wait for it (and only for
+// it, not for the runs that use the entry), then find the entry. A lock
+// file that GC removed after a run opened it is not the entry's any more:
+// every lock taken is checked to be the file at its path, and taken again
+// if not.
 package cache
 
 import (
@@ -55,7 +60,9 @@ const (
 
 const (
 	lockSuffix = ".lock"
+	fillSuffix = ".fill"
 	tmpPrefix  = ".tmp-"
+	gcSuffix   = "-gc" // of a temporary directory GC is removing
 )
 
 // ErrNoexec: the cache directory is on a file system mounted noexec, where
@@ -80,7 +87,7 @@ func Name(digest [32]byte, target string) string {
 // ParseName splits an entry's name into its digest and target base name.
 func ParseName(name string) (digest [32]byte, target string, ok bool) {
 	h, target, found := strings.Cut(name, "-")
-	if !found || len(h) != 64 || target == "" || strings.HasSuffix(name, lockSuffix) {
+	if !found || len(h) != 64 || target == "" {
 		return digest, "", false
 	}
 	if _, err := hex.Decode(digest[:], []byte(h)); err != nil {
@@ -112,42 +119,40 @@ func (e *Entry) Close() error { return e.lock.Close() }
 func (c *Cache) Open(digest [32]byte, target string, fill func(tmp string) error) (e *Entry, filled bool, err error) {
 	name := Name(digest, target)
 	dir := filepath.Join(c.Dir, name)
-	lock, err := c.lock(name, unix.LOCK_SH)
+	use, err := c.lock(name+lockSuffix, unix.LOCK_SH)
 	if err != nil {
 		return nil, false, err
 	}
-	if isDir(dir) {
-		touch(lock)
-		return &Entry{dir, lock}, false, nil
-	}
-	// Not there: fill it, unless another run does first. flock converts
-	// the lock by dropping it first, so whoever gets it exclusively looks
-	// again.
-	if err := flock(lock, unix.LOCK_EX); err != nil {
-		lock.Close()
-		return nil, false, err
-	}
 	if !isDir(dir) {
-		if err := c.fill(name, dir, fill); err != nil {
-			lock.Close()
+		// Not there: fill it, unless another run does first.
+		fl, err := c.lock(name+fillSuffix, unix.LOCK_EX)
+		if err != nil {
+			use.Close()
 			return nil, false, err
 		}
-		filled = true
+		if !isDir(dir) {
+			err = c.fill(name, dir, fill)
+			filled = err == nil
+		}
+		// Not needed between fills; a run waiting for it finds it gone
+		// once it has it, and takes a new one.
+		os.Remove(fl.Name())
+		fl.Close()
+		if err != nil {
+			use.Close()
+			return nil, false, err
+		}
 	}
-	if err := flock(lock, unix.LOCK_SH); err != nil {
-		lock.Close()
-		return nil, false, err
-	}
-	touch(lock)
-	return &Entry{dir, lock}, filled, nil
+	touch(use)
+	return &Entry{dir, use}, filled, nil
 }
 
-// fill makes entry dir (name), holding its lock exclusively.
+// fill makes entry dir (name), holding its fill lock.
 func (c *Cache) fill(name, dir string, fill func(string) error) error {
 	c.removeTemps(name) // what killed fills of this entry left
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	tmp := filepath.Join(c.Dir, tmpPrefix+name+"-"+hex.EncodeToString(suffix))
+	tmp := filepath.Join(c.Dir, tmpPrefix+name+"-"+hex.EncodeToString(suffix)) // see tempOf
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -167,13 +172,14 @@ func (c *Cache) fill(name, dir string, fill func(string) error) error {
 	return nil
 }
 
-// lock opens and locks (how: unix.LOCK_SH or LOCK_EX) the lock of entry
-// name, made if missing. A lock file that GC removed between the open and
-// the lock is not the entry's any more: it starts again.
-func (c *Cache) lock(name string, how int) (*os.File, error) {
-	p := filepath.Join(c.Dir, name+lockSuffix)
+// lock opens and locks (how: unix.LOCK_SH or LOCK_EX, with LOCK_NB or
+// not) the lock file named file, made if missing: one that GC removed
+// between the open and the lock is not the entry's any more, and is taken
+// again. With LOCK_NB, an error wrapping EWOULDBLOCK says someone holds it.
+func (c *Cache) lock(file string, how int) (*os.File, error) {
+	p := filepath.Join(c.Dir, file)
 	for {
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
@@ -217,12 +223,35 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-// removeTemps removes the temporary directories of entry name.
+// removeTemps removes the temporary directories of entry name; the caller
+// holds its fill lock.
 func (c *Cache) removeTemps(name string) {
 	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+name+"-*"))
 	for _, m := range ms {
-		rmtree.Remove(m)
+		if n, ok := tempOf(filepath.Base(m)); ok && n == name {
+			rmtree.Remove(m)
+		}
 	}
+}
+
+// tempOf returns the entry whose temporary directory base is:
+// .tmp-NAME-XXXXXXXX (8 hex digits, a fill's) or .tmp-NAME-gc (GC's).
+func tempOf(base string) (string, bool) {
+	rest, ok := strings.CutPrefix(base, tmpPrefix)
+	if !ok {
+		return "", false
+	}
+	if name, ok := strings.CutSuffix(rest, gcSuffix); ok {
+		return name, true
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 || len(rest)-i-1 != 8 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(rest[i+1:]); err != nil {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 // readOnly takes the write bits off everything in the tree at dir, deepest

@@ -59,7 +59,7 @@ func TestName(t *testing.T) {
 	if !ok || d != digest || target != "python3" {
 		t.Errorf("ParseName(%q) = %x, %q, %v", n, d, target, ok)
 	}
-	for _, bad := range []string{"x-y", n + ".lock", strings.Repeat("g", 64) + "-t", n[:64], n[:64] + "-"} {
+	for _, bad := range []string{"x-y", strings.Repeat("g", 64) + "-t", n[:64], n[:64] + "-"} {
 		if _, _, ok := ParseName(bad); ok {
 			t.Errorf("ParseName(%q) accepted", bad)
 		}
@@ -164,6 +164,72 @@ func TestOpenConcurrent(t *testing.T) {
 	if n := fills.Load(); n != 1 {
 		t.Errorf("%d fills for 20 concurrent first runs; want 1", n)
 	}
+}
+
+// TestOpenWhileUsed: a run that finds the entry being filled waits for
+// the fill, not for the runs that use the entry once it is there; and a
+// fill leaves alone the temporary directory of another entry whose name
+// starts like its own (the same payload, target tool-x).
+func TestOpenWhileUsed(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	other := filepath.Join(c.Dir, ".tmp-"+Name(digest, "tool-x")+"-0123abcd")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	first := make(chan *Entry)
+	go func() {
+		e, _, err := c.Open(digest, "tool", func(tmp string) error {
+			<-release
+			return fillTree(tmp)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- e
+	}()
+	// The second run starts while the first fills.
+	for deadline := time.Now().Add(10 * time.Second); !isFilling(c.Dir); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first run never started filling")
+		}
+	}
+	second := make(chan error)
+	go func() {
+		e, filled, err := c.Open(digest, "tool", fillTree)
+		if err == nil {
+			if filled {
+				err = errors.New("filled it again")
+			}
+			e.Close()
+		}
+		second <- err
+	}()
+	close(release)
+	held := <-first // in use from now on, until the end of the test
+	defer held.Close()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second run waits for the first one's use of the entry, not for its fill")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("the fill of tool removed tool-x's temporary directory: %v", err)
+	}
+}
+
+// isFilling reports whether a fill's temporary directory is in dir.
+func isFilling(dir string) bool {
+	ms, _ := filepath.Glob(filepath.Join(dir, ".tmp-*-tool-*"))
+	for _, m := range ms {
+		if !strings.Contains(m, "-tool-x-") {
+			return true
+		}
+	}
+	return false
 }
 
 // TestOpenKilled: a fill killed half-way (SIGKILL of the process filling,

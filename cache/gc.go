@@ -110,7 +110,8 @@ func (c *Cache) GC(o GCOptions) ([]Info, error) {
 		now = time.Now()
 	}
 	// Which to keep for size: those in use, which stay anyway, then the
-	// newest that fit beside them.
+	// most recently used, newest first, as long as they fit beside them;
+	// from the first that does not, every older one goes.
 	keep := map[string]bool{}
 	if o.MaxSize > 0 {
 		var total int64
@@ -121,10 +122,14 @@ func (c *Cache) GC(o GCOptions) ([]Info, error) {
 			}
 		}
 		for i := len(all) - 1; i >= 0; i-- {
-			if !all[i].InUse && total+all[i].Size <= o.MaxSize {
-				total += all[i].Size
-				keep[all[i].Name] = true
+			if all[i].InUse {
+				continue
 			}
+			if total+all[i].Size > o.MaxSize {
+				break
+			}
+			total += all[i].Size
+			keep[all[i].Name] = true
 		}
 	}
 	var removed []Info
@@ -145,61 +150,62 @@ func (c *Cache) GC(o GCOptions) ([]Info, error) {
 		}
 	}
 	c.removeAllTemps()
-	return removed, errors.Join(errs...)
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return removed, errors.New(strings.Join(msgs, "; ")) // one line
+	}
+	return removed, nil
 }
 
-// remove removes entry name unless it is in use, and reports whether it
-// did.
+// remove removes entry name unless it is in use (or being filled), and
+// reports whether it did.
 func (c *Cache) remove(name string) (bool, error) {
-	p := filepath.Join(c.Dir, name+lockSuffix)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	use, err := c.lock(name+lockSuffix, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
 	if err != nil {
-		return false, fmt.Errorf("cache: %w", err)
+		return false, err
 	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return false, nil // in use, or being filled
-	}
+	defer use.Close()
 	// Out of the way first, so that no run finds half an entry, then
-	// gone; the lock last, while still held.
+	// gone.
 	dir := filepath.Join(c.Dir, name)
-	gone := filepath.Join(c.Dir, tmpPrefix+name+"-gc")
+	gone := filepath.Join(c.Dir, tmpPrefix+name+gcSuffix)
 	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("cache: %w", err)
 	}
 	if err := rmtree.Remove(gone); err != nil {
 		return false, fmt.Errorf("cache: remove %s: %w", name, err)
 	}
-	os.Remove(p)
+	// The lock files last, the use lock while still held: a run that
+	// opened one before finds it gone once it has it, and starts again.
+	if fl, err := c.lock(name+fillSuffix, unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		os.Remove(fl.Name())
+		fl.Close()
+	}
+	os.Remove(use.Name())
 	return true, nil
 }
 
-// removeAllTemps removes the temporary directories of entries no fill is
-// making now: those whose entry's lock it can take at once.
+// removeAllTemps removes the temporary directories that killed fills (and
+// killed GCs) left, of the entries no fill is making now: those whose fill
+// lock it can take at once.
 func (c *Cache) removeAllTemps() {
 	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+"*"))
 	seen := map[string]bool{}
 	for _, m := range ms {
-		rest := strings.TrimPrefix(filepath.Base(m), tmpPrefix)
-		i := strings.LastIndexByte(rest, '-')
-		if i < 0 {
-			continue
-		}
-		name := rest[:i]
-		if _, _, ok := ParseName(name); !ok || seen[name] {
+		name, ok := tempOf(filepath.Base(m))
+		if _, _, valid := ParseName(name); !ok || !valid || seen[name] {
 			continue
 		}
 		seen[name] = true
-		lock, err := os.OpenFile(filepath.Join(c.Dir, name+lockSuffix), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			continue
-		}
-		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if fl, err := c.lock(name+fillSuffix, unix.LOCK_EX|unix.LOCK_NB); err == nil {
 			c.removeTemps(name)
-			if !isDir(filepath.Join(c.Dir, name)) {
-				os.Remove(lock.Name())
-			}
+			fl.Close()
 		}
-		lock.Close()
 	}
 }

@@ -91,6 +91,36 @@ func TestLocateRefuses(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("a symlink for the private directory: %v", err)
 	}
+	// A home whose .cache another user owns (HOME=/tmp, say): they could
+	// swap the cache for one of their own.
+	home := filepath.Join(root, "home")
+	os.MkdirAll(filepath.Join(home, ".cache"), 0o755)
+	os.Chown(filepath.Join(home, ".cache"), 65534, 65534)
+	c, err = Locate(env(map[string]string{"HOME": home, "TMPDIR": filepath.Join(root, "t2")}))
+	if err != nil || c.Dir != filepath.Join(root, "t2", "parker-cache-0") {
+		t.Errorf("a .cache another user owns: %v, %v; want the private TMPDIR directory", c, err)
+	}
+	// A cache directory another user made, or one open to others.
+	other := filepath.Join(root, "other")
+	os.Mkdir(other, 0o755)
+	os.Chown(other, 65534, 65534)
+	if _, err := Locate(env(map[string]string{"PARKER_CACHE_DIR": other})); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("PARKER_CACHE_DIR another user owns: %v", err)
+	}
+	open := filepath.Join(root, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	if _, err := Locate(env(map[string]string{"PARKER_CACHE_DIR": open})); err == nil || !strings.Contains(err.Error(), "open to others") {
+		t.Errorf("PARKER_CACHE_DIR open to others: %v", err)
+	}
+	// A relative PARKER_CACHE_DIR is made absolute.
+	wd, _ := os.Getwd()
+	os.Chdir(root)
+	c, err = Locate(env(map[string]string{"PARKER_CACHE_DIR": "rel"}))
+	os.Chdir(wd)
+	if err != nil || c.Dir != filepath.Join(root, "rel") {
+		t.Errorf("relative PARKER_CACHE_DIR: %v, %v", c, err)
+	}
 	// All refused: one error naming each, and the fix.
 	_, err = Locate(env(map[string]string{"XDG_CACHE_HOME": noexec, "HOME": noexec, "TMPDIR": noexec}))
 	if err == nil || strings.Count(err.Error(), "on a noexec mount") != 3 || !strings.Contains(err.Error(), "set PARKER_CACHE_DIR") {

@@ -65,6 +65,12 @@ func (r *runner) doctor(w io.Writer) int {
 // security module may still refuse the mounts themselves: a run then falls
 // back, and says why.)
 func probeKernel() error {
+	// In a user namespace (rootless podman, unshare -Ur) a mount namespace
+	// may be made, but squashfs may not be mounted in it.
+	if m, err := os.ReadFile("/proc/self/uid_map"); err == nil && strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295" {
+		return fmt.Errorf("in a user namespace (uid_map %q), where squashfs cannot be mounted",
+			strings.Join(strings.Fields(string(m)), " "))
+	}
 	res := make(chan error)
 	go func() {
 		// Never unlocked: the thread ends with this goroutine, its

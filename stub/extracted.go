@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -116,7 +117,11 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	// run joins it first.
 	warn := fmt.Sprintf("parker: %s: warning: %s; running from the read-only copy in the cache, "+
 		"%s=%s: the packed files are not merged over %s", filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
-	return r.handOver(f, side, lim, entered, true, cfg, warn)
+	code := r.handOver(f, side, lim, entered, true, cfg, warn)
+	// The lock is e's *os.File, which a garbage collection would close
+	// before the exec hands it on, were e unreachable meanwhile.
+	runtime.KeepAlive(e)
+	return code
 }
 
 // rungReason says why a run takes the extraction cache.

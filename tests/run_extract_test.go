@@ -243,13 +243,20 @@ func TestRunExtractedGC(t *testing.T) {
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
 	p := launch(t, asNobody(f, env, "waitall"), false)
 	p.expect(t, "no children")
-	gc := func() result {
-		return runParker(t, "", []string{"PARKER_CACHE_DIR=" + cacheDir}, "cache", "gc")
+	// parker cache as the cache's owner: another user's cache is not one
+	// parker will use.
+	bin := buildParker(t)
+	if strings.HasPrefix(bin, tmpRoot+"/") {
+		openToOthers(t, bin)
 	}
+	cacheCmd := func(args ...string) runRes {
+		return runCmd(t, asNobody(bin, []string{"PARKER_CACHE_DIR=" + cacheDir}, append([]string{"cache"}, args...)...))
+	}
+	gc := func() runRes { return cacheCmd("gc") }
 	if r := gc(); r.Code != 0 || !strings.Contains(r.Stderr, "removed 0 entries") {
 		t.Errorf("gc while the run uses the entry: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	if r := runParker(t, "", []string{"PARKER_CACHE_DIR=" + cacheDir}, "cache", "list"); !regexp.MustCompile(`(?m) tool .* yes$`).MatchString(r.Stdout) {
+	if r := cacheCmd("list"); !regexp.MustCompile(`(?m) tool .* yes$`).MatchString(r.Stdout) {
 		t.Errorf("cache list while in use:\n%s", r.Stdout)
 	}
 	if ws := p.wait(t); ws.ExitStatus() != 0 {
@@ -396,6 +403,8 @@ func TestRunDoctor(t *testing.T) {
 		{"seccomp", exec.Command(nomount, f, "--parker-doctor"), []string{"kernel:   no", "cleanup:  a cgroup per run", "a run:    extract"}},
 		{"no CAP_SYS_ADMIN", exec.Command("capsh", "--drop=cap_sys_admin", "--", "-c", `exec "$0" --parker-doctor`, f),
 			[]string{"kernel:   no", "a run:    extract"}},
+		{"user namespace", exec.Command("unshare", "-Ur", f, "--parker-doctor"),
+			[]string{`kernel:   no: in a user namespace (uid_map "0 0 1")`, "a run:    extract"}},
 	} {
 		if tc.cmd.Env == nil {
 			tc.cmd.Env = append(os.Environ(), "PARKER_CACHE_DIR="+tempDir(t, "doctorcache"))

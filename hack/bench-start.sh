@@ -27,6 +27,9 @@
 #             (the default: a cgroup per run) and PARKER_CGROUP=none (none:
 #             the sidecar kills by mount namespace): the difference is the
 #             cgroup's share of a start;
+#   cache hit the packed file with PARKER_MODE=extract and its payload
+#             already in the extraction cache (the warm-up runs put it
+#             there): the run a user without root gets;
 #   limit     the packed file with --parker-pids 100000: a run with a limit
 #             goes through the helper and joins its cgroup before the exec
 #             (under PARKER_CGROUP_PARENT=/, so its cgroups go under the
@@ -135,7 +138,8 @@ PY
 	fi
 	if [ $first = 1 ]; then
 		cmds+=("env PARKER_CGROUP=auto $work/out-$size/trued" "env PARKER_CGROUP=none $work/out-$size/trued"
-			"env PARKER_CGROUP_PARENT=/ $work/out-$size/trued --parker-pids 100000")
+			"env PARKER_CGROUP_PARENT=/ $work/out-$size/trued --parker-pids 100000"
+			"env PARKER_MODE=extract PARKER_CACHE_DIR=$work/cache $work/out-$size/trued")
 	fi
 	echo "bench-start: $size payload: timing ${#cmds[@]} commands side by side ($RUNS runs each)" >&2
 	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" "${cmds[@]}" >/dev/null 2>&1
@@ -172,10 +176,12 @@ PY
 		withcg=$(median "$work/start.json" $i)
 		nocg=$(median "$work/start.json" $((i + 1)))
 		limit=$(median "$work/start.json" $((i + 2)))
+		hit=$(median "$work/start.json" $((i + 3)))
 		floor_rows+=("| the same through env(1), PARKER_CGROUP=auto: a cgroup per run (the default) | $withcg | $(over "$withcg") |")
 		floor_rows+=("| the same through env(1), PARKER_CGROUP=none: no cgroup, the sidecar kills by mount namespace | $nocg | $(over "$nocg") |")
 		floor_rows+=("| **the cgroup's share** (the difference of the two rows above) | $(python3 -c "print('%.2f' % ($withcg - $nocg))") | |")
 		floor_rows+=("| with a limit (--parker-pids 100000): through the helper, joining the cgroup before the exec | $limit | $(over "$limit") |")
+		floor_rows+=("| through env(1), PARKER_MODE=extract, a cache hit (the run without root): through the helper | $hit | $(over "$hit") |")
 		first=0
 	fi
 

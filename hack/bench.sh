@@ -9,8 +9,13 @@
 # parker/mksquashfs and peak RSS (the largest of the runs), plus the stub
 # size. Progress goes to stderr.
 #
+# Section extract times the extraction cache's first run of the packed Go
+# tree (PARKER_MODE=extract, an empty cache: extract with the digest
+# checked alongside, publish, then run the target, `go version`) against
+# unsquashfs -d of the same payload followed by the same run from its copy.
+#
 # Sections are functions (section_*) so more can be added (start-up time);
-# choose with SECTIONS="stub go assets". Environment:
+# choose with SECTIONS="stub go assets extract". Environment:
 #   RUNS=3             runs per measurement (the median is reported)
 #   BENCH_DIR=DIR      where trees and images go (default: a temp dir, removed)
 #   ASSET_BYTES=N      size of the asset tree (default 1 GiB)
@@ -23,7 +28,7 @@ RUNS=${RUNS:-3}
 ASSET_BYTES=${ASSET_BYTES:-1073741824}
 GO_TREE=${GO_TREE:-/usr/local/go}
 PARKER=${PARKER:-$PWD/bin/parker}
-SECTIONS=${SECTIONS:-stub go assets}
+SECTIONS=${SECTIONS:-stub go assets extract}
 NPROC=$(nproc)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 TIME=/usr/bin/time
@@ -53,7 +58,7 @@ measure() {
 	local out=$1; shift
 	local times=() rss=() i line
 	for ((i = 1; i <= RUNS; i++)); do
-		rm -f "$out"
+		rm -rf "$out"
 		line=$("$TIME" -f '%e %M' "$@" 2>&1 >/dev/null | tail -n1) || die "failed: $* ($line)"
 		times+=("${line% *}")
 		rss+=("${line#* }")
@@ -138,6 +143,37 @@ section_assets() {
 	rm -rf "$d"
 }
 
+# section_extract: see the top.
+section_extract() {
+	local d=$WORK/xgo off
+	log "extract: copying $GO_TREE and packing it"
+	rm -rf "$d"
+	cp -a "$GO_TREE" "$d"
+	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
+	chmod +x "$d/run.sh"
+	"$PARKER" -q -C "$d" -o "$WORK/x.out" run.sh
+	rm -rf "$d"
+	off=$(json_field "$WORK/x.out" offset)
+	cat "$WORK/x.out" >/dev/null
+	# Both write into a tmpfs: on this VM the disk slows each run that
+	# follows a few hundred MB of writes several-fold (unsquashfs too:
+	# 0.6, 2.6, 3.9 s), which would time the disk's credit, not the tools.
+	local t=$WORK/xtmpfs
+	mkdir -p "$t"
+	mount -t tmpfs -o size=4g tmpfs "$t" || die "extract: cannot mount a tmpfs (run as root)"
+	log "extract: first run from an empty cache (PARKER_MODE=extract)"
+	measure "$t/cache" env PARKER_MODE=extract PARKER_CACHE_DIR="$t/cache" "$WORK/x.out" version
+	local pt=$M_TIME pr=$M_RSS
+	log "extract: unsquashfs -d, then the same run from its copy"
+	measure "$t/un" sh -c 'unsquashfs -q -n -o "$1" -d "$2" "$3" >/dev/null && "$2/run.sh" version' sh "$off" "$t/un" "$WORK/x.out"
+	local ut=$M_TIME ur=$M_RSS
+	umount "$t"
+	EXTRACT_ROWS+=("$(printf '| copy of %s, zstd 3 | %.2f s | %.2f s | %.2f | %d MB | %d MB |' "$GO_TREE" "$pt" "$ut" \
+		"$(awk -v a="$pt" -v b="$ut" 'BEGIN { print a / b }')" $((pr / 1024)) $((ur / 1024)))")
+	rm -rf "$WORK/x.out" "$t"
+}
+
+EXTRACT_ROWS=()
 TREES=()
 STUB_SIZE=
 start=$(date +%s)
@@ -156,6 +192,14 @@ if [ ${#ROWS[@]} -gt 0 ]; then
 	echo "| tree | compression | parker time | mksquashfs time | parker size | mksquashfs size | size ratio | parker RSS | mksquashfs RSS |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${ROWS[@]}"
+	echo
+fi
+if [ ${#EXTRACT_ROWS[@]} -gt 0 ]; then
+	echo "Without root: a packed file's first run from an empty extraction cache (PARKER_MODE=extract: extract, digest, publish, run \`go version\`) against unsquashfs -d and the same run from its copy:"
+	echo
+	echo "| tree | parker first run | unsquashfs + run | ratio | parker RSS | unsquashfs RSS |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${EXTRACT_ROWS[@]}"
 	echo
 fi
 if [ -n "$STUB_SIZE" ]; then

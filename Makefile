@@ -2,13 +2,9 @@
 # the tests need (hack/deps.sh) and runs every test plus a short fuzz run.
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# A fuzz target runs for its count of inputs (about 15 s each here), or for
-# FUZZTIME when given (FUZZTIME=10m make fuzz). A count, not a duration, by
-# default: Go 1.26's fuzzing fails a run whose -fuzztime ends while a
-# worker is mid-input ("context deadline exceeded", go.dev/issue/75804).
-FUZZTIME  ?=
-# Fuzz targets, as package:target:count.
-FUZZ      := ./image/trailer:FuzzRead:500000 ./tests:FuzzStubTrailer:25000 ./tests:FuzzStubLZ4:25000 ./image:FuzzReader:200000 ./internal/human:FuzzParseSize:500000 ./internal/walk:FuzzCleanTarget:500000 ./supervisor:FuzzElfInterp:400000 ./cgroup:FuzzLayout:500000
+FUZZTIME  ?= 15s
+# Fuzz targets, as package:target pairs (hack/fuzz.sh runs them).
+FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./internal/human:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp ./cgroup:FuzzLayout
 
 .PHONY: all build test unit fuzz deps bench clean
 
@@ -34,12 +30,7 @@ unit:
 		$(GO) test -count=1 -timeout 20m -run 'TestRun|TestStub' ./tests
 
 fuzz:
-	@set -e; for pt in $(FUZZ); do \
-		pkg=$${pt%%:*}; rest=$${pt#*:}; fn=$${rest%%:*}; n=$${rest##*:}; \
-		ft=$(if $(FUZZTIME),$(FUZZTIME),$${n}x); \
-		echo "fuzz $$fn ($$pkg) for $$ft"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $$ft -fuzzminimizetime 5s $$pkg; \
-	done
+	GO=$(GO) bash hack/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 bench: deps build
 	bash hack/bench.sh

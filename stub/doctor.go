@@ -31,7 +31,8 @@ func (r *runner) doctor(w io.Writer) int {
 	} else {
 		line("kernel", "no: "+kernel.Error())
 	}
-	line("fuse", "no: this parker has no FUSE rung yet")
+	line("fuse", "no: this parker has no FUSE rung yet; for it: user namespaces "+usernsVerdict(readSysctl)+
+		"; /dev/fuse "+fuseVerdict())
 	switch {
 	case cacheErr != nil:
 		line("extract", "no: "+cacheErr.Error())
@@ -97,6 +98,51 @@ func probeKernel() error {
 		}
 	}
 	return nil
+}
+
+// readSysctl reads a sysctl's value from /proc/sys (name with dots), or
+// "" where the kernel has no such setting.
+func readSysctl(name string) string {
+	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(name, ".", "/"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// usernsVerdict says whether an unprivileged user may make a user
+// namespace here, by the settings that forbid it, as sysctl reads them.
+func usernsVerdict(sysctl func(string) string) string {
+	switch {
+	case sysctl("user.max_user_namespaces") == "0":
+		return "are turned off (user.max_user_namespaces=0)"
+	case sysctl("kernel.unprivileged_userns_clone") == "0":
+		return "are not allowed to unprivileged users (kernel.unprivileged_userns_clone=0)"
+	case sysctl("kernel.apparmor_restrict_unprivileged_userns") == "1":
+		return "are restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns=1): " +
+			"one may be made, but gets no capabilities in it"
+	}
+	return "are allowed (a seccomp filter may still refuse them)"
+}
+
+// fuseVerdict says whether this user can open /dev/fuse, and what to do
+// when not.
+func fuseVerdict() string {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	switch {
+	case err == nil:
+		f.Close()
+		return "opens"
+	case errors.Is(err, os.ErrNotExist):
+		return "is missing (in a container: run it with --device /dev/fuse)"
+	case errors.Is(err, os.ErrPermission):
+		mode := ""
+		if st, err := os.Stat("/dev/fuse"); err == nil {
+			mode = fmt.Sprintf(" (mode %#o; most distributions ship 0666)", st.Mode().Perm())
+		}
+		return "is not open to this user" + mode
+	}
+	return "cannot be opened: " + err.Error()
 }
 
 // probeCgroup says how a run's processes would be found when it ends.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -153,6 +154,26 @@ func TestCannotStart(t *testing.T) {
 		msg, code := cannotStart("/d/toold", "tool", &tc.se, tc.verified)
 		if msg != tc.msg || code != tc.code {
 			t.Errorf("%s: got %q, %d; want %q, %d", tc.name, msg, code, tc.msg, tc.code)
+		}
+	}
+}
+
+// TestUsernsVerdict: each setting that forbids an unprivileged user
+// namespace is named, with its value.
+func TestUsernsVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		set  map[string]string
+		want string
+	}{
+		{map[string]string{"user.max_user_namespaces": "96549"}, "are allowed"},
+		{map[string]string{"user.max_user_namespaces": "0"}, "user.max_user_namespaces=0"},
+		{map[string]string{"kernel.unprivileged_userns_clone": "0"}, "kernel.unprivileged_userns_clone=0"},
+		{map[string]string{"kernel.unprivileged_userns_clone": "1", "kernel.apparmor_restrict_unprivileged_userns": "1"},
+			"restricted by AppArmor (kernel.apparmor_restrict_unprivileged_userns=1)"},
+		{map[string]string{"kernel.apparmor_restrict_unprivileged_userns": "0"}, "are allowed"},
+	} {
+		if got := usernsVerdict(func(k string) string { return tc.set[k] }); !strings.Contains(got, tc.want) {
+			t.Errorf("%v: %q, want %q in it", tc.set, got, tc.want)
 		}
 	}
 }

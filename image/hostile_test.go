@@ -367,9 +367,7 @@ func TestExtractFileTooLarge(t *testing.T) {
 // TestExtractDiskFull fills a 1 MiB tmpfs: Extract fails with one line,
 // and RemoveTree frees everything it wrote.
 func TestExtractDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a tmpfs")
-	}
+	needRoot(t, "mounts a tmpfs")
 	mnt := t.TempDir()
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0755"); err != nil {
 		t.Fatal(err)

@@ -178,9 +178,7 @@ func TestRemoveTreeSymlinkAndMissing(t *testing.T) {
 // TestRemoveTreeMountPoint: RemoveTree does not descend into a file system
 // mounted below the tree; it says so in one line and removes the rest.
 func TestRemoveTreeMountPoint(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a tmpfs")
-	}
+	needRoot(t, "mounts a tmpfs")
 	tree := filepath.Join(t.TempDir(), "tree")
 	mnt := filepath.Join(tree, "a", "mnt")
 	if err := os.MkdirAll(mnt, 0o755); err != nil {

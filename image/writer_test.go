@@ -116,9 +116,7 @@ func TestWriterRejects(t *testing.T) {
 // TestWriterKernel lets the kernel judge: a loop mount of every
 // compression must show the source tree.
 func TestWriterKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: the kernel oracle needs root for loop mounts (CI runs as root)")
-	}
+	needRoot(t, "the kernel oracle loop-mounts the images")
 	src := writerTree(t)
 	want := diskView(t, "source", src)
 	es := entriesOf(t, src)

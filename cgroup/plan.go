@@ -101,6 +101,24 @@ func ParsePids(s string) (int64, error) {
 	return n, checkPids(n)
 }
 
+// Set sets the limit kind names ("memory", "cpus" or "pids", as the flags
+// name them) to the value s that a flag gave (ParseMemory, ParseCPUs,
+// ParsePids).
+func (l *Limits) Set(kind, s string) error {
+	var err error
+	switch kind {
+	case "memory":
+		l.Memory, err = ParseMemory(s)
+	case "cpus":
+		l.CPUs, err = ParseCPUs(s)
+	case "pids":
+		l.Pids, err = ParsePids(s)
+	default:
+		err = fmt.Errorf("no limit named %q (memory, cpus or pids)", kind)
+	}
+	return err
+}
+
 // String writes the limits that l sets as the flags take them, "memory
 // 100M, cpus 0.5, pids 50", or "none".
 func (l Limits) String() string {

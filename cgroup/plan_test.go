@@ -71,6 +71,18 @@ func TestParseLimits(t *testing.T) {
 			t.Errorf("ParsePids(%q) = %d, want an error", in, got)
 		}
 	}
+	var l Limits
+	for _, kv := range [][2]string{{"memory", "1G"}, {"cpus", "1.5"}, {"pids", "9"}, {"memory", "0"}} {
+		if err := l.Set(kv[0], kv[1]); err != nil {
+			t.Errorf("Set(%q, %q): %v", kv[0], kv[1], err)
+		}
+	}
+	if l != (Limits{CPUs: 1.5, Pids: 9}) {
+		t.Errorf("after the Sets: %+v", l)
+	}
+	if err := l.Set("disk", "1G"); err == nil {
+		t.Error("Set of an unknown limit accepted")
+	}
 	for l, want := range map[Limits]string{{}: "none", allLimits: "memory 100M, cpus 0.5, pids 50", {CPUs: 1.25}: "cpus 1.25"} {
 		if got := l.String(); got != want {
 			t.Errorf("%+v.String() = %q, want %q", l, got, want)

@@ -2,6 +2,7 @@ package stub
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/parkerpack/parker/cgroup"
@@ -35,10 +36,9 @@ type flags struct {
 	// keepChildren leaves what the target started running when it ends.
 	keepChildren bool
 	// The run's resource limits given as flags, each overriding the
-	// packed file's default (nil: not given).
-	memory, pids *int64
-	cpus         *float64
-	args         []string // what is left for the target
+	// packed file's default: kind (cgroup.Limits.Set) and value, in order.
+	limitFlags [][2]string
+	args       []string // what is left for the target
 }
 
 type usageError string
@@ -136,7 +136,7 @@ func parseFlags(args []string) (flags, error) {
 	if f.keepChildren && f.mode != modeRun {
 		return f, usageError("--parker-keep-children applies only when running the target")
 	}
-	if (f.memory != nil || f.cpus != nil || f.pids != nil) && f.mode != modeRun {
+	if len(f.limitFlags) > 0 && f.mode != modeRun {
 		return f, usageError("--parker-memory, --parker-cpus and --parker-pids apply only when running the target")
 	}
 	f.args = args[i:]
@@ -160,43 +160,36 @@ func value(name, val string, hasVal bool, args []string, i *int, what string) (s
 	return "", usageError(name + " needs " + what)
 }
 
-// limit reads the value v of the limit flag name.
+// limit reads the value v of the limit flag name (--parker-KIND).
 func (f *flags) limit(name, v string) error {
-	var err error
-	switch name {
-	case "--parker-memory":
-		var n int64
-		n, err = cgroup.ParseMemory(v)
-		f.memory = &n
-	case "--parker-cpus":
-		var n float64
-		n, err = cgroup.ParseCPUs(v)
-		f.cpus = &n
-	case "--parker-pids":
-		var n int64
-		n, err = cgroup.ParsePids(v)
-		f.pids = &n
-	}
-	if err != nil {
+	kind := strings.TrimPrefix(name, flagPrefix)
+	var check cgroup.Limits
+	if err := check.Set(kind, v); err != nil {
 		return usageError(name + ": " + err.Error())
 	}
+	f.limitFlags = append(f.limitFlags, [2]string{kind, v})
 	return nil
 }
 
 // limits are the run's resource limits: the packed file's defaults (t),
 // each overridden by its flag where given.
 func (f *flags) limits(t trailer.Limits) cgroup.Limits {
-	l := cgroup.Limits{Memory: int64(t.Memory), CPUs: float64(t.MilliCPUs) / 1000, Pids: int64(t.Pids)}
-	if f.memory != nil {
-		l.Memory = *f.memory
-	}
-	if f.cpus != nil {
-		l.CPUs = *f.cpus
-	}
-	if f.pids != nil {
-		l.Pids = *f.pids
+	l := RunLimits(t)
+	for _, kv := range f.limitFlags {
+		l.Set(kv[0], kv[1]) // checked by limit
 	}
 	return l
+}
+
+// RunLimits are the limits a trailer stores, as a run applies them.
+func RunLimits(t trailer.Limits) cgroup.Limits {
+	return cgroup.Limits{Memory: int64(t.Memory), CPUs: float64(t.MilliCPUs) / 1000, Pids: int64(t.Pids)}
+}
+
+// PackedLimits are limits as a trailer stores them, the CPUs to a
+// thousandth (cgroup refuses fewer than 0.01, so none is rounded to 0).
+func PackedLimits(l cgroup.Limits) trailer.Limits {
+	return trailer.Limits{Memory: uint64(l.Memory), MilliCPUs: uint32(math.Round(l.CPUs * 1000)), Pids: uint64(l.Pids)}
 }
 
 const helpText = `Usage: %[1]s [--parker-FLAG...] [--] [ARGS...]

@@ -61,9 +61,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--parker-ls=x"}, err: true},
 		{args: []string{"-l", "--parker-ls"}, want: flags{args: []string{"-l", "--parker-ls"}}},
 		{args: []string{"--parker-memory", "100M", "--parker-cpus=0.5", "--parker-pids", "50", "x"},
-			want: flags{memory: ptr(int64(100 << 20)), cpus: ptr(0.5), pids: ptr(int64(50)), args: []string{"x"}}},
+			want: flags{limitFlags: [][2]string{{"memory", "100M"}, {"cpus", "0.5"}, {"pids", "50"}}, args: []string{"x"}}},
 		{args: []string{"--parker-memory=0", "--", "--parker-pids"},
-			want: flags{memory: ptr(int64(0)), args: []string{"--parker-pids"}}},
+			want: flags{limitFlags: [][2]string{{"memory", "0"}}, args: []string{"--parker-pids"}}},
 		{args: []string{"--parker-doctor"}, want: flags{mode: modeDoctor, args: []string{}}},
 		{args: []string{"--parker-doctor", "x"}, err: true},
 		{args: []string{"--parker-doctor", "--parker-info"}, err: true},
@@ -86,8 +86,6 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestLimits: a flag overrides the packed default it names, and only that
 // one; 0 lifts a default.

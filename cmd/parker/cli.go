@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
+	"github.com/parkerpack/parker/stub"
 )
 
 // release is the version of this source tree: the tag vX.Y.Z of a release
@@ -310,30 +310,16 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 // parseLimits reads the --memory, --cpus and --pids flags ("" when not
 // given) as the trailer stores them.
 func parseLimits(memory, cpus, pids string) (trailer.Limits, error) {
-	var l trailer.Limits
-	if memory != "" {
-		n, err := cgroup.ParseMemory(memory)
-		if err != nil {
-			return l, usagef("--memory: %v", err)
+	var l cgroup.Limits
+	for _, f := range [][2]string{{"memory", memory}, {"cpus", cpus}, {"pids", pids}} {
+		if f[1] == "" {
+			continue
 		}
-		l.Memory = uint64(n)
-	}
-	if cpus != "" {
-		n, err := cgroup.ParseCPUs(cpus)
-		if err != nil {
-			return l, usagef("--cpus: %v", err)
+		if err := l.Set(f[0], f[1]); err != nil {
+			return trailer.Limits{}, usagef("--%s: %v", f[0], err)
 		}
-		// In thousandths; ParseCPUs refuses less than 0.01.
-		l.MilliCPUs = uint32(math.Round(n * 1000))
 	}
-	if pids != "" {
-		n, err := cgroup.ParsePids(pids)
-		if err != nil {
-			return l, usagef("--pids: %v", err)
-		}
-		l.Pids = uint64(n)
-	}
-	return l, nil
+	return stub.PackedLimits(l), nil
 }
 
 // parseCache reads `parker cache list` and `parker cache gc [--older-than

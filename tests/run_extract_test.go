@@ -29,6 +29,27 @@ func nobodyCache(t *testing.T) string {
 	return d
 }
 
+// nobodySetup is what the runs as nobody need: root (to switch to nobody)
+// and setpriv, the packed tool opened to others, and a cache directory of
+// nobody's own.
+func nobodySetup(t *testing.T) (file, cacheDir string) {
+	t.Helper()
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	file = toolPacked(t)
+	openToOthers(t, file)
+	return file, nobodyCache(t)
+}
+
+// nomountTool builds testdata/run/nomount.c: a program run under a
+// seccomp filter that fails the namespace and mount calls with EPERM.
+func nomountTool(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(tempDir(t, "nomount"), "nomount")
+	gccBuild(t, "nomount.c", p)
+	return p
+}
+
 // asNobody is a command that runs file with args as nobody (uid and gid
 // 65534, no groups), with env added to ours (HOME pointing nowhere).
 func asNobody(file string, env []string, args ...string) *exec.Cmd {
@@ -58,12 +79,8 @@ var extractWarning = regexp.MustCompile(`^parker: toold: warning: mounting is no
 // the entry from the packed file's directory, one warning line. Nothing is
 // written outside the cache directory.
 func TestRunExtracted(t *testing.T) {
-	needRoot(t, "switching to an unprivileged user")
-	needTool(t, "setpriv")
-	f := toolPacked(t)
-	openToOthers(t, f)
+	f, cacheDir := nobodySetup(t)
 	dir := filepath.Dir(f)
-	cacheDir := nobodyCache(t)
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
 	before := snapshot(t, dir)
 	dirBefore := listDir(t, dir)
@@ -146,11 +163,7 @@ func listDir(t *testing.T, d string) []string {
 // TestRunExtractedConcurrent: 20 first runs of one file at once, as one
 // user: one extraction, 20 successes.
 func TestRunExtractedConcurrent(t *testing.T) {
-	needRoot(t, "switching to an unprivileged user")
-	needTool(t, "setpriv")
-	f := toolPacked(t)
-	openToOthers(t, f)
-	cacheDir := nobodyCache(t)
+	f, cacheDir := nobodySetup(t)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	extracted, ok := 0, 0
@@ -235,11 +248,7 @@ func TestRunExtractedKilled(t *testing.T) {
 // TestRunExtractedGC: parker cache gc never removes an entry a running
 // instance uses, and removes it once the run has ended.
 func TestRunExtractedGC(t *testing.T) {
-	needRoot(t, "switching to an unprivileged user")
-	needTool(t, "setpriv")
-	f := toolPacked(t)
-	openToOthers(t, f)
-	cacheDir := nobodyCache(t)
+	f, cacheDir := nobodySetup(t)
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
 	p := launch(t, asNobody(f, env, "waitall"), false)
 	p.expect(t, "no children")
@@ -291,12 +300,11 @@ func TestRunMode(t *testing.T) {
 			t.Errorf("PARKER_MODE=%s: exit %d, stderr %q", bad, r.Code, r.Stderr)
 		}
 	}
-	if needTool(t, "setpriv"); true {
-		openToOthers(t, f)
-		r := runCmd(t, asNobody(f, []string{"PARKER_MODE=kernel"}, "exit", "0"))
-		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "operation not permitted") {
-			t.Errorf("PARKER_MODE=kernel as nobody: exit %d, stderr %q", r.Code, r.Stderr)
-		}
+	needTool(t, "setpriv")
+	openToOthers(t, f)
+	r = runCmd(t, asNobody(f, []string{"PARKER_MODE=kernel"}, "exit", "0"))
+	if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "operation not permitted") {
+		t.Errorf("PARKER_MODE=kernel as nobody: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
 
@@ -336,8 +344,7 @@ func TestRunNoSysAdmin(t *testing.T) {
 // it (root may still make cgroups).
 func TestRunSeccomp(t *testing.T) {
 	needRoot(t, "running a packed file")
-	nomount := filepath.Join(tempDir(t, "nomount"), "nomount")
-	gccBuild(t, "nomount.c", nomount)
+	nomount := nomountTool(t)
 	f := toolPacked(t)
 	dir := filepath.Dir(f)
 	cacheDir := tempDir(t, "seccache")
@@ -384,8 +391,7 @@ func TestRunDoctor(t *testing.T) {
 	needTool(t, "capsh")
 	f := toolPacked(t)
 	openToOthers(t, f)
-	nomount := filepath.Join(tempDir(t, "nomount"), "nomount")
-	gccBuild(t, "nomount.c", nomount)
+	nomount := nomountTool(t)
 	cacheDir := nobodyCache(t)
 	// What nobody's /dev/fuse verdict is depends on the host's mode for
 	// it (0600 on the test machine, 0666 on most distributions).

@@ -174,23 +174,30 @@ static long long number(const char **p)
 	return v;
 }
 
-/* stale_one removes the run cgroup name of the parker directory parent
- * when it is stale (cgroup.CleanStale): named by run_name for an owner in
- * our pid namespace that is gone, and holding no process. It returns 1
- * when it removed it. */
-static int stale_one(const char *name, const void *parent)
+/* Where cgroup_clean_stale looks: the parker directory, and our pid
+ * namespace (the inode of /proc/self/ns/pid). */
+struct stale_scan {
+	const char *parent;
+	u64 pidns;
+};
+
+/* stale_one removes the run cgroup name of the parker directory when it
+ * is stale (cgroup.CleanStale): named by run_name for an owner in our pid
+ * namespace that is gone, and holding no process. It returns 1 when it
+ * removed it. */
+static int stale_one(const char *name, const void *scan_)
 {
-	struct kstatx st;
+	const struct stale_scan *scan = scan_;
 	const char *p = name + 4;
-	if (!has_prefix(name, "run-") || sys_stat("/proc/self/ns/pid", &st) < 0)
+	if (!has_prefix(name, "run-"))
 		return 0;
 	long long ns = number(&p), pid = number(&p), start = number(&p);
-	if (ns < 0 || pid <= 0 || start < 0 || !*p || (u64)ns != st.ino)
+	if (ns < 0 || pid <= 0 || start < 0 || !*p || (u64)ns != scan->pidns)
 		return 0;
 	char num[DECIMAL_SIZE], b[512];
 	if (start_time(cat("/proc/", decimal(pid, num), "/stat")) == (u64)start)
 		return 0; /* the owner lives: never its cgroup, even empty */
-	const char *dir = cat(parent, "/", name);
+	const char *dir = cat(scan->parent, "/", name);
 	if (read_small(cat(dir, "/cgroup.events", ""), b, sizeof b) <= 0)
 		return 0;
 	for (const char *c = b; *c; c++)
@@ -208,7 +215,11 @@ static void cgroup_clean_stale(const char *dir)
 	while (slash > parent && *slash != '/')
 		slash--;
 	*slash = 0;
-	dir_each(parent, parent, stale_one);
+	struct kstatx st;
+	if (sys_stat("/proc/self/ns/pid", &st) < 0)
+		return;
+	struct stale_scan scan = {parent, st.ino};
+	dir_each(parent, &scan, stale_one);
 }
 
 /* cgroup_kill kills every process of the cgroup dir (Kill). */

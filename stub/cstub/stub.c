@@ -213,7 +213,7 @@ static int wants_helper(void)
 		return 1;
 	if (tr.memory || tr.milli_cpus || tr.pids)
 		return 1;
-	int verbose = -1, mode = -1, rung = -1;
+	int verbose = -1, cgroup_mode = -1, rung = -1;
 	for (char **e = envp; *e; e++) {
 		if (has_prefix(*e, ENV_CGROUP_PARENT))
 			return 1;
@@ -223,11 +223,11 @@ static int wants_helper(void)
 				return 1;
 			rung = 1;
 		}
-		if (mode < 0 && has_prefix(*e, ENV_CGROUP)) {
+		if (cgroup_mode < 0 && has_prefix(*e, ENV_CGROUP)) {
 			const char *v = *e + sizeof ENV_CGROUP - 1;
 			if (!streq(v, "none") && !streq(v, "auto"))
 				return 1;
-			mode = cgroups_off = streq(v, "none");
+			cgroup_mode = cgroups_off = streq(v, "none");
 		}
 		if (verbose < 0 && has_prefix(*e, ENV_VERBOSE)) {
 			const char *v = *e + sizeof ENV_VERBOSE - 1;

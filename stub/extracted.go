@@ -141,18 +141,19 @@ func (r *runner) failRung(why, err error) int {
 	return r.fail(fmt.Errorf("cannot run: the kernel will not mount the payload (%v), and the extraction cache cannot be used: %w", why, err))
 }
 
-// inEntry is the working directory for a target run from entry: the
-// caller's cwd, or its counterpart in the entry where cwd is dir (the
-// directory holding the packed file) or a directory below it that the
-// entry has too.
+// inEntry is the working directory for a target run from entry: where
+// the caller's cwd is dir (the directory holding the packed file) or a
+// directory below it that the entry has too, its counterpart in the entry;
+// otherwise "", the caller's own, kept as it is (the caller may be in a
+// directory it could not enter again by its path).
 func inEntry(cwd, dir, entry string) string {
 	rel, err := filepath.Rel(dir, cwd)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return cwd
+		return ""
 	}
 	in := filepath.Join(entry, rel)
 	if st, err := os.Stat(in); err == nil && st.IsDir() {
 		return in
 	}
-	return cwd
+	return ""
 }

@@ -175,3 +175,22 @@ func TestUsernsVerdict(t *testing.T) {
 		}
 	}
 }
+
+// TestInEntry: a cwd at or below the packed file's directory maps into the
+// entry where the entry has it; any other is kept as it is ("").
+func TestInEntry(t *testing.T) {
+	entry := t.TempDir()
+	os.Mkdir(filepath.Join(entry, "sub"), 0o755)
+	for _, tc := range []struct{ cwd, want string }{
+		{"/srv/app", entry},
+		{"/srv/app/sub", filepath.Join(entry, "sub")},
+		{"/srv/app/missing", ""},
+		{"/srv", ""},
+		{"/home/ann", ""},
+		{"/srv/application", ""},
+	} {
+		if got := inEntry(tc.cwd, "/srv/app", entry); got != tc.want {
+			t.Errorf("inEntry(%q) = %q, want %q", tc.cwd, got, tc.want)
+		}
+	}
+}

@@ -119,6 +119,13 @@ func TestRunExtracted(t *testing.T) {
 	if r = runCmd(t, c); r.Stdout != "PARKER_ROOT="+entry+"\n" {
 		t.Errorf("PARKER_ROOT: %q", r.Stdout)
 	}
+	// A caller in a directory it could not enter again by its path (a
+	// 0700 directory of root's): the target starts there all the same.
+	c = asNobody(f, env, "exit", "4")
+	c.Dir = tempDir(t, "closed")
+	if r = runCmd(t, c); r.Code != 4 {
+		t.Errorf("from a directory closed to the caller: exit %d, stderr %q", r.Code, r.Stderr)
+	}
 	c = asNobody(f, env, "cat")
 	c.Stdin = strings.NewReader("through stdin\n")
 	if r = runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {

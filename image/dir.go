@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -116,34 +117,48 @@ func (r *Reader) Lookup(name string) (*Node, error) {
 		if part == "" || part == "." {
 			continue
 		}
-		if !n.IsDir() {
-			return nil, fmt.Errorf("%w: %s", ErrNotExist, name)
-		}
 		if part == ".." {
 			return nil, fmt.Errorf("image: lookup %s: '..' is not supported", name)
 		}
-		var found *Node
-		block, off, left, err := r.seekIndex(n, part)
-		if err != nil {
-			return nil, err
-		}
-		err = r.readListing(n, block, off, left, func(ename string, ref uint64, typ uint16) (bool, error) {
-			if ename != part {
-				return true, nil
-			}
-			c, err := r.child(n, ename, ref, typ)
-			found = c
-			return false, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if found == nil {
+		c, err := r.Child(n, part)
+		if errors.Is(err, ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotExist, name)
 		}
-		n = found
+		if err != nil {
+			return nil, err
+		}
+		n = c
 	}
 	return n, nil
+}
+
+// Child returns the entry called name in directory dir: one step of a
+// lookup, as a file system asks for it. name is a single element; "." and
+// ".." are not entries of a listing, and are not found.
+func (r *Reader) Child(dir *Node, name string) (*Node, error) {
+	if !dir.IsDir() {
+		return nil, fmt.Errorf("%w: %s/%s", ErrNotExist, dir.Path, name)
+	}
+	var found *Node
+	block, off, left, err := r.seekIndex(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	err = r.readListing(dir, block, off, left, func(ename string, ref uint64, typ uint16) (bool, error) {
+		if ename != name {
+			return true, nil
+		}
+		c, err := r.child(dir, ename, ref, typ)
+		found = c
+		return false, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, path.Join(dir.Path, name))
+	}
+	return found, nil
 }
 
 // seekIndex returns where to start looking for name in dir's listing and

@@ -20,6 +20,15 @@ import (
 // EnvMode forces a rung of the ladder a run takes (see ParseMode).
 const EnvMode = "PARKER_MODE"
 
+// The unprivileged rung's environment (stub/cstub/fuse.c): the C stub
+// starts its FUSE server with EnvFUSEServer set to the packed file's path,
+// and tells the helper, when it hands a run over from a user namespace of
+// its own, which step of that rung failed, and how, in EnvFUSEFailed.
+const (
+	EnvFUSEServer = "PARKER_FUSE_SERVER"
+	EnvFUSEFailed = "PARKER_FUSE_FAILED"
+)
+
 // A Mode is how a run gets at its payload.
 type Mode int
 
@@ -33,9 +42,12 @@ const (
 	// ModeExtract: the payload extracted once into the cache
 	// (package cache), and the target run from there.
 	ModeExtract
+	// ModeFUSE: the payload served by FUSE in a user namespace of the
+	// run's own: the C stub's alone (stub/cstub/fuse.c).
+	ModeFUSE
 )
 
-// ParseMode reads PARKER_MODE: auto (or empty), kernel or extract.
+// ParseMode reads PARKER_MODE: auto (or empty), kernel, fuse or extract.
 func ParseMode(s string) (Mode, error) {
 	switch s {
 	case "", "auto":
@@ -45,9 +57,9 @@ func ParseMode(s string) (Mode, error) {
 	case "extract":
 		return ModeExtract, nil
 	case "fuse":
-		return 0, fmt.Errorf("%s=fuse: the FUSE rung is not built yet; use auto, kernel or extract", EnvMode)
+		return ModeFUSE, nil
 	}
-	return 0, fmt.Errorf("%s=%q: want auto, kernel or extract", EnvMode, s)
+	return 0, fmt.Errorf("%s=%q: want auto, kernel, fuse or extract", EnvMode, s)
 }
 
 // Unpack extracts the payload of file (whose trailer is t) into the empty
@@ -122,6 +134,12 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	// before the exec hands it on, were e unreachable meanwhile.
 	runtime.KeepAlive(e)
 	return code
+}
+
+// errFUSEHere says why a run that got here cannot take the FUSE rung.
+func errFUSEHere() error {
+	return fmt.Errorf("%s=fuse: the FUSE rung is the C stub's plain run (only a single-threaded program can enter a user namespace); "+
+		"this run was handed to the Go stub (a --parker-* flag, %s=1, resource limits, or a packed file without the C stub)", EnvMode, EnvVerbose)
 }
 
 // rungReason says why a run takes the extraction cache.

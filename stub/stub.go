@@ -278,8 +278,21 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
-	if mode == ModeExtract {
+	if failed, ok := os.LookupEnv(EnvFUSEFailed); ok {
+		// The C stub took the FUSE rung, in a user namespace we are in
+		// now, without privileges, and it failed: the cache is left.
+		os.Unsetenv(EnvFUSEFailed)
+		why := fmt.Errorf("FUSE in a user namespace failed: %s", failed)
+		if mode == ModeFUSE {
+			return r.fail(why)
+		}
+		return r.runExtracted(f, side, lim, false, why)
+	}
+	switch mode {
+	case ModeExtract:
 		return r.runExtracted(f, side, lim, false, nil)
+	case ModeFUSE:
+		return r.fail(errFUSEHere())
 	}
 	if err := mountns.Enter(); err != nil {
 		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {

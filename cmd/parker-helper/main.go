@@ -23,7 +23,8 @@ import (
 )
 
 func main() {
-	supervisor.RunSidecar() // when started as a run's cleanup sidecar
+	supervisor.RunSidecar()   // when started as a run's cleanup sidecar
+	userspace.RunFUSEServer() // when started as the FUSE server of a run
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
 	self := os.Getenv(stub.EnvHelperFor)

@@ -13,6 +13,16 @@
 #define LZ4_OFFSET_SIZE 2
 #define LZ4_MIN_MATCH 4
 
+/* LZ4_WILD bytes are copied at once where a copy may run past its end:
+ * only where that much room is left in what is read and written. */
+#define LZ4_WILD 16
+
+static inline void copy16(u8 *d, const u8 *s)
+{
+	__builtin_memcpy(d, s, 8);
+	__builtin_memcpy(d + 8, s + 8, 8);
+}
+
 /* lz4_more adds to *len the extra length bytes at *ip; it fails when
  * they run past end. */
 static int lz4_more(const u8 **ip, const u8 *end, size_t *len)
@@ -30,7 +40,7 @@ static int lz4_more(const u8 **ip, const u8 *end, size_t *len)
 /* lz4_unpack unpacks one LZ4 block (the format hack/lz4block writes) from
  * src into dst, checking every bound, and returns the unpacked length or
  * -1 when the block is damaged. */
-static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
+__attribute__((optimize("O3"))) static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 {
 	const u8 *ip = src, *iend = src + n;
 	u8 *op = dst, *oend = dst + cap;
@@ -42,7 +52,10 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 			return -1;
 		if (lit > (size_t)(iend - ip) || lit > (size_t)(oend - op))
 			return -1;
-		memcpy(op, ip, lit);
+		if (lit <= LZ4_WILD && iend - ip >= LZ4_WILD && oend - op >= LZ4_WILD)
+			copy16(op, ip); /* most literal runs are short */
+		else
+			memcpy(op, ip, lit);
 		op += lit;
 		ip += lit;
 		if (ip == iend) /* the last sequence has literals only */
@@ -60,9 +73,17 @@ static long lz4_unpack(const u8 *src, size_t n, u8 *dst, size_t cap)
 		if (ml > (size_t)(oend - op))
 			return -1;
 		const u8 *m = op - off;
-		if (off >= ml) {
-			memcpy(op, m, ml);
-			op += ml;
+		if (off >= 8 && (size_t)(oend - op) >= ml + LZ4_WILD) {
+			/* Eight bytes at a time, past the match's end by up to
+			 * seven (written again by what follows): a source eight
+			 * or more bytes back is never one the copy has written. */
+			u8 *end = op + ml;
+			do {
+				__builtin_memcpy(op, m, 8);
+				op += 8;
+				m += 8;
+			} while (op < end);
+			op = end;
 		} else {
 			while (ml--) /* overlapping: a repeated pattern */
 				*op++ = *m++;

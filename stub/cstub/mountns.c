@@ -9,11 +9,20 @@
  * this process's alone and vanish with its descriptors at exec. */
 #include "stub.h"
 
-#define TRY(x)                          \
-	do {                            \
-		if ((long)(x) < 0)      \
-			helper();       \
+/* in_userns: the run is in a user namespace of its own (fuse.c), which
+ * the helper, handed the run, cannot leave: it is told what failed. */
+static int in_userns;
+static void __attribute__((noreturn)) hand_over(const char *step, long err);
+
+/* TRY hands the run to the helper when x fails; TRY_AT names the step for
+ * the helper when that is in a user namespace (hand_over). */
+#define TRY_AT(x, step)                         \
+	do {                                    \
+		long e_ = (long)(x);            \
+		if (e_ < 0)                     \
+			hand_over(step, e_);    \
 	} while (0)
+#define TRY(x) TRY_AT(x, 0)
 
 /* A test build (tests/stub_test.go) acts as on a kernel before 5.8 (no
  * LOOP_CONFIGURE) and 6.5 (no "lowerdir+"), to run those paths here. */
@@ -63,18 +72,6 @@ static long make_private_in_chroot(void)
 	return err;
 }
 
-/* enter moves us into a new, private mount namespace (mountns.Enter); in
- * a chroot only after make_private failed, so the common case costs
- * nothing more. */
-static void enter(void)
-{
-	TRY(sys_unshare(CLONE_NEWNS));
-	long err = make_private();
-	if (err == -EINVAL)
-		err = make_private_in_chroot();
-	TRY(err);
-}
-
 /* attach_loop attaches the payload to a free loop device, read-only and
  * auto-clearing, retrying when another process takes the device first,
  * and returns it open, its path in *dev (mountns.AttachLoop). */
@@ -122,11 +119,11 @@ static int attach_loop(const char **dev)
 /* fs_create_mount creates the superblock configured in fs and returns a
  * detached mount of it with attrs (MOUNT_ATTR_*), closing fs (the end of
  * mountns.fsMount). */
-static int fs_create_mount(int fs, unsigned attrs)
+static int fs_create_mount(int fs, unsigned attrs, const char *step)
 {
-	TRY(fs_config(fs, FSCONFIG_CMD_CREATE, 0, 0));
+	TRY_AT(fs_config(fs, FSCONFIG_CMD_CREATE, 0, 0), step);
 	long m = fs_mount(fs, attrs);
-	TRY(m);
+	TRY_AT(m, step);
 	sys_close(fs);
 	return m;
 }
@@ -139,7 +136,7 @@ static int mount_squashfs(const char *dev)
 	TRY(fs);
 	TRY(fs_config(fs, FSCONFIG_SET_FLAG, "ro", 0));
 	TRY(fs_config(fs, FSCONFIG_SET_STRING, "source", dev));
-	return fs_create_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	return fs_create_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0);
 }
 
 /* mount_image attaches the payload and mounts it, and returns the mount;
@@ -158,9 +155,9 @@ static int mount_image(void)
 static int mount_tmpfs(void)
 {
 	long fs = fs_open("tmpfs");
-	TRY(fs);
-	TRY(fs_config(fs, FSCONFIG_SET_STRING, "mode", "700"));
-	return fs_create_mount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	TRY_AT(fs, "mount a tmpfs");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "mode", "700"), "mount a tmpfs");
+	return fs_create_mount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount a tmpfs");
 }
 
 /* escape_layer appends p to b with the characters overlayfs splits its
@@ -189,7 +186,7 @@ static void set_lowers(int fs, const char *top, const char *bottom)
 	} else if (!err) {
 		err = fs_config(fs, FSCONFIG_SET_STRING, "lowerdir+", bottom);
 	}
-	TRY(err);
+	TRY_AT(err, "mount the overlay");
 }
 
 /* mount_overlay mounts an overlay of top over bottom, writes going to
@@ -197,32 +194,43 @@ static void set_lowers(int fs, const char *top, const char *bottom)
 static int mount_overlay(const char *top, const char *bottom, const char *upper, const char *work)
 {
 	long fs = fs_open("overlay");
-	TRY(fs);
+	TRY_AT(fs, "mount the overlay");
+	if (in_userns)
+		TRY_AT(fs_config(fs, FSCONFIG_SET_FLAG, "userxattr", 0), "mount the overlay (userxattr)");
 	set_lowers(fs, top, bottom);
-	TRY(fs_config(fs, FSCONFIG_SET_STRING, "upperdir", upper));
-	TRY(fs_config(fs, FSCONFIG_SET_STRING, "workdir", work));
-	return fs_create_mount(fs, 0);
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "upperdir", upper), "mount the overlay");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "workdir", work), "mount the overlay");
+	return fs_create_mount(fs, 0, "mount the overlay");
 }
 
-/* setup mounts the view over dir: the payload's squashfs over dir's own
- * contents, writes going to a tmpfs (mountns.Setup). Call it after enter. */
+/* view mounts the view over dir: lower, the payload's root (a detached
+ * mount), over dir's own contents, writes going to a tmpfs (the end of
+ * mountns.Setup). In a user namespace overlayfs keeps its own metadata in
+ * user.* extended attributes (userxattr), the only ones it may set there. */
+static void view(int lower, const char *dir)
+{
+	struct kstatx root;
+	TRY_AT(sys_fstat(lower, &root), "stat the payload's root");
+
+	int tmp = mount_tmpfs();
+	TRY_AT(sys_mkdirat(tmp, "upper", 0700), "make the overlay's upper dir");
+	TRY_AT(sys_mkdirat(tmp, "work", 0700), "make the overlay's work dir");
+	/* overlayfs gives the merged root the upper dir's mode and owner: the
+	 * view looks like the packed workdir, not like our scratch space. */
+	TRY_AT(sys_fchmodat(tmp, "upper", root.mode & 07777), "set the overlay's mode");
+	TRY_AT(sys_lchownat(tmp, "upper", root.uid, root.gid), "set the overlay's owner");
+
+	int ov = mount_overlay(fd_path(lower, ""), dir, fd_path(tmp, "/upper"), fd_path(tmp, "/work"));
+	TRY_AT(move_mount(ov, dir), "mount the overlay");
+	sys_close(ov);
+	sys_close(tmp);
+}
+
+/* setup mounts the view over dir with the payload from a loop device (the
+ * kernel's rung, mountns.Setup). Call it after enter. */
 static void setup(const char *dir)
 {
 	int sq = mount_image();
-	struct kstatx root;
-	TRY(sys_fstat(sq, &root));
-
-	int tmp = mount_tmpfs();
-	TRY(sys_mkdirat(tmp, "upper", 0700));
-	TRY(sys_mkdirat(tmp, "work", 0700));
-	/* overlayfs gives the merged root the upper dir's mode and owner: the
-	 * view looks like the packed workdir, not like our scratch space. */
-	TRY(sys_fchmodat(tmp, "upper", root.mode & 07777));
-	TRY(sys_lchownat(tmp, "upper", root.uid, root.gid));
-
-	int ov = mount_overlay(fd_path(sq, ""), dir, fd_path(tmp, "/upper"), fd_path(tmp, "/work"));
-	TRY(move_mount(ov, dir));
-	sys_close(ov);
-	sys_close(tmp);
+	view(sq, dir);
 	sys_close(sq);
 }

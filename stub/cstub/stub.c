@@ -46,6 +46,7 @@
 #include "helper.c"     /* the hand-over: stub/helper.go */
 #include "mountns.c"    /* step 3: mountns */
 #include "cgroup.c"     /* step 4: cgroup */
+#include "fuse.c"       /* step 3 without privileges: a user namespace, FUSE */
 #include "supervisor.c" /* step 5: supervisor */
 
 /* base_at returns where the last element of path starts: just after its
@@ -134,8 +135,7 @@ static void __attribute__((noreturn)) run(char **args)
 
 	/* The sidecar first, outside the namespace (supervisor/sidecar.go). */
 	int side = sidecar_launch();
-	enter();
-	setup(dir);
+	attach(dir);
 	/* file stays open: starting the target may still fail over to the
 	 * helper, which maps it (it is close-on-exec, so the target never
 	 * sees it). */
@@ -149,7 +149,11 @@ static void __attribute__((noreturn)) run(char **args)
 	}
 	ns[nl] = 0;
 	const char *cgroup = cgroups_off ? "" : cgroup_make();
-	if (!cgroup) {
+	if (!cgroup && in_userns) {
+		/* No delegated cgroup for an ordinary user, mostly: as the
+		 * helper would, go by the namespace alone. */
+		cgroup = "";
+	} else if (!cgroup) {
 		unmount(dir); /* the helper falls back to the namespace, or says why */
 		helper();
 	}
@@ -205,7 +209,7 @@ static void open_self(void)
 /* wants_helper: --parker-* flags, verbose runs, resource limits, cgroup
  * settings and rungs other than the kernel's are the helper's, but for
  * PARKER_CGROUP=auto (the default) and PARKER_CGROUP=none, which it notes
- * in cgroups_off, and PARKER_MODE=auto or kernel. The first of each
+ * in cgroups_off, and PARKER_MODE=auto, kernel or fuse (in rung). The first of each
  * variable counts, as in Go. */
 static int wants_helper(void)
 {
@@ -213,15 +217,19 @@ static int wants_helper(void)
 		return 1;
 	if (tr.memory || tr.milli_cpus || tr.pids)
 		return 1;
-	int verbose = -1, cgroup_mode = -1, rung = -1;
+	int verbose = -1, cgroup_mode = -1, mode_seen = 0;
 	for (char **e = envp; *e; e++) {
 		if (has_prefix(*e, ENV_CGROUP_PARENT))
 			return 1;
-		if (rung < 0 && has_prefix(*e, ENV_MODE)) {
+		if (!mode_seen && has_prefix(*e, ENV_MODE)) {
 			const char *v = *e + sizeof ENV_MODE - 1;
-			if (!streq(v, "auto") && !streq(v, "kernel"))
+			if (streq(v, "kernel"))
+				rung = RUNG_KERNEL;
+			else if (streq(v, "fuse"))
+				rung = RUNG_FUSE;
+			else if (!streq(v, "auto"))
 				return 1;
-			rung = 1;
+			mode_seen = 1;
 		}
 		if (cgroup_mode < 0 && has_prefix(*e, ENV_CGROUP)) {
 			const char *v = *e + sizeof ENV_CGROUP - 1;

@@ -48,6 +48,9 @@ static const char *self = "packed file"; /* the packed file's absolute path */
 static int file = -1;                    /* the packed file, open */
 static struct trailer tr;                /* its trailer, checked */
 static int cgroups_off;                  /* PARKER_CGROUP=none: no cgroup, the namespace alone */
+/* PARKER_MODE (stub.ParseMode), as far as the stub takes it. */
+enum { RUNG_AUTO, RUNG_KERNEL, RUNG_FUSE };
+static int rung;
 static int argc;
 static char **argv, **envp;
 

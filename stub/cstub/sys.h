@@ -145,6 +145,9 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 /* processes */
 #define CLONE_PIDFD 0x00001000
 #define CLONE_NEWNS 0x00020000
+#define CLONE_NEWUSER 0x10000000
+#define R_OK 4
+#define W_OK 2
 #define PR_SET_PDEATHSIG 1
 #define PR_SET_CHILD_SUBREAPER 36
 #define RLIMIT_CORE 4
@@ -289,6 +292,9 @@ static inline long sys_memfd_create(const char *name, int flags) { return SYS2(_
 
 static inline long sys_getpid(void) { return SYS0(__NR_getpid); }
 static inline long sys_getppid(void) { return SYS0(__NR_getppid); }
+static inline long sys_geteuid(void) { return SYS0(__NR_geteuid); }
+static inline long sys_getegid(void) { return SYS0(__NR_getegid); }
+static inline long sys_access(const char *p, int mode) { return SYS3(__NR_faccessat, AT_FDCWD, p, mode); }
 static inline long sys_kill(int pid, int sig) { return SYS2(__NR_kill, pid, sig); }
 static inline long sys_tgkill(int pid, int tid, int sig) { return SYS3(__NR_tgkill, pid, tid, sig); }
 static inline long sys_pidfd_send_signal(int pidfd, int sig) { return SYS4(__NR_pidfd_send_signal, pidfd, sig, 0, 0); }

@@ -1,0 +1,171 @@
+/* fuse.c: the unprivileged rung (R1): where the kernel will not make us a
+ * mount namespace (no CAP_SYS_ADMIN: an ordinary user, a container), a
+ * user namespace of the run's own, where our user and group alone are
+ * mapped, to themselves, and a mount namespace it owns. There the payload
+ * is mounted by FUSE, served by the helper (stub/userspace's FUSE server,
+ * over mountns/fusefs), under the same tmpfs overlay as on the kernel's
+ * rung. The target runs in our place, as the caller's user, with no
+ * capabilities left once it is executed.
+ *
+ * Only a single-threaded process can enter a user namespace
+ * (unshare(2): EINVAL otherwise), so this rung is the C stub's: the Go
+ * helper, once handed a run, cannot take it (it takes the extraction
+ * cache, and says why). */
+#include "stub.h"
+
+#define FUSE_DEV "/dev/fuse"
+
+/* How the FUSE server is started from the helper's memory file: argv[0],
+ * the one environment variable (the packed file's path, for messages),
+ * and its descriptors (stub/userspace's fuseServerDev and on). */
+#define FUSE_SERVER_ARG0 "parker-fuse"
+#define ENV_FUSE_SERVER "PARKER_FUSE_SERVER=" /* stub.EnvFUSEServer */
+#define FUSE_SERVER_DEV 3                     /* /dev/fuse, mounted */
+#define FUSE_SERVER_FILE 4                    /* the packed file */
+#define FUSE_SERVER_PIDFD 5                   /* the target */
+
+/* What the FUSE rung failed on, for the helper (stub.EnvFUSEFailed). */
+#define ENV_FUSE_FAILED "PARKER_FUSE_FAILED="
+
+/* hand_over hands the run to the helper, which starts over. In a user
+ * namespace of ours it cannot (it runs there, without capabilities): it
+ * is told which step failed, and how, and takes the extraction cache. */
+static void __attribute__((noreturn)) hand_over(const char *step, long err)
+{
+	if (in_userns) {
+		const char *why = cat(step ? step : "set up", ": ", errstr(-err));
+		envp = environ_with(ENV_FUSE_FAILED, why, 0, 0);
+	}
+	helper();
+}
+
+/* fuse_usable tells whether /dev/fuse is there for us to open: checked
+ * before anything is done that cannot be undone. */
+static int fuse_usable(void) { return sys_access(FUSE_DEV, R_OK | W_OK) == 0; }
+
+/* enter_user moves us into a new user namespace, our user and group
+ * mapped to themselves, and a new private mount namespace it owns. It
+ * returns -errno, with nothing changed, when the kernel refuses the
+ * namespaces; once they exist, a failure hands the run over. */
+static long enter_user(void)
+{
+	char u[DECIMAL_SIZE], g[DECIMAL_SIZE];
+	const char *uid = decimal(sys_geteuid(), u), *gid = decimal(sys_getegid(), g);
+	long e = sys_unshare(CLONE_NEWUSER | CLONE_NEWNS);
+	if (e)
+		return e;
+	in_userns = 1;
+	/* An unprivileged writer of gid_map must give up setgroups first. */
+	TRY_AT(write_str("/proc/self/setgroups", "deny"), "deny setgroups in the user namespace");
+	TRY_AT(write_str("/proc/self/uid_map", cat(uid, " ", cat(uid, " 1", ""))), "map the user");
+	TRY_AT(write_str("/proc/self/gid_map", cat(gid, " ", cat(gid, " 1", ""))), "map the group");
+	TRY_AT(make_private(), "make mounts private");
+	return 0;
+}
+
+/* mount_fuse mounts a FUSE file system on the connection dev, read-only,
+ * nosuid and nodev, detached, its root a directory owned by us, the
+ * kernel checking permissions by mode bits (default_permissions). */
+static int mount_fuse(int dev)
+{
+	char d[DECIMAL_SIZE], u[DECIMAL_SIZE], g[DECIMAL_SIZE];
+	long fs = fs_open("fuse");
+	TRY_AT(fs, "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "source", "parker"), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "subtype", "parker"), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "fd", decimal(dev, d)), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "rootmode", "40000"), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "user_id", decimal(sys_geteuid(), u)), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "group_id", decimal(sys_getegid(), g)), "mount FUSE");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_FLAG, "default_permissions", 0), "mount FUSE");
+	return fs_create_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount FUSE");
+}
+
+/* fuse_server_enter makes this process, the stub's grandchild, the FUSE
+ * server: a session of its own (no terminal's signals), /dev/null for
+ * standard input and output, our standard error for its one line about a
+ * damaged image, the connection, the packed file and the target's pidfd
+ * as descriptors 3 to 5, nothing else of ours; then it runs the helper
+ * from memory. It never returns: on failure it exits, its descriptor of
+ * the connection closes, and the connection is aborted, which fails the
+ * stub's next mount. */
+static void __attribute__((noreturn)) fuse_server_enter(int dev, int pidfd)
+{
+	sys_setsid();
+	int mfd = helper_memfd();
+	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16), p = sys_dupfd_cloexec(pidfd, 16);
+	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (d < 0 || f < 0 || p < 0 || null < 0)
+		sys_exit(1);
+	sys_dup3((int)null, 0);
+	sys_dup3((int)null, 1);
+	sys_dup3((int)d, FUSE_SERVER_DEV);
+	sys_dup3((int)f, FUSE_SERVER_FILE);
+	sys_dup3((int)p, FUSE_SERVER_PIDFD);
+	/* Not a pipe of the caller's, nor anything else it left open. */
+	sys_close_range(FUSE_SERVER_PIDFD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	char *args[] = {FUSE_SERVER_ARG0, 0};
+	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0};
+	sys_execveat(mfd, args, env);
+	sys_exit(1);
+}
+
+/* fuse_server_start starts the FUSE server on connection dev, by a double
+ * fork, so that it is nobody's child but init's (the target never sees it
+ * among its children). It runs in the run's namespaces: the sidecar ends
+ * it with the rest of the run. */
+static void fuse_server_start(int dev)
+{
+	long pidfd = sys_pidfd_open((int)sys_getpid());
+	TRY_AT(pidfd, "start the FUSE server: pidfd_open");
+	long pid = sys_clone(0, 0);
+	if (pid == 0) {
+		long srv = sys_clone(SIGCHLD, 0);
+		if (srv == 0)
+			fuse_server_enter(dev, (int)pidfd);
+		sys_exit(srv < 0);
+	}
+	int ws = -1;
+	while (pid > 0 && sys_wait4(pid, &ws, WALL) == -EINTR)
+		;
+	sys_close(pidfd);
+	if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+		hand_over("start the FUSE server", pid < 0 ? pid : -ECHILD);
+}
+
+/* setup_fuse mounts the view over dir with the payload served by FUSE. */
+static void setup_fuse(const char *dir)
+{
+	long dev = sys_open(FUSE_DEV, O_RDWR | O_CLOEXEC);
+	TRY_AT(dev, "open " FUSE_DEV);
+	int lower = mount_fuse((int)dev);
+	fuse_server_start((int)dev);
+	/* The server's descriptor is the connection's only one now: should
+	 * it end, the kernel aborts the connection, and what waits on it
+	 * (the overlay's mount, next) fails instead of waiting for ever. */
+	sys_close(dev);
+	view(lower, dir);
+	sys_close(lower);
+}
+
+/* attach gives us the view over dir by the first rung that works: the
+ * kernel's (a mount namespace, a loop device), then FUSE in a user
+ * namespace where a mount namespace is refused. PARKER_MODE=kernel or
+ * fuse (rung) keeps to one. Everything else is the helper's: the
+ * extraction cache, and saying why. */
+static void attach(const char *dir)
+{
+	long e = rung == RUNG_FUSE ? -EPERM : sys_unshare(CLONE_NEWNS);
+	if (!e) {
+		e = make_private();
+		if (e == -EINVAL)
+			e = make_private_in_chroot();
+		TRY(e);
+		setup(dir);
+		return;
+	}
+	if (e != -EPERM || rung == RUNG_KERNEL || !fuse_usable())
+		helper();
+	TRY(enter_user());
+	setup_fuse(dir);
+}

@@ -136,27 +136,27 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	return code
 }
 
-// errFUSEHere says why a run that got here cannot take the FUSE rung.
-func errFUSEHere() error {
-	return fmt.Errorf("%s=fuse: the FUSE rung is the C stub's plain run (only a single-threaded program can enter a user namespace); "+
-		"this run was handed to the Go stub (a --parker-* flag, %s=1, resource limits, or a packed file without the C stub)", EnvMode, EnvVerbose)
-}
-
 // rungReason says why a run takes the extraction cache.
 func rungReason(why error) string {
 	if why == nil {
 		return EnvMode + "=extract"
 	}
-	return "mounting is not allowed here (" + strings.TrimSuffix(why.Error(), " ("+mountns.ErrDenied.Error()+")") + ")"
+	return "mounting is not allowed here (" + deniedText(why) + ")"
 }
 
-// failRung fails a run that could take no rung: why the kernel's mount was
-// refused (nil: not tried) and why the cache could not be used.
+// deniedText is why's text without the mark mountns puts on a refusal.
+func deniedText(why error) string {
+	return strings.ReplaceAll(why.Error(), " ("+mountns.ErrDenied.Error()+")", "")
+}
+
+// failRung fails a run that could take no rung: why the kernel's mount
+// (and FUSE) was refused (nil: not tried) and why the cache could not be
+// used.
 func (r *runner) failRung(why, err error) int {
 	if why == nil {
 		return r.fail(err)
 	}
-	return r.fail(fmt.Errorf("cannot run: the kernel will not mount the payload (%v), and the extraction cache cannot be used: %w", why, err))
+	return r.fail(fmt.Errorf("cannot run: the kernel will not mount the payload (%s), and the extraction cache cannot be used: %w", deniedText(why), err))
 }
 
 // inEntry is the working directory for a target run from entry: where

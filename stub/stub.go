@@ -278,25 +278,24 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
-	if failed, ok := os.LookupEnv(EnvFUSEFailed); ok {
-		// The C stub took the FUSE rung, in a user namespace we are in
-		// now, without privileges, and it failed: the cache is left.
+	// The C stub tried the FUSE rung, where the kernel refused it a mount
+	// namespace (or PARKER_MODE=fuse), and failed: we may be in the user
+	// namespace it made, without privileges. The cache is left.
+	failed, fuseTried := os.LookupEnv(EnvFUSEFailed)
+	if fuseTried {
 		os.Unsetenv(EnvFUSEFailed)
-		why := fmt.Errorf("FUSE in a user namespace failed: %s", failed)
-		if mode == ModeFUSE {
-			return r.fail(why)
-		}
-		return r.runExtracted(f, side, lim, false, why)
 	}
-	switch mode {
-	case ModeExtract:
+	switch {
+	case mode == ModeFUSE:
+		return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, r.whyNotFUSE(failed)))
+	case mode == ModeExtract:
 		return r.runExtracted(f, side, lim, false, nil)
-	case ModeFUSE:
-		return r.fail(errFUSEHere())
+	case fuseTried:
+		return r.runExtracted(f, side, lim, false, fmt.Errorf("unshare mount namespace: %v; FUSE: %w", unix.EPERM, r.whyNotFUSE(failed)))
 	}
 	if err := mountns.Enter(); err != nil {
 		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {
-			return r.runExtracted(f, side, lim, false, err)
+			return r.runExtracted(f, side, lim, false, fmt.Errorf("%w; FUSE: %w", err, r.whyNotFUSE("")))
 		}
 		return r.fail(err)
 	}

@@ -281,10 +281,13 @@ func RunSidecar() {
 		return
 	}
 	// Only what Launch passed: a descriptor the caller left open for the
-	// target (a pipe, say) must not live on in the sidecar.
-	if err := unix.CloseRange(sidecarAck+1, math.MaxUint32, 0); err != nil {
-		for fd := sidecarAck + 1; fd < 1024; fd++ { // before Linux 5.9
-			unix.Close(fd)
+	// target (a pipe, say) must not live on in the sidecar. They close at
+	// the launcher's exec of the sidecar; closed here, they could take
+	// with them one the Go runtime opened before main (its poller's, when
+	// a package's init opened a file).
+	if err := unix.CloseRange(sidecarAck+1, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		for fd := sidecarAck + 1; fd < 1024; fd++ { // before Linux 5.11
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 		}
 	}
 	switch stage {

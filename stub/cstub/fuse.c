@@ -27,12 +27,17 @@
 /* What the FUSE rung failed on, for the helper (stub.EnvFUSEFailed). */
 #define ENV_FUSE_FAILED "PARKER_FUSE_FAILED="
 
-/* hand_over hands the run to the helper, which starts over. In a user
- * namespace of ours it cannot (it runs there, without capabilities): it
- * is told which step failed, and how, and takes the extraction cache. */
+/* fuse_tried: the run is on the FUSE rung, the kernel having refused a
+ * mount namespace (or PARKER_MODE=fuse). */
+static int fuse_tried;
+
+/* hand_over hands the run to the helper, which starts over; from the FUSE
+ * rung, which it cannot take (and, in a user namespace of ours, cannot
+ * leave), it is told which step failed, and how, and takes the extraction
+ * cache, saying why. */
 static void __attribute__((noreturn)) hand_over(const char *step, long err)
 {
-	if (in_userns) {
+	if (fuse_tried) {
 		const char *why = cat(step ? step : "set up", ": ", errstr(-err));
 		envp = environ_with(ENV_FUSE_FAILED, why, 0, 0);
 	}
@@ -44,23 +49,18 @@ static void __attribute__((noreturn)) hand_over(const char *step, long err)
 static int fuse_usable(void) { return sys_access(FUSE_DEV, R_OK | W_OK) == 0; }
 
 /* enter_user moves us into a new user namespace, our user and group
- * mapped to themselves, and a new private mount namespace it owns. It
- * returns -errno, with nothing changed, when the kernel refuses the
- * namespaces; once they exist, a failure hands the run over. */
-static long enter_user(void)
+ * mapped to themselves, and a new private mount namespace it owns. */
+static void enter_user(void)
 {
 	char u[DECIMAL_SIZE], g[DECIMAL_SIZE];
 	const char *uid = decimal(sys_geteuid(), u), *gid = decimal(sys_getegid(), g);
-	long e = sys_unshare(CLONE_NEWUSER | CLONE_NEWNS);
-	if (e)
-		return e;
+	TRY_AT(sys_unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare user namespace");
 	in_userns = 1;
 	/* An unprivileged writer of gid_map must give up setgroups first. */
 	TRY_AT(write_str("/proc/self/setgroups", "deny"), "deny setgroups in the user namespace");
 	TRY_AT(write_str("/proc/self/uid_map", cat(uid, " ", cat(uid, " 1", ""))), "map the user");
 	TRY_AT(write_str("/proc/self/gid_map", cat(gid, " ", cat(gid, " 1", ""))), "map the group");
 	TRY_AT(make_private(), "make mounts private");
-	return 0;
 }
 
 /* mount_fuse mounts a FUSE file system on the connection dev, read-only,
@@ -164,8 +164,11 @@ static void attach(const char *dir)
 		setup(dir);
 		return;
 	}
-	if (e != -EPERM || rung == RUNG_KERNEL || !fuse_usable())
+	if (e != -EPERM || rung == RUNG_KERNEL)
 		helper();
-	TRY(enter_user());
+	fuse_tried = 1;
+	if (!fuse_usable())
+		hand_over("open " FUSE_DEV, -EACCES); /* the helper says what stops it */
+	enter_user();
 	setup_fuse(dir);
 }

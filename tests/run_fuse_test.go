@@ -1,0 +1,217 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// openFUSE opens /dev/fuse to every user for the test, as most
+// distributions ship it (0666; 0600 on the test machine), and puts its
+// mode back after.
+func openFUSE(t *testing.T) {
+	t.Helper()
+	st, err := os.Stat("/dev/fuse")
+	if err != nil {
+		t.Fatalf("/dev/fuse: %v", err)
+	}
+	if st.Mode().Perm()&0o006 == 0o006 {
+		return
+	}
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Chmod("/dev/fuse", st.Mode().Perm()); err != nil {
+			t.Errorf("put /dev/fuse back to mode %#o: %v", st.Mode().Perm(), err)
+		}
+	})
+}
+
+// fuseServers lists the FUSE servers of runs alive now.
+func fuseServers() []string {
+	var out []string
+	cmds, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmds {
+		if b, err := os.ReadFile(c); err == nil && strings.HasPrefix(string(b), "parker-fuse\x00") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// noFUSEServers fails the test when a run's FUSE server is still alive a
+// moment after the runs ended.
+func noFUSEServers(t *testing.T) {
+	t.Helper()
+	if !within(cleanupWait, func() bool { return len(fuseServers()) == 0 }) {
+		t.Errorf("FUSE servers left running: %v", fuseServers())
+	}
+}
+
+// TestRunFUSE: as an ordinary user, with /dev/fuse open to users, a
+// packed file runs on the FUSE rung: a user namespace of the run's own,
+// the payload served by FUSE under a tmpfs overlay over the packed file's
+// directory, as on the kernel's rung. Arguments, environment, standard
+// input, exit statuses, deaths by signal, the working directory and the
+// packed files beside the packed file are as in a direct run; writes go to
+// the run's tmpfs and vanish with it; nothing is extracted, nothing is
+// left behind (no mount, no process, no file), and what the target leaves
+// running ends with it.
+func TestRunFUSE(t *testing.T) {
+	f, cacheDir := nobodySetup(t)
+	openFUSE(t)
+	dir := filepath.Dir(f)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	before := snapshot(t, dir)
+	dirBefore := listDir(t, dir)
+	if goStubRun() {
+		// The Go stub cannot enter a user namespace: the cache, saying so.
+		r := runCmd(t, asNobody(f, env, "env", "PARKER_ROOT"))
+		m := extractWarning.FindStringSubmatch(r.Stderr)
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, "PARKER_ROOT="+cacheDir+"/") || m == nil ||
+			!strings.HasPrefix(m[1], "this packed file has the Go stub") {
+			t.Errorf("Go stub: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+		return
+	}
+
+	c := asNobody(f, env, "args", "a b", "", "--parker-x")
+	c.Dir = dir
+	r := runCmd(t, c)
+	if r.Code != 0 || r.Stdout != "argv0="+dir+"/tool\n"+hexArgs([]string{"a b", "", "--parker-x"}) || r.Stderr != "" {
+		t.Errorf("args: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	c = asNobody(f, env, "env", "PARKER_ROOT", "PARKER_EXE", "HOME")
+	if r = runCmd(t, c); r.Stdout != "PARKER_ROOT="+dir+"\nPARKER_EXE="+f+"\nHOME=/nonexistent\n" {
+		t.Errorf("env: %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	c = asNobody(f, env, "cwd")
+	c.Dir = filepath.Join(dir)
+	if r = runCmd(t, c); r.Stdout != dir+"\n" {
+		t.Errorf("cwd: %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	c = asNobody(f, env, "cat")
+	c.Stdin = strings.NewReader("through stdin\n")
+	if r = runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {
+		t.Errorf("stdin: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+	for _, code := range []int{0, 1, 42, 255} {
+		if r = runCmd(t, asNobody(f, env, "exit", strconv.Itoa(code))); r.Code != code {
+			t.Errorf("exit %d: got %d, stderr %q", code, r.Code, r.Stderr)
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGSEGV} {
+		if r = runCmd(t, asNobody(f, env, "raise", strconv.Itoa(int(sig)))); r.Signal != sig {
+			t.Errorf("death by %v: %+v", sig, r)
+		}
+	}
+	// A packed file, from beside the packed file, and one of the
+	// directory's own files, through the overlay.
+	c = asNobody(f, env, "read", "data.txt")
+	c.Dir = dir
+	if r = runCmd(t, c); r.Stdout != "packed data\n" {
+		t.Errorf("a packed file: %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	c = asNobody(f, env, "ls", dir)
+	if r = runCmd(t, c); !strings.Contains(r.Stdout, "data.txt") || !strings.Contains(r.Stdout, "toold") || !strings.Contains(r.Stdout, "sub") {
+		t.Errorf("the view lists %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	// Writes: into the packed directory's view (a packed file copied up,
+	// a new one), then gone.
+	for _, w := range [][]string{{"write", filepath.Join(dir, "data.txt"), "changed"}, {"write", filepath.Join(dir, "sub", "new"), "x"}} {
+		if r = runCmd(t, asNobody(f, env, w...)); r.Code != 0 {
+			t.Errorf("%v: exit %d, stderr %q", w, r.Code, r.Stderr)
+		}
+	}
+	c = asNobody(f, env, "read", filepath.Join(dir, "data.txt"))
+	if r = runCmd(t, c); r.Stdout != "packed data\n" {
+		t.Errorf("a write outlived its run: %q", r.Stdout)
+	}
+	// The target leaves a daemon, which ends with the run.
+	out := filepath.Join(tempDir(t, "fusedaemon"), "out")
+	if err := os.Chown(filepath.Dir(out), nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	openToOthers(t, out)
+	p := launch(t, asNobody(f, env, "daemon", filepath.Join(dir, "data.txt"), out), false)
+	d, _ := strconv.Atoi(p.expect(t, "daemon=")["daemon="])
+	t.Cleanup(func() { syscall.Kill(d, syscall.SIGKILL) })
+	if !within(10*time.Second, func() bool { b, _ := os.ReadFile(out); return strings.Contains(string(b), "packed data") }) {
+		b, _ := os.ReadFile(out)
+		t.Errorf("the daemon did not read the packed file through the view: %q", b)
+	}
+	if ws := p.wait(t); ws.ExitStatus() != 0 {
+		t.Fatalf("daemon run: %v, stderr %q", ws, p.stderr())
+	}
+	if !within(cleanupWait, func() bool { return !alive(d) }) {
+		t.Errorf("the daemon %d still runs %v after the target ended", d, cleanupWait)
+	}
+	if got := listDir(t, dir); strings.Join(got, " ") != strings.Join(dirBefore, " ") {
+		t.Errorf("the packed file's directory changed: %v -> %v", dirBefore, got)
+	}
+	if got := listDir(t, cacheDir); len(got) != 0 {
+		t.Errorf("the FUSE rung used the cache: %v", got)
+	}
+	noFUSEServers(t)
+	sameTraces(t, before, dir)
+}
+
+// TestRunFUSEConcurrent: runs of one file side by side on the FUSE rung,
+// each with a server of its own, all succeed, and all servers end.
+func TestRunFUSEConcurrent(t *testing.T) {
+	f, cacheDir := nobodySetup(t)
+	openFUSE(t)
+	const n = 10
+	var wg sync.WaitGroup
+	res := make([]runRes, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir}, "read", "data.txt")
+			c.Dir = filepath.Dir(f)
+			res[i] = runCmd(t, c)
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.Code != 0 || r.Stdout != "packed data\n" {
+			t.Errorf("run %d: exit %d, stdout %q, stderr %q", i, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	noFUSEServers(t)
+}
+
+// TestRunFUSEModes: PARKER_MODE=fuse keeps to the FUSE rung even as root
+// (in a user namespace of the run's own), and says why when it cannot be
+// taken: /dev/fuse closed to the user, or a run the Go stub has.
+func TestRunFUSEModes(t *testing.T) {
+	f, cacheDir := nobodySetup(t)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_MODE=fuse"}
+	cmd := exec.Command(f, "env", "PARKER_ROOT")
+	cmd.Env = append(os.Environ(), env...)
+	r := runCmd(t, cmd)
+	if goStubRun() {
+		if r.Code != 125 || !strings.Contains(r.Stderr, "this packed file has the Go stub") {
+			t.Errorf("PARKER_MODE=fuse on the Go stub: exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		return
+	}
+	if r.Code != 0 || r.Stdout != "PARKER_ROOT="+filepath.Dir(f)+"\n" {
+		t.Errorf("PARKER_MODE=fuse as root: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// nobody, /dev/fuse closed (as this machine ships it): no rung.
+	if st, err := os.Stat("/dev/fuse"); err == nil && st.Mode().Perm()&0o006 == 0 {
+		r = runCmd(t, asNobody(f, env, "exit", "0"))
+		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 {
+			t.Errorf("PARKER_MODE=fuse, /dev/fuse closed: exit %d, stderr %q", r.Code, r.Stderr)
+		}
+	}
+}

@@ -94,6 +94,25 @@ func MountTmpfs(perm os.FileMode) (int, error) {
 	})
 }
 
+// MountFUSE mounts a FUSE file system on connection dev (an open
+// /dev/fuse), read-only, nosuid and nodev, detached: its root a directory
+// owned by uid and gid, permissions checked by the kernel from mode bits
+// (default_permissions). The mount returns before a server answers; what
+// then reads it waits for one. The C stub mounts the FUSE rung's lower
+// layer so (stub/cstub/fuse.c: mount_fuse); this is its reference, and
+// what tests and --parker-doctor mount.
+func MountFUSE(dev, uid, gid int) (int, error) {
+	return fsMount("fuse", unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, func(fs int) error {
+		for _, kv := range [][2]string{{"source", "parker"}, {"subtype", "parker"}, {"fd", strconv.Itoa(dev)},
+			{"rootmode", "40000"}, {"user_id", strconv.Itoa(uid)}, {"group_id", strconv.Itoa(gid)}} {
+			if err := unix.FsconfigSetString(fs, kv[0], kv[1]); err != nil {
+				return fmt.Errorf("%s=%s: %w", kv[0], kv[1], err)
+			}
+		}
+		return unix.FsconfigSetFlag(fs, "default_permissions")
+	})
+}
+
 // MountOverlay mounts an overlay, detached. lowers are listed top first.
 // Paths may name detached mounts through /proc/self/fd/N. upper and work are
 // empty for a read-only overlay.

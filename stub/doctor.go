@@ -11,6 +11,7 @@ import (
 
 	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/mountns"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,8 +32,12 @@ func (r *runner) doctor(w io.Writer) int {
 	} else {
 		line("kernel", "no: "+kernel.Error())
 	}
-	line("fuse", "no: this parker has no FUSE rung yet; for it: user namespaces "+usernsVerdict(readSysctl)+
-		"; /dev/fuse "+fuseVerdict())
+	fuse := r.probeFUSE()
+	if fuse == nil {
+		line("fuse", "yes: may mount the payload by FUSE in a user namespace (served by the helper, under a tmpfs overlay)")
+	} else {
+		line("fuse", "no: "+fuse.Error())
+	}
 	switch {
 	case cacheErr != nil:
 		line("extract", "no: "+cacheErr.Error())
@@ -46,18 +51,37 @@ func (r *runner) doctor(w io.Writer) int {
 	switch {
 	case modeErr != nil:
 		rung = "none: " + modeErr.Error()
-	case mode != ModeExtract && kernel == nil:
+	case (mode == ModeAuto || mode == ModeKernel) && kernel == nil:
 		rung = "kernel"
 	case mode == ModeKernel:
 		rung = "none: " + EnvMode + "=kernel, and the kernel will not mount"
+	case (mode == ModeAuto || mode == ModeFUSE) && fuse == nil:
+		rung = "fuse"
+	case mode == ModeFUSE:
+		rung = "none: " + EnvMode + "=fuse, and FUSE cannot be mounted"
 	case cacheErr == nil:
 		rung = "extract"
 	}
 	if modeErr == nil {
-		rung += " (" + EnvMode + "=" + map[Mode]string{ModeAuto: "auto", ModeKernel: "kernel", ModeExtract: "extract"}[mode] + ")"
+		rung += " (" + EnvMode + "=" + map[Mode]string{ModeAuto: "auto", ModeKernel: "kernel", ModeFUSE: "fuse", ModeExtract: "extract"}[mode] + ")"
 	}
 	line("a run", rung)
 	return 0
+}
+
+// probeFUSE says why a run cannot take the FUSE rung here, or returns nil:
+// the packed file's stub (the C stub takes it), /dev/fuse and the
+// settings that forbid user namespaces, then a FUSE mount tried in a user
+// namespace of a child's (mountns.ProbeFUSE), which shows what a seccomp
+// filter or a security module refuses.
+func (r *runner) probeFUSE() error {
+	if !r.cStub() {
+		return r.errFUSEHere()
+	}
+	if err := fuseRefused(readSysctl); err != nil {
+		return err
+	}
+	return mountns.ProbeFUSE("/proc/self/exe")
 }
 
 // probeKernel tries what the kernel rung needs and says why it cannot
@@ -157,7 +181,7 @@ func probeCgroup() string {
 		g, err = cgroup.Create(l, 0, cgroup.Limits{})
 	}
 	if err != nil {
-		return "no cgroup (" + err.Error() + "): on the kernel rung the run's mount namespace tells its processes; " +
+		return "no cgroup (" + err.Error() + "): on the kernel and FUSE rungs the run's mount namespace tells its processes; " +
 			"on the extract rung what the target leaves running stays"
 	}
 	defer g.Remove()

@@ -23,10 +23,12 @@ const EnvMode = "PARKER_MODE"
 // The unprivileged rung's environment (stub/cstub/fuse.c): the C stub
 // starts its FUSE server with EnvFUSEServer set to the packed file's path,
 // and tells the helper, when it hands a run over from a user namespace of
-// its own, which step of that rung failed, and how, in EnvFUSEFailed.
+// its own, which step of that rung failed, and how, in EnvFUSEFailed, and
+// what refused the kernel's rung before it in EnvKernelRefused.
 const (
-	EnvFUSEServer = "PARKER_FUSE_SERVER"
-	EnvFUSEFailed = "PARKER_FUSE_FAILED"
+	EnvFUSEServer    = "PARKER_FUSE_SERVER"
+	EnvFUSEFailed    = "PARKER_FUSE_FAILED"
+	EnvKernelRefused = "PARKER_KERNEL_REFUSED" // what stopped the kernel's rung first
 )
 
 // A Mode is how a run gets at its payload.

@@ -279,8 +279,9 @@ func (r *runner) run(f flags) int {
 	}
 	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
 	// The C stub tried the FUSE rung, where the kernel refused it a mount
-	// namespace (or PARKER_MODE=fuse), and failed: we may be in the user
-	// namespace it made, without privileges. The cache is left.
+	// namespace or a loop device (or PARKER_MODE=fuse), and failed: we may
+	// be in the user namespace it made, without privileges. The cache is
+	// left.
 	failed, fuseTried := os.LookupEnv(EnvFUSEFailed)
 	if fuseTried {
 		os.Unsetenv(EnvFUSEFailed)
@@ -291,7 +292,9 @@ func (r *runner) run(f flags) int {
 	case mode == ModeExtract:
 		return r.runExtracted(f, side, lim, false, nil)
 	case fuseTried:
-		return r.runExtracted(f, side, lim, false, fmt.Errorf("unshare mount namespace: %v; FUSE: %w", unix.EPERM, r.whyNotFUSE(failed)))
+		kernel := os.Getenv(EnvKernelRefused)
+		os.Unsetenv(EnvKernelRefused)
+		return r.runExtracted(f, side, lim, false, fmt.Errorf("%s; FUSE: %w", kernel, r.whyNotFUSE(failed)))
 	}
 	if err := mountns.Enter(); err != nil {
 		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {

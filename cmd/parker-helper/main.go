@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
 	"github.com/parkerpack/parker/supervisor"
@@ -25,6 +26,7 @@ import (
 func main() {
 	supervisor.RunSidecar()   // when started as a run's cleanup sidecar
 	userspace.RunFUSEServer() // when started as the FUSE server of a run
+	mountns.RunProbe()        // when started by --parker-doctor's FUSE probe
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
 	self := os.Getenv(stub.EnvHelperFor)

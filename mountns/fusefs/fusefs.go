@@ -74,6 +74,7 @@ func Serve(dev int, img *image.Reader, o Options) (*fuse.Server, error) {
 		RootStableAttr:  &gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: uint64(root.Inode)},
 		UID:             o.UID,
 		GID:             o.GID,
+		NullPermissions: true, // mode 0000 is the image's, not a default to fill in
 	})
 	srv, err := fuse.NewServer(raw, "/dev/fd/"+itoa(dev), &fuse.MountOptions{
 		MaxBackground: 64,

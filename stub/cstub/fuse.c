@@ -24,8 +24,10 @@
 #define FUSE_SERVER_FILE 4                    /* the packed file */
 #define FUSE_SERVER_PIDFD 5                   /* the target */
 
-/* What the FUSE rung failed on, for the helper (stub.EnvFUSEFailed). */
+/* What the FUSE rung failed on, and what stopped the kernel's rung before
+ * it, for the helper (stub.EnvFUSEFailed, stub.EnvKernelRefused). */
 #define ENV_FUSE_FAILED "PARKER_FUSE_FAILED="
+#define ENV_KERNEL_REFUSED "PARKER_KERNEL_REFUSED="
 
 /* fuse_tried: the run is on the FUSE rung, the kernel having refused a
  * mount namespace (or PARKER_MODE=fuse). */
@@ -39,7 +41,7 @@ static void __attribute__((noreturn)) hand_over(const char *step, long err)
 {
 	if (fuse_tried) {
 		const char *why = cat(step ? step : "set up", ": ", errstr(-err));
-		envp = environ_with(ENV_FUSE_FAILED, why, 0, 0);
+		envp = environ_with(ENV_FUSE_FAILED, why, kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
 	}
 	helper();
 }
@@ -148,11 +150,49 @@ static void setup_fuse(const char *dir)
 	sys_close(lower);
 }
 
+/* userns_child tells whether we are in a user namespace other than the
+ * host's (its uid_map is not the whole range mapped to itself). */
+static int userns_child(void)
+{
+	char m[128], norm[128];
+	long n = read_small("/proc/self/uid_map", m, sizeof m);
+	size_t k = 0;
+	int gap = 0;
+	for (long i = 0; i < n && k < sizeof norm - 2; i++) {
+		if (m[i] == ' ' || m[i] == '\t' || m[i] == '\n') {
+			gap = k > 0;
+			continue;
+		}
+		if (gap)
+			norm[k++] = ' ';
+		gap = 0;
+		norm[k++] = m[i];
+	}
+	norm[k] = 0;
+	return n <= 0 || !streq(norm, "0 0 4294967295");
+}
+
+/* fuse_rung takes the FUSE rung, the kernel's having been refused (or
+ * PARKER_MODE=fuse), in the mount namespace we are in when it is ours
+ * (own: the kernel gave us one, in a user namespace of a container's, say,
+ * but no loop device), or else in a user namespace and mount namespace of
+ * the run's own. */
+static void fuse_rung(const char *dir, int own)
+{
+	fuse_tried = 1;
+	if (!fuse_usable())
+		hand_over("open " FUSE_DEV, -EACCES); /* the helper says what stops it */
+	if (own)
+		in_userns = userns_child();
+	else
+		enter_user();
+	setup_fuse(dir);
+}
+
 /* attach gives us the view over dir by the first rung that works: the
- * kernel's (a mount namespace, a loop device), then FUSE in a user
- * namespace where a mount namespace is refused. PARKER_MODE=kernel or
- * fuse (rung) keeps to one. Everything else is the helper's: the
- * extraction cache, and saying why. */
+ * kernel's (a mount namespace, a loop device), then FUSE, where those are
+ * refused. PARKER_MODE=kernel or fuse (rung) keeps to one. Everything
+ * else is the helper's: the extraction cache, and saying why. */
 static void attach(const char *dir)
 {
 	long e = rung == RUNG_FUSE ? -EPERM : sys_unshare(CLONE_NEWNS);
@@ -161,14 +201,21 @@ static void attach(const char *dir)
 		if (e == -EINVAL)
 			e = make_private_in_chroot();
 		TRY(e);
-		setup(dir);
+		int sq = mount_image();
+		if (sq >= 0) {
+			view(sq, dir);
+			sys_close(sq);
+			return;
+		}
+		/* Refused (a damaged image is the helper's to report). */
+		if ((sq != -EPERM && sq != -EACCES && sq != -ENOENT) || rung == RUNG_KERNEL)
+			helper();
+		fuse_rung(dir, 1);
 		return;
 	}
 	if (e != -EPERM || rung == RUNG_KERNEL)
 		helper();
-	fuse_tried = 1;
-	if (!fuse_usable())
-		hand_over("open " FUSE_DEV, -EACCES); /* the helper says what stops it */
-	enter_user();
-	setup_fuse(dir);
+	if (rung != RUNG_FUSE)
+		refused("unshare mount namespace", e);
+	fuse_rung(dir, 0);
 }

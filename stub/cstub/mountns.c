@@ -72,18 +72,32 @@ static long make_private_in_chroot(void)
 	return err;
 }
 
+/* kernel_refused says what stopped the kernel's rung, for the helper
+ * (fuse.c's hand_over), as a Go error would: "STEP: ERROR". */
+static const char *kernel_refused;
+
+/* refused notes that step failed with err (-errno) and returns err. */
+static long refused(const char *step, long err)
+{
+	kernel_refused = cat(step, ": ", errstr(-err));
+	return err;
+}
+
 /* attach_loop attaches the payload to a free loop device, read-only and
  * auto-clearing, retrying when another process takes the device first,
- * and returns it open, its path in *dev (mountns.AttachLoop). */
+ * and returns it open, its path in *dev (mountns.AttachLoop); or -errno
+ * when the loop devices are not ours to use (kernel_refused says how). */
 static int attach_loop(const char **dev)
 {
 	long ctl = sys_open(LOOP_CONTROL, O_RDWR | O_CLOEXEC);
-	TRY(ctl);
+	if (ctl < 0)
+		return refused("open " LOOP_CONTROL, ctl);
 	const u32 flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
 	int configure = !LEGACY_KERNEL;
 	for (int attempt = 0; attempt < LOOP_ATTEMPTS; attempt++) {
 		long n = loop_get_free(ctl);
-		TRY(n);
+		if (n < 0)
+			return refused("get a free loop device", n);
 		char num[DECIMAL_SIZE];
 		*dev = cat(LOOP_DEVICE, decimal(n, num), "");
 		long fd = sys_open(*dev, O_RDONLY | O_CLOEXEC);
@@ -107,7 +121,7 @@ static int attach_loop(const char **dev)
 		}
 		sys_close(fd);
 		if (err != -EBUSY)
-			helper();
+			return refused("attach a loop device", err);
 		if (attempt > 8) { /* many of us race: back off a little */
 			struct ktimespec ts = {0, attempt * 100000L};
 			sys_nanosleep(&ts);
@@ -129,23 +143,35 @@ static int fs_create_mount(int fs, unsigned attrs, const char *step)
 }
 
 /* mount_squashfs mounts the squashfs image on dev read-only, nosuid and
- * nodev, detached (mountns.MountSquashfs). */
-static int mount_squashfs(const char *dev)
+ * nodev, detached (mountns.MountSquashfs); -errno when the kernel will not
+ * make its superblock (in a user namespace; or the image is damaged). */
+static long mount_squashfs(const char *dev)
 {
 	long fs = fs_open("squashfs");
 	TRY(fs);
 	TRY(fs_config(fs, FSCONFIG_SET_FLAG, "ro", 0));
 	TRY(fs_config(fs, FSCONFIG_SET_STRING, "source", dev));
-	return fs_create_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0);
+	long e = fs_config(fs, FSCONFIG_CMD_CREATE, 0, 0);
+	if (e < 0) {
+		sys_close(fs);
+		return refused("create squashfs superblock", e);
+	}
+	long m = fs_mount(fs, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	TRY(m);
+	sys_close(fs);
+	return m;
 }
 
 /* mount_image attaches the payload and mounts it, and returns the mount;
- * from then on the mount alone keeps the loop device (mountns.MountImage). */
+ * from then on the mount alone keeps the loop device (mountns.MountImage).
+ * It returns -errno where the loop devices are not ours to use. */
 static int mount_image(void)
 {
-	const char *dev;
+	const char *dev = 0;
 	int loop = attach_loop(&dev);
-	int sq = mount_squashfs(dev);
+	if (loop < 0)
+		return loop;
+	long sq = mount_squashfs(dev);
 	sys_close(loop);
 	return sq;
 }
@@ -226,11 +252,4 @@ static void view(int lower, const char *dir)
 	sys_close(tmp);
 }
 
-/* setup mounts the view over dir with the payload from a loop device (the
- * kernel's rung, mountns.Setup). Call it after enter. */
-static void setup(const char *dir)
-{
-	int sq = mount_image();
-	view(sq, dir);
-	sys_close(sq);
-}
+

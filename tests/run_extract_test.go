@@ -442,7 +442,9 @@ func TestRunDoctor(t *testing.T) {
 		{"nobody, kernel only", func() *exec.Cmd {
 			return asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_MODE=kernel"}, "--parker-doctor")
 		}, []string{"a run:    none: PARKER_MODE=kernel, and the kernel will not mount (PARKER_MODE=kernel)"}},
-		{"nobody, no cache", func() *exec.Cmd { return asNobody(f, []string{"TMPDIR=/proc", "PARKER_MODE=extract"}, "--parker-doctor") },
+		{"nobody, no cache", func() *exec.Cmd {
+			return asNobody(f, []string{"TMPDIR=/proc", "PARKER_MODE=extract"}, "--parker-doctor")
+		},
 			[]string{"extract:  no: no usable cache directory", "a run:    none: a run fails (PARKER_MODE=extract)"}},
 		{"seccomp", func() *exec.Cmd { return exec.Command(nomount, f, "--parker-doctor") },
 			[]string{"kernel:   no", secFuse, "cleanup:  a cgroup per run", "a run:    extract"}},

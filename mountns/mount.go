@@ -113,11 +113,45 @@ func MountFUSE(dev, uid, gid int) (int, error) {
 	})
 }
 
+// MountFUSELower opens /dev/fuse, mounts a FUSE file system on it for
+// uid and gid (MountFUSE), has serve start the server on the connection,
+// and returns the mount, detached, once serve returns. The server then
+// holds the connection's only descriptor: should it end, the kernel aborts
+// the connection, and what reads the mount fails instead of waiting.
+func MountFUSELower(uid, gid int, serve func(dev int) error) (int, error) {
+	dev, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, denied("open /dev/fuse", err)
+	}
+	defer unix.Close(dev)
+	m, err := MountFUSE(dev, uid, gid)
+	if err != nil {
+		return -1, err
+	}
+	if err := serve(dev); err != nil {
+		unix.Close(m)
+		return -1, fmt.Errorf("start the FUSE server: %w", err)
+	}
+	return m, nil
+}
+
 // MountOverlay mounts an overlay, detached. lowers are listed top first.
 // Paths may name detached mounts through /proc/self/fd/N. upper and work are
 // empty for a read-only overlay.
 func MountOverlay(lowers []string, upper, work string) (int, error) {
+	return mountOverlay(lowers, upper, work, false)
+}
+
+// mountOverlay is MountOverlay, keeping overlayfs's own metadata in user.*
+// extended attributes when userxattr is set: the only ones it may set in
+// a user namespace.
+func mountOverlay(lowers []string, upper, work string, userxattr bool) (int, error) {
 	return fsMount("overlay", 0, func(fs int) error {
+		if userxattr {
+			if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+				return err
+			}
+		}
 		if err := setLowers(fs, lowers); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,20 @@ func Enter() error {
 		return denied("make mounts private", err)
 	}
 	return nil
+}
+
+// InUserns reports whether this process is in a user namespace other
+// than the host's: its uid_map maps less than every id to itself.
+func InUserns() bool {
+	m, _ := UIDMap()
+	return m != "0 0 4294967295"
+}
+
+// UIDMap is this process's /proc/self/uid_map, its fields joined by one
+// space.
+func UIDMap() (string, error) {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return strings.Join(strings.Fields(string(b)), " "), err
 }
 
 // nsSelf is the calling thread's mount namespace.
@@ -126,6 +141,13 @@ type Options struct {
 	// Overlay, when set, keeps the writes instead of a tmpfs that
 	// vanishes with the namespace.
 	Overlay *Overlay
+	// Lower, when not 0, is the payload mounted already, detached (the
+	// FUSE rung's, MountFUSELower), instead of File from a loop device;
+	// the caller closes it.
+	Lower int
+	// UserXattr: the namespace's user namespace is not the host's, where
+	// overlayfs keeps its metadata in user.* attributes.
+	UserXattr bool
 	// Log, when set, is called after each step with its duration.
 	Log func(step string, d time.Duration)
 }
@@ -144,12 +166,16 @@ func (o *Options) logStep(step string, start time.Time) time.Time {
 // the kernel unmounts it all and the loop device clears itself.
 func Setup(o Options) error {
 	t := time.Now()
-	sq, dev, err := MountImage(o.File, o.Offset, o.Size)
-	if err != nil {
-		return err
+	sq := o.Lower
+	if sq == 0 {
+		var dev string
+		var err error
+		if sq, dev, err = MountImage(o.File, o.Offset, o.Size); err != nil {
+			return err
+		}
+		defer unix.Close(sq)
+		t = o.logStep("loop attach and squashfs mount ("+dev+")", t)
 	}
-	defer unix.Close(sq)
-	t = o.logStep("loop attach and squashfs mount ("+dev+")", t)
 
 	var root unix.Stat_t
 	if err := unix.Fstat(sq, &root); err != nil {
@@ -160,6 +186,7 @@ func Setup(o Options) error {
 	// packed workdir, not like our scratch space.
 	mode := os.FileMode(root.Mode & 0o7777)
 	var upper, work string
+	var err error
 	if o.Overlay == nil {
 		tmp, err := MountTmpfs(0o700)
 		if err != nil {
@@ -183,7 +210,7 @@ func Setup(o Options) error {
 		return fmt.Errorf("overlay upper dir: %w", err)
 	}
 
-	ov, err := MountOverlay([]string{FDPath(sq), o.Dir}, upper, work)
+	ov, err := mountOverlay([]string{FDPath(sq), o.Dir}, upper, work, o.UserXattr)
 	if err != nil {
 		return err
 	}

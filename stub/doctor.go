@@ -75,8 +75,10 @@ func (r *runner) doctor(w io.Writer) int {
 // namespace of a child's (mountns.ProbeFUSE), which shows what a seccomp
 // filter or a security module refuses.
 func (r *runner) probeFUSE() error {
-	if !r.cStub() {
-		return r.errFUSEHere()
+	// The Go stub takes the rung only in a mount namespace it may make
+	// itself (root's, or a container's user namespace's).
+	if !r.cStub() && probeMountNS() != nil {
+		return errGoStub
 	}
 	if err := fuseRefused(readSysctl); err != nil {
 		return err
@@ -92,18 +94,10 @@ func (r *runner) probeFUSE() error {
 func probeKernel() error {
 	// In a user namespace (rootless podman, unshare -Ur) a mount namespace
 	// may be made, but squashfs may not be mounted in it.
-	if m, err := os.ReadFile("/proc/self/uid_map"); err == nil && strings.Join(strings.Fields(string(m)), " ") != "0 0 4294967295" {
-		return fmt.Errorf("in a user namespace (uid_map %q), where squashfs cannot be mounted",
-			strings.Join(strings.Fields(string(m)), " "))
+	if m, err := mountns.UIDMap(); err == nil && mountns.InUserns() {
+		return fmt.Errorf("in a user namespace (uid_map %q), where squashfs cannot be mounted", m)
 	}
-	res := make(chan error)
-	go func() {
-		// Never unlocked: the thread ends with this goroutine, its
-		// namespace with it.
-		runtime.LockOSThread()
-		res <- unix.Unshare(unix.CLONE_NEWNS)
-	}()
-	if err := <-res; err != nil {
+	if err := probeMountNS(); err != nil {
 		why := "a mount namespace: " + err.Error()
 		if errors.Is(err, unix.EPERM) {
 			why += " (needs CAP_SYS_ADMIN: root, outside a container or with that capability; or a seccomp filter denies it)"
@@ -122,6 +116,19 @@ func probeKernel() error {
 		}
 	}
 	return nil
+}
+
+// probeMountNS makes a mount namespace on a thread of its own, which ends
+// with it, and says whether the kernel let it.
+func probeMountNS() error {
+	res := make(chan error)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, its
+		// namespace with it.
+		runtime.LockOSThread()
+		res <- unix.Unshare(unix.CLONE_NEWNS)
+	}()
+	return <-res
 }
 
 // readSysctl reads a sysctl's value from /proc/sys (name with dots), or

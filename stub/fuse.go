@@ -6,16 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"time"
 
+	"github.com/parkerpack/parker/mountns"
+	"github.com/parkerpack/parker/supervisor"
 	"golang.org/x/sys/unix"
 )
 
-// The FUSE rung (R1) is the C stub's (stub/cstub/fuse.c): only a
-// single-threaded process can enter a user namespace, and the target must
-// run in the stub's place. What is here says whether a run could take it,
-// and why not, for the runs the Go code has: the extraction cache's
-// warning, PARKER_MODE=fuse, --parker-doctor.
+// The FUSE rung (R1). Only a single-threaded process can enter a user
+// namespace, and the target must run in the stub's place: so the C stub
+// takes it for a plain run (stub/cstub/fuse.c), and makes the user
+// namespace for the runs the Go code has (enterUserns), which then mounts
+// the view there as the C stub would (setupFUSE). A packed file with the
+// Go stub has no such way. What is here also says why a run cannot take
+// it: the extraction cache's warning, PARKER_MODE=fuse, --parker-doctor.
+
+// EnvUserns is the Go code's request to the C stub for a user namespace
+// ("enter"), and the C stub's answer ("entered").
+const EnvUserns = "PARKER_USERNS"
 
 // goBuildInfo starts the build information every Go executable carries
 // (its .go.buildinfo section), the C stub none.
@@ -55,27 +65,137 @@ func fuseRefused(sysctl func(string) string) error {
 	return nil
 }
 
-// errFUSEHere says why a run that got to the Go code cannot take the FUSE
-// rung, where nothing on the host forbids it.
-func (r *runner) errFUSEHere() error {
+// errGoStub: a packed file with the Go stub has no C stub to enter a
+// user namespace for it.
+var errGoStub = errors.New("this packed file has the Go stub (packed by a parker built without a C compiler), " +
+	"which cannot take the FUSE rung: only a single-threaded program can enter a user namespace")
+
+// ServesFUSE: this program serves the FUSE rung's payload when started
+// as its server (stub/userspace's RunFUSEServer, first thing in main):
+// the helper, and parker itself. The lean Go stub hands a run that needs
+// a server to the helper.
+var ServesFUSE bool
+
+// fuseForUs says why this run cannot have a user namespace made for the
+// FUSE rung (by the C stub: enterUserns), or returns nil.
+func (r *runner) fuseForUs() error {
 	if !r.cStub() {
-		return errors.New("this packed file has the Go stub (packed by a parker built without a C compiler), " +
-			"which cannot take the FUSE rung: only a single-threaded program can enter a user namespace")
+		return errGoStub
 	}
-	return fmt.Errorf("the FUSE rung is the C stub's plain run: only a single-threaded program can enter a user namespace, "+
-		"and a run with a --parker-* flag, %s=1 or resource limits is the Go helper's", EnvVerbose)
+	return fuseRefused(readSysctl)
 }
 
-// whyNotFUSE says why this run, handed to the Go code, is not on the FUSE
-// rung: what failed in the C stub's attempt (failed, from EnvFUSEFailed),
-// or what forbids it here, or why the Go code cannot take it.
+// whyNotFUSE says why this run is not on the FUSE rung: what stops it,
+// or else the step the C stub's attempt failed at (failed).
 func (r *runner) whyNotFUSE(failed string) error {
-	// What stops it on the host says more than the step it stopped at.
-	if err := fuseRefused(readSysctl); err != nil {
+	if err := r.fuseForUs(); err != nil || failed == "" {
 		return err
 	}
-	if failed != "" {
-		return errors.New(failed)
+	return errors.New(failed)
+}
+
+// rungEnv is what the C stub says of the FUSE rung, in the environment.
+type rungEnv struct {
+	fuseTried bool   // it tried the rung, and failed
+	failed    string // at which step, and how
+	kernel    string // what refused the kernel's rung before
+	entered   bool   // it made the user namespace we asked for
+}
+
+// takeRungEnv reads the C stub's word on the FUSE rung and takes it out
+// of the environment, which the target inherits.
+func takeRungEnv() rungEnv {
+	var e rungEnv
+	e.failed, e.fuseTried = os.LookupEnv(EnvFUSEFailed)
+	e.kernel = os.Getenv(EnvKernelRefused)
+	if e.fuseTried && e.kernel == "" {
+		e.kernel = "the kernel's rung not tried" // PARKER_MODE=fuse
 	}
-	return r.errFUSEHere()
+	e.entered = os.Getenv(EnvUserns) == "entered"
+	for _, k := range []string{EnvFUSEFailed, EnvKernelRefused, EnvUserns} {
+		os.Unsetenv(k)
+	}
+	return e
+}
+
+// enterUserns hands the run to the packed file's C stub, executing it
+// again with PARKER_USERNS=enter: it makes a user namespace and a mount
+// namespace, as for its own FUSE rung, and hands the run back to the
+// helper there, with CAP_SYS_ADMIN (stub/cstub/fuse.c). The caller's
+// signal state goes with it, and kernelErr, why the kernel's rung was
+// out. It returns only on failure.
+func (r *runner) enterUserns(kernelErr error) int {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, EnvUserns+"=") && !strings.HasPrefix(kv, EnvSignals+"=") &&
+			!strings.HasPrefix(kv, EnvKernelRefused+"=") {
+			env = append(env, kv)
+		}
+	}
+	// Should the C stub fail, it hands the run back saying so, and this
+	// says why the kernel's rung was out.
+	env = append(env, EnvUserns+"=enter", EnvKernelRefused+"="+deniedText(kernelErr))
+	if r.signals != nil {
+		env = append(env, EnvSignals+"="+r.signals.String())
+	}
+	r.step("hand the run to the C stub, for a user namespace")
+	err := execveat(int(r.file.Fd()), r.args, env)
+	return r.fail(fmt.Errorf("execute the packed file again, for a user namespace: %w", err))
+}
+
+// setupFUSE mounts the view o describes with the payload served by FUSE,
+// the server a detached process of the helper's (RunFUSEServer).
+func (r *runner) setupFUSE(o mountns.Options) error {
+	if !ServesFUSE {
+		return errNeedCodecs
+	}
+	t := time.Now()
+	lower, err := mountns.MountFUSELower(os.Geteuid(), os.Getegid(), r.startFUSEServer)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(lower)
+	r.logf("FUSE mount and server", time.Since(t))
+	o.Lower = lower
+	o.UserXattr = mountns.InUserns()
+	return mountns.Setup(o)
+}
+
+// startFUSEServer starts the FUSE server on connection dev, detached
+// (supervisor.Detach), as the C stub does (fuse.c: fuse_server_enter).
+func (r *runner) startFUSEServer(dev int) error {
+	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open: %w", err)
+	}
+	defer unix.Close(pidfd)
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	_, err = supervisor.Detach("/proc/self/exe", "parker-fuse", []string{EnvFUSEServer + "=" + r.self},
+		[]uintptr{null.Fd(), null.Fd(), 2, uintptr(dev), r.file.Fd(), uintptr(pidfd)})
+	return err
+}
+
+// dropKept drops the capabilities the C stub kept for the helper in the
+// user namespace it made (ambient, and inheritable so that they could
+// be), which are not the target's. Capabilities are a thread's, and so is
+// the exec: the goroutine stays on this thread.
+func dropKept() error {
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("drop ambient capabilities: %w", err)
+	}
+	h := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var d [2]unix.CapUserData
+	if err := unix.Capget(&h, &d[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	d[0].Inheritable, d[1].Inheritable = 0, 0
+	if err := unix.Capset(&h, &d[0]); err != nil {
+		return fmt.Errorf("drop inheritable capabilities: %w", err)
+	}
+	return nil
 }

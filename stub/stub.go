@@ -191,6 +191,7 @@ type runner struct {
 	file    *os.File
 	verbose bool
 	signals *supervisor.SignalState // the caller's, from the C stub
+	userns  bool                    // in the user namespace the C stub made us (enterUserns)
 	start   time.Time
 	last    time.Time
 }
@@ -278,29 +279,33 @@ func (r *runner) run(f flags) int {
 		return r.fail(err)
 	}
 	r.step(fmt.Sprintf("start cleanup sidecar (pid %d)", side.Pid))
-	// The C stub tried the FUSE rung, where the kernel refused it a mount
-	// namespace or a loop device (or PARKER_MODE=fuse), and failed: we may
-	// be in the user namespace it made, without privileges. The cache is
-	// left.
-	failed, fuseTried := os.LookupEnv(EnvFUSEFailed)
-	if fuseTried {
-		os.Unsetenv(EnvFUSEFailed)
-	}
+	// What the C stub says of the FUSE rung: it tried it, where the
+	// kernel refused it a mount namespace or a loop device (or
+	// PARKER_MODE=fuse), and failed (we may be in the user namespace it
+	// made, without privileges: the cache is left); or it made us a user
+	// namespace, as we asked (enterUserns), with CAP_SYS_ADMIN there.
+	rung := takeRungEnv()
+	r.userns = rung.entered
 	switch {
-	case mode == ModeFUSE:
-		return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, r.whyNotFUSE(failed)))
+	case rung.fuseTried && mode == ModeFUSE:
+		return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, r.whyNotFUSE(rung.failed)))
 	case mode == ModeExtract:
 		return r.runExtracted(f, side, lim, false, nil)
-	case fuseTried:
-		kernel := os.Getenv(EnvKernelRefused)
-		os.Unsetenv(EnvKernelRefused)
-		return r.runExtracted(f, side, lim, false, fmt.Errorf("%s; FUSE: %w", kernel, r.whyNotFUSE(failed)))
+	case rung.fuseTried:
+		return r.runExtracted(f, side, lim, false, fmt.Errorf("%s; FUSE: %w", rung.kernel, r.whyNotFUSE(rung.failed)))
 	}
 	if err := mountns.Enter(); err != nil {
-		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {
-			return r.runExtracted(f, side, lim, false, fmt.Errorf("%w; FUSE: %w", err, r.whyNotFUSE("")))
+		if !errors.Is(err, mountns.ErrDenied) || mode == ModeKernel {
+			return r.fail(err)
 		}
-		return r.fail(err)
+		fuseErr := r.fuseForUs()
+		if fuseErr == nil && !rung.entered {
+			return r.enterUserns(err)
+		}
+		if mode == ModeFUSE {
+			return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, fuseErr))
+		}
+		return r.runExtracted(f, side, lim, false, fmt.Errorf("%w; FUSE: %w", err, fuseErr))
 	}
 	r.step("enter private mount namespace")
 	var ov *mountns.Overlay
@@ -318,19 +323,37 @@ func (r *runner) run(f flags) int {
 		r.step("lock overlay dir " + ov.Path)
 	}
 	r.last = time.Now()
-	err = mountns.Setup(mountns.Options{
+	o := mountns.Options{
 		File:    r.file,
 		Offset:  r.t.Offset,
 		Size:    r.t.Size,
 		Dir:     dir,
 		Overlay: ov,
 		Log:     r.logf,
-	})
-	if err != nil {
-		if mode == ModeAuto && errors.Is(err, mountns.ErrDenied) {
-			return r.runExtracted(f, side, lim, true, err)
+	}
+	var kernelErr error
+	if mode != ModeFUSE && !rung.entered {
+		kernelErr = mountns.Setup(o)
+		if kernelErr != nil && (mode == ModeKernel || !errors.Is(kernelErr, mountns.ErrDenied)) {
+			return r.fail(kernelErr)
 		}
-		return r.fail(err)
+	}
+	if mode == ModeFUSE || rung.entered || kernelErr != nil {
+		// The namespace is ours, but the loop devices are not (a
+		// container's user namespace, or the one the C stub made us).
+		if err := r.setupFUSE(o); err != nil {
+			if errors.Is(err, errNeedCodecs) {
+				return r.helper(r.args)
+			}
+			if mode == ModeFUSE || !errors.Is(err, mountns.ErrDenied) {
+				return r.fail(fmt.Errorf("FUSE: %w", err))
+			}
+			why := fmt.Errorf("FUSE: %w", err)
+			if kernelErr != nil {
+				why = fmt.Errorf("%w; %w", kernelErr, why)
+			}
+			return r.runExtracted(f, side, lim, true, why)
+		}
 	}
 	r.last = time.Now()
 	r.file.Close()
@@ -391,6 +414,11 @@ func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, n
 	}
 	if warn != "" {
 		fmt.Fprintln(os.Stderr, warn)
+	}
+	if r.userns {
+		if err := dropKept(); err != nil {
+			return r.fail(err)
+		}
 	}
 	r.step("exec " + c.Path)
 	err = supervisor.Exec(c)

@@ -295,6 +295,8 @@ func RunSidecar() {
 		os.Exit(launch())
 	case "watch":
 		os.Exit(watch())
+	case "detach":
+		os.Exit(detach())
 	}
 	fmt.Fprintf(os.Stderr, "parker: %s=%s: not a sidecar stage\n", EnvSidecar, stage)
 	os.Exit(125)

@@ -59,6 +59,9 @@ type Config struct {
 // signal N.
 type SignalState struct{ Blocked, Ignored uint64 }
 
+// String writes s as ParseSignalState reads it.
+func (s *SignalState) String() string { return fmt.Sprintf("%016x,%016x", s.Blocked, s.Ignored) }
+
 // ParseSignalState reads "BLOCKED,IGNORED", two masks in hex, as the C
 // stub writes them.
 func ParseSignalState(s string) (*SignalState, error) {

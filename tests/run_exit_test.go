@@ -106,7 +106,7 @@ func TestRunUnprivileged(t *testing.T) {
 	c := asNobody(f, []string{"TMPDIR=/proc"}, "exit", "0")
 	c.Dir = "/"
 	out, _ := c.CombinedOutput()
-	want := regexp.MustCompile(`^parker: \S+/toold: cannot run: the kernel will not mount the payload \(unshare mount namespace: operation not permitted; FUSE: /dev/fuse .+\), ` +
+	want := regexp.MustCompile(`^parker: \S+/toold: cannot run: the kernel will not mount the payload \(unshare mount namespace: operation not permitted; FUSE: .+\), ` +
 		`and the extraction cache cannot be used: no usable cache directory \(/nonexistent/\.cache/parker: .*; /proc/parker-cache-65534: .*\); set PARKER_CACHE_DIR to one\n$`)
 	if c.ProcessState.ExitCode() != 125 || !want.Match(out) {
 		t.Errorf("unprivileged run: exit %d, output %q", c.ProcessState.ExitCode(), out)

@@ -190,28 +190,81 @@ func TestRunFUSEConcurrent(t *testing.T) {
 }
 
 // TestRunFUSEModes: PARKER_MODE=fuse keeps to the FUSE rung even as root
-// (in a user namespace of the run's own), and says why when it cannot be
-// taken: /dev/fuse closed to the user, or a run the Go stub has.
+// (in a mount namespace of the run's own; the C stub makes it a user
+// namespace too), and says why when it cannot be taken: /dev/fuse closed
+// to the user.
 func TestRunFUSEModes(t *testing.T) {
 	f, cacheDir := nobodySetup(t)
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_MODE=fuse"}
-	cmd := exec.Command(f, "env", "PARKER_ROOT")
-	cmd.Env = append(os.Environ(), env...)
-	r := runCmd(t, cmd)
-	if goStubRun() {
-		if r.Code != 125 || !strings.Contains(r.Stderr, "this packed file has the Go stub") {
-			t.Errorf("PARKER_MODE=fuse on the Go stub: exit %d, stderr %q", r.Code, r.Stderr)
+	for _, extra := range [][]string{nil, {"PARKER_VERBOSE=1"}} {
+		cmd := exec.Command(f, "env", "PARKER_ROOT")
+		cmd.Env = append(append(os.Environ(), env...), extra...)
+		r := runCmd(t, cmd)
+		if r.Code != 0 || r.Stdout != "PARKER_ROOT="+filepath.Dir(f)+"\n" || len(listDir(t, cacheDir)) != 0 {
+			t.Errorf("PARKER_MODE=fuse as root %v: exit %d, stdout %q, stderr %q", extra, r.Code, r.Stdout, r.Stderr)
 		}
-		return
-	}
-	if r.Code != 0 || r.Stdout != "PARKER_ROOT="+filepath.Dir(f)+"\n" {
-		t.Errorf("PARKER_MODE=fuse as root: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 	// nobody, /dev/fuse closed (as this machine ships it): no rung.
 	if st, err := os.Stat("/dev/fuse"); err == nil && st.Mode().Perm()&0o006 == 0 {
-		r = runCmd(t, asNobody(f, env, "exit", "0"))
-		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 {
+		r := runCmd(t, asNobody(f, env, "exit", "0"))
+		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "PARKER_MODE=fuse: ") {
 			t.Errorf("PARKER_MODE=fuse, /dev/fuse closed: exit %d, stderr %q", r.Code, r.Stderr)
 		}
 	}
+}
+
+// TestRunFUSEHelper: a run the Go helper has (PARKER_VERBOSE=1, a
+// --parker-* flag) takes the FUSE rung too, as nobody: the C stub makes it
+// a user namespace and hands it back. The view is the same; the writes of
+// --parker-overlay DIR outlive the run, in DIR; the target is left no
+// capability of the namespace's. The Go stub, which has no C stub, takes
+// the cache and says why.
+func TestRunFUSEHelper(t *testing.T) {
+	f, cacheDir := nobodySetup(t)
+	openFUSE(t)
+	dir := filepath.Dir(f)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	before := snapshot(t, dir)
+	r := runCmd(t, asNobody(f, append(env, "PARKER_VERBOSE=1"), "env", "PARKER_ROOT"))
+	if goStubRun() {
+		if r.Code != 0 || !strings.Contains(r.Stderr, "FUSE: this packed file has the Go stub") {
+			t.Errorf("Go stub: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+		return
+	}
+	if r.Code != 0 || r.Stdout != "PARKER_ROOT="+dir+"\n" || !strings.Contains(r.Stderr, "parker: FUSE mount and server") ||
+		strings.Contains(r.Stderr, "warning") {
+		t.Errorf("verbose run: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	r = runCmd(t, asNobody(f, append(env, "PARKER_VERBOSE=1"), "read", "/proc/self/status"))
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if strings.HasPrefix(l, "Cap") && !strings.HasPrefix(l, "CapBnd") && !strings.HasSuffix(l, "0000000000000000") {
+			t.Errorf("the target holds capabilities: %s", l)
+		}
+	}
+	ovBase := tempDir(t, "fuseov")
+	if err := os.Chown(ovBase, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	openToOthers(t, filepath.Join(ovBase, "x"))
+	ov := filepath.Join(ovBase, "ov")
+	r = runCmd(t, asNobody(f, env, "--parker-overlay", ov, "write", filepath.Join(dir, "kept"), "kept data"))
+	if r.Code != 0 {
+		t.Fatalf("--parker-overlay: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(ov, "upper", "kept")); err != nil || string(b) != "kept data\n" {
+		t.Errorf("the write is not in the overlay dir: %q, %v", b, err)
+	}
+	r = runCmd(t, asNobody(f, env, "--parker-overlay", ov, "read", filepath.Join(dir, "kept")))
+	if r.Stdout != "kept data\n" {
+		t.Errorf("a later run with the overlay dir reads %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kept")); err == nil {
+		t.Errorf("the write reached the packed file's directory")
+	}
+	if got := listDir(t, cacheDir); len(got) != 0 {
+		t.Errorf("the FUSE rung used the cache: %v", got)
+	}
+	noFUSEServers(t)
+	sameTraces(t, before, dir)
 }

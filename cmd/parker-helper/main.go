@@ -29,6 +29,7 @@ func main() {
 	mountns.RunProbe()        // when started by --parker-doctor's FUSE probe
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
+	stub.ServesFUSE = true
 	self := os.Getenv(stub.EnvHelperFor)
 	if self == "" {
 		fmt.Fprintf(os.Stderr, "parker-helper: run by a packed file only (%s is not set)\n", stub.EnvHelperFor)

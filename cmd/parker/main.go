@@ -25,6 +25,7 @@ import (
 
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
+	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
 	"github.com/parkerpack/parker/supervisor"
@@ -41,11 +42,14 @@ const (
 var runStub = stub.Main
 
 func main() {
-	supervisor.RunSidecar() // when started as a run's cleanup sidecar
+	supervisor.RunSidecar()   // when started as a run's cleanup sidecar
+	userspace.RunFUSEServer() // when started as the FUSE server of a run
+	mountns.RunProbe()        // when started by --parker-doctor's FUSE probe
 	// parker is also a complete stub (what a go install build packs), with
 	// no helper to hand the image-reading requests to.
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
+	stub.ServesFUSE = true
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)

@@ -1,13 +1,16 @@
 package fusefs
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/internal/treecmp"
@@ -29,51 +32,107 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// mount serves the image file img over a fresh FUSE connection mounted
-// on a temporary directory, and returns that. Everything goes with the
-// test.
-func mount(t *testing.T, img string, damaged func(error)) string {
+// TestMain serves an image as a FUSE server in a process of its own, when
+// a test started it so (mount): a server in the test's own process could
+// deadlock with it, as the kernel asks the server whether a file can be
+// polled while the asking thread holds the Go runtime's poller.
+func TestMain(m *testing.M) {
+	if os.Getenv("FUSEFS_TEST_SERVE") == "1" {
+		os.Exit(serveChild())
+	}
+	os.Exit(m.Run())
+}
+
+// serveChild serves the image open as descriptor 4 over the connection
+// open as descriptor 3 until the mount goes, printing each damage report
+// as a line.
+func serveChild() int {
+	f := os.NewFile(4, "image")
+	st, err := f.Stat()
+	if err != nil {
+		return 1
+	}
+	r, err := image.NewReader(f, st.Size())
+	if err != nil {
+		fmt.Println("open:", err)
+		return 1
+	}
+	srv, err := Serve(3, r, Options{UID: 0, GID: 0, Damaged: func(err error) { fmt.Println("damaged:", err) }})
+	if err != nil {
+		fmt.Println("serve:", err)
+		return 1
+	}
+	srv.Wait()
+	return 0
+}
+
+// mount serves the image file img over a fresh FUSE connection, from a
+// server process of its own, mounted on a temporary directory, and returns
+// that, and what the server reported of damage so far. Everything goes
+// with the test.
+func mount(t *testing.T, img string) (string, func() []string) {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
-	st, _ := f.Stat()
-	r, err := image.NewReader(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer f.Close()
 	dev, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("/dev/fuse: %v", err)
 	}
+	devFile := os.NewFile(uintptr(dev), "/dev/fuse")
+	defer devFile.Close() // the server's is the connection's only one
 	m, err := mountns.MountFUSE(dev, 0, 0)
 	if err != nil {
-		unix.Close(dev)
 		t.Fatal(err)
 	}
-	srv, err := Serve(dev, r, Options{UID: 0, GID: 0, Damaged: damaged})
+	defer unix.Close(m)
+	srv := exec.Command(os.Args[0])
+	srv.Env = append(os.Environ(), "FUSEFS_TEST_SERVE=1")
+	srv.ExtraFiles = []*os.File{devFile, f}
+	srv.Stderr = os.Stderr
+	out, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+		close(done)
+	}()
 	// Attached for the test's walks (a walk from /proc/self/fd/N would
 	// take its root for the symlink that names it).
 	at := t.TempDir()
 	if err := mountns.AttachAt(m, at); err != nil {
+		srv.Process.Kill()
 		t.Fatal(err)
 	}
-	unix.Close(m)
 	t.Cleanup(func() {
-		// The kernel unmounts it, aborts the connection, and the server
-		// ends.
+		// The kernel unmounts it, ends the connection, and the server.
 		if err := unix.Unmount(at, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", at, err)
 		}
-		srv.Wait()
-		unix.Close(dev)
+		<-done
+		if err := srv.Wait(); err != nil {
+			t.Errorf("FUSE server: %v", err)
+		}
 	})
-	return at
+	return at, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
 }
 
 // mksquashfs packs dir into an image with the reference tool.
@@ -104,7 +163,12 @@ func TestServe(t *testing.T) {
 	if _, err := treegen.Generate(src, 7, treegen.Options{Special: true, Root: true, Wide: 3000, Depth: 40}); err != nil {
 		t.Fatal(err)
 	}
-	root := mount(t, mksquashfs(t, src), func(err error) { t.Errorf("damage reported on a sound image: %v", err) })
+	root, reports := mount(t, mksquashfs(t, src))
+	defer func() {
+		if r := reports(); len(r) != 0 {
+			t.Errorf("the server said, of a sound image: %q", r)
+		}
+	}()
 	want, err := treecmp.Lstat("source", src)
 	if err != nil {
 		t.Fatal(err)
@@ -170,9 +234,7 @@ func TestServeDamaged(t *testing.T) {
 	}
 	f.WriteAt([]byte(strings.Repeat("\xff", 64)), 96+100)
 	f.Close()
-	var mu sync.Mutex
-	var reports []error
-	root := mount(t, img, func(err error) { mu.Lock(); reports = append(reports, err); mu.Unlock() })
+	root, reports := mount(t, img)
 	for range 3 {
 		if _, err := os.ReadFile(filepath.Join(root, "big")); !errors.Is(err, unix.EIO) {
 			t.Errorf("reading the damaged file: %v, want EIO", err)
@@ -181,9 +243,12 @@ func TestServeDamaged(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(root, "small")); err != nil || string(b) != "intact\n" {
 		t.Errorf("the undamaged file: %q, %v", b, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(reports) != 1 {
-		t.Errorf("damage reported %d times, want once: %v", len(reports), reports)
+	// The server says so before it answers, but the line may still be
+	// on its way through the pipe.
+	for deadline := time.Now().Add(10 * time.Second); len(reports()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := reports(); len(r) != 1 || !strings.HasPrefix(r[0], "damaged: ") {
+		t.Errorf("the server said %q; want one damage report", r)
 	}
 }

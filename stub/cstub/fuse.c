@@ -24,6 +24,13 @@
 #define FUSE_SERVER_FILE 4                    /* the packed file */
 #define FUSE_SERVER_PIDFD 5                   /* the target */
 
+/* The Go helper's way onto the FUSE rung, for the runs it has (flags,
+ * PARKER_VERBOSE, limits): it executes the packed file again with
+ * PARKER_USERNS=enter; the stub enters a user namespace, keeps
+ * CAP_SYS_ADMIN there as an ambient capability, and hands the run back
+ * with PARKER_USERNS=entered (stub.EnvUserns). */
+#define ENV_USERNS "PARKER_USERNS="
+
 /* What the FUSE rung failed on, and what stopped the kernel's rung before
  * it, for the helper (stub.EnvFUSEFailed, stub.EnvKernelRefused). */
 #define ENV_FUSE_FAILED "PARKER_FUSE_FAILED="
@@ -170,6 +177,54 @@ static int userns_child(void)
 	}
 	norm[k] = 0;
 	return n <= 0 || !streq(norm, "0 0 4294967295");
+}
+
+/* keep_admin keeps CAP_SYS_ADMIN and CAP_DAC_OVERRIDE, ours in the user
+ * namespace we made, across the exec of the helper, as ambient
+ * capabilities: the helper, run as our own user there, would have none
+ * left otherwise. The first is for its mounts; overlayfs checks its layers
+ * with the mounter's credentials, and refuses the mount without the
+ * second (this stub, which mounts its own with every capability of the
+ * namespace, never lacks it). Either acts only on what the namespace maps,
+ * the caller's own user and group. The helper drops them before it
+ * executes the target. */
+static void keep_admin(void)
+{
+	static const int keep[] = {CAP_SYS_ADMIN, CAP_DAC_OVERRIDE};
+	struct kcap_header h = {CAPABILITY_VERSION_3, 0};
+	struct kcap_data d[2];
+	TRY_AT(sys_capget(&h, d), "keep capabilities: capget");
+	for (unsigned i = 0; i < sizeof keep / sizeof *keep; i++)
+		d[0].inheritable |= 1u << keep[i];
+	TRY_AT(sys_capset(&h, d), "keep capabilities: capset");
+	for (unsigned i = 0; i < sizeof keep / sizeof *keep; i++)
+		TRY_AT(sys_prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i]), "keep capabilities: ambient");
+}
+
+/* userns_requested tells whether the helper asked for a user namespace
+ * (ENV_USERNS "enter", the first of it); if so it is taken out of envp. */
+static int userns_requested(void)
+{
+	for (char **e = envp; *e; e++)
+		if (has_prefix(*e, ENV_USERNS))
+			return streq(*e + sizeof ENV_USERNS - 1, "enter");
+	return 0;
+}
+
+/* userns_for_helper makes a user namespace and a mount namespace for the
+ * helper, as for our own FUSE rung, and hands the run back to it there
+ * with CAP_SYS_ADMIN. The signal state it passes is the one it was given
+ * (ours is the Go runtime's). */
+static void __attribute__((noreturn)) userns_for_helper(void)
+{
+	fuse_tried = 1;
+	keep_signals = 1;
+	if (!fuse_usable())
+		hand_over("open " FUSE_DEV, -EACCES);
+	enter_user();
+	keep_admin();
+	envp = environ_with(ENV_USERNS, "entered", 0, 0);
+	helper();
 }
 
 /* fuse_rung takes the FUSE rung, the kernel's having been refused (or

@@ -63,6 +63,11 @@ static int helper_memfd(void)
 	return fd;
 }
 
+/* keep_signals: the helper handed us the run to enter a user namespace
+ * (fuse.c), with the caller's signal state in PARKER_SIGNALS, which it
+ * gets back as it was. */
+static int keep_signals;
+
 /* hex64 writes v as 16 hex digits at b. */
 static void hex64(u64 v, char *b)
 {
@@ -103,7 +108,8 @@ static void __attribute__((noreturn)) helper(void)
 		fail(EXIT_FAILURE_PARKER);
 	}
 	int fd = helper_memfd();
-	char **env = environ_with(ENV_HELPER_FOR, self, ENV_SIGNALS, caller_signals());
+	char **env = keep_signals ? environ_with(ENV_HELPER_FOR, self, 0, 0)
+				  : environ_with(ENV_HELPER_FOR, self, ENV_SIGNALS, caller_signals());
 	long e = sys_execveat(fd, argv, env);
 	if (e == -ENOSYS)
 		e = sys_execve(fd_path(fd, ""), argv, env);

@@ -254,6 +254,8 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 
 	sidecar_started(); /* a run's cleanup sidecar, from memory */
 	open_self();
+	if (userns_requested())
+		userns_for_helper();
 	if (wants_helper())
 		helper();
 	char **args = argv;

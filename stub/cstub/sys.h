@@ -149,6 +149,11 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define R_OK 4
 #define W_OK 2
 #define PR_SET_PDEATHSIG 1
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define CAP_DAC_OVERRIDE 1
+#define CAP_SYS_ADMIN 21
+#define CAPABILITY_VERSION_3 0x20080522
 #define PR_SET_CHILD_SUBREAPER 36
 #define RLIMIT_CORE 4
 
@@ -307,6 +312,16 @@ static inline long sys_rt_sigprocmask(int how, const u64 *set, u64 *old)
 	return SYS4(__NR_rt_sigprocmask, how, set, old, SIGSET_SIZE);
 }
 static inline long sys_prctl(int op, long arg) { return SYS2(__NR_prctl, op, arg); }
+static inline long sys_prctl3(int op, long a, long b) { return SYS5(__NR_prctl, op, a, b, 0, 0); }
+struct kcap_header {
+	u32 version;
+	int pid;
+};
+struct kcap_data {
+	u32 effective, permitted, inheritable;
+};
+static inline long sys_capget(struct kcap_header *h, struct kcap_data *d) { return SYS2(__NR_capget, h, d); }
+static inline long sys_capset(struct kcap_header *h, const struct kcap_data *d) { return SYS2(__NR_capset, h, d); }
 static inline long sys_setrlimit(int res, const struct krlimit *lim) { return SYS4(__NR_prlimit64, 0, res, lim, 0); }
 static inline long sys_nanosleep(const struct ktimespec *ts) { return SYS2(__NR_nanosleep, ts, 0); }
 #define CLOCK_MONOTONIC 1

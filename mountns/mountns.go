@@ -148,6 +148,9 @@ type Options struct {
 	// UserXattr: the namespace's user namespace is not the host's, where
 	// overlayfs keeps its metadata in user.* attributes.
 	UserXattr bool
+	// OwnerWrite gives the view's root its owner's write permission,
+	// which a read-only lower (the extraction cache's copy) lacks.
+	OwnerWrite bool
 	// Log, when set, is called after each step with its duration.
 	Log func(step string, d time.Duration)
 }
@@ -185,6 +188,9 @@ func Setup(o Options) error {
 	// the upper dir copies the image root's: the view looks like the
 	// packed workdir, not like our scratch space.
 	mode := os.FileMode(root.Mode & 0o7777)
+	if o.OwnerWrite {
+		mode |= 0o200
+	}
 	var upper, work string
 	var err error
 	if o.Overlay == nil {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/cgroup"
@@ -77,15 +78,20 @@ var errNeedCodecs = errors.New("the image codecs are the helper's")
 
 // runExtracted runs the target from the payload's entry in the extraction
 // cache, made first if need be: the rung for a caller the kernel will not
-// mount the payload for (why says what refused it; nil when PARKER_MODE
-// asked for it). It runs without a mount namespace of its own: the
-// packed files are not merged over the directory holding the packed
-// file, the target sees them at PARKER_ROOT, the entry, read-only, and a
-// caller whose working directory is that directory starts the target in
-// the entry. entered says the stub has a private mount namespace already,
-// whose processes are the run's (the sidecar may go by it).
-func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limits, entered bool, why error) int {
-	if f.overlay != "" {
+// mount the payload for, nor FUSE (why says what refused them; nil when
+// PARKER_MODE asked for it).
+//
+// With view (the stub is in a mount namespace of the run's own, where it
+// may mount: root's, or a user namespace's), the entry is the lower layer
+// of the same overlay as on the other rungs, over the directory holding
+// the packed file, writes going to a tmpfs (or --parker-overlay's DIR).
+// Without one (no namespace may be made: a seccomp filter, user
+// namespaces turned off), the packed files are not merged over that
+// directory: the target sees them at PARKER_ROOT, the entry, read-only,
+// and a caller whose working directory is that directory starts the
+// target in the entry; one warning line says so.
+func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limits, view *mountns.Options, why error) int {
+	if f.overlay != "" && view == nil {
 		return r.failRung(why, errors.New("--parker-overlay needs the payload mounted in a mount namespace of the run's own"))
 	}
 	c, err := cache.Locate(os.Getenv)
@@ -116,26 +122,49 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	if _, err := unix.FcntlInt(e.Lock().Fd(), unix.F_SETFD, 0); err != nil {
 		return r.fail(fmt.Errorf("keep the cache entry's lock: %w", err))
 	}
-	r.file.Close()
-
 	dir := filepath.Dir(r.self)
-	cfg := supervisor.Config{Env: environ(r.self, e.Path), Signals: r.signals}
-	if cwd, err := syscall.Getwd(); err == nil {
-		cfg.Dir = inEntry(cwd, dir, e.Path)
+	var code int
+	if view != nil {
+		code = r.runOverEntry(f, side, lim, view, e.Path)
+	} else {
+		r.file.Close()
+		cfg := supervisor.Config{Env: environ(r.self, e.Path), Signals: r.signals}
+		if cwd, err := syscall.Getwd(); err == nil {
+			cfg.Dir = inEntry(cwd, dir, e.Path)
+		}
+		cfg.Path = targetName(r.caller, r.t.Target, filepath.Join(e.Path, filepath.FromSlash(r.t.Target)), cfg.Dir)
+		cfg.Args = append([]string{cfg.Path}, f.args...)
+		// Without a namespace of the run's, the sidecar could not find
+		// what the target forks before it moves the target into the
+		// cgroup: the run joins it first.
+		warn := fmt.Sprintf("parker: %s: warning: %s; running from the read-only copy in the cache, "+
+			"%s=%s: the packed files are not merged over %s", filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
+		code = r.handOver(f, side, lim, false, true, cfg, warn)
 	}
-	cfg.Path = targetName(r.caller, r.t.Target, filepath.Join(e.Path, filepath.FromSlash(r.t.Target)), cfg.Dir)
-	cfg.Args = append([]string{cfg.Path}, f.args...)
-
-	// Without a namespace of the run's, the sidecar could not find what
-	// the target forks before it moves the target into the cgroup: the
-	// run joins it first.
-	warn := fmt.Sprintf("parker: %s: warning: %s; running from the read-only copy in the cache, "+
-		"%s=%s: the packed files are not merged over %s", filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
-	code := r.handOver(f, side, lim, entered, true, cfg, warn)
 	// The lock is e's *os.File, which a garbage collection would close
 	// before the exec hands it on, were e unreachable meanwhile.
 	runtime.KeepAlive(e)
 	return code
+}
+
+// runOverEntry mounts the view o describes with the cache's entry as its
+// payload, and runs the target in it, as on the other rungs.
+func (r *runner) runOverEntry(f flags, side *supervisor.Handle, lim cgroup.Limits, o *mountns.Options, entry string) int {
+	lower, err := unix.Open(entry, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return r.fail(fmt.Errorf("open the cache entry: %w", err))
+	}
+	defer unix.Close(lower)
+	v := *o
+	v.Lower = lower
+	v.UserXattr = mountns.InUserns()
+	v.OwnerWrite = true
+	r.last = time.Now()
+	if err := mountns.Setup(v); err != nil {
+		return r.fail(fmt.Errorf("mount the cache's copy over %s: %w", o.Dir, err))
+	}
+	r.last = time.Now()
+	return r.runInView(f, side, lim)
 }
 
 // rungReason says why a run takes the extraction cache.

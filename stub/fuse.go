@@ -57,12 +57,23 @@ func (r *runner) cStub() bool {
 // forbid user namespaces. It returns nil when nothing here forbids it.
 func fuseRefused(sysctl func(string) string) error {
 	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
-		return errors.New("/dev/fuse " + fuseVerdict())
+		return fuseRefusal("/dev/fuse " + fuseVerdict())
 	}
-	if v := usernsVerdict(sysctl); !strings.HasPrefix(v, "are allowed") {
-		return errors.New("user namespaces " + v)
+	if !usernsAllowed(sysctl) {
+		return fuseRefusal("user namespaces " + usernsVerdict(sysctl))
 	}
 	return nil
+}
+
+// fuseRefusal is what fuseRefused finds: the host forbids the rung.
+type fuseRefusal string
+
+func (e fuseRefusal) Error() string { return string(e) }
+
+// usernsAllowed reports whether nothing in sysctl forbids an unprivileged
+// user a user namespace with capabilities in it.
+func usernsAllowed(sysctl func(string) string) bool {
+	return strings.HasPrefix(usernsVerdict(sysctl), "are allowed")
 }
 
 // errGoStub: a packed file with the Go stub has no C stub to enter a
@@ -108,7 +119,7 @@ func takeRungEnv() rungEnv {
 	var e rungEnv
 	e.failed, e.fuseTried = os.LookupEnv(EnvFUSEFailed)
 	e.kernel = os.Getenv(EnvKernelRefused)
-	if e.fuseTried && e.kernel == "" {
+	if e.fuseTried && e.kernel == "" && os.Getenv(EnvUserns) != "entered" {
 		e.kernel = "the kernel's rung not tried" // PARKER_MODE=fuse
 	}
 	e.entered = os.Getenv(EnvUserns) == "entered"

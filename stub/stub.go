@@ -192,6 +192,8 @@ type runner struct {
 	verbose bool
 	signals *supervisor.SignalState // the caller's, from the C stub
 	userns  bool                    // in the user namespace the C stub made us (enterUserns)
+	cwd     string                  // the caller's working directory, as the kernel names it
+	cwdErr  error
 	start   time.Time
 	last    time.Time
 }
@@ -266,7 +268,7 @@ func (r *runner) run(f flags) int {
 	}
 	// The kernel's name of the cwd, not $PWD (which os.Getwd prefers): a
 	// cwd reached through a symlink is still the directory we cover.
-	cwd, cwdErr := syscall.Getwd()
+	r.cwd, r.cwdErr = syscall.Getwd()
 	// The sidecar starts first, outside the namespace (see
 	// supervisor/sidecar.go), and waits for its plan.
 	var exe *os.File
@@ -289,23 +291,26 @@ func (r *runner) run(f flags) int {
 	switch {
 	case rung.fuseTried && mode == ModeFUSE:
 		return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, r.whyNotFUSE(rung.failed)))
-	case mode == ModeExtract:
-		return r.runExtracted(f, side, lim, false, nil)
 	case rung.fuseTried:
-		return r.runExtracted(f, side, lim, false, fmt.Errorf("%s; FUSE: %w", rung.kernel, r.whyNotFUSE(rung.failed)))
+		return r.runExtracted(f, side, lim, nil, fmt.Errorf("%s; FUSE: %w", rung.kernel, r.whyNotFUSE(rung.failed)))
 	}
 	if err := mountns.Enter(); err != nil {
 		if !errors.Is(err, mountns.ErrDenied) || mode == ModeKernel {
 			return r.fail(err)
 		}
+		// A user namespace, which only the C stub can make us: for
+		// FUSE, or else for the cache's copy under an overlay.
 		fuseErr := r.fuseForUs()
-		if fuseErr == nil && !rung.entered {
+		if !rung.entered && r.cStub() && usernsAllowed(readSysctl) && (mode != ModeFUSE || fuseErr == nil) {
 			return r.enterUserns(err)
 		}
 		if mode == ModeFUSE {
 			return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, fuseErr))
 		}
-		return r.runExtracted(f, side, lim, false, fmt.Errorf("%w; FUSE: %w", err, fuseErr))
+		if mode == ModeExtract {
+			return r.runExtracted(f, side, lim, nil, nil)
+		}
+		return r.runExtracted(f, side, lim, nil, fmt.Errorf("%w; FUSE: %w", err, fuseErr))
 	}
 	r.step("enter private mount namespace")
 	var ov *mountns.Overlay
@@ -331,7 +336,13 @@ func (r *runner) run(f flags) int {
 		Overlay: ov,
 		Log:     r.logf,
 	}
+	if mode == ModeExtract {
+		return r.runExtracted(f, side, lim, &o, nil)
+	}
 	var kernelErr error
+	if rung.entered && rung.kernel != "" {
+		kernelErr = errors.New(rung.kernel) // why we asked for the user namespace
+	}
 	if mode != ModeFUSE && !rung.entered {
 		kernelErr = mountns.Setup(o)
 		if kernelErr != nil && (mode == ModeKernel || !errors.Is(kernelErr, mountns.ErrDenied)) {
@@ -340,33 +351,47 @@ func (r *runner) run(f flags) int {
 	}
 	if mode == ModeFUSE || rung.entered || kernelErr != nil {
 		// The namespace is ours, but the loop devices are not (a
-		// container's user namespace, or the one the C stub made us).
-		if err := r.setupFUSE(o); err != nil {
+		// container's user namespace, or the one the C stub made us):
+		// FUSE, where /dev/fuse is ours, or else the cache's copy.
+		err := fuseRefused(readSysctl)
+		if err == nil {
+			err = r.setupFUSE(o)
+		}
+		if err != nil {
 			if errors.Is(err, errNeedCodecs) {
 				return r.helper(r.args)
 			}
-			if mode == ModeFUSE || !errors.Is(err, mountns.ErrDenied) {
+			var refused fuseRefusal
+			if mode == ModeFUSE {
+				return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, err))
+			}
+			if !errors.Is(err, mountns.ErrDenied) && !errors.As(err, &refused) {
 				return r.fail(fmt.Errorf("FUSE: %w", err))
 			}
 			why := fmt.Errorf("FUSE: %w", err)
 			if kernelErr != nil {
 				why = fmt.Errorf("%w; %w", kernelErr, why)
 			}
-			return r.runExtracted(f, side, lim, true, why)
+			return r.runExtracted(f, side, lim, &o, why)
 		}
 	}
 	r.last = time.Now()
-	r.file.Close()
+	return r.runInView(f, side, lim)
+}
 
+// runInView runs the target in the view mounted over the directory
+// holding the packed file, in the run's mount namespace.
+func (r *runner) runInView(f flags, side *supervisor.Handle, lim cgroup.Limits) int {
+	r.file.Close()
+	dir := filepath.Dir(r.self)
 	c := supervisor.Config{Env: environ(r.self, dir), Signals: r.signals}
 	// The caller's cwd, re-resolved by path in the new view: a cwd at or
 	// below dir still points into the directory we just covered.
-	if cwdErr == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
-		c.Dir = cwd
+	if r.cwdErr == nil && (r.cwd == dir || strings.HasPrefix(r.cwd, dir+"/")) {
+		c.Dir = r.cwd
 	}
 	c.Path = targetName(r.caller, r.t.Target, filepath.Join(dir, filepath.FromSlash(r.t.Target)), c.Dir)
 	c.Args = append([]string{c.Path}, f.args...)
-
 	return r.handOver(f, side, lim, true, false, c, "")
 }
 

@@ -102,6 +102,7 @@ func TestRunUnprivileged(t *testing.T) {
 	f := toolPacked(t)
 	// nobody must be able to reach the file.
 	openToOthers(t, f)
+	closeFUSE(t)
 	before := snapshot(t, filepath.Dir(f))
 	c := asNobody(f, []string{"TMPDIR=/proc"}, "exit", "0")
 	c.Dir = "/"

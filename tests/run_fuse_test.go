@@ -34,6 +34,25 @@ func openFUSE(t *testing.T) {
 	})
 }
 
+// closeFUSE closes /dev/fuse to others for the test, as this machine
+// ships it (most distributions open it to all), and puts its mode back
+// after: the runs as nobody take the rungs below FUSE.
+func closeFUSE(t *testing.T) {
+	t.Helper()
+	st, err := os.Stat("/dev/fuse")
+	if err != nil || st.Mode().Perm()&0o006 == 0 {
+		return
+	}
+	if err := os.Chmod("/dev/fuse", st.Mode().Perm()&^0o066); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Chmod("/dev/fuse", st.Mode().Perm()); err != nil {
+			t.Errorf("put /dev/fuse back to mode %#o: %v", st.Mode().Perm(), err)
+		}
+	})
+}
+
 // fuseServers lists the FUSE servers of runs alive now.
 func fuseServers() []string {
 	var out []string

@@ -212,18 +212,15 @@ static int userns_requested(void)
 }
 
 /* userns_for_helper makes a user namespace and a mount namespace for the
- * helper, as for our own FUSE rung, and hands the run back to it there
- * with CAP_SYS_ADMIN. The signal state it passes is the one it was given
- * (ours is the Go runtime's). */
+ * helper, as for our own FUSE rung, and hands the run to it there with
+ * CAP_SYS_ADMIN: for FUSE, or for the extraction cache's copy under an
+ * overlay. */
 static void __attribute__((noreturn)) userns_for_helper(void)
 {
 	fuse_tried = 1;
-	keep_signals = 1;
-	if (!fuse_usable())
-		hand_over("open " FUSE_DEV, -EACCES);
 	enter_user();
 	keep_admin();
-	envp = environ_with(ENV_USERNS, "entered", 0, 0);
+	envp = environ_with(ENV_USERNS, "entered", kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
 	helper();
 }
 
@@ -234,9 +231,15 @@ static void __attribute__((noreturn)) userns_for_helper(void)
  * the run's own. */
 static void fuse_rung(const char *dir, int own)
 {
+	if (!fuse_usable()) {
+		/* The extraction cache is the helper's: in a mount namespace
+		 * it may mount in, its copy goes under the same overlay. (With
+		 * PARKER_MODE=fuse, the helper says why not.) */
+		if (own || rung == RUNG_FUSE)
+			helper();
+		userns_for_helper();
+	}
 	fuse_tried = 1;
-	if (!fuse_usable())
-		hand_over("open " FUSE_DEV, -EACCES); /* the helper says what stops it */
 	if (own)
 		in_userns = userns_child();
 	else

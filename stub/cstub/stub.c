@@ -254,8 +254,10 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 
 	sidecar_started(); /* a run's cleanup sidecar, from memory */
 	open_self();
-	if (userns_requested())
+	if (userns_requested()) {
+		keep_signals = 1; /* the helper's, given back */
 		userns_for_helper();
+	}
 	if (wants_helper())
 		helper();
 	char **args = argv;

@@ -150,6 +150,22 @@ func TestRunExtracted(t *testing.T) {
 	if r = runCmd(t, asNobody(f, env, "raise", "15")); r.Signal != syscall.SIGTERM {
 		t.Errorf("death by SIGTERM: %+v", r)
 	}
+	// A hit is the C stub's alone: a copy of the packed file whose helper
+	// is damaged (any start of it fails) runs from the same entry.
+	_, _, _, tr := packedParts(t, f)
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[tr.HelperOffset:], make([]byte, 64))
+	broken := filepath.Join(tempDir(t, "nohelper"), "toold")
+	if err := os.WriteFile(broken, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	openToOthers(t, broken)
+	if r = runCmd(t, asNobody(broken, env, "read", filepath.Join(filepath.Dir(broken), "data.txt"))); r.Code != 0 || r.Stdout != "packed data\n" {
+		t.Errorf("a cache hit without the helper: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 	if got := listDir(t, dir); strings.Join(got, " ") != strings.Join(dirBefore, " ") {
 		t.Errorf("the packed file's directory changed: %v -> %v", dirBefore, got)
 	}

@@ -232,12 +232,23 @@ static void __attribute__((noreturn)) userns_for_helper(void)
 static void fuse_rung(const char *dir, int own)
 {
 	if (!fuse_usable()) {
-		/* The extraction cache is the helper's: in a mount namespace
-		 * it may mount in, its copy goes under the same overlay. (With
-		 * PARKER_MODE=fuse, the helper says why not.) */
+		/* The extraction cache: its copy goes under the same overlay,
+		 * in a user namespace; a hit here, the rest the helper's
+		 * (which makes the copy, or says why not; with PARKER_MODE=fuse,
+		 * why FUSE cannot be had). */
 		if (own || rung == RUNG_FUSE)
 			helper();
-		userns_for_helper();
+		const char *entry = cache_hit();
+		if (!entry)
+			userns_for_helper();
+		fuse_tried = 1;
+		enter_user();
+		long lower = sys_open(entry, O_PATH | O_CLOEXEC);
+		TRY_AT(lower, "open the cache entry");
+		owner_write = 1;
+		view((int)lower, dir);
+		sys_close(lower);
+		return;
 	}
 	fuse_tried = 1;
 	if (own)

@@ -62,3 +62,25 @@ static char **environ_with(const char *k1, const char *v1, const char *k2, const
 	env[k] = 0;
 	return env;
 }
+
+/* base_at returns where the last element of path starts: just after its
+ * last slash, or 0 when it has none. */
+static size_t base_at(const char *path)
+{
+	size_t cut = slen(path);
+	while (cut > 0 && path[cut - 1] != '/')
+		cut--;
+	return cut;
+}
+
+/* dir_of returns the directory holding path, or 0 for the root. */
+static char *dir_of(const char *path)
+{
+	size_t cut = base_at(path);
+	if (cut <= 1)
+		return 0;
+	char *dir = alloc(cut);
+	memcpy(dir, path, cut - 1);
+	dir[cut - 1] = 0;
+	return dir;
+}

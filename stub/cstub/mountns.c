@@ -229,6 +229,10 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
 	return fs_create_mount(fs, 0, "mount the overlay");
 }
 
+/* owner_write: the lower is read-only (the extraction cache's copy); the
+ * view's root gets its owner's write permission (mountns.Options.OwnerWrite). */
+static int owner_write;
+
 /* view mounts the view over dir: lower, the payload's root (a detached
  * mount), over dir's own contents, writes going to a tmpfs (the end of
  * mountns.Setup). In a user namespace overlayfs keeps its own metadata in
@@ -243,7 +247,7 @@ static void view(int lower, const char *dir)
 	TRY_AT(sys_mkdirat(tmp, "work", 0700), "make the overlay's work dir");
 	/* overlayfs gives the merged root the upper dir's mode and owner: the
 	 * view looks like the packed workdir, not like our scratch space. */
-	TRY_AT(sys_fchmodat(tmp, "upper", root.mode & 07777), "set the overlay's mode");
+	TRY_AT(sys_fchmodat(tmp, "upper", (root.mode & 07777) | (owner_write ? 0200 : 0)), "set the overlay's mode");
 	TRY_AT(sys_lchownat(tmp, "upper", root.uid, root.gid), "set the overlay's owner");
 
 	int ov = mount_overlay(fd_path(lower, ""), dir, fd_path(tmp, "/upper"), fd_path(tmp, "/work"));

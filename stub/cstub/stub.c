@@ -46,30 +46,9 @@
 #include "helper.c"     /* the hand-over: stub/helper.go */
 #include "mountns.c"    /* step 3: mountns */
 #include "cgroup.c"     /* step 4: cgroup */
+#include "cache.c"      /* a hit in the extraction cache */
 #include "fuse.c"       /* step 3 without privileges: a user namespace, FUSE */
 #include "supervisor.c" /* step 5: supervisor */
-
-/* base_at returns where the last element of path starts: just after its
- * last slash, or 0 when it has none. */
-static size_t base_at(const char *path)
-{
-	size_t cut = slen(path);
-	while (cut > 0 && path[cut - 1] != '/')
-		cut--;
-	return cut;
-}
-
-/* dir_of returns the directory holding path, or 0 for the root. */
-static char *dir_of(const char *path)
-{
-	size_t cut = base_at(path);
-	if (cut <= 1)
-		return 0;
-	char *dir = alloc(cut);
-	memcpy(dir, path, cut - 1);
-	dir[cut - 1] = 0;
-	return dir;
-}
 
 /* cwd_within returns the caller's working directory (the kernel's name of
  * it) when it is dir or below it, to be re-resolved by path in the new

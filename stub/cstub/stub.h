@@ -30,12 +30,14 @@
 #define ENV_CGROUP "PARKER_CGROUP="               /* cgroup.EnvMode */
 #define ENV_CGROUP_PARENT "PARKER_CGROUP_PARENT=" /* cgroup.EnvParent */
 #define ENV_MODE "PARKER_MODE="                   /* stub.EnvMode */
+#define ENV_CACHE_DIR "PARKER_CACHE_DIR="         /* cache.EnvDir */
 #define FLAG_PREFIX "--parker-"
 
 /* What the stub reads of its trailer (image/trailer.Trailer). */
 struct trailer {
 	u16 version, flags;
 	u64 stub_size, offset, size;
+	u8 digest[32]; /* the payload's SHA-256 */
 	const char *target; /* NUL-terminated copy */
 	u64 helper_offset, helper_size, helper_raw_size;
 	/* The run's default resource limits (version 3), 0 for none: a run

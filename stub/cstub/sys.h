@@ -128,6 +128,12 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define O_WRONLY 1
 #define O_RDWR 2
 #define O_PATH 010000000
+#define O_CREAT 0100
+#if defined(__aarch64__)
+#define O_NOFOLLOW 0100000
+#else
+#define O_NOFOLLOW 0400000
+#endif
 #define O_CLOEXEC 02000000
 #define PATH_MAX 4096 /* the longest path the kernel takes, NUL included */
 #define STATX_BASIC_STATS 0x7ff
@@ -217,6 +223,15 @@ struct kstatx {
 	u8 rest[112]; /* mount id, ...: 256 bytes in all */
 };
 
+struct kstatfs {
+	long type, bsize;
+	u64 blocks, bfree, bavail, files, ffree;
+	int fsid[2];
+	long namelen, frsize, flags, spare[4];
+};
+#define ST_NOEXEC 8
+#define LOCK_SH 1
+
 struct ktimespec {
 	long sec, nsec;
 };
@@ -298,6 +313,14 @@ static inline long sys_memfd_create(const char *name, int flags) { return SYS2(_
 static inline long sys_getpid(void) { return SYS0(__NR_getpid); }
 static inline long sys_getppid(void) { return SYS0(__NR_getppid); }
 static inline long sys_geteuid(void) { return SYS0(__NR_geteuid); }
+static inline long sys_statfs(const char *p, struct kstatfs *st) { return SYS2(__NR_statfs, p, st); }
+static inline long sys_lstat(const char *p, struct kstatx *st)
+{
+	return SYS5(__NR_statx, AT_FDCWD, p, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, st);
+}
+static inline long sys_flock(int fd, int how) { return SYS2(__NR_flock, fd, how); }
+static inline long sys_futimens_now(int fd) { return SYS4(__NR_utimensat, fd, 0, 0, 0); }
+static inline long sys_open_mode(const char *p, int flags, int mode) { return SYS4(__NR_openat, AT_FDCWD, p, flags, mode); }
 static inline long sys_getegid(void) { return SYS0(__NR_getegid); }
 static inline long sys_access(const char *p, int mode) { return SYS3(__NR_faccessat, AT_FDCWD, p, mode); }
 static inline long sys_kill(int pid, int sig) { return SYS2(__NR_kill, pid, sig); }

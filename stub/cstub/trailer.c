@@ -132,7 +132,8 @@ static int parse_body(const u8 *b, u64 n, struct trailer *t, u64 *tlen, u64 *lon
 	t->stub_size = le64(b + BODY_STUB_SIZE);
 	t->offset = le64(b + BODY_OFFSET);
 	t->size = le64(b + BODY_SIZE);
-	/* digest, level and block size: not needed here */
+	memcpy(t->digest, b + BODY_DIGEST, sizeof t->digest); /* the cache's key */
+	/* level and block size: not needed here */
 	u64 p = BODY_STRINGS;
 	*longest = 0;
 	for (int i = 0; i < BODY_STRING_COUNT; i++) { /* target, compression, created-by */

@@ -1,0 +1,118 @@
+/* cache.c: a hit in the extraction cache (package cache is the
+ * reference), for a run that may have a user namespace but not FUSE: the
+ * cache's copy of the payload, found by its digest, goes under the same
+ * overlay as on the other rungs, with no Go started. Anything but a plain
+ * hit is the helper's: no cache directory yet, one in doubt, the
+ * $TMPDIR fallback, no entry (the first run extracts it). */
+#include "stub.h"
+
+#define LOCK_SUFFIX ".lock" /* cache.lockSuffix */
+
+/* env_value is the value of the first variable called key ("NAME="), or 0. */
+static const char *env_value(const char *key)
+{
+	for (char **e = envp; *e; e++)
+		if (has_prefix(*e, key))
+			return *e + slen(key);
+	return 0;
+}
+
+/* cache_dir_ok checks the cache directory dir as cache.usable does: a
+ * directory of ours, not writable by others, in a directory only we or
+ * root could rename it in (or a sticky one), ours to write to, on a mount
+ * that runs programs. It returns 1 when so, 0 when not, -1 when dir does
+ * not exist (the helper makes it). */
+static int cache_dir_ok(const char *dir)
+{
+	struct kstatx st, parent;
+	if (sys_stat(dir, &st) < 0)
+		return -1;
+	char *up = dir_of(dir);
+	if (!up || sys_stat(up, &parent) < 0)
+		return 0;
+	int sticky = parent.mode & 01000;
+	struct kstatfs fs;
+	return (st.mode & 0170000) == 0040000 && st.uid == (u32)sys_geteuid() && !(st.mode & 022) &&
+	       (parent.uid == st.uid || parent.uid == 0 || sticky) && (!(parent.mode & 022) || sticky) &&
+	       sys_access(dir, W_OK | 1) == 0 && sys_statfs(dir, &fs) == 0 && !(fs.flags & ST_NOEXEC);
+}
+
+/* cache_dir is the cache directory cache.Locate would take, where it can
+ * tell without making one; otherwise 0. */
+static const char *cache_dir(void)
+{
+	const char *d = env_value(ENV_CACHE_DIR);
+	if (d && *d)
+		return d[0] == '/' && cache_dir_ok(d) == 1 ? d : 0;
+	const char *x = env_value("XDG_CACHE_HOME="), *h = env_value("HOME=");
+	const char *cands[] = {x && x[0] == '/' ? cat(x, "/parker", "") : 0, h && h[0] == '/' ? cat(h, "/.cache/parker", "") : 0};
+	for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+		if (!cands[i])
+			continue;
+		int ok = cache_dir_ok(cands[i]);
+		if (ok == 1)
+			return cands[i];
+		if (ok < 0)
+			return 0;
+	}
+	return 0;
+}
+
+/* entry_name is the payload's entry name (cache.Name): its digest in hex,
+ * a dash, the target's base name. */
+static const char *entry_name(void)
+{
+	char hex[65];
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = "0123456789abcdef"[tr.digest[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[tr.digest[i] & 15];
+	}
+	hex[64] = 0;
+	const char *base = tr.target + base_at(tr.target);
+	if (!*base || streq(base, ".") || streq(base, ".."))
+		base = "root";
+	return cat(hex, "-", base);
+}
+
+/* cache_hit finds the payload's entry in the cache, in use from now on:
+ * its lock held shared (by us, then by the target, which inherits it, and
+ * what it starts), its mtime the last use. It returns the entry's path,
+ * or 0 for the helper to take over. (A path: overlayfs takes no layer
+ * from a mount namespace but the mounter's, and the caller moves to
+ * another before it mounts.) */
+static const char *cache_hit(void)
+{
+	const char *dir = cache_dir();
+	if (!dir)
+		return 0;
+	const char *entry = cat(dir, "/", entry_name());
+	const char *lock = cat(entry, LOCK_SUFFIX, "");
+	for (int attempt = 0; attempt < 8; attempt++) {
+		long l = sys_open_mode(lock, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+		if (l < 0)
+			return 0;
+		long e;
+		while ((e = sys_flock((int)l, LOCK_SH)) == -EINTR)
+			;
+		struct kstatx held, now;
+		if (e < 0 || sys_fstat((int)l, &held) < 0) {
+			sys_close(l);
+			return 0;
+		}
+		/* Removed by cache gc between the open and the lock: not the
+		 * entry's lock any more. */
+		if (sys_lstat(lock, &now) < 0 || now.ino != held.ino || now.dev_major != held.dev_major ||
+		    now.dev_minor != held.dev_minor) {
+			sys_close(l);
+			continue;
+		}
+		struct kstatx st;
+		if (sys_lstat(entry, &st) < 0 || (st.mode & 0170000) != 0040000) {
+			sys_close(l); /* not there yet: the helper extracts it */
+			return 0;
+		}
+		sys_futimens_now((int)l);
+		return entry;
+	}
+	return 0;
+}

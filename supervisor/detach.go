@@ -2,13 +2,10 @@ package supervisor
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // envDetach carries, to the launcher of Detach, the name to start the
@@ -37,18 +34,7 @@ func Detach(exe, arg0 string, env []string, files []uintptr) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, _ := io.ReadAll(pidR)
-	var ws unix.WaitStatus
-	for {
-		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-			break
-		}
-	}
-	started, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 || perr != nil {
-		return 0, fmt.Errorf("the launcher ended with status %v (%v)", ws, err)
-	}
-	return started, nil
+	return launched(pid, pidR)
 }
 
 // detach is Detach's launcher: it starts the program in a new session,

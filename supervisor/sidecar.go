@@ -222,20 +222,31 @@ func Launch(self *os.File, selfSize int64) (*Handle, error) {
 		ackR.Close()
 		return fail(err)
 	}
+	side, err := launched(pid, pidR)
+	if err != nil {
+		planW.Close()
+		ackR.Close()
+		return fail(err)
+	}
+	return &Handle{Pid: side, plan: planW, ack: ackR}, nil
+}
+
+// launched reaps the launcher pid and returns the pid of what it started,
+// which it wrote to pidR.
+func launched(pid int, pidR *os.File) (int, error) {
 	b, _ := io.ReadAll(pidR)
 	var ws unix.WaitStatus
+	var err error
 	for {
 		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
 			break
 		}
 	}
-	side, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	started, perr := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 || perr != nil {
-		planW.Close()
-		ackR.Close()
-		return fail(fmt.Errorf("the launcher ended with status %v (%v)", ws, err))
+		return 0, fmt.Errorf("the launcher ended with status %v (%v)", ws, err)
 	}
-	return &Handle{Pid: side, plan: planW, ack: ackR}, nil
+	return started, nil
 }
 
 // memCopy copies the first size bytes of f into an executable memory file.

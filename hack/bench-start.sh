@@ -75,12 +75,7 @@ chmod 0755 "$work"
 shm=$(mktemp -d /dev/shm/parker-bench-start.XXXXXX)
 cleanup() {
 	fuse_close
-	# Interrupted while timing, a squashfuse_ll of ours may still serve
-	# its mount (and so keep its namespace): end it, by its pid.
-	local p
-	for p in $(pgrep -u "$NOBODY_UID" -f "squashfuse_ll .*$work" || true); do
-		kill "$p" 2>/dev/null || true
-	done
+	sqfuse_end "$work"
 	rm -rf "$shm"
 	if [ "${KEEP:-0}" = 1 ]; then echo "bench-start: kept $work" >&2; else rm -rf "$work"; fi
 }

@@ -68,3 +68,13 @@ nobody_left() {
 	echo "$left"
 	return 1
 }
+
+# sqfuse_end DIR: ends, by their pids, the squashfuse_ll of nobody serving
+# a mount under DIR: one left by an interrupted run (the umount never ran)
+# keeps its mount namespace alive.
+sqfuse_end() {
+	local p
+	for p in $(pgrep -u "$NOBODY_UID" -f "squashfuse_ll .*$1" || true); do
+		kill "$p" 2>/dev/null || true
+	done
+}

@@ -146,6 +146,7 @@ section_go() {
 	log "copying $GO_TREE"
 	rm -rf "$d"
 	cp -a "$GO_TREE" "$d"
+	# shellcheck disable=SC2016 # expanded by the script
 	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
 	chmod +x "$d/run.sh"
 	bench_tree "copy of $GO_TREE" "$d" run.sh
@@ -169,6 +170,7 @@ section_extract() {
 	log "extract: copying $GO_TREE and packing it"
 	rm -rf "$d"
 	cp -a "$GO_TREE" "$d"
+	# shellcheck disable=SC2016 # expanded by the script
 	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
 	chmod +x "$d/run.sh"
 	"$PARKER" -q -C "$d" -o "$WORK/x.out" run.sh
@@ -185,6 +187,7 @@ section_extract() {
 	measure "$t/cache" env PARKER_MODE=extract PARKER_CACHE_DIR="$t/cache" "$WORK/x.out" version
 	local pt=$M_TIME pr=$M_RSS
 	log "extract: unsquashfs -d, then the same run from its copy"
+	# shellcheck disable=SC2016 # expanded by that sh
 	measure "$t/un" sh -c 'unsquashfs -q -n -o "$1" -d "$2" "$3" >/dev/null && "$2/run.sh" version' sh "$off" "$t/un" "$WORK/x.out"
 	local ut=$M_TIME ur=$M_RSS
 	umount "$t"

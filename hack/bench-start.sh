@@ -33,7 +33,16 @@
 #   limit     the packed file with --parker-pids 100000: a run with a limit
 #             goes through the helper and joins its cgroup before the exec
 #             (under PARKER_CGROUP_PARENT=/, so its cgroups go under the
-#             root of each hierarchy).
+#             root of each hierarchy);
+#   nobody    as an ordinary user (uid 65534, hack/nobody.sh), with
+#             /dev/fuse opened to users for the run and put back after:
+#             the direct run, the packed file on its FUSE rung (R1: a user
+#             namespace, FUSE served by the helper, the overlay), and
+#             squashfuse_ll mounting the same payload at its offset the
+#             same way, in a user namespace (unshare -rm), then the target
+#             from the mount, then umount; and that shell line without the
+#             mount, to tell squashfuse's share from sh's and unshare's.
+#             Skipped, saying why, where the FUSE rung cannot be taken.
 #
 # Usage: hack/bench-start.sh        (as root; make bench calls it)
 # Environment: PARKER (default bin/parker, built when missing), RUNS (100),
@@ -46,6 +55,8 @@ RUNS=${RUNS:-100}
 TAR_RUNS_BIG=${TAR_RUNS_BIG:-5}
 SIZES=${SIZES:-"1M 2G"}
 PARKER=${PARKER:-bin/parker}
+# shellcheck source=hack/nobody.sh
+. hack/nobody.sh
 
 die() { echo "bench-start: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (a packed file mounts its payload)"
@@ -58,9 +69,13 @@ PARKER=$(readlink -f "$PARKER")
 
 # Work on disk (the packed file and the tar.gz live there, as they would on
 # a user's machine); extract into tmpfs, as the original Parker did.
+# The rows as nobody reach their files through it: 0755, not mktemp's 0700.
 work=$(mktemp -d /var/tmp/parker-bench-start.XXXXXX)
+chmod 0755 "$work"
 shm=$(mktemp -d /dev/shm/parker-bench-start.XXXXXX)
 cleanup() {
+	fuse_close
+	sqfuse_end "$work"
 	rm -rf "$shm"
 	if [ "${KEEP:-0}" = 1 ]; then echo "bench-start: kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -74,7 +89,7 @@ cpu() { # hyperfine JSON file [index] -> mean user+system CPU time in ms
 }
 
 # The references (see above); either is skipped when it cannot be built.
-goempty= minstub=
+goempty='' minstub=''
 mkdir -p "$work/goempty"
 printf 'module goempty\n\ngo 1.21\n' >"$work/goempty/go.mod"
 printf 'package main\n\nfunc main() {}\n' >"$work/goempty/main.go"
@@ -92,7 +107,20 @@ gostub=
 if STUB=go bash hack/build.sh "$work/parker-gostub" >/dev/null 2>&1; then
 	gostub=$work/parker-gostub
 fi
+# The rows as nobody need squashfuse_ll for the reference; whether the
+# FUSE rung itself can be taken is tried on the first payload.
+nobody=1
+if ! command -v squashfuse_ll >/dev/null; then
+	echo "bench-start: squashfuse_ll not installed (hack/deps.sh installs it): no rows as nobody" >&2
+	nobody=
+fi
+write_sqfuse "$work/sqfuse.sh"
+# The same shell line without the mount: sh FILE DIR PROGRAM.
+# shellcheck disable=SC2016 # expanded by that sh
+printf '%s\n' 'dir=$1 prog=$2' 'shift 2' '"$dir/$prog" "$@"' >"$work/nomount.sh"
+mkdir -p "$work/mnt"
 floor_rows=()
+nobody_rows=()
 first=1
 
 rows=()
@@ -141,8 +169,30 @@ PY
 			"env PARKER_CGROUP_PARENT=/ $work/out-$size/trued --parker-pids 100000"
 			"env PARKER_MODE=extract PARKER_CACHE_DIR=$work/cache $work/out-$size/trued")
 	fi
+	if [ $first = 1 ] && [ -n "$nobody" ]; then
+		off=$("$work/out-$size/trued" --parker-offset)
+		fuse_open || die "cannot open /dev/fuse to users"
+		if ! why=$($AS_NOBODY "$work/out-$size/trued" 2>&1); then
+			echo "bench-start: the FUSE rung cannot be taken here, no rows as nobody: $why" >&2
+			nobody=
+		elif ! why=$($AS_NOBODY unshare -rm sh "$work/sqfuse.sh" "$off" "$work/out-$size/trued" "$work/mnt" true 2>&1); then
+			echo "bench-start: squashfuse_ll cannot mount in a user namespace here, no rows as nobody: $why" >&2
+			nobody=
+		else
+			cmds+=("$AS_NOBODY $wd/true" "$AS_NOBODY $work/out-$size/trued"
+				"$AS_NOBODY unshare -rm sh $work/sqfuse.sh $off $work/out-$size/trued $work/mnt true"
+				"$AS_NOBODY unshare -rm sh $work/nomount.sh $wd true")
+		fi
+		[ -n "$nobody" ] || fuse_close
+	fi
 	echo "bench-start: $size payload: timing ${#cmds[@]} commands side by side ($RUNS runs each)" >&2
-	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" "${cmds[@]}" >/dev/null 2>&1
+	hyperfine -N -w 5 -r "$RUNS" --export-json "$work/start.json" "${cmds[@]}" >/dev/null 2>"$work/hyperfine.err" ||
+		die "hyperfine failed: $(tail -n 3 "$work/hyperfine.err")"
+	if [ $first = 1 ] && [ -n "$nobody" ]; then
+		fuse_close
+		left=$(nobody_left "squashfuse_ll .*$work") || die "squashfuse_ll left running after its umount: pids $left"
+		left=$(nobody_left "^parker-fuse") || echo "bench-start: FUSE servers of nobody still running 10 s after the runs: pids $left" >&2
+	fi
 	direct=$(median "$work/start.json" 0)
 	packed=$(median "$work/start.json" 1)
 	dcpu=$(cpu "$work/start.json" 0)
@@ -182,6 +232,19 @@ PY
 		floor_rows+=("| **the cgroup's share** (the difference of the two rows above) | $(python3 -c "print('%.2f' % ($withcg - $nocg))") | |")
 		floor_rows+=("| with a limit (--parker-pids 100000): through the helper, joining the cgroup before the exec | $limit | $(over "$limit") |")
 		floor_rows+=("| through env(1), PARKER_MODE=extract, a cache hit (the run without root): through the helper | $hit | $(over "$hit") |")
+		if [ -n "$nobody" ]; then
+			ndirect_root=$direct
+			ndirect=$(median "$work/start.json" $((i + 4)))
+			r1=$(median "$work/start.json" $((i + 5)))
+			sqf=$(median "$work/start.json" $((i + 6)))
+			nomount=$(median "$work/start.json" $((i + 7)))
+			nover() { python3 -c "print('%.2f' % ($1 - $ndirect))"; }
+			nobody_rows+=("| direct as nobody (setpriv, env PARKER_MODE=fuse, the target) | $ndirect | |")
+			nobody_rows+=("| parker's packed file as nobody: the FUSE rung (R1) | $r1 | **$(nover "$r1")** |")
+			nobody_rows+=("| squashfuse_ll -o offset= of the same payload in unshare -rm, the target from its mount, umount | $sqf | $(nover "$sqf") |")
+			nobody_rows+=("| the same shell line without squashfuse_ll and umount (unshare -rm, sh, the target) | $nomount | $(nover "$nomount") |")
+			nobody_rows+=("| **squashfuse_ll's share** (the difference of the two rows above) | $(python3 -c "print('%.2f' % ($sqf - $nomount))") | |")
+		fi
 		first=0
 	fi
 
@@ -215,4 +278,12 @@ if [ ${#floor_rows[@]} -gt 1 ]; then
 	echo "| program | median | over direct |"
 	echo "|---|---:|---:|"
 	printf '%s\n' "${floor_rows[@]}"
+fi
+if [ ${#nobody_rows[@]} -gt 0 ]; then
+	echo
+	echo "As an ordinary user, uid $NOBODY_UID, /dev/fuse open to it (first payload, same hyperfine run, ms; direct as root: $ndirect_root):"
+	echo
+	echo "| program | median | over direct as nobody |"
+	echo "|---|---:|---:|"
+	printf '%s\n' "${nobody_rows[@]}"
 fi

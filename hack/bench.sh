@@ -14,9 +14,25 @@
 # checked alongside, publish, then run the target, `go version`) against
 # unsquashfs -d of the same payload followed by the same run from its copy.
 #
+# Section fuse times a cold full read of the packed Go tree: the tree packed
+# with a target script that reads every file of the tree it stands in, run
+# with the page cache dropped before each run (hyperfine --prepare), side by
+# side, as a packed file runs it on each rung and as the reference does:
+#   R0          as root: the kernel's rung (loop device, squashfs);
+#   R1          as nobody: the FUSE rung (a user namespace, FUSE served by
+#               the helper), with /dev/fuse opened to users for the runs and
+#               put back after (hack/nobody.sh);
+#   squashfuse  as nobody: squashfuse_ll mounting the same payload at its
+#               offset in a user namespace (unshare -rm), the same script
+#               from its mount, then umount;
+#   direct      the same script in the plain directory it was packed from.
+# It reports the median wall times of FUSE_RUNS runs and R1/R0 (the goal:
+# within 1.5x). hyperfine shows a failing run's stderr.
+#
 # Sections are functions (section_*) so more can be added (start-up time);
-# choose with SECTIONS="stub go assets extract". Environment:
+# choose with SECTIONS="stub go assets extract fuse". Environment:
 #   RUNS=3             runs per measurement (the median is reported)
+#   FUSE_RUNS=5        runs of each command of section fuse (cold reads vary)
 #   BENCH_DIR=DIR      where trees and images go (default: a temp dir, removed)
 #   ASSET_BYTES=N      size of the asset tree (default 1 GiB)
 #   GO_TREE=DIR        tree to copy for section go (default /usr/local/go)
@@ -25,13 +41,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
+FUSE_RUNS=${FUSE_RUNS:-5}
 ASSET_BYTES=${ASSET_BYTES:-1073741824}
 GO_TREE=${GO_TREE:-/usr/local/go}
 PARKER=${PARKER:-$PWD/bin/parker}
-SECTIONS=${SECTIONS:-stub go assets extract}
+SECTIONS=${SECTIONS:-stub go assets extract fuse}
 NPROC=$(nproc)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 TIME=/usr/bin/time
+# shellcheck source=hack/nobody.sh
+. hack/nobody.sh
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
@@ -43,9 +62,10 @@ command -v mksquashfs >/dev/null || die "mksquashfs missing: run hack/deps.sh"
 if [ -n "${BENCH_DIR:-}" ]; then
 	mkdir -p "$BENCH_DIR"
 	WORK=$BENCH_DIR
+	trap 'fuse_close; sqfuse_end "$WORK"' EXIT
 else
 	WORK=$(mktemp -d /var/tmp/parker-bench.XXXXXX)
-	trap 'rm -rf "$WORK"' EXIT
+	trap 'fuse_close; sqfuse_end "$WORK"; rm -rf "$WORK"' EXIT
 fi
 
 # median: the middle of the numbers on stdin (lower middle for even counts).
@@ -126,6 +146,7 @@ section_go() {
 	log "copying $GO_TREE"
 	rm -rf "$d"
 	cp -a "$GO_TREE" "$d"
+	# shellcheck disable=SC2016 # expanded by the script
 	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
 	chmod +x "$d/run.sh"
 	bench_tree "copy of $GO_TREE" "$d" run.sh
@@ -149,6 +170,7 @@ section_extract() {
 	log "extract: copying $GO_TREE and packing it"
 	rm -rf "$d"
 	cp -a "$GO_TREE" "$d"
+	# shellcheck disable=SC2016 # expanded by the script
 	printf '#!/bin/sh\nexec "$(dirname "$0")/bin/go" "$@"\n' >"$d/run.sh"
 	chmod +x "$d/run.sh"
 	"$PARKER" -q -C "$d" -o "$WORK/x.out" run.sh
@@ -165,6 +187,7 @@ section_extract() {
 	measure "$t/cache" env PARKER_MODE=extract PARKER_CACHE_DIR="$t/cache" "$WORK/x.out" version
 	local pt=$M_TIME pr=$M_RSS
 	log "extract: unsquashfs -d, then the same run from its copy"
+	# shellcheck disable=SC2016 # expanded by that sh
 	measure "$t/un" sh -c 'unsquashfs -q -n -o "$1" -d "$2" "$3" >/dev/null && "$2/run.sh" version' sh "$off" "$t/un" "$WORK/x.out"
 	local ut=$M_TIME ur=$M_RSS
 	umount "$t"
@@ -173,6 +196,49 @@ section_extract() {
 	rm -rf "$WORK/x.out" "$t"
 }
 
+# section_fuse: see the top.
+section_fuse() {
+	local f=$WORK/fuse off t
+	command -v hyperfine >/dev/null || die "fuse: hyperfine missing: run hack/deps.sh"
+	command -v squashfuse_ll >/dev/null || die "fuse: squashfuse_ll missing: run hack/deps.sh"
+	[ "$(id -u)" -eq 0 ] || die "fuse: needs root (the kernel's rung, dropping the page cache)"
+	log "fuse: copying $GO_TREE and packing it with a script that reads every file"
+	rm -rf "$f"
+	mkdir -p "$f/run" "$f/mnt"
+	cp -a "$GO_TREE" "$f/tree"
+	# Every file of the tree the script stands in, but the packed file
+	# itself, which the overlay shows beside the packed ones.
+	# shellcheck disable=SC2016 # expanded by the script
+	printf '%s\n' '#!/bin/sh' \
+		'cd "$(dirname "$0")" && find . -type f ! -name readalld -print0 | xargs -0 cat >/dev/null' >"$f/tree/readall"
+	chmod +x "$f/tree/readall"
+	"$PARKER" -q -C "$f/tree" -o "$f/run/readalld" readall
+	off=$(json_field "$f/run/readalld" offset)
+	write_sqfuse "$f/sqfuse.sh"
+	# nobody reaches the files through WORK (mktemp makes it 0700).
+	chmod 0755 "$WORK" "$f"
+	fuse_open || die "fuse: cannot open /dev/fuse to users"
+	t=$($AS_NOBODY "$f/run/readalld" 2>&1) || die "fuse: the FUSE rung cannot be taken here: $t"
+	log "fuse: a cold full read, $FUSE_RUNS runs of each, side by side"
+	hyperfine --show-output -r "$FUSE_RUNS" --prepare 'sync; echo 3 >/proc/sys/vm/drop_caches' --export-json "$WORK/fuse.json" \
+		-n R0 "$f/run/readalld" \
+		-n R1 "$AS_NOBODY $f/run/readalld" \
+		-n squashfuse "$AS_NOBODY unshare -rm sh $f/sqfuse.sh $off $f/run/readalld $f/mnt readall" \
+		-n direct "$f/tree/readall" >&2 || die "fuse: hyperfine failed"
+	fuse_close
+	t=$(nobody_left "squashfuse_ll .*$f") || die "fuse: squashfuse_ll left running after its umount: pids $t"
+	t=$(nobody_left "^parker-fuse") || log "fuse: FUSE servers of nobody still running 10 s after the runs: pids $t"
+	FUSE_ROWS+=("$(python3 - "$WORK/fuse.json" "$GO_TREE" <<'PY'
+import json, sys
+m = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
+print("| copy of %s, zstd 3 | %.2f s | %.2f s | %.2f s | %.2f s | **%.2f** | %.2f |" % (
+    sys.argv[2], m["R0"], m["R1"], m["squashfuse"], m["direct"], m["R1"] / m["R0"], m["squashfuse"] / m["R0"]))
+PY
+)")
+	rm -rf "$f" "$WORK/fuse.json"
+}
+
+FUSE_ROWS=()
 EXTRACT_ROWS=()
 TREES=()
 STUB_SIZE=
@@ -200,6 +266,14 @@ if [ ${#EXTRACT_ROWS[@]} -gt 0 ]; then
 	echo "| tree | parker first run | unsquashfs + run | ratio | parker RSS | unsquashfs RSS |"
 	echo "|---|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${EXTRACT_ROWS[@]}"
+	echo
+fi
+if [ ${#FUSE_ROWS[@]} -gt 0 ]; then
+	echo "A cold full read (the page cache dropped before each run) of the packed Go tree by a script that reads every file, median of $FUSE_RUNS runs: the packed file as root (R0, the kernel's rung) and as nobody (R1, the FUSE rung), squashfuse_ll mounting the same payload the same way as nobody, and the plain directory:"
+	echo
+	echo "| tree | R0 (kernel, root) | R1 (FUSE, nobody) | squashfuse_ll (nobody) | direct | R1/R0 | squashfuse_ll/R0 |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${FUSE_ROWS[@]}"
 	echo
 fi
 if [ -n "$STUB_SIZE" ]; then

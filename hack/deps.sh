@@ -4,7 +4,8 @@
 # C example of the end-to-end tests, and the C stub), the arm64 cross gcc and
 # qemu-user-static (the arm64 C stub is built and its parsers run by the
 # tests), Debian's python3.11 (the python example), GNU time (peak RSS in
-# make bench), hyperfine (start-up times in make bench), setpriv, capsh (a
+# make bench), hyperfine (start-up times in make bench), squashfuse
+# (squashfuse_ll: make bench's reference for the FUSE rung), setpriv, capsh (a
 # run as root without CAP_SYS_ADMIN, as in a container), curl and strace
 # (it stretches a step of a run in a signal test). Needs root for
 # apt-get; without root it only says what is missing.
@@ -21,6 +22,7 @@ command -v capsh >/dev/null || need+=(libcap2-bin)
 command -v curl >/dev/null || need+=(curl)
 command -v strace >/dev/null || need+=(strace)
 command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v squashfuse_ll >/dev/null || need+=(squashfuse)
 [ -x /usr/bin/python3.11 ] || need+=(python3.11)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

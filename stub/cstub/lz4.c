@@ -85,8 +85,16 @@ __attribute__((optimize("O3"))) static long lz4_unpack(const u8 *src, size_t n, 
 			} while (op < end);
 			op = end;
 		} else {
-			while (ml--) /* overlapping: a repeated pattern */
-				*op++ = *m++;
+			/* Overlapping: a pattern repeated with period off, so
+			 * any multiple of off is a period too. Each copy takes
+			 * what is already written, and doubles the distance. */
+			for (size_t d = off; ml > 0;) {
+				size_t k = d < ml ? d : ml;
+				memcpy(op, op - d, k);
+				op += k;
+				ml -= k;
+				d += k;
+			}
 		}
 	}
 	return op - dst;

@@ -124,9 +124,24 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	}
 	dir := filepath.Dir(r.self)
 	var code int
+	mounted := false
 	if view != nil {
-		code = r.runOverEntry(f, side, lim, view, e.Path)
-	} else {
+		var err error
+		if code, err = r.runOverEntry(f, side, lim, view, e.Path); err == nil {
+			mounted = true
+		} else if f.overlay != "" {
+			return r.fail(err)
+		} else {
+			// A kernel whose overlayfs a user namespace may not mount
+			// (before Linux 5.11): straight from the copy, then.
+			if why == nil {
+				why = err
+			} else {
+				why = fmt.Errorf("%w; %w", why, err)
+			}
+		}
+	}
+	if !mounted {
 		r.file.Close()
 		cfg := supervisor.Config{Env: environ(r.self, e.Path), Signals: r.signals}
 		if cwd, err := syscall.Getwd(); err == nil {
@@ -148,11 +163,12 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 }
 
 // runOverEntry mounts the view o describes with the cache's entry as its
-// payload, and runs the target in it, as on the other rungs.
-func (r *runner) runOverEntry(f flags, side *supervisor.Handle, lim cgroup.Limits, o *mountns.Options, entry string) int {
+// payload, and runs the target in it, as on the other rungs. It returns
+// an error, having run nothing, when the view cannot be mounted.
+func (r *runner) runOverEntry(f flags, side *supervisor.Handle, lim cgroup.Limits, o *mountns.Options, entry string) (int, error) {
 	lower, err := unix.Open(entry, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return r.fail(fmt.Errorf("open the cache entry: %w", err))
+		return 0, fmt.Errorf("open the cache entry: %w", err)
 	}
 	defer unix.Close(lower)
 	v := *o
@@ -161,10 +177,10 @@ func (r *runner) runOverEntry(f flags, side *supervisor.Handle, lim cgroup.Limit
 	v.OwnerWrite = true
 	r.last = time.Now()
 	if err := mountns.Setup(v); err != nil {
-		return r.fail(fmt.Errorf("mount the cache's copy over %s: %w", o.Dir, err))
+		return 0, fmt.Errorf("the cache's copy under an overlay: %w", err)
 	}
 	r.last = time.Now()
-	return r.runInView(f, side, lim)
+	return r.runInView(f, side, lim), nil
 }
 
 // rungReason says why a run takes the extraction cache.

@@ -156,12 +156,13 @@ func (r *runner) enterUserns(kernelErr error) int {
 
 // setupFUSE mounts the view o describes with the payload served by FUSE,
 // the server a detached process of the helper's (RunFUSEServer).
-func (r *runner) setupFUSE(o mountns.Options) error {
+func (r *runner) setupFUSE(o mountns.Options, quiet bool) error {
 	if !ServesFUSE {
 		return errNeedCodecs
 	}
 	t := time.Now()
-	lower, err := mountns.MountFUSELower(os.Geteuid(), os.Getegid(), r.startFUSEServer)
+	serve := func(dev int) error { return r.startFUSEServer(dev, quiet) }
+	lower, err := mountns.MountFUSELower(os.Geteuid(), os.Getegid(), serve)
 	if err != nil {
 		return err
 	}
@@ -173,21 +174,29 @@ func (r *runner) setupFUSE(o mountns.Options) error {
 }
 
 // startFUSEServer starts the FUSE server on connection dev, detached
-// (supervisor.Detach), as the C stub does (fuse.c: fuse_server_enter).
-func (r *runner) startFUSEServer(dev int) error {
-	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
-	if err != nil {
-		return fmt.Errorf("pidfd_open: %w", err)
-	}
-	defer unix.Close(pidfd)
+// (supervisor.Detach), as the C stub does (fuse.c: fuse_server_enter):
+// from another thread than this one, which is in the run's mount
+// namespace, so that the server is not (the run's cleanup and cgroup leave
+// it; it ends when the mount does). Its standard error, for its one line
+// about a damaged image, is ours, but where the run may outlive the target
+// (--parker-keep-children): a pipe of the caller's would stay open as long.
+func (r *runner) startFUSEServer(dev int, quiet bool) error {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	defer null.Close()
-	_, err = supervisor.Detach("/proc/self/exe", "parker-fuse", []string{EnvFUSEServer + "=" + r.self},
-		[]uintptr{null.Fd(), null.Fd(), 2, uintptr(dev), r.file.Fd(), uintptr(pidfd)})
-	return err
+	stderr := uintptr(2)
+	if quiet {
+		stderr = null.Fd()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := supervisor.Detach("/proc/self/exe", "parker-fuse", []string{EnvFUSEServer + "=" + r.self},
+			[]uintptr{null.Fd(), null.Fd(), stderr, uintptr(dev), r.file.Fd()})
+		done <- err
+	}()
+	return <-done
 }
 
 // dropKept drops the capabilities the C stub kept for the helper in the

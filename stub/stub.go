@@ -355,7 +355,7 @@ func (r *runner) run(f flags) int {
 		// FUSE, where /dev/fuse is ours, or else the cache's copy.
 		err := fuseRefused(readSysctl)
 		if err == nil {
-			err = r.setupFUSE(o)
+			err = r.setupFUSE(o, f.keepChildren)
 		}
 		if err != nil {
 			if errors.Is(err, errNeedCodecs) {

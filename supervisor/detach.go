@@ -53,6 +53,8 @@ func detach() int {
 			env = append(env, kv)
 		}
 	}
+	// Ours alone: the program must not hold it (we are read to its end).
+	syscall.CloseOnExec(count)
 	files := make([]uintptr, count)
 	for i := range files {
 		files[i] = uintptr(i)

@@ -469,17 +469,6 @@ func inNamespace(ns string) []int {
 	return in
 }
 
-// AloneIn reports whether process me is the only one left in mount
-// namespace ns.
-func AloneIn(ns string, me int) bool {
-	for _, pid := range inNamespace(ns) {
-		if pid != me {
-			return false
-		}
-	}
-	return true
-}
-
 // killNamespace kills every process in mount namespace ns until none is
 // left (a process may fork while we kill), and returns how many it
 // killed. The caller holds ns open (pinNamespace), so that its number

@@ -287,3 +287,38 @@ func TestRunFUSEHelper(t *testing.T) {
 	noFUSEServers(t)
 	sameTraces(t, before, dir)
 }
+
+// TestRunFUSELimits: the FUSE server is not the run's: its threads do not
+// count against --parker-pids (nor its memory against --parker-memory), so
+// a target under --parker-pids 10 forks 9 children, as on the kernel's rung.
+func TestRunFUSELimits(t *testing.T) {
+	needRoot(t, "running a packed file")
+	f := toolPacked(t)
+	c := exec.Command(f, "--parker-pids", "10", "forkbomb", "1000")
+	c.Env = append(os.Environ(), underRoot, "PARKER_MODE=fuse")
+	p := launch(t, c, false)
+	got := p.expect(t, "forked ")["forked "]
+	if n, _ := strconv.Atoi(strings.Fields(got)[0]); n != 9 {
+		t.Errorf("under --parker-pids 10 on the FUSE rung the target forked %s; want 9", got)
+	}
+	c.Process.Kill()
+	p.wait(t)
+	noFUSEServers(t)
+}
+
+// TestRunFUSERefused: a kernel that refuses the user namespace with an
+// error the C stub has no text of its own for (ENOSPC, where
+// user.max_user_namespaces is 0 in the namespace the run is started in)
+// gets one line and 125, not a crash.
+func TestRunFUSERefused(t *testing.T) {
+	needRoot(t, "making a user namespace")
+	needTool(t, "unshare")
+	f := toolPacked(t)
+	c := exec.Command("unshare", "-Ur", "sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" "$@"`, f, "exit", "0")
+	c.Env = append(os.Environ(), "PARKER_MODE=fuse")
+	r := runCmd(t, c)
+	if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "PARKER_MODE=fuse: ") {
+		t.Errorf("exit %d, stderr %q; want 125 and one line", r.Code, r.Stderr)
+	}
+	t.Logf("%s", strings.TrimSpace(r.Stderr))
+}

@@ -14,12 +14,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/supervisor"
 )
 
 func main() {
 	supervisor.RunSidecar() // when started as a run's cleanup sidecar
+	mountns.RunProbe()      // when started by --parker-doctor's FUSE probe
 	self, err := stub.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parker: cannot locate own executable: %v\n", err)

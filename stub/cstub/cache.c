@@ -37,18 +37,38 @@ static int cache_dir_ok(const char *dir)
 	       sys_access(dir, W_OK | 1) == 0 && sys_statfs(dir, &fs) == 0 && !(fs.flags & ST_NOEXEC);
 }
 
+/* clean_abs tells whether path is absolute and clean (filepath.Clean
+ * leaves it as it is): no empty, "." or ".." element, no trailing slash.
+ * The checks go by the path's parent, which must be the real one. */
+static int clean_abs(const char *p)
+{
+	if (p[0] != '/' || !p[1])
+		return 0;
+	for (const char *c = p; *c; c++) {
+		if (*c != '/')
+			continue;
+		const char *e = c + 1;
+		if (*e == 0 || *e == '/' || (e[0] == '.' && (e[1] == 0 || e[1] == '/')) ||
+		    (e[0] == '.' && e[1] == '.' && (e[2] == 0 || e[2] == '/')))
+			return 0;
+	}
+	return 1;
+}
+
 /* cache_dir is the cache directory cache.Locate would take, where it can
  * tell without making one; otherwise 0. */
 static const char *cache_dir(void)
 {
 	const char *d = env_value(ENV_CACHE_DIR);
 	if (d && *d)
-		return d[0] == '/' && cache_dir_ok(d) == 1 ? d : 0;
+		return clean_abs(d) && cache_dir_ok(d) == 1 ? d : 0;
 	const char *x = env_value("XDG_CACHE_HOME="), *h = env_value("HOME=");
 	const char *cands[] = {x && x[0] == '/' ? cat(x, "/parker", "") : 0, h && h[0] == '/' ? cat(h, "/.cache/parker", "") : 0};
 	for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
 		if (!cands[i])
 			continue;
+		if (!clean_abs(cands[i]))
+			return 0;
 		int ok = cache_dir_ok(cands[i]);
 		if (ok == 1)
 			return cands[i];

@@ -22,7 +22,6 @@
 #define ENV_FUSE_SERVER "PARKER_FUSE_SERVER=" /* stub.EnvFUSEServer */
 #define FUSE_SERVER_DEV 3                     /* /dev/fuse, mounted */
 #define FUSE_SERVER_FILE 4                    /* the packed file */
-#define FUSE_SERVER_PIDFD 5                   /* the target */
 
 /* The Go helper's way onto the FUSE rung, for the runs it has (flags,
  * PARKER_VERBOSE, limits): it executes the packed file again with
@@ -47,7 +46,7 @@ static int fuse_tried;
 static void __attribute__((noreturn)) hand_over(const char *step, long err)
 {
 	if (fuse_tried) {
-		const char *why = cat(step ? step : "set up", ": ", errstr(-err));
+		const char *why = cat(step ? step : "set up", ": ", errtext(-err));
 		envp = environ_with(ENV_FUSE_FAILED, why, kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
 	}
 	helper();
@@ -57,19 +56,34 @@ static void __attribute__((noreturn)) hand_over(const char *step, long err)
  * before anything is done that cannot be undone. */
 static int fuse_usable(void) { return sys_access(FUSE_DEV, R_OK | W_OK) == 0; }
 
-/* enter_user moves us into a new user namespace, our user and group
- * mapped to themselves, and a new private mount namespace it owns. */
-static void enter_user(void)
+/* enter_userns moves us into a new user namespace, our user and group
+ * mapped to themselves; the mount namespace stays the one we had. */
+static void enter_userns(void)
 {
 	char u[DECIMAL_SIZE], g[DECIMAL_SIZE];
 	const char *uid = decimal(sys_geteuid(), u), *gid = decimal(sys_getegid(), g);
-	TRY_AT(sys_unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare user namespace");
+	TRY_AT(sys_unshare(CLONE_NEWUSER), "unshare user namespace");
 	in_userns = 1;
 	/* An unprivileged writer of gid_map must give up setgroups first. */
 	TRY_AT(write_str("/proc/self/setgroups", "deny"), "deny setgroups in the user namespace");
 	TRY_AT(write_str("/proc/self/uid_map", cat(uid, " ", cat(uid, " 1", ""))), "map the user");
 	TRY_AT(write_str("/proc/self/gid_map", cat(gid, " ", cat(gid, " 1", ""))), "map the group");
+}
+
+/* enter_mountns moves us into a new private mount namespace, which the
+ * user namespace we are in owns, so that we may mount in it. */
+static void enter_mountns(void)
+{
+	TRY_AT(sys_unshare(CLONE_NEWNS), "unshare mount namespace in the user namespace");
 	TRY_AT(make_private(), "make mounts private");
+}
+
+/* enter_user moves us into a new user namespace and a mount namespace it
+ * owns. */
+static void enter_user(void)
+{
+	enter_userns();
+	enter_mountns();
 }
 
 /* mount_fuse mounts a FUSE file system on the connection dev, read-only,
@@ -93,26 +107,35 @@ static int mount_fuse(int dev)
 /* fuse_server_enter makes this process, the stub's grandchild, the FUSE
  * server: a session of its own (no terminal's signals), /dev/null for
  * standard input and output, our standard error for its one line about a
- * damaged image, the connection, the packed file and the target's pidfd
- * as descriptors 3 to 5, nothing else of ours; then it runs the helper
- * from memory. It never returns: on failure it exits, its descriptor of
- * the connection closes, and the connection is aborted, which fails the
- * stub's next mount. */
-static void __attribute__((noreturn)) fuse_server_enter(int dev, int pidfd)
+ * damaged image, the connection and the packed file as descriptors 3 and
+ * 4, nothing else of ours; then, once told (go: a byte once the
+ * connection is mounted; end of file: the stub gave up), it runs the
+ * helper from memory, unpacked meanwhile. It never returns: on failure it
+ * exits, its descriptor of the connection closes, and the connection is
+ * aborted, which fails the stub's next mount. */
+static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 {
 	sys_setsid();
 	int mfd = helper_memfd();
-	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16), p = sys_dupfd_cloexec(pidfd, 16);
+	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16);
 	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (d < 0 || f < 0 || p < 0 || null < 0)
+	if (d < 0 || f < 0 || null < 0)
 		sys_exit(1);
+	char c;
+	long n;
+	while ((n = sys_read(go, &c, 1)) == -EINTR)
+		;
+	if (n != 1)
+		sys_exit(0);
 	sys_dup3((int)null, 0);
 	sys_dup3((int)null, 1);
 	sys_dup3((int)d, FUSE_SERVER_DEV);
 	sys_dup3((int)f, FUSE_SERVER_FILE);
-	sys_dup3((int)p, FUSE_SERVER_PIDFD);
 	/* Not a pipe of the caller's, nor anything else it left open. */
-	sys_close_range(FUSE_SERVER_PIDFD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (sys_close_range(FUSE_SERVER_FILE + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) /* before Linux 5.11 */
+		for (int fd = FUSE_SERVER_FILE + 1; fd < 1024; fd++)
+			if (fd != mfd)
+				sys_close(fd);
 	char *args[] = {FUSE_SERVER_ARG0, 0};
 	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0};
 	sys_execveat(mfd, args, env);
@@ -121,62 +144,52 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int pidfd)
 
 /* fuse_server_start starts the FUSE server on connection dev, by a double
  * fork, so that it is nobody's child but init's (the target never sees it
- * among its children). It runs in the run's namespaces: the sidecar ends
- * it with the rest of the run. */
-static void fuse_server_start(int dev)
+ * among its children), in the mount namespace we are in, which the run
+ * then leaves: the run's cleanup, which ends what is left in the run's,
+ * leaves the server, and its cgroup does not count it. The server ends
+ * when the connection does: when the run's namespace, the last to hold
+ * the mount, is gone. It returns the pipe to tell it to start (fuse_go). */
+static int fuse_server_start(int dev)
 {
-	long pidfd = sys_pidfd_open((int)sys_getpid());
-	TRY_AT(pidfd, "start the FUSE server: pidfd_open");
+	int p[2];
+	TRY_AT(sys_pipe2(p, O_CLOEXEC), "start the FUSE server: pipe");
 	long pid = sys_clone(0, 0);
 	if (pid == 0) {
 		long srv = sys_clone(SIGCHLD, 0);
-		if (srv == 0)
-			fuse_server_enter(dev, (int)pidfd);
+		if (srv == 0) {
+			sys_close(p[1]);
+			fuse_server_enter(dev, p[0]);
+		}
 		sys_exit(srv < 0);
 	}
 	int ws = -1;
 	while (pid > 0 && sys_wait4(pid, &ws, WALL) == -EINTR)
 		;
-	sys_close(pidfd);
+	sys_close(p[0]);
 	if (pid < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
 		hand_over("start the FUSE server", pid < 0 ? pid : -ECHILD);
+	return p[1];
 }
 
-/* setup_fuse mounts the view over dir with the payload served by FUSE. */
-static void setup_fuse(const char *dir)
+/* setup_fuse mounts the view over dir with the payload served by FUSE:
+ * the server started before we enter the run's mount namespace (own: we
+ * are in one of ours already, and it starts there). */
+static void setup_fuse(const char *dir, int own)
 {
 	long dev = sys_open(FUSE_DEV, O_RDWR | O_CLOEXEC);
 	TRY_AT(dev, "open " FUSE_DEV);
+	int go = fuse_server_start((int)dev);
+	if (!own)
+		enter_mountns();
 	int lower = mount_fuse((int)dev);
-	fuse_server_start((int)dev);
+	TRY_AT(sys_write(go, "", 1), "start the FUSE server");
+	sys_close(go);
 	/* The server's descriptor is the connection's only one now: should
 	 * it end, the kernel aborts the connection, and what waits on it
 	 * (the overlay's mount, next) fails instead of waiting for ever. */
 	sys_close(dev);
 	view(lower, dir);
 	sys_close(lower);
-}
-
-/* userns_child tells whether we are in a user namespace other than the
- * host's (its uid_map is not the whole range mapped to itself). */
-static int userns_child(void)
-{
-	char m[128], norm[128];
-	long n = read_small("/proc/self/uid_map", m, sizeof m);
-	size_t k = 0;
-	int gap = 0;
-	for (long i = 0; i < n && k < sizeof norm - 2; i++) {
-		if (m[i] == ' ' || m[i] == '\t' || m[i] == '\n') {
-			gap = k > 0;
-			continue;
-		}
-		if (gap)
-			norm[k++] = ' ';
-		gap = 0;
-		norm[k++] = m[i];
-	}
-	norm[k] = 0;
-	return n <= 0 || !streq(norm, "0 0 4294967295");
 }
 
 /* keep_admin keeps CAP_SYS_ADMIN and CAP_DAC_OVERRIDE, ours in the user
@@ -224,6 +237,28 @@ static void __attribute__((noreturn)) userns_for_helper(void)
 	helper();
 }
 
+/* userns_child tells whether we are in a user namespace other than the
+ * host's (its uid_map is not the whole range mapped to itself). */
+static int userns_child(void)
+{
+	char m[128], norm[128];
+	long n = read_small("/proc/self/uid_map", m, sizeof m);
+	size_t k = 0;
+	int gap = 0;
+	for (long i = 0; i < n && k < sizeof norm - 2; i++) {
+		if (m[i] == ' ' || m[i] == '\t' || m[i] == '\n') {
+			gap = k > 0;
+			continue;
+		}
+		if (gap)
+			norm[k++] = ' ';
+		gap = 0;
+		norm[k++] = m[i];
+	}
+	norm[k] = 0;
+	return n <= 0 || !streq(norm, "0 0 4294967295");
+}
+
 /* fuse_rung takes the FUSE rung, the kernel's having been refused (or
  * PARKER_MODE=fuse), in the mount namespace we are in when it is ours
  * (own: the kernel gave us one, in a user namespace of a container's, say,
@@ -250,12 +285,15 @@ static void fuse_rung(const char *dir, int own)
 		sys_close(lower);
 		return;
 	}
-	fuse_tried = 1;
+	/* In a mount namespace of our own the helper can still mount
+	 * what we could, and tries FUSE again, or the cache's copy: it is
+	 * not told we tried. */
+	fuse_tried = !own;
 	if (own)
 		in_userns = userns_child();
 	else
-		enter_user();
-	setup_fuse(dir);
+		enter_userns();
+	setup_fuse(dir, own);
 }
 
 /* attach gives us the view over dir by the first rung that works: the

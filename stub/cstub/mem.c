@@ -84,3 +84,11 @@ static char *dir_of(const char *path)
 	dir[cut - 1] = 0;
 	return dir;
 }
+
+/* errtext is errstr's text for errno e, or "errno N" where it has none. */
+static const char *errtext(long e)
+{
+	const char *s = errstr(e);
+	char b[DECIMAL_SIZE];
+	return s ? s : cat("errno ", decimal(e, b), "");
+}

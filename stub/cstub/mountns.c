@@ -79,7 +79,7 @@ static const char *kernel_refused;
 /* refused notes that step failed with err (-errno) and returns err. */
 static long refused(const char *step, long err)
 {
-	kernel_refused = cat(step, ": ", errstr(-err));
+	kernel_refused = cat(step, ": ", errtext(-err));
 	return err;
 }
 

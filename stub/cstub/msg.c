@@ -56,6 +56,13 @@ static const char *errstr(long e)
 	case ENOSYS: return "function not implemented";
 	case ELOOP: return "too many levels of symbolic links";
 	case ELIBBAD: return "accessing a corrupted shared library";
+	case ENXIO: return "no such device or address";
+	case ECHILD: return "no child processes";
+	case EBUSY: return "device or resource busy";
+	case ENODEV: return "no such device";
+	case ENOSPC: return "no space left on device";
+	case EUSERS: return "too many users";
+	case ENOTCONN: return "transport endpoint is not connected";
 	}
 	return 0;
 }

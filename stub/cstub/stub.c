@@ -124,7 +124,7 @@ static void __attribute__((noreturn)) run(char **args)
 	long nl = sys_readlink("/proc/self/ns/mnt", ns, sizeof ns - 1);
 	if (nl <= 0) {
 		unmount(dir);
-		helper();
+		hand_over("read the run's mount namespace", nl ? nl : -EINVAL);
 	}
 	ns[nl] = 0;
 	const char *cgroup = cgroups_off ? "" : cgroup_make();
@@ -134,13 +134,13 @@ static void __attribute__((noreturn)) run(char **args)
 		cgroup = "";
 	} else if (!cgroup) {
 		unmount(dir); /* the helper falls back to the namespace, or says why */
-		helper();
+		hand_over("make the run's cgroup", -EPERM);
 	}
 	if (sidecar_brief(side, ns, cgroup) < 0) {
 		if (*cgroup)
 			sys_rmdir(cgroup); /* no sidecar: the helper tries again */
 		unmount(dir);
-		helper();
+		hand_over("brief the cleanup sidecar", -ECHILD);
 	}
 
 	struct target t;
@@ -148,7 +148,7 @@ static void __attribute__((noreturn)) run(char **args)
 	t.path = target_name(cat(dir, "/", tr.target), cwd);
 	t.args = target_args(t.path, args);
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
-	exec_target(&t);
+	long e = exec_target(&t);
 	/* The exec failed, so the target never ran and running again is safe:
 	 * the helper does, on the view it mounts itself, and says why it
 	 * cannot start (a damaged image, a missing interpreter). Ours goes
@@ -160,7 +160,10 @@ static void __attribute__((noreturn)) run(char **args)
 		sys_rmdir(cgroup);
 	sys_send(side, "!", 1, MSG_NOSIGNAL); /* PLAN_OFF */
 	unmount(dir);
-	helper();
+	/* Off the kernel's rung, the helper cannot mount the view again (in
+	 * our user namespace, without capabilities): told so, it says why from
+	 * the cache's copy. */
+	hand_over("execute the target", e);
 }
 
 /* open_self opens our own executable, the packed file, and reads its

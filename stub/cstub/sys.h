@@ -77,6 +77,10 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define ENAMETOOLONG 36
 #define ENOSYS 38
 #define ELOOP 40
+#define ENODEV 19
+#define ENOSPC 28
+#define EUSERS 87
+#define ENOTCONN 107
 #define ELIBBAD 80
 /* A result in [-MAX_ERRNO, -1] of a call returning an address is -errno. */
 #define MAX_ERRNO 4095

@@ -50,14 +50,14 @@ func (r *Reader) scratch() *[]byte {
 }
 
 // dataBlock reads the data or fragment block stored at pos with size word
-// w into dst (cap ≥ BlockSize) and checks it decompresses to want bytes
-// (-1: anything up to BlockSize, for fragment blocks).
+// w into dst (cap ≥ BlockSize; see decodeBuf) and checks it decompresses to
+// want bytes (-1: anything up to BlockSize, for fragment blocks).
 func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, error) {
 	n := uint64(w & DataSizeMask)
 	if n == 0 || n > uint64(r.sb.BlockSize) || pos < SuperblockSize || pos > uint64(r.size) || n > uint64(r.size)-pos {
 		return nil, formatError("data block at %d, stored size %d", pos, n)
 	}
-	dst = dst[:0:r.sb.BlockSize]
+	dst = dst[:0]
 	var out []byte
 	if w&DataUncompressed != 0 {
 		out = dst[:n]
@@ -72,7 +72,7 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 		var err error
-		if out, err = r.dec.decompress(dst, src); err != nil {
+		if out, err = r.dec.decompress(dst, src, int(r.sb.BlockSize)); err != nil {
 			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 	}
@@ -102,7 +102,7 @@ func (r *Reader) fragmentBlock(i uint32) ([]byte, error) {
 	if c.err != nil {
 		return nil, fmt.Errorf("fragment %d: %w", i, c.err)
 	}
-	b, err := r.dataBlock(make([]byte, 0, r.sb.BlockSize), e.Start, e.Size, -1)
+	b, err := r.dataBlock(decodeBuf(int(r.sb.BlockSize)), e.Start, e.Size, -1)
 	if err != nil {
 		return nil, fmt.Errorf("fragment %d: %w", i, err)
 	}
@@ -211,7 +211,7 @@ func (f *File) dataBytes() int64 {
 func (f *File) sparse(i int) bool { return i < len(f.words) && f.words[i] == 0 }
 
 // chunk decodes chunk i (a block, or the fragment tail) into buf (cap ≥
-// BlockSize).
+// BlockSize; see decodeBuf).
 func (f *File) chunk(i int, buf []byte) ([]byte, error) {
 	want := f.chunkLen(i)
 	if i >= len(f.words) {
@@ -255,7 +255,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		f.mu.Lock()
 		if f.lastIdx != i {
 			if f.lastData == nil {
-				f.lastData = make([]byte, f.bs)
+				f.lastData = decodeBuf(int(f.bs))[:f.bs]
 			}
 			b, err := f.chunk(i, f.lastData)
 			if err != nil {
@@ -311,7 +311,7 @@ func (f *File) writeTo(w io.Writer, workers int) (int64, error) {
 		return err
 	}
 	if f.chunks-first <= 1 || workers == 1 {
-		buf := make([]byte, f.bs)
+		buf := decodeBuf(int(f.bs))
 		for i := first; i < f.chunks; i++ {
 			out, err := f.chunk(i, buf)
 			if err == nil {
@@ -365,7 +365,7 @@ func newBlockQueue(workers, bufSize int) *blockQueue {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	q := &blockQueue{done: make(chan struct{})}
-	q.pool.New = func() any { b := make([]byte, bufSize); return &b }
+	q.pool.New = func() any { b := decodeBuf(bufSize); return &b }
 	q.p = newPipeline(workers, 2*workers, q.decode)
 	go q.consume()
 	return q

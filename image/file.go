@@ -9,34 +9,62 @@ import (
 )
 
 // fragCache keeps the last few decompressed fragment blocks: small files
-// share them, and are stored (and so read) one after another.
+// share them, and are stored (and so read) one after another. A block is
+// decompressed once even when several goroutines want it at the same time,
+// as the extractor's workers do with the files of one fragment: the first
+// decodes it, the others wait for it.
 type fragCache struct {
-	mu  sync.Mutex
-	max int
-	idx []uint32
-	buf [][]byte
+	mu   sync.Mutex
+	max  int
+	ents []*fragEntry // oldest first
+}
+
+type fragEntry struct {
+	i       uint32
+	done    chan struct{} // closed when b and err are set
+	b       []byte
+	err     error
+	waiters int // gets that found it loading (under fragCache.mu; tests count them)
 }
 
 func (c *fragCache) init(max int) { c.max = max }
 
-func (c *fragCache) get(i uint32) []byte {
+// get returns fragment block i, calling load for it unless it is cached or
+// being loaded. A failed load is not kept: the next get tries again.
+func (c *fragCache) get(i uint32, load func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for j, k := range c.idx {
-		if k == i {
-			return c.buf[j]
+	for _, e := range c.ents {
+		if e.i == i {
+			select {
+			case <-e.done:
+			default:
+				e.waiters++
+			}
+			c.mu.Unlock()
+			<-e.done
+			return e.b, e.err
 		}
 	}
-	return nil
-}
-
-func (c *fragCache) put(i uint32, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.idx) == c.max {
-		c.idx, c.buf = c.idx[1:], c.buf[1:]
+	e := &fragEntry{i: i, done: make(chan struct{})}
+	if len(c.ents) == c.max {
+		c.ents = c.ents[1:]
 	}
-	c.idx, c.buf = append(c.idx, i), append(c.buf, b)
+	c.ents = append(c.ents, e)
+	c.mu.Unlock()
+
+	e.b, e.err = load()
+	close(e.done)
+	if e.err != nil {
+		c.mu.Lock()
+		for j, f := range c.ents {
+			if f == e {
+				c.ents = append(c.ents[:j], c.ents[j+1:]...)
+				break
+			}
+		}
+		c.mu.Unlock()
+	}
+	return e.b, e.err
 }
 
 // scratch returns a BlockSize buffer for stored bytes; release with
@@ -89,25 +117,23 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 
 // fragmentBlock returns fragment block i, decompressed.
 func (r *Reader) fragmentBlock(i uint32) ([]byte, error) {
-	if b := r.frag.get(i); b != nil {
+	return r.frag.get(i, func() ([]byte, error) {
+		if i >= r.sb.Fragments {
+			return nil, formatError("fragment %d of %d", i, r.sb.Fragments)
+		}
+		c := r.cursor(int64(r.fragIndex[i/fragmentsPerMetablock]), 0, r.fragEnd)
+		c.read(int(i%fragmentsPerMetablock) * fragmentEntrySize)
+		var e fragmentEntry
+		c.decode(&e)
+		if c.err != nil {
+			return nil, fmt.Errorf("fragment %d: %w", i, c.err)
+		}
+		b, err := r.dataBlock(decodeBuf(int(r.sb.BlockSize)), e.Start, e.Size, -1)
+		if err != nil {
+			return nil, fmt.Errorf("fragment %d: %w", i, err)
+		}
 		return b, nil
-	}
-	if i >= r.sb.Fragments {
-		return nil, formatError("fragment %d of %d", i, r.sb.Fragments)
-	}
-	c := r.cursor(int64(r.fragIndex[i/fragmentsPerMetablock]), 0, r.fragEnd)
-	c.read(int(i%fragmentsPerMetablock) * fragmentEntrySize)
-	var e fragmentEntry
-	c.decode(&e)
-	if c.err != nil {
-		return nil, fmt.Errorf("fragment %d: %w", i, c.err)
-	}
-	b, err := r.dataBlock(decodeBuf(int(r.sb.BlockSize)), e.Start, e.Size, -1)
-	if err != nil {
-		return nil, fmt.Errorf("fragment %d: %w", i, err)
-	}
-	r.frag.put(i, b)
-	return b, nil
+	})
 }
 
 // File reads the content of a regular file. Read and WriteTo share an

@@ -12,7 +12,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parkerpack/parker/internal/treecmp"
 	"github.com/parkerpack/parker/internal/treegen"
@@ -234,6 +237,72 @@ func TestConcurrentReads(t *testing.T) {
 			t.Error(p)
 		}
 	}
+}
+
+// TestFragCacheOnce: goroutines that want the same fragment block at once
+// (the extractor's workers, on the small files sharing it) decode it once;
+// a failed decode is not kept, and the oldest block makes room for a new
+// one.
+func TestFragCacheOnce(t *testing.T) {
+	var c fragCache
+	c.init(2)
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func() ([]byte, error) {
+		loads.Add(1)
+		<-release
+		return []byte("block 7"), nil
+	}
+	const n = 8
+	got := make(chan string, n)
+	for range n {
+		go func() {
+			b, err := c.get(7, load)
+			if err != nil {
+				b = []byte(err.Error())
+			}
+			got <- string(b)
+		}()
+	}
+	// Let the first load finish only once every goroutine has asked.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.waiting(7) < n-1 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	close(release)
+	for range n {
+		if b := <-got; b != "block 7" {
+			t.Errorf("got %q", b)
+		}
+	}
+	if l := loads.Load(); l != 1 {
+		t.Errorf("%d decodes of one block wanted at once; want 1", l)
+	}
+
+	fail := errors.New("EIO")
+	if _, err := c.get(8, func() ([]byte, error) { return nil, fail }); err != fail {
+		t.Errorf("failed load: %v", err)
+	}
+	if b, err := c.get(8, func() ([]byte, error) { return []byte("block 8"), nil }); err != nil || string(b) != "block 8" {
+		t.Errorf("after a failed load: %q, %v; want it loaded again", b, err)
+	}
+	c.get(9, func() ([]byte, error) { return []byte("block 9"), nil })
+	loads.Store(0)
+	if b, _ := c.get(7, load); string(b) != "block 7" || loads.Load() != 1 {
+		t.Errorf("block 7 after two newer ones: %q, %d loads; want it evicted and loaded again", b, loads.Load())
+	}
+}
+
+// waiting is how many gets found fragment block i loading.
+func (c *fragCache) waiting(i uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.ents {
+		if e.i == i {
+			return e.waiters
+		}
+	}
+	return 0
 }
 
 // TestEmptyImage: an empty root directory gives an empty directory table.

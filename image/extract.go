@@ -78,8 +78,9 @@ var ErrTooLarge = errors.New("image too large")
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
-// are decompressed by opt.Workers goroutines and written in order, with
-// sparse blocks left as holes. On error, what was extracted so far is left
+// are decompressed and written by opt.Workers goroutines, each block at its
+// offset as soon as it is decoded, with sparse blocks left as holes, while
+// the walk goes on creating entries. On error, what was extracted so far is left
 // for the caller to remove, with RemoveTree: directories may have modes
 // (0555, 0000) that stop os.RemoveAll.
 func (r *Reader) Extract(dir string, opt ExtractOptions) error {
@@ -116,15 +117,15 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 		links: make(map[uint64]string),
 		seen:  seen,
 		priv:  os.Geteuid() == 0,
-		p:     newBlockQueue(opt.Workers, int(r.sb.BlockSize)),
 	}
+	x.w = newWriters(x, opt.Workers)
 	x.chown = opt.KeepOwner && x.priv && !opt.Untrusted
 	if opt.KeepOwner && !x.priv && !opt.Untrusted {
 		x.warn("not running as root: owners are not restored")
 	}
 	err = x.dir(x.root, root)
-	if perr := x.p.wait(); err == nil {
-		err = perr
+	if werr := x.w.wait(); err == nil {
+		err = werr
 	}
 	if err != nil {
 		return err
@@ -149,15 +150,15 @@ type extractor struct {
 	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices
 	chown bool              // restore owners
-	p     *blockQueue
-	late  []*Node         // directories whose mode is applied at the end
-	bytes int64           // file data so far, for MaxBytes
-	said  map[string]bool // kinds of warning given, when Untrusted
+	w     *writers          // write the files' data
+	late  []*Node           // directories whose mode is applied at the end
+	bytes int64             // file data so far, for MaxBytes
+	said  map[string]bool   // kinds of warning given, when Untrusted
 }
 
 // warn passes msg to opt.Warn. It is called from the goroutine that walks
-// the image only, never from the block queue's sinks, so the warnings come
-// in the order of the walk, one at a time.
+// the image only, never from the writers, so the warnings come in the
+// order of the walk, one at a time.
 func (x *extractor) warn(msg string) {
 	if x.opt.Warn != nil {
 		x.opt.Warn(msg)
@@ -283,7 +284,7 @@ func sizeErr(op string, n *Node, err error) error {
 // dir extracts the entries of directory n into the open directory fd.
 func (x *extractor) dir(fd int, n *Node) error {
 	return x.r.eachChild(n, func(k *Node) error {
-		if err := x.p.failed(); err != nil {
+		if err := x.w.failed(); err != nil {
 			return err
 		}
 		if k.IsDir() {
@@ -468,65 +469,5 @@ func (x *extractor) attrsAt(fd int, k *Node, chmod bool) error {
 	if err := unix.UtimesNanoAt(fd, k.Name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return pathErr("utimes", k, err)
 	}
-	return nil
-}
-
-// file creates a regular file and queues its blocks on the block queue; the
-// consumer writes them in order and the last task sets size and attributes
-// and closes the file.
-func (x *extractor) file(dirfd int, k *Node) error {
-	f, err := x.r.Open(k)
-	if err != nil {
-		return err
-	}
-	if x.opt.MaxBytes > 0 {
-		if x.bytes += f.dataBytes(); x.bytes > x.opt.MaxBytes {
-			return fmt.Errorf("%w: %s takes the file data past the limit of %d bytes", ErrTooLarge, k.Path, x.opt.MaxBytes)
-		}
-	}
-	fd, err := unix.Openat(dirfd, k.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return createErr("create", k, err)
-	}
-	mode := x.mode(k, fd) // here, not in the sink: see warn
-	for i := 0; i < f.chunks; i++ {
-		if f.sparse(i) {
-			continue // left as a hole; the final ftruncate sets the length
-		}
-		i := i
-		off := int64(i) * f.bs
-		err := x.p.submit(
-			func(buf []byte) ([]byte, error) { return f.chunk(i, buf) },
-			func(out []byte, err error) error {
-				if err != nil {
-					return nil
-				}
-				for len(out) > 0 {
-					n, err := unix.Pwrite(fd, out, off)
-					if err != nil {
-						return sizeErr("write", k, err)
-					}
-					out, off = out[n:], off+int64(n)
-				}
-				return nil
-			})
-		if err != nil {
-			break
-		}
-	}
-	x.p.submit(nil, func(_ []byte, err error) error {
-		defer unix.Close(fd)
-		if err != nil {
-			return nil
-		}
-		// Only a trailing hole leaves the file short: every block written
-		// had exactly its expected length.
-		if f.chunks > 0 && f.sparse(f.chunks-1) {
-			if err := unix.Ftruncate(fd, k.Size); err != nil {
-				return sizeErr("truncate", k, err)
-			}
-		}
-		return x.attrs(fd, k, mode)
-	})
 	return nil
 }

@@ -239,6 +239,16 @@ func (f *File) sparse(i int) bool { return i < len(f.words) && f.words[i] == 0 }
 // chunk decodes chunk i (a block, or the fragment tail) into buf (cap ≥
 // BlockSize; see decodeBuf).
 func (f *File) chunk(i int, buf []byte) ([]byte, error) {
+	b, err := f.chunkView(i, buf)
+	if err != nil || i < len(f.words) {
+		return b, err
+	}
+	return append(buf[:0], b...), nil
+}
+
+// chunkView is chunk without the copy of a fragment tail: that comes as a
+// slice of the cached fragment block, which the caller must not change.
+func (f *File) chunkView(i int, buf []byte) ([]byte, error) {
 	want := f.chunkLen(i)
 	if i >= len(f.words) {
 		frag, err := f.r.fragmentBlock(f.n.fragment)
@@ -248,7 +258,7 @@ func (f *File) chunk(i int, buf []byte) ([]byte, error) {
 		if int64(f.n.fragOffset)+f.tail > int64(len(frag)) {
 			return nil, formatError("%s: tail [%d, +%d) past fragment of %d bytes", f.n.Path, f.n.fragOffset, f.tail, len(frag))
 		}
-		return append(buf[:0], frag[f.n.fragOffset:int64(f.n.fragOffset)+f.tail]...), nil
+		return frag[f.n.fragOffset : int64(f.n.fragOffset)+f.tail], nil
 	}
 	w := f.words[i]
 	if w == 0 {

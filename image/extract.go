@@ -61,6 +61,12 @@ type ExtractOptions struct {
 	// ErrTooLarge. Holes are not counted: a sparse file costs the size
 	// words of its block list, which MaxFileBlocks bounds.
 	MaxBytes int64
+	// ReadOnly takes the write bits off every entry as it is made, as if
+	// the image stored none: for a tree that is to stay as extracted (an
+	// extraction cache entry), without a second pass over it. A directory
+	// loses its write bit once its entries are made, so a caller whom
+	// modes bind (not root) can still fill it.
+	ReadOnly bool
 	// Warn, when set, receives messages about entries that were skipped or
 	// only partly restored (e.g. device nodes when not root).
 	Warn func(string)
@@ -192,6 +198,9 @@ func perm(m fs.FileMode) uint32 { return uint32(UnixPerm(m)) }
 // say) instead of the one the image named.
 func (x *extractor) mode(n *Node, fd int) uint32 {
 	m := perm(n.Mode)
+	if x.opt.ReadOnly {
+		m &^= 0o222
+	}
 	const setid = unix.S_ISUID | unix.S_ISGID
 	if m&setid == 0 {
 		return m

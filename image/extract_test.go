@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,73 @@ func TestExtract(t *testing.T) {
 				t.Errorf("sparse/hole-end: %d bytes allocated for %d", st.Blocks*512, st.Size)
 			}
 		})
+	}
+}
+
+// extractReadOnly extracts the image img into dest as an extraction cache
+// entry is: untrusted, read-only.
+func extractReadOnly(img, dest string) error {
+	b, err := os.ReadFile(img)
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return err
+	}
+	return r.Extract(dest, ExtractOptions{Untrusted: true, ReadOnly: true, Workers: 3})
+}
+
+// TestExtractReadOnly: with ReadOnly, no entry has a write bit, and the
+// tree is otherwise the one an untrusted extraction makes. It runs as a
+// user whom modes bind (as root, nobody), so that a directory that lost
+// its write bit too early would stop the entries still to be made in it
+// (hard links, subdirectories, the 0500 and 0000 ones below it).
+func TestExtractReadOnly(t *testing.T) {
+	src := readerTree(t)
+	want := diskView(t, "source", src)
+	base := t.TempDir()
+	img := filepath.Join(base, "img.sqfs")
+	b, err := os.ReadFile(packMksquashfs(t, src, "-comp", "zstd"))
+	if err == nil {
+		err = os.WriteFile(img, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := filepath.Join(base, "parent")
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(parent, "entry")
+	makeRemovable(t, dest)
+	if os.Geteuid() != 0 {
+		err = extractReadOnly(img, dest)
+	} else {
+		err = os.Chown(parent, 65534, 65534)
+		if err == nil {
+			asNobody(t, base, "extract-readonly", "IMG="+img, "DEST="+dest)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := diskView(t, "extraction", dest)
+	got.NoOwner = true
+	x := treecmp.Expect{KeepOwner: true, Clamp: -1, Exclude: map[string]bool{}}
+	for p, e := range want.Entries {
+		switch {
+		case e.Mode&fs.ModeDevice != 0:
+			x.Exclude[p] = true // untrusted: not made
+		case e.Mode&fs.ModeSymlink == 0:
+			e.Mode &^= fs.ModeSetuid | fs.ModeSetgid | 0o222
+		}
+	}
+	checkTree(t, want, got, x)
+	for p, e := range got.Entries {
+		if e.Mode&fs.ModeSymlink == 0 && e.Mode&0o222 != 0 {
+			t.Errorf("%s: mode %v; want no write bits", p, e.Mode)
+		}
 	}
 }
 

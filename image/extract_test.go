@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/parkerpack/parker/internal/treecmp"
+	"github.com/parkerpack/parker/internal/treegen"
+	"golang.org/x/sys/unix"
 )
 
 func TestExtract(t *testing.T) {
@@ -112,6 +115,52 @@ func TestExtractReadOnly(t *testing.T) {
 			t.Errorf("%s: mode %v; want no write bits", p, e.Mode)
 		}
 	}
+}
+
+// fewFDs is the descriptor limit extractFewFDs extracts under: the files
+// Extract may keep open for writing (maxOpen), and room for the
+// directories of the test tree's deepest path and the process's own.
+const fewFDs = maxOpen + 64
+
+// extractFewFDs extracts the image img into dest with no more than fewFDs
+// descriptors.
+func extractFewFDs(img, dest string) error {
+	lim := unix.Rlimit{Cur: fewFDs, Max: fewFDs}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(f, st.Size())
+	if err != nil {
+		return err
+	}
+	return r.Extract(dest, ExtractOptions{KeepOwner: true, Workers: 2})
+}
+
+// TestExtractFewDescriptors: Extract closes each file once it is written
+// and keeps a bounded number open meanwhile, however many it writes at
+// once: the generated tree's thousands of small files extract under a
+// limit of a few hundred descriptors.
+func TestExtractFewDescriptors(t *testing.T) {
+	src := genTree(t, testBlockSize, treegen.Options{Wide: 3000})
+	img := packMksquashfs(t, src, "-comp", "lz4")
+	dest := filepath.Join(t.TempDir(), "out")
+	makeRemovable(t, dest)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{helperEnv + "=extract-fewfds", "IMG=" + img, "DEST=" + dest}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("extraction with %d descriptors: %v\n%s", fewFDs, err, b)
+	}
+	got := diskView(t, "extraction", dest)
+	got.NoOwner = os.Geteuid() != 0
+	checkTree(t, diskView(t, "source", src), got, treecmp.Expect{KeepOwner: true, Clamp: -1, SplitSymlinkLinks: true})
 }
 
 func TestExtractDestination(t *testing.T) {

@@ -8,65 +8,6 @@ import (
 	"sync"
 )
 
-// fragCache keeps the last few decompressed fragment blocks: small files
-// share them, and are stored (and so read) one after another. A block is
-// decompressed once even when several goroutines want it at the same time,
-// as the extractor's workers do with the files of one fragment: the first
-// decodes it, the others wait for it.
-type fragCache struct {
-	mu   sync.Mutex
-	max  int
-	ents []*fragEntry // oldest first
-}
-
-type fragEntry struct {
-	i       uint32
-	done    chan struct{} // closed when b and err are set
-	b       []byte
-	err     error
-	waiters int // gets that found it loading (under fragCache.mu; tests count them)
-}
-
-func (c *fragCache) init(max int) { c.max = max }
-
-// get returns fragment block i, calling load for it unless it is cached or
-// being loaded. A failed load is not kept: the next get tries again.
-func (c *fragCache) get(i uint32, load func() ([]byte, error)) ([]byte, error) {
-	c.mu.Lock()
-	for _, e := range c.ents {
-		if e.i == i {
-			select {
-			case <-e.done:
-			default:
-				e.waiters++
-			}
-			c.mu.Unlock()
-			<-e.done
-			return e.b, e.err
-		}
-	}
-	e := &fragEntry{i: i, done: make(chan struct{})}
-	if len(c.ents) == c.max {
-		c.ents = c.ents[1:]
-	}
-	c.ents = append(c.ents, e)
-	c.mu.Unlock()
-
-	e.b, e.err = load()
-	close(e.done)
-	if e.err != nil {
-		c.mu.Lock()
-		for j, f := range c.ents {
-			if f == e {
-				c.ents = append(c.ents[:j], c.ents[j+1:]...)
-				break
-			}
-		}
-		c.mu.Unlock()
-	}
-	return e.b, e.err
-}
-
 // scratch returns a BlockSize buffer for stored bytes; release with
 // r.src.Put.
 func (r *Reader) scratch() *[]byte {
@@ -113,27 +54,6 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 		return nil, formatError("empty data block at %d", pos)
 	}
 	return out, nil
-}
-
-// fragmentBlock returns fragment block i, decompressed.
-func (r *Reader) fragmentBlock(i uint32) ([]byte, error) {
-	return r.frag.get(i, func() ([]byte, error) {
-		if i >= r.sb.Fragments {
-			return nil, formatError("fragment %d of %d", i, r.sb.Fragments)
-		}
-		c := r.cursor(int64(r.fragIndex[i/fragmentsPerMetablock]), 0, r.fragEnd)
-		c.read(int(i%fragmentsPerMetablock) * fragmentEntrySize)
-		var e fragmentEntry
-		c.decode(&e)
-		if c.err != nil {
-			return nil, fmt.Errorf("fragment %d: %w", i, c.err)
-		}
-		b, err := r.dataBlock(decodeBuf(int(r.sb.BlockSize)), e.Start, e.Size, -1)
-		if err != nil {
-			return nil, fmt.Errorf("fragment %d: %w", i, err)
-		}
-		return b, nil
-	})
 }
 
 // File reads the content of a regular file. Read and WriteTo share an
@@ -239,26 +159,14 @@ func (f *File) sparse(i int) bool { return i < len(f.words) && f.words[i] == 0 }
 // chunk decodes chunk i (a block, or the fragment tail) into buf (cap ≥
 // BlockSize; see decodeBuf).
 func (f *File) chunk(i int, buf []byte) ([]byte, error) {
-	b, err := f.chunkView(i, buf)
-	if err != nil || i < len(f.words) {
-		return b, err
-	}
-	return append(buf[:0], b...), nil
-}
-
-// chunkView is chunk without the copy of a fragment tail: that comes as a
-// slice of the cached fragment block, which the caller must not change.
-func (f *File) chunkView(i int, buf []byte) ([]byte, error) {
 	want := f.chunkLen(i)
 	if i >= len(f.words) {
-		frag, err := f.r.fragmentBlock(f.n.fragment)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.n.Path, err)
-		}
-		if int64(f.n.fragOffset)+f.tail > int64(len(frag)) {
-			return nil, formatError("%s: tail [%d, +%d) past fragment of %d bytes", f.n.Path, f.n.fragOffset, f.tail, len(frag))
-		}
-		return frag[f.n.fragOffset : int64(f.n.fragOffset)+f.tail], nil
+		var out []byte
+		err := f.tailView(func(b []byte) error {
+			out = append(buf[:0], b...)
+			return nil
+		})
+		return out, err
 	}
 	w := f.words[i]
 	if w == 0 {
@@ -275,6 +183,21 @@ func (f *File) chunkView(i int, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: block %d: %w", f.n.Path, i, err)
 	}
 	return b, nil
+}
+
+// tailView calls fn with the file's tail, the part of it kept in a
+// fragment block, as a slice of the cached block, which fn must neither
+// change nor keep.
+func (f *File) tailView(fn func([]byte) error) error {
+	e, err := f.r.fragment(f.n.fragment)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.n.Path, err)
+	}
+	defer f.r.frag.release(e)
+	if int64(f.n.fragOffset)+f.tail > int64(len(e.b)) {
+		return formatError("%s: tail [%d, +%d) past fragment of %d bytes", f.n.Path, f.n.fragOffset, f.tail, len(e.b))
+	}
+	return fn(e.b[f.n.fragOffset : int64(f.n.fragOffset)+f.tail])
 }
 
 // ReadAt implements io.ReaderAt.

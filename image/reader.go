@@ -150,7 +150,6 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	rd.inodeStart, rd.inodeEnd = int64(sb.InodeTableStart), int64(sb.DirTableStart)
 	rd.dirStart = int64(sb.DirTableStart)
 	rd.meta.init(metaCacheBlocks)
-	rd.frag.init(fragCacheBlocks)
 
 	if sb.Flags&FlagCompressorOptions != 0 {
 		opts, err := rd.readOptions()
@@ -164,6 +163,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, err
 	}
 	rd.dec = dec
+	rd.frag.init(fragCacheBlocks, int(sb.BlockSize))
 
 	// id table: index at IDTableStart, its metadata blocks before it.
 	nIDIndex := (uint64(sb.IDCount)*idEntrySize + MetadataSize - 1) / MetadataSize

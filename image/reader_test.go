@@ -240,28 +240,29 @@ func TestConcurrentReads(t *testing.T) {
 }
 
 // TestFragCacheOnce: goroutines that want the same fragment block at once
-// (the extractor's workers, on the small files sharing it) decode it once;
-// a failed decode is not kept, and the oldest block makes room for a new
-// one.
+// decode it once; a failed decode is not kept, and the oldest block makes
+// room for a new one.
 func TestFragCacheOnce(t *testing.T) {
 	var c fragCache
-	c.init(2)
+	c.init(2, 64)
 	var loads atomic.Int32
 	release := make(chan struct{})
-	load := func() ([]byte, error) {
+	load := func(dst []byte) ([]byte, error) {
 		loads.Add(1)
 		<-release
-		return []byte("block 7"), nil
+		return append(dst, "block 7"...), nil
 	}
 	const n = 8
 	got := make(chan string, n)
 	for range n {
 		go func() {
-			b, err := c.get(7, load)
+			e, err := c.get(7, load)
 			if err != nil {
-				b = []byte(err.Error())
+				got <- err.Error()
+				return
 			}
-			got <- string(b)
+			got <- string(e.b)
+			c.release(e)
 		}()
 	}
 	// Let the first load finish only once every goroutine has asked.
@@ -280,17 +281,55 @@ func TestFragCacheOnce(t *testing.T) {
 	}
 
 	fail := errors.New("EIO")
-	if _, err := c.get(8, func() ([]byte, error) { return nil, fail }); err != fail {
+	if _, err := c.get(8, func([]byte) ([]byte, error) { return nil, fail }); err != fail {
 		t.Errorf("failed load: %v", err)
 	}
-	if b, err := c.get(8, func() ([]byte, error) { return []byte("block 8"), nil }); err != nil || string(b) != "block 8" {
-		t.Errorf("after a failed load: %q, %v; want it loaded again", b, err)
+	e, err := c.get(8, func(dst []byte) ([]byte, error) { return append(dst, "block 8"...), nil })
+	if err != nil || string(e.b) != "block 8" {
+		t.Errorf("after a failed load: %v; want it loaded again", err)
+	} else {
+		c.release(e)
 	}
-	c.get(9, func() ([]byte, error) { return []byte("block 9"), nil })
+	e, _ = c.get(9, func(dst []byte) ([]byte, error) { return append(dst, "block 9"...), nil })
+	c.release(e)
 	loads.Store(0)
-	if b, _ := c.get(7, load); string(b) != "block 7" || loads.Load() != 1 {
-		t.Errorf("block 7 after two newer ones: %q, %d loads; want it evicted and loaded again", b, loads.Load())
+	if e, _ := c.get(7, load); string(e.b) != "block 7" || loads.Load() != 1 {
+		t.Errorf("block 7 after two newer ones: %q, %d loads; want it evicted and loaded again", e.b, loads.Load())
 	}
+}
+
+// TestFragCacheReuse: the buffer of a block neither cached nor held is
+// decoded into again, and that of a block still held, never.
+func TestFragCacheReuse(t *testing.T) {
+	var c fragCache
+	c.init(1, 64)
+	fill := func(s string) func([]byte) ([]byte, error) {
+		return func(dst []byte) ([]byte, error) {
+			if cap(dst) < 64 || len(dst) != 0 {
+				t.Fatalf("load into len %d cap %d", len(dst), cap(dst))
+			}
+			return append(dst, s...), nil
+		}
+	}
+	held, _ := c.get(1, fill("one"))
+	two, _ := c.get(2, fill("two")) // evicts 1, still held
+	bufTwo := &two.b[0]
+	c.release(two)
+	three, _ := c.get(3, fill("three")) // evicts 2, released: its buffer is free
+	if &three.b[0] != bufTwo {
+		t.Error("the buffer of a block neither cached nor held was not decoded into again")
+	}
+	if string(held.b) != "one" {
+		t.Errorf("held block: %q", held.b)
+	}
+	c.release(three)
+	bufOne := &held.b[0]
+	c.release(held) // no longer cached: its buffer is free now
+	four, _ := c.get(4, fill("four"))
+	if &four.b[0] != bufOne {
+		t.Error("the buffer of a block released after its eviction was not decoded into again")
+	}
+	c.release(four)
 }
 
 // waiting is how many gets found fragment block i loading.

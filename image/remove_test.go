@@ -26,6 +26,12 @@ func runHelper() {
 	case "extract-remove":
 		fmt.Print(strings.Join(extractAndRemove(os.Getenv("IMG"), os.Getenv("DEST")), "\n"))
 		os.Exit(0)
+	case "extract-fewfds":
+		if err := extractFewFDs(os.Getenv("IMG"), os.Getenv("DEST")); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	case "extract-readonly":
 		if err := extractReadOnly(os.Getenv("IMG"), os.Getenv("DEST")); err != nil {
 			fmt.Println(err)

@@ -51,8 +51,10 @@ const (
 	// enough that walking a large tree decompresses each block about once.
 	metaCacheBlocks = 512
 	// fragCacheBlocks decompressed fragment blocks are kept: files sharing
-	// a fragment are stored next to each other, so a few suffice.
-	fragCacheBlocks = 4
+	// a fragment are mostly stored next to each other, so a few suffice.
+	// Not quite always: extracting the Go tree decodes its 769 fragment
+	// blocks 859 times with 4 kept, 800 times with 16.
+	fragCacheBlocks = 16
 	// blockCheckpoint: File keeps the image position of every n-th data
 	// block and sums stored sizes from there, trading a little arithmetic
 	// for 8 bytes per block of memory.

@@ -31,6 +31,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -123,6 +124,7 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 		links: make(map[uint64]string),
 		seen:  seen,
 		priv:  os.Geteuid() == 0,
+		umask: processUmask(),
 	}
 	x.w = newWriters(x, opt.Workers)
 	x.chown = opt.KeepOwner && x.priv && !opt.Untrusted
@@ -156,6 +158,7 @@ type extractor struct {
 	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices
 	chown bool              // restore owners
+	umask int               // the process's, -1 if unknown
 	w     *writers          // write the files' data
 	late  []*Node           // directories whose mode is applied at the end
 	bytes int64             // file data so far, for MaxBytes
@@ -185,6 +188,25 @@ func (x *extractor) warnOnce(kind, msg string) {
 		x.said[kind] = true
 	}
 	x.warn(msg)
+}
+
+// processUmask returns the process's umask, from /proc/self/status (Linux
+// 4.7 on), or -1 when that cannot be read: umask(2) reads it only by
+// setting it, for every thread of the process at once.
+func processUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(n)
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // perm converts the permission and setuid/setgid/sticky bits to a unix mode.

@@ -163,6 +163,34 @@ func TestExtractFewDescriptors(t *testing.T) {
 	checkTree(t, diskView(t, "source", src), got, treecmp.Expect{KeepOwner: true, Clamp: -1, SplitSymlinkLinks: true})
 }
 
+// TestExtractUmask: files are made with their own mode where the umask
+// leaves it whole, and chmodded where it does not; under any umask, every
+// entry ends up with the image's mode.
+func TestExtractUmask(t *testing.T) {
+	src := genTree(t, testBlockSize, treegen.Options{})
+	want := diskView(t, "source", src)
+	r := openTestImage(t, packMksquashfs(t, src, "-comp", "lz4"))
+	for _, mask := range []int{0o022, 0o077, 0o777, 0} {
+		t.Run(fmt.Sprintf("%04o", mask), func(t *testing.T) {
+			old := syscall.Umask(mask)
+			defer syscall.Umask(old)
+			if got := processUmask(); got != mask {
+				t.Fatalf("processUmask() = %04o, want %04o", got, mask)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			makeRemovable(t, out)
+			if err := r.Extract(out, ExtractOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// Owners not restored (which would take the chmod path):
+			// as root, all 0:0.
+			got := diskView(t, "extraction", out)
+			got.NoOwner = os.Geteuid() != 0
+			checkTree(t, want, got, treecmp.Expect{Clamp: -1, SplitSymlinkLinks: true})
+		})
+	}
+}
+
 func TestExtractDestination(t *testing.T) {
 	img := smallMksquashfsImage(t, "-comp", "lz4")
 	r, err := NewReader(bytes.NewReader(img), int64(len(img)))

@@ -63,10 +63,11 @@ type blockJob struct {
 
 // fileOut is a regular file being written.
 type fileOut struct {
-	f    *File
-	fd   int
-	mode uint32       // see extractor.mode
-	left atomic.Int64 // blocks queued and not yet written, +1 while the walk queues them
+	f     *File
+	fd    int
+	chmod bool         // made with a mode other than its own
+	mode  uint32       // its own, when chmod: see extractor.mode
+	left  atomic.Int64 // blocks queued and not yet written, +1 while the walk queues them
 }
 
 func newWriters(x *extractor, workers int) *writers {
@@ -171,7 +172,14 @@ func (w *writers) finish(o *fileOut) error {
 			return sizeErr("truncate", k, err)
 		}
 	}
-	return w.x.attrs(o.fd, k, o.mode)
+	if o.chmod {
+		return w.x.attrs(o.fd, k, o.mode)
+	}
+	ts := times(k)
+	if err := futimens(o.fd, &ts); err != nil {
+		return pathErr("utimes", k, err)
+	}
+	return nil
 }
 
 // write decodes chunk i of the file into buf, or finds it in a cached
@@ -209,13 +217,28 @@ func (x *extractor) file(dirfd int, k *Node) error {
 			return fmt.Errorf("%w: %s takes the file data past the limit of %d bytes", ErrTooLarge, k.Path, x.opt.MaxBytes)
 		}
 	}
+	// A file whose mode the umask leaves whole is made with it, which
+	// spares a chmod: not one with setuid, setgid or sticky bits (a write
+	// by a caller without CAP_FSETID clears the first two, and x.mode
+	// decides on them with the file open), nor where owners are restored
+	// (chown clears them too). Were the umask changed meanwhile, the file
+	// could only get fewer bits than its mode, never more.
+	create, chmod := uint32(0o600), true
+	if m := perm(k.Mode); !x.chown && x.umask >= 0 && m&^0o777 == 0 {
+		if m = x.mode(k, -1); m&uint32(x.umask) == 0 {
+			create, chmod = m, false
+		}
+	}
 	x.w.open <- struct{}{}
-	fd, err := unix.Openat(dirfd, k.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(dirfd, k.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, create)
 	if err != nil {
 		<-x.w.open
 		return createErr("create", k, err)
 	}
-	o := &fileOut{f: f, fd: fd, mode: x.mode(k, fd)}
+	o := &fileOut{f: f, fd: fd, chmod: chmod}
+	if chmod {
+		o.mode = x.mode(k, fd)
+	}
 	// The walk's hold keeps the file open until every block is queued,
 	// whichever order the workers take them in.
 	o.left.Store(1)

@@ -85,11 +85,12 @@ var ErrTooLarge = errors.New("image too large")
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
-// are decompressed and written by opt.Workers goroutines, each block at its
-// offset as soon as it is decoded, with sparse blocks left as holes, while
-// the walk goes on creating entries. On error, what was extracted so far is left
-// for the caller to remove, with RemoveTree: directories may have modes
-// (0555, 0000) that stop os.RemoveAll.
+// are decompressed and written by opt.Workers goroutines, each block at
+// its offset as soon as it is decoded, with sparse blocks left as holes,
+// while the walk goes on creating entries (see extractdata.go). On error,
+// what was extracted so far is left for the caller to remove, with
+// RemoveTree: directories may have modes (0555, 0000) that stop
+// os.RemoveAll.
 func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	root, err := r.Root()
 	if err != nil {

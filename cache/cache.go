@@ -21,8 +21,10 @@
 // full (the caller checks the digest while it extracts), so a reader never
 // sees half an entry, and a fill killed half-way (SIGKILL, a full disk)
 // leaves only a temporary directory, which the next fill of that entry or
-// GC removes. Everything in an entry is made read-only (no write bit), so
-// the runs that share it cannot change it by accident.
+// GC removes. Everything in an entry is read-only (no write bit), so the
+// runs that share it cannot change it by accident: the fill makes it so as
+// it extracts each file and directory (image.ExtractOptions.ReadOnly), which
+// spares a second pass over a tree of thousands of files.
 //
 // A run holds the entry's use lock shared for as long as it uses the entry
 // (the descriptor is inherited across the exec of the target), from before
@@ -42,7 +44,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -112,10 +113,10 @@ func (e *Entry) Close() error { return e.lock.Close() }
 
 // Open returns the entry for a payload (digest, target), in use (its lock
 // held shared) until closed. When it is not there yet, it makes it: fill
-// extracts the payload into the empty directory tmp it is given (and
-// checks the digest as it does); on success the tree is made read-only and
-// published as the entry; on failure it is removed and fill's error
-// returned. filled reports whether this call made the entry.
+// extracts the payload into the empty directory tmp it is given, leaving
+// no write bit on anything in it, and checks the digest as it does; on
+// success the tree is published as the entry; on failure it is removed and
+// fill's error returned. filled reports whether this call made the entry.
 func (c *Cache) Open(digest [32]byte, target string, fill func(tmp string) error) (e *Entry, filled bool, err error) {
 	name := Name(digest, target)
 	dir := filepath.Join(c.Dir, name)
@@ -157,9 +158,6 @@ func (c *Cache) fill(name, dir string, fill func(string) error) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	err := fill(tmp)
-	if err == nil {
-		err = readOnly(tmp)
-	}
 	if err == nil {
 		err = os.Rename(tmp, dir)
 	}
@@ -252,37 +250,4 @@ func tempOf(base string) (string, bool) {
 		return "", false
 	}
 	return rest[:i], true
-}
-
-// readOnly takes the write bits off everything in the tree at dir, deepest
-// first, never following a symlink.
-func readOnly(dir string) error {
-	var dirs []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			dirs = append(dirs, p)
-		case d.Type().IsRegular():
-			return chmodNoWrite(p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0 && err == nil; i-- {
-		err = chmodNoWrite(dirs[i])
-	}
-	return err
-}
-
-func chmodNoWrite(p string) error {
-	st, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if m := st.Mode(); m&0o222 != 0 {
-		return os.Chmod(p, m&^0o222&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
-	}
-	return nil
 }

@@ -17,22 +17,25 @@ import (
 
 var digest = sha256.Sum256([]byte("payload"))
 
-// fillTree writes a small tree: a file, a 0555 directory holding one, and
-// a symlink out of the tree.
+// fillTree writes a small tree as a fill must, read-only: a file, a
+// directory holding one, and a symlink out of the tree.
 func fillTree(tmp string) error {
-	if err := os.WriteFile(filepath.Join(tmp, "tool"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "tool"), []byte("#!/bin/sh\n"), 0o555); err != nil {
 		return err
 	}
 	if err := os.Mkdir(filepath.Join(tmp, "ro"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "ro", "f"), []byte("x"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "ro", "f"), []byte("x"), 0o444); err != nil {
 		return err
 	}
 	if err := os.Symlink("/etc", filepath.Join(tmp, "etc")); err != nil {
 		return err
 	}
-	return os.Chmod(filepath.Join(tmp, "ro"), 0o555)
+	if err := os.Chmod(filepath.Join(tmp, "ro"), 0o555); err != nil {
+		return err
+	}
+	return os.Chmod(tmp, 0o555)
 }
 
 // entries lists the cache directory.
@@ -66,8 +69,9 @@ func TestName(t *testing.T) {
 	}
 }
 
-// TestOpen: the first Open fills the entry, read-only, and later ones use
-// it without filling; each records the use.
+// TestOpen: the first Open fills the entry, and later ones use it without
+// filling; each records the use. The entry is the fill's tree, read-only
+// as the fill left it.
 func TestOpen(t *testing.T) {
 	c := &Cache{Dir: t.TempDir()}
 	fills := 0

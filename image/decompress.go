@@ -19,13 +19,24 @@ import (
 )
 
 // A decompressor turns one stored block (data, fragment or metadata) back
-// into its bytes. dst has len 0 and the capacity the block may at most
-// decompress to; output beyond it is an error, never a reallocation, so a
-// hostile block cannot make us allocate more than the block size.
-// Implementations are safe for concurrent use.
+// into its bytes. dst has len 0 and a capacity of at least limit, the most
+// the block may decompress to; output beyond limit is an error, never a
+// reallocation, so a hostile block cannot make us allocate more than the
+// block size. Implementations are safe for concurrent use.
 type decompressor interface {
-	decompress(dst, src []byte) ([]byte, error)
+	decompress(dst, src []byte, limit int) ([]byte, error)
 }
+
+// decodeSlack is the room past limit a dst should have: zstd's fast
+// sequence copies may write up to 16 bytes past the end of what they
+// produce (compressedBlockOverAlloc in klauspost/compress/zstd), and
+// without that room it takes its bounds-checked copies, which halve its
+// speed. The others ignore it.
+const decodeSlack = 16
+
+// decodeBuf returns a buffer for blocks of up to limit bytes, with the
+// slack zstd wants.
+func decodeBuf(limit int) []byte { return make([]byte, 0, limit+decodeSlack) }
 
 // newDecompressor returns the decompressor for the superblock's compressor
 // id. opts is the compressor options record (nil when the superblock flag
@@ -83,9 +94,9 @@ func errCorrupt(kind string, err error) error {
 	return fmt.Errorf("%w: %s data: %v", ErrFormat, kind, err)
 }
 
-// readFull reads r into dst up to cap(dst) and insists that r then ends.
-func readFull(dst []byte, r io.Reader) ([]byte, error) {
-	n, err := io.ReadFull(r, dst[:cap(dst)])
+// readFull reads r into dst up to limit bytes and insists that r then ends.
+func readFull(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	n, err := io.ReadFull(r, dst[:limit])
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
 		return dst[:n], nil
@@ -108,7 +119,7 @@ func readFull(dst []byte, r io.Reader) ([]byte, error) {
 // (RFC 1950) streams. Readers are pooled: each holds ~40 KB of state.
 type zlibDecompressor struct{ pool sync.Pool }
 
-func (z *zlibDecompressor) decompress(dst, src []byte) ([]byte, error) {
+func (z *zlibDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
 	br := bytes.NewReader(src)
 	var zr io.ReadCloser
 	if v := z.pool.Get(); v != nil {
@@ -122,7 +133,7 @@ func (z *zlibDecompressor) decompress(dst, src []byte) ([]byte, error) {
 			return nil, errCorrupt("zlib", err)
 		}
 	}
-	out, err := readFull(dst, zr)
+	out, err := readFull(dst, zr, limit)
 	if err == nil {
 		// Reading to EOF verified the Adler-32; Close reports a late error.
 		err = zr.Close()
@@ -138,8 +149,8 @@ type lz4Decompressor struct{}
 
 // squashfs lz4 blocks are raw LZ4 block format (no frame), so the output
 // size is known only from the buffer we offer.
-func (lz4Decompressor) decompress(dst, src []byte) ([]byte, error) {
-	n, err := lz4.UncompressBlock(src, dst[:cap(dst)])
+func (lz4Decompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	n, err := lz4.UncompressBlock(src, dst[:limit])
 	if err != nil {
 		return nil, errCorrupt("lz4", err)
 	}
@@ -148,12 +159,14 @@ func (lz4Decompressor) decompress(dst, src []byte) ([]byte, error) {
 
 type zstdDecompressor struct{ d *zstd.Decoder }
 
-func (z zstdDecompressor) decompress(dst, src []byte) ([]byte, error) {
+func (z zstdDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	// The cap limit stops a frame at cap(dst), which may be past limit by
+	// the slack: what lands there is refused below.
 	out, err := z.d.DecodeAll(src, dst[:0])
 	if err != nil {
 		return nil, errCorrupt("zstd", err)
 	}
-	if len(out) > cap(dst) {
+	if len(out) > limit {
 		return nil, errCorrupt("zstd", errors.New("output larger than the block size"))
 	}
 	return out, nil
@@ -181,17 +194,17 @@ const (
 // BCJ filters of mksquashfs -Xbcj) are reported as ErrCompression.
 type xzDecompressor struct{}
 
-func (xzDecompressor) decompress(dst, src []byte) ([]byte, error) {
+func (xzDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
 	body, hlen, check, err := xzBlockData(src)
 	if err != nil {
 		return nil, err
 	}
 	br := bytes.NewReader(body)
-	lr, err := lzma.Reader2Config{DictCap: max(cap(dst), lzma.MinDictCap)}.NewReader2(br)
+	lr, err := lzma.Reader2Config{DictCap: max(limit, lzma.MinDictCap)}.NewReader2(br)
 	if err != nil {
 		return nil, errCorrupt("xz", err)
 	}
-	out, err := readFull(dst, lr)
+	out, err := readFull(dst, lr, limit)
 	if err != nil {
 		return nil, errCorrupt("xz", err)
 	}

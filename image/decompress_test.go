@@ -26,11 +26,11 @@ func TestXZCheck(t *testing.T) {
 		w.Close()
 		stream := b.Bytes()
 		d := xzDecompressor{}
-		out, err := d.decompress(make([]byte, 0, 32<<10), stream)
+		out, err := d.decompress(make([]byte, 0, 32<<10), stream, 32<<10)
 		if err != nil || !bytes.Equal(out, data) {
 			t.Fatalf("check %d: %v", check, err)
 		}
-		if _, err := d.decompress(make([]byte, 0, 1000), stream); !errors.Is(err, ErrFormat) {
+		if _, err := d.decompress(make([]byte, 0, 1000), stream, 1000); !errors.Is(err, ErrFormat) {
 			t.Errorf("check %d: small buffer: %v, want ErrFormat", check, err)
 		}
 		if check == xz.None {
@@ -46,7 +46,7 @@ func TestXZCheck(t *testing.T) {
 		for i := xzStreamHeader + hlen; i < len(stream); i += 1 + i%13 {
 			bad := bytes.Clone(stream)
 			bad[i] ^= 1
-			got, err := d.decompress(make([]byte, 0, 32<<10), bad)
+			got, err := d.decompress(make([]byte, 0, 32<<10), bad, 32<<10)
 			if err != nil {
 				caught++
 				if !errors.Is(err, ErrFormat) {
@@ -91,18 +91,25 @@ func TestDecompressLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out, err := d.decompress(make([]byte, 0, len(data)), tc.enc); err != nil || !bytes.Equal(out, data) {
+		if out, err := d.decompress(make([]byte, 0, len(data)), tc.enc, len(data)); err != nil || !bytes.Equal(out, data) {
 			t.Errorf("comp %d: exact buffer: %v", tc.id, err)
 		}
-		if _, err := d.decompress(make([]byte, 0, len(data)-1), tc.enc); !errors.Is(err, ErrFormat) {
+		if out, err := d.decompress(decodeBuf(len(data)), tc.enc, len(data)); err != nil || !bytes.Equal(out, data) {
+			t.Errorf("comp %d: buffer with slack: %v", tc.id, err)
+		}
+		if _, err := d.decompress(make([]byte, 0, len(data)-1), tc.enc, len(data)-1); !errors.Is(err, ErrFormat) {
 			t.Errorf("comp %d: small buffer: %v, want ErrFormat", tc.id, err)
+		}
+		// The slack is room for the decoder, not for more output.
+		if _, err := d.decompress(decodeBuf(len(data)-1), tc.enc, len(data)-1); !errors.Is(err, ErrFormat) {
+			t.Errorf("comp %d: small limit, buffer with slack: %v, want ErrFormat", tc.id, err)
 		}
 	}
 	bad := bytes.Clone(zb.Bytes())
 	bad[len(bad)-1] ^= 1 // Adler-32
 	d, _ := newDecompressor(CompGzip, nil, MaxBlockSize)
 	for _, c := range []int{len(data), 2 * len(data)} {
-		if _, err := d.decompress(make([]byte, 0, c), bad); !errors.Is(err, ErrFormat) {
+		if _, err := d.decompress(make([]byte, 0, c), bad, c); !errors.Is(err, ErrFormat) {
 			t.Errorf("zlib with a bad checksum, buffer %d: %v", c, err)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -61,6 +62,12 @@ type ExtractOptions struct {
 	// ErrTooLarge. Holes are not counted: a sparse file costs the size
 	// words of its block list, which MaxFileBlocks bounds.
 	MaxBytes int64
+	// ReadOnly takes the write bits off every entry as it is made, as if
+	// the image stored none: for a tree that is to stay as extracted (an
+	// extraction cache entry), without a second pass over it. A directory
+	// loses its write bit once its entries are made, so a caller whom
+	// modes bind (not root) can still fill it.
+	ReadOnly bool
 	// Warn, when set, receives messages about entries that were skipped or
 	// only partly restored (e.g. device nodes when not root).
 	Warn func(string)
@@ -78,10 +85,12 @@ var ErrTooLarge = errors.New("image too large")
 // Extract writes the whole tree into dir, which must be an empty directory
 // or not exist (it is then created 0755). The root directory's mode and
 // mtime are applied to dir itself, as unsquashfs -d does. File contents
-// are decompressed by opt.Workers goroutines and written in order, with
-// sparse blocks left as holes. On error, what was extracted so far is left
-// for the caller to remove, with RemoveTree: directories may have modes
-// (0555, 0000) that stop os.RemoveAll.
+// are decompressed and written by opt.Workers goroutines, each block at
+// its offset as soon as it is decoded, with sparse blocks left as holes,
+// while the walk goes on creating entries (see extractdata.go). On error,
+// what was extracted so far is left for the caller to remove, with
+// RemoveTree: directories may have modes (0555, 0000) that stop
+// os.RemoveAll.
 func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	root, err := r.Root()
 	if err != nil {
@@ -116,15 +125,16 @@ func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 		links: make(map[uint64]string),
 		seen:  seen,
 		priv:  os.Geteuid() == 0,
-		p:     newBlockQueue(opt.Workers, int(r.sb.BlockSize)),
+		umask: processUmask(),
 	}
+	x.w = newWriters(x, opt.Workers)
 	x.chown = opt.KeepOwner && x.priv && !opt.Untrusted
 	if opt.KeepOwner && !x.priv && !opt.Untrusted {
 		x.warn("not running as root: owners are not restored")
 	}
 	err = x.dir(x.root, root)
-	if perr := x.p.wait(); err == nil {
-		err = perr
+	if werr := x.w.wait(); err == nil {
+		err = werr
 	}
 	if err != nil {
 		return err
@@ -149,15 +159,16 @@ type extractor struct {
 	seen  map[uint64]bool   // directories entered, see enterDir
 	priv  bool              // euid 0: may mknod devices
 	chown bool              // restore owners
-	p     *blockQueue
-	late  []*Node         // directories whose mode is applied at the end
-	bytes int64           // file data so far, for MaxBytes
-	said  map[string]bool // kinds of warning given, when Untrusted
+	umask int               // the process's, -1 if unknown
+	w     *writers          // write the files' data
+	late  []*Node           // directories whose mode is applied at the end
+	bytes int64             // file data so far, for MaxBytes
+	said  map[string]bool   // kinds of warning given, when Untrusted
 }
 
 // warn passes msg to opt.Warn. It is called from the goroutine that walks
-// the image only, never from the block queue's sinks, so the warnings come
-// in the order of the walk, one at a time.
+// the image only, never from the writers, so the warnings come in the
+// order of the walk, one at a time.
 func (x *extractor) warn(msg string) {
 	if x.opt.Warn != nil {
 		x.opt.Warn(msg)
@@ -180,6 +191,25 @@ func (x *extractor) warnOnce(kind, msg string) {
 	x.warn(msg)
 }
 
+// processUmask returns the process's umask, from /proc/self/status (Linux
+// 4.7 on), or -1 when that cannot be read: umask(2) reads it only by
+// setting it, for every thread of the process at once.
+func processUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(n)
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
 // perm converts the permission and setuid/setgid/sticky bits to a unix mode.
 func perm(m fs.FileMode) uint32 { return uint32(UnixPerm(m)) }
 
@@ -191,6 +221,9 @@ func perm(m fs.FileMode) uint32 { return uint32(UnixPerm(m)) }
 // say) instead of the one the image named.
 func (x *extractor) mode(n *Node, fd int) uint32 {
 	m := perm(n.Mode)
+	if x.opt.ReadOnly {
+		m &^= 0o222
+	}
 	const setid = unix.S_ISUID | unix.S_ISGID
 	if m&setid == 0 {
 		return m
@@ -283,7 +316,7 @@ func sizeErr(op string, n *Node, err error) error {
 // dir extracts the entries of directory n into the open directory fd.
 func (x *extractor) dir(fd int, n *Node) error {
 	return x.r.eachChild(n, func(k *Node) error {
-		if err := x.p.failed(); err != nil {
+		if err := x.w.failed(); err != nil {
 			return err
 		}
 		if k.IsDir() {
@@ -468,65 +501,5 @@ func (x *extractor) attrsAt(fd int, k *Node, chmod bool) error {
 	if err := unix.UtimesNanoAt(fd, k.Name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return pathErr("utimes", k, err)
 	}
-	return nil
-}
-
-// file creates a regular file and queues its blocks on the block queue; the
-// consumer writes them in order and the last task sets size and attributes
-// and closes the file.
-func (x *extractor) file(dirfd int, k *Node) error {
-	f, err := x.r.Open(k)
-	if err != nil {
-		return err
-	}
-	if x.opt.MaxBytes > 0 {
-		if x.bytes += f.dataBytes(); x.bytes > x.opt.MaxBytes {
-			return fmt.Errorf("%w: %s takes the file data past the limit of %d bytes", ErrTooLarge, k.Path, x.opt.MaxBytes)
-		}
-	}
-	fd, err := unix.Openat(dirfd, k.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return createErr("create", k, err)
-	}
-	mode := x.mode(k, fd) // here, not in the sink: see warn
-	for i := 0; i < f.chunks; i++ {
-		if f.sparse(i) {
-			continue // left as a hole; the final ftruncate sets the length
-		}
-		i := i
-		off := int64(i) * f.bs
-		err := x.p.submit(
-			func(buf []byte) ([]byte, error) { return f.chunk(i, buf) },
-			func(out []byte, err error) error {
-				if err != nil {
-					return nil
-				}
-				for len(out) > 0 {
-					n, err := unix.Pwrite(fd, out, off)
-					if err != nil {
-						return sizeErr("write", k, err)
-					}
-					out, off = out[n:], off+int64(n)
-				}
-				return nil
-			})
-		if err != nil {
-			break
-		}
-	}
-	x.p.submit(nil, func(_ []byte, err error) error {
-		defer unix.Close(fd)
-		if err != nil {
-			return nil
-		}
-		// Only a trailing hole leaves the file short: every block written
-		// had exactly its expected length.
-		if f.chunks > 0 && f.sparse(f.chunks-1) {
-			if err := unix.Ftruncate(fd, k.Size); err != nil {
-				return sizeErr("truncate", k, err)
-			}
-		}
-		return x.attrs(fd, k, mode)
-	})
 	return nil
 }

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/parkerpack/parker/internal/treecmp"
+	"github.com/parkerpack/parker/internal/treegen"
+	"golang.org/x/sys/unix"
 )
 
 func TestExtract(t *testing.T) {
@@ -42,6 +46,147 @@ func TestExtract(t *testing.T) {
 			if st.Blocks*512 >= st.Size/2 {
 				t.Errorf("sparse/hole-end: %d bytes allocated for %d", st.Blocks*512, st.Size)
 			}
+		})
+	}
+}
+
+// extractReadOnly extracts the image img into dest as an extraction cache
+// entry is: untrusted, read-only.
+func extractReadOnly(img, dest string) error {
+	b, err := os.ReadFile(img)
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return err
+	}
+	return r.Extract(dest, ExtractOptions{Untrusted: true, ReadOnly: true, Workers: 3})
+}
+
+// TestExtractReadOnly: with ReadOnly, no entry has a write bit, and the
+// tree is otherwise the one an untrusted extraction makes. It runs as a
+// user whom modes bind (as root, nobody), so that a directory that lost
+// its write bit too early would stop the entries still to be made in it
+// (hard links, subdirectories, the 0500 and 0000 ones below it).
+func TestExtractReadOnly(t *testing.T) {
+	src := readerTree(t)
+	want := diskView(t, "source", src)
+	base := t.TempDir()
+	img := filepath.Join(base, "img.sqfs")
+	b, err := os.ReadFile(packMksquashfs(t, src, "-comp", "zstd"))
+	if err == nil {
+		err = os.WriteFile(img, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := filepath.Join(base, "parent")
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(parent, "entry")
+	makeRemovable(t, dest)
+	if os.Geteuid() != 0 {
+		err = extractReadOnly(img, dest)
+	} else {
+		err = os.Chown(parent, 65534, 65534)
+		if err == nil {
+			asNobody(t, base, "extract-readonly", "IMG="+img, "DEST="+dest)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := diskView(t, "extraction", dest)
+	got.NoOwner = true
+	x := treecmp.Expect{KeepOwner: true, Clamp: -1, Exclude: map[string]bool{}}
+	for p, e := range want.Entries {
+		switch {
+		case e.Mode&fs.ModeDevice != 0:
+			x.Exclude[p] = true // untrusted: not made
+		case e.Mode&fs.ModeSymlink == 0:
+			e.Mode &^= fs.ModeSetuid | fs.ModeSetgid | 0o222
+		}
+	}
+	checkTree(t, want, got, x)
+	for p, e := range got.Entries {
+		if e.Mode&fs.ModeSymlink == 0 && e.Mode&0o222 != 0 {
+			t.Errorf("%s: mode %v; want no write bits", p, e.Mode)
+		}
+	}
+}
+
+// fewFDs is the descriptor limit extractFewFDs extracts under: the files
+// Extract may keep open for writing (maxOpen), and room for the
+// directories of the test tree's deepest path and the process's own.
+const fewFDs = maxOpen + 64
+
+// extractFewFDs extracts the image img into dest with no more than fewFDs
+// descriptors.
+func extractFewFDs(img, dest string) error {
+	lim := unix.Rlimit{Cur: fewFDs, Max: fewFDs}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(f, st.Size())
+	if err != nil {
+		return err
+	}
+	return r.Extract(dest, ExtractOptions{KeepOwner: true, Workers: 2})
+}
+
+// TestExtractFewDescriptors: Extract closes each file once it is written
+// and keeps a bounded number open meanwhile, however many it writes at
+// once: the generated tree's thousands of small files extract under a
+// limit of a few hundred descriptors.
+func TestExtractFewDescriptors(t *testing.T) {
+	src := genTree(t, testBlockSize, treegen.Options{Wide: 3000})
+	img := packMksquashfs(t, src, "-comp", "lz4")
+	dest := filepath.Join(t.TempDir(), "out")
+	makeRemovable(t, dest)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{helperEnv + "=extract-fewfds", "IMG=" + img, "DEST=" + dest}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("extraction with %d descriptors: %v\n%s", fewFDs, err, b)
+	}
+	got := diskView(t, "extraction", dest)
+	got.NoOwner = os.Geteuid() != 0
+	checkTree(t, diskView(t, "source", src), got, treecmp.Expect{KeepOwner: true, Clamp: -1, SplitSymlinkLinks: true})
+}
+
+// TestExtractUmask: files are made with their own mode where the umask
+// leaves it whole, and chmodded where it does not; under any umask, every
+// entry ends up with the image's mode.
+func TestExtractUmask(t *testing.T) {
+	src := genTree(t, testBlockSize, treegen.Options{})
+	want := diskView(t, "source", src)
+	r := openTestImage(t, packMksquashfs(t, src, "-comp", "lz4"))
+	for _, mask := range []int{0o022, 0o077, 0o777, 0} {
+		t.Run(fmt.Sprintf("%04o", mask), func(t *testing.T) {
+			old := syscall.Umask(mask)
+			defer syscall.Umask(old)
+			if got := processUmask(); got != mask {
+				t.Fatalf("processUmask() = %04o, want %04o", got, mask)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			makeRemovable(t, out)
+			if err := r.Extract(out, ExtractOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// Owners not restored (which would take the chmod path):
+			// as root, all 0:0.
+			got := diskView(t, "extraction", out)
+			got.NoOwner = os.Geteuid() != 0
+			checkTree(t, want, got, treecmp.Expect{Clamp: -1, SplitSymlinkLinks: true})
 		})
 	}
 }

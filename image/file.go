@@ -8,37 +8,6 @@ import (
 	"sync"
 )
 
-// fragCache keeps the last few decompressed fragment blocks: small files
-// share them, and are stored (and so read) one after another.
-type fragCache struct {
-	mu  sync.Mutex
-	max int
-	idx []uint32
-	buf [][]byte
-}
-
-func (c *fragCache) init(max int) { c.max = max }
-
-func (c *fragCache) get(i uint32) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for j, k := range c.idx {
-		if k == i {
-			return c.buf[j]
-		}
-	}
-	return nil
-}
-
-func (c *fragCache) put(i uint32, b []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.idx) == c.max {
-		c.idx, c.buf = c.idx[1:], c.buf[1:]
-	}
-	c.idx, c.buf = append(c.idx, i), append(c.buf, b)
-}
-
 // scratch returns a BlockSize buffer for stored bytes; release with
 // r.src.Put.
 func (r *Reader) scratch() *[]byte {
@@ -50,14 +19,14 @@ func (r *Reader) scratch() *[]byte {
 }
 
 // dataBlock reads the data or fragment block stored at pos with size word
-// w into dst (cap ≥ BlockSize) and checks it decompresses to want bytes
-// (-1: anything up to BlockSize, for fragment blocks).
+// w into dst (cap ≥ BlockSize; see decodeBuf) and checks it decompresses to
+// want bytes (-1: anything up to BlockSize, for fragment blocks).
 func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, error) {
 	n := uint64(w & DataSizeMask)
 	if n == 0 || n > uint64(r.sb.BlockSize) || pos < SuperblockSize || pos > uint64(r.size) || n > uint64(r.size)-pos {
 		return nil, formatError("data block at %d, stored size %d", pos, n)
 	}
-	dst = dst[:0:r.sb.BlockSize]
+	dst = dst[:0]
 	var out []byte
 	if w&DataUncompressed != 0 {
 		out = dst[:n]
@@ -72,7 +41,7 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 		var err error
-		if out, err = r.dec.decompress(dst, src); err != nil {
+		if out, err = r.dec.decompress(dst, src, int(r.sb.BlockSize)); err != nil {
 			return nil, fmt.Errorf("data block at %d: %w", pos, err)
 		}
 	}
@@ -85,29 +54,6 @@ func (r *Reader) dataBlock(dst []byte, pos uint64, w uint32, want int) ([]byte, 
 		return nil, formatError("empty data block at %d", pos)
 	}
 	return out, nil
-}
-
-// fragmentBlock returns fragment block i, decompressed.
-func (r *Reader) fragmentBlock(i uint32) ([]byte, error) {
-	if b := r.frag.get(i); b != nil {
-		return b, nil
-	}
-	if i >= r.sb.Fragments {
-		return nil, formatError("fragment %d of %d", i, r.sb.Fragments)
-	}
-	c := r.cursor(int64(r.fragIndex[i/fragmentsPerMetablock]), 0, r.fragEnd)
-	c.read(int(i%fragmentsPerMetablock) * fragmentEntrySize)
-	var e fragmentEntry
-	c.decode(&e)
-	if c.err != nil {
-		return nil, fmt.Errorf("fragment %d: %w", i, c.err)
-	}
-	b, err := r.dataBlock(make([]byte, 0, r.sb.BlockSize), e.Start, e.Size, -1)
-	if err != nil {
-		return nil, fmt.Errorf("fragment %d: %w", i, err)
-	}
-	r.frag.put(i, b)
-	return b, nil
 }
 
 // File reads the content of a regular file. Read and WriteTo share an
@@ -211,18 +157,16 @@ func (f *File) dataBytes() int64 {
 func (f *File) sparse(i int) bool { return i < len(f.words) && f.words[i] == 0 }
 
 // chunk decodes chunk i (a block, or the fragment tail) into buf (cap ≥
-// BlockSize).
+// BlockSize; see decodeBuf).
 func (f *File) chunk(i int, buf []byte) ([]byte, error) {
 	want := f.chunkLen(i)
 	if i >= len(f.words) {
-		frag, err := f.r.fragmentBlock(f.n.fragment)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.n.Path, err)
-		}
-		if int64(f.n.fragOffset)+f.tail > int64(len(frag)) {
-			return nil, formatError("%s: tail [%d, +%d) past fragment of %d bytes", f.n.Path, f.n.fragOffset, f.tail, len(frag))
-		}
-		return append(buf[:0], frag[f.n.fragOffset:int64(f.n.fragOffset)+f.tail]...), nil
+		var out []byte
+		err := f.tailView(func(b []byte) error {
+			out = append(buf[:0], b...)
+			return nil
+		})
+		return out, err
 	}
 	w := f.words[i]
 	if w == 0 {
@@ -241,6 +185,21 @@ func (f *File) chunk(i int, buf []byte) ([]byte, error) {
 	return b, nil
 }
 
+// tailView calls fn with the file's tail, the part of it kept in a
+// fragment block, as a slice of the cached block, which fn must neither
+// change nor keep.
+func (f *File) tailView(fn func([]byte) error) error {
+	e, err := f.r.fragment(f.n.fragment)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.n.Path, err)
+	}
+	defer f.r.frag.release(e)
+	if int64(f.n.fragOffset)+f.tail > int64(len(e.b)) {
+		return formatError("%s: tail [%d, +%d) past fragment of %d bytes", f.n.Path, f.n.fragOffset, f.tail, len(e.b))
+	}
+	return fn(e.b[f.n.fragOffset : int64(f.n.fragOffset)+f.tail])
+}
+
 // ReadAt implements io.ReaderAt.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -255,7 +214,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		f.mu.Lock()
 		if f.lastIdx != i {
 			if f.lastData == nil {
-				f.lastData = make([]byte, f.bs)
+				f.lastData = decodeBuf(int(f.bs))[:f.bs]
 			}
 			b, err := f.chunk(i, f.lastData)
 			if err != nil {
@@ -311,7 +270,7 @@ func (f *File) writeTo(w io.Writer, workers int) (int64, error) {
 		return err
 	}
 	if f.chunks-first <= 1 || workers == 1 {
-		buf := make([]byte, f.bs)
+		buf := decodeBuf(int(f.bs))
 		for i := first; i < f.chunks; i++ {
 			out, err := f.chunk(i, buf)
 			if err == nil {
@@ -365,7 +324,7 @@ func newBlockQueue(workers, bufSize int) *blockQueue {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	q := &blockQueue{done: make(chan struct{})}
-	q.pool.New = func() any { b := make([]byte, bufSize); return &b }
+	q.pool.New = func() any { b := decodeBuf(bufSize); return &b }
 	q.p = newPipeline(workers, 2*workers, q.decode)
 	go q.consume()
 	return q

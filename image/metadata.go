@@ -82,7 +82,7 @@ func (r *Reader) metadata(pos, end int64) (*metaBlock, error) {
 	data := src
 	if hdr&MetadataUncompressed == 0 {
 		var err error
-		if data, err = r.dec.decompress(make([]byte, 0, MetadataSize), src); err != nil {
+		if data, err = r.dec.decompress(decodeBuf(MetadataSize), src, MetadataSize); err != nil {
 			return nil, fmt.Errorf("metadata block at %d: %w", pos, err)
 		}
 		if len(data) == 0 {

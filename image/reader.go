@@ -51,8 +51,10 @@ const (
 	// enough that walking a large tree decompresses each block about once.
 	metaCacheBlocks = 512
 	// fragCacheBlocks decompressed fragment blocks are kept: files sharing
-	// a fragment are stored next to each other, so a few suffice.
-	fragCacheBlocks = 4
+	// a fragment are mostly stored next to each other, so a few suffice.
+	// Not quite always: extracting the Go tree decodes its 769 fragment
+	// blocks 859 times with 4 kept, 800 times with 16.
+	fragCacheBlocks = 16
 	// blockCheckpoint: File keeps the image position of every n-th data
 	// block and sums stored sizes from there, trading a little arithmetic
 	// for 8 bytes per block of memory.
@@ -150,7 +152,6 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	rd.inodeStart, rd.inodeEnd = int64(sb.InodeTableStart), int64(sb.DirTableStart)
 	rd.dirStart = int64(sb.DirTableStart)
 	rd.meta.init(metaCacheBlocks)
-	rd.frag.init(fragCacheBlocks)
 
 	if sb.Flags&FlagCompressorOptions != 0 {
 		opts, err := rd.readOptions()
@@ -164,6 +165,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, err
 	}
 	rd.dec = dec
+	rd.frag.init(fragCacheBlocks, int(sb.BlockSize))
 
 	// id table: index at IDTableStart, its metadata blocks before it.
 	nIDIndex := (uint64(sb.IDCount)*idEntrySize + MetadataSize - 1) / MetadataSize

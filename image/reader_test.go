@@ -12,7 +12,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parkerpack/parker/internal/treecmp"
 	"github.com/parkerpack/parker/internal/treegen"
@@ -234,6 +237,111 @@ func TestConcurrentReads(t *testing.T) {
 			t.Error(p)
 		}
 	}
+}
+
+// TestFragCacheOnce: goroutines that want the same fragment block at once
+// decode it once; a failed decode is not kept, and the oldest block makes
+// room for a new one.
+func TestFragCacheOnce(t *testing.T) {
+	var c fragCache
+	c.init(2, 64)
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func(dst []byte) ([]byte, error) {
+		loads.Add(1)
+		<-release
+		return append(dst, "block 7"...), nil
+	}
+	const n = 8
+	got := make(chan string, n)
+	for range n {
+		go func() {
+			e, err := c.get(7, load)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- string(e.b)
+			c.release(e)
+		}()
+	}
+	// Let the first load finish only once every goroutine has asked.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.waiting(7) < n-1 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	close(release)
+	for range n {
+		if b := <-got; b != "block 7" {
+			t.Errorf("got %q", b)
+		}
+	}
+	if l := loads.Load(); l != 1 {
+		t.Errorf("%d decodes of one block wanted at once; want 1", l)
+	}
+
+	fail := errors.New("EIO")
+	if _, err := c.get(8, func([]byte) ([]byte, error) { return nil, fail }); err != fail {
+		t.Errorf("failed load: %v", err)
+	}
+	e, err := c.get(8, func(dst []byte) ([]byte, error) { return append(dst, "block 8"...), nil })
+	if err != nil || string(e.b) != "block 8" {
+		t.Errorf("after a failed load: %v; want it loaded again", err)
+	} else {
+		c.release(e)
+	}
+	e, _ = c.get(9, func(dst []byte) ([]byte, error) { return append(dst, "block 9"...), nil })
+	c.release(e)
+	loads.Store(0)
+	if e, _ := c.get(7, load); string(e.b) != "block 7" || loads.Load() != 1 {
+		t.Errorf("block 7 after two newer ones: %q, %d loads; want it evicted and loaded again", e.b, loads.Load())
+	}
+}
+
+// TestFragCacheReuse: the buffer of a block neither cached nor held is
+// decoded into again, and that of a block still held, never.
+func TestFragCacheReuse(t *testing.T) {
+	var c fragCache
+	c.init(1, 64)
+	fill := func(s string) func([]byte) ([]byte, error) {
+		return func(dst []byte) ([]byte, error) {
+			if cap(dst) < 64 || len(dst) != 0 {
+				t.Fatalf("load into len %d cap %d", len(dst), cap(dst))
+			}
+			return append(dst, s...), nil
+		}
+	}
+	held, _ := c.get(1, fill("one"))
+	two, _ := c.get(2, fill("two")) // evicts 1, still held
+	bufTwo := &two.b[0]
+	c.release(two)
+	three, _ := c.get(3, fill("three")) // evicts 2, released: its buffer is free
+	if &three.b[0] != bufTwo {
+		t.Error("the buffer of a block neither cached nor held was not decoded into again")
+	}
+	if string(held.b) != "one" {
+		t.Errorf("held block: %q", held.b)
+	}
+	c.release(three)
+	bufOne := &held.b[0]
+	c.release(held) // no longer cached: its buffer is free now
+	four, _ := c.get(4, fill("four"))
+	if &four.b[0] != bufOne {
+		t.Error("the buffer of a block released after its eviction was not decoded into again")
+	}
+	c.release(four)
+}
+
+// waiting is how many gets found fragment block i loading.
+func (c *fragCache) waiting(i uint32) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.ents {
+		if e.i == i {
+			return e.waiters
+		}
+	}
+	return 0
 }
 
 // TestEmptyImage: an empty root directory gives an empty directory table.

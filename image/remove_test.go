@@ -26,6 +26,18 @@ func runHelper() {
 	case "extract-remove":
 		fmt.Print(strings.Join(extractAndRemove(os.Getenv("IMG"), os.Getenv("DEST")), "\n"))
 		os.Exit(0)
+	case "extract-fewfds":
+		if err := extractFewFDs(os.Getenv("IMG"), os.Getenv("DEST")); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "extract-readonly":
+		if err := extractReadOnly(os.Getenv("IMG"), os.Getenv("DEST")); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	fmt.Println("unknown helper", os.Getenv(helperEnv))
 	os.Exit(2)
@@ -66,18 +78,41 @@ func extractAndRemove(img, dest string) []string {
 	return append(out, fmt.Sprintf("gone: %v", errors.Is(err, fs.ErrNotExist)))
 }
 
+// asNobody runs the test binary as nobody, with the helper named and the
+// environment given, and returns its output. base must be a directory of
+// t's, which it opens to others (and its parent, t.TempDir's own) so nobody
+// can reach what the test puts there.
+func asNobody(t *testing.T, base, helper string, env ...string) string {
+	t.Helper()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(base, "image.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{helperEnv + "=" + helper}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	b, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper as nobody: %v\n%s", err, b)
+	}
+	return string(b)
+}
+
 // TestRemoveTree: a tree extracted from an image whose directories are
 // read-only (0555, 0500), unreadable (0300) or closed (0000) stops
 // os.RemoveAll; RemoveTree removes it all, and never what a symlink in it
 // points to. As root, which no mode stops, it runs as nobody.
 func TestRemoveTree(t *testing.T) {
 	base := t.TempDir()
-	// t.TempDir's own parent too: both are 0700.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	parent := filepath.Join(base, "parent")
 	if err := os.Mkdir(parent, 0o755); err != nil {
 		t.Fatal(err)
@@ -116,22 +151,7 @@ func TestRemoveTree(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		bin := filepath.Join(base, "image.test")
-		b, err := os.ReadFile(os.Args[0])
-		if err == nil {
-			err = os.WriteFile(bin, b, 0o755)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin)
-		cmd.Env = []string{helperEnv + "=extract-remove", "IMG=" + imgPath, "DEST=" + dest}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		b, err = cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("helper as nobody: %v\n%s", err, b)
-		}
-		out = string(b)
+		out = asNobody(t, base, "extract-remove", "IMG="+imgPath, "DEST="+dest)
 	}
 	t.Logf("\n%s", out)
 	lines := strings.Split(out, "\n")

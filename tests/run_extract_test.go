@@ -244,6 +244,20 @@ func extractedNoNamespace(t *testing.T, f, cacheDir string) {
 	if r = runCmd(t, c); r.Code == 0 {
 		t.Errorf("the target wrote into the entry: stderr %q", r.Stderr)
 	}
+	// Read-only throughout, not only at the top.
+	filepath.WalkDir(entry, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Error(err)
+		} else if fi.Mode()&os.ModeSymlink == 0 && fi.Mode().Perm()&0o222 != 0 {
+			t.Errorf("%s in the entry: mode %v; want no write bits", p, fi.Mode())
+		}
+		return nil
+	})
 	c = asNobody(f, env, "raise", "15")
 	if r = runCmd(t, c); r.Signal != syscall.SIGTERM {
 		t.Errorf("death by SIGTERM: %+v", r)

@@ -72,9 +72,9 @@ func extract(req stub.Request, log func(string)) int {
 }
 
 // Unpack extracts the payload of file (trailer t) into the empty
-// directory dir as an extraction cache entry (stub.Unpack): with the
-// image's tricks refused or neutralised, and the payload's digest checked
-// as it is read, by a second reader alongside the extraction.
+// directory dir as an extraction cache entry (stub.Unpack): read-only,
+// with the image's tricks refused or neutralised, and the payload's digest
+// checked as it is read, by a second reader alongside the extraction.
 func Unpack(file *os.File, t *trailer.Trailer, dir string) error {
 	digest := make(chan error, 1)
 	go func() { digest <- stub.Verify(file, t) }()
@@ -82,6 +82,7 @@ func Unpack(file *os.File, t *trailer.Trailer, dir string) error {
 	if err == nil {
 		err = rd.Extract(dir, image.ExtractOptions{
 			Untrusted: true,
+			ReadOnly:  true,
 			Warn:      func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", file.Name(), s) },
 		})
 	}

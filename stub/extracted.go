@@ -67,8 +67,9 @@ func ParseMode(s string) (Mode, error) {
 
 // Unpack extracts the payload of file (whose trailer is t) into the empty
 // directory dir as a cache entry: a hostile image's tricks refused or
-// neutralised, and the payload's digest checked as it is read, the entry
-// not to be published when it differs. The programs that link the image
+// neutralised, every entry left read-only (the cache relies on it), and
+// the payload's digest checked as it is read, the entry not to be
+// published when it differs. The programs that link the image
 // codecs (parker, the helper) set it to stub/userspace's Unpack; the lean
 // Go stub hands a run that needs it to the helper.
 var Unpack func(file *os.File, t *trailer.Trailer, dir string) error

@@ -163,8 +163,11 @@ func TestRunExtracted(t *testing.T) {
 		t.Fatal(err)
 	}
 	openToOthers(t, broken)
-	if r = runCmd(t, asNobody(broken, env, "read", filepath.Join(filepath.Dir(broken), "data.txt"))); r.Code != 0 || r.Stdout != "packed data\n" {
-		t.Errorf("a cache hit without the helper: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	for _, mode := range []string{"auto", "extract"} {
+		c := asNobody(broken, append(env, "PARKER_MODE="+mode), "read", filepath.Join(filepath.Dir(broken), "data.txt"))
+		if r = runCmd(t, c); r.Code != 0 || r.Stdout != "packed data\n" {
+			t.Errorf("a cache hit without the helper, PARKER_MODE=%s: exit %d, stdout %q, stderr %q", mode, r.Code, r.Stdout, r.Stderr)
+		}
 	}
 	if got := listDir(t, dir); strings.Join(got, " ") != strings.Join(dirBefore, " ") {
 		t.Errorf("the packed file's directory changed: %v -> %v", dirBefore, got)

@@ -264,25 +264,32 @@ static int userns_child(void)
  * (own: the kernel gave us one, in a user namespace of a container's, say,
  * but no loop device), or else in a user namespace and mount namespace of
  * the run's own. */
+/* cache_rung takes the extraction cache's rung, FUSE being out (or
+ * PARKER_MODE=extract): its copy under the same overlay, in a user
+ * namespace; a hit here, the rest the helper's (which makes the copy, or
+ * says why not). */
+static void cache_rung(const char *dir)
+{
+	const char *entry = cache_hit();
+	if (!entry)
+		userns_for_helper();
+	fuse_tried = 1;
+	enter_user();
+	long lower = sys_open(entry, O_PATH | O_CLOEXEC);
+	TRY_AT(lower, "open the cache entry");
+	owner_write = 1;
+	view((int)lower, dir);
+	sys_close(lower);
+}
+
 static void fuse_rung(const char *dir, int own)
 {
 	if (!fuse_usable()) {
-		/* The extraction cache: its copy goes under the same overlay,
-		 * in a user namespace; a hit here, the rest the helper's
-		 * (which makes the copy, or says why not; with PARKER_MODE=fuse,
-		 * why FUSE cannot be had). */
+		/* In a mount namespace of our own, and with PARKER_MODE=fuse
+		 * (which says why FUSE cannot be had), the helper's. */
 		if (own || rung == RUNG_FUSE)
 			helper();
-		const char *entry = cache_hit();
-		if (!entry)
-			userns_for_helper();
-		fuse_tried = 1;
-		enter_user();
-		long lower = sys_open(entry, O_PATH | O_CLOEXEC);
-		TRY_AT(lower, "open the cache entry");
-		owner_write = 1;
-		view((int)lower, dir);
-		sys_close(lower);
+		cache_rung(dir);
 		return;
 	}
 	/* In a mount namespace of our own the helper can still mount
@@ -303,6 +310,8 @@ static void fuse_rung(const char *dir, int own)
 static void attach(const char *dir)
 {
 	long e = rung == RUNG_FUSE ? -EPERM : sys_unshare(CLONE_NEWNS);
+	if (!e && rung == RUNG_EXTRACT)
+		helper(); /* root's: the helper mounts the copy in this namespace */
 	if (!e) {
 		e = make_private();
 		if (e == -EINVAL)
@@ -324,5 +333,8 @@ static void attach(const char *dir)
 		helper();
 	if (rung != RUNG_FUSE)
 		refused("unshare mount namespace", e);
-	fuse_rung(dir, 0);
+	if (rung == RUNG_EXTRACT)
+		cache_rung(dir);
+	else
+		fuse_rung(dir, 0);
 }

@@ -191,7 +191,7 @@ static void open_self(void)
 /* wants_helper: --parker-* flags, verbose runs, resource limits, cgroup
  * settings and rungs other than the kernel's are the helper's, but for
  * PARKER_CGROUP=auto (the default) and PARKER_CGROUP=none, which it notes
- * in cgroups_off, and PARKER_MODE=auto, kernel or fuse (in rung). The first of each
+ * in cgroups_off, and PARKER_MODE=auto, kernel, fuse or extract (in rung). The first of each
  * variable counts, as in Go. */
 static int wants_helper(void)
 {
@@ -209,6 +209,8 @@ static int wants_helper(void)
 				rung = RUNG_KERNEL;
 			else if (streq(v, "fuse"))
 				rung = RUNG_FUSE;
+			else if (streq(v, "extract"))
+				rung = RUNG_EXTRACT;
 			else if (!streq(v, "auto"))
 				return 1;
 			mode_seen = 1;

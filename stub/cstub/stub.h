@@ -51,7 +51,7 @@ static int file = -1;                    /* the packed file, open */
 static struct trailer tr;                /* its trailer, checked */
 static int cgroups_off;                  /* PARKER_CGROUP=none: no cgroup, the namespace alone */
 /* PARKER_MODE (stub.ParseMode), as far as the stub takes it. */
-enum { RUNG_AUTO, RUNG_KERNEL, RUNG_FUSE };
+enum { RUNG_AUTO, RUNG_KERNEL, RUNG_FUSE, RUNG_EXTRACT };
 static int rung;
 static int argc;
 static char **argv, **envp;

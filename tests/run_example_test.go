@@ -23,6 +23,59 @@ import (
 // packed directory.
 func TestRunExampleCService(t *testing.T) {
 	needRoot(t, "running a packed file")
+	f := ipservicePacked(t)
+	for _, r := range exampleRungs(t) {
+		t.Run(r.name, func(t *testing.T) { r.setup(t, f); exampleCService(t, f, r) })
+	}
+}
+
+// exampleRung is a place a packed file runs in: how a command is made to
+// run there, and what that needs.
+type exampleRung struct {
+	name  string
+	setup func(t *testing.T, file string)             // before a run of file
+	cmd   func(file string, args ...string) *exec.Cmd // file run there
+}
+
+// exampleRungs are the rungs the examples run on: the kernel's, as root;
+// FUSE as nobody (/dev/fuse open); the cache's copy under the overlay as
+// nobody (/dev/fuse closed); and the cache's copy without a namespace,
+// as root under the seccomp filter docker's default profile is like.
+func exampleRungs(t *testing.T) []exampleRung {
+	needTool(t, "setpriv")
+	nomount := nomountTool(t)
+	nobodyRun := func(env ...string) func(string, ...string) *exec.Cmd {
+		return func(file string, args ...string) *exec.Cmd {
+			c := asNobody(file, env, args...)
+			c.Dir = filepath.Dir(file)
+			return c
+		}
+	}
+	reach := func(t *testing.T, file string) { openToOthers(t, file) }
+	nobodyCacheDir := nobodyCache(t)
+	rootCacheDir := tempDir(t, "examplecache")
+	return []exampleRung{
+		{"kernel", func(*testing.T, string) {}, func(file string, args ...string) *exec.Cmd {
+			c := exec.Command("./"+filepath.Base(file), args...)
+			c.Dir = filepath.Dir(file)
+			return c
+		}},
+		{"fuse as nobody", func(t *testing.T, file string) { reach(t, file); openFUSE(t) },
+			nobodyRun("PARKER_CACHE_DIR=" + nobodyCacheDir)},
+		{"cache under the overlay as nobody", func(t *testing.T, file string) { reach(t, file); closeFUSE(t) },
+			nobodyRun("PARKER_CACHE_DIR=" + nobodyCacheDir)},
+		{"cache without a namespace (seccomp)", func(*testing.T, string) {}, func(file string, args ...string) *exec.Cmd {
+			c := exec.Command(nomount, append([]string{"./" + filepath.Base(file)}, args...)...)
+			c.Dir = filepath.Dir(file)
+			c.Env = append(os.Environ(), "PARKER_CACHE_DIR="+rootCacheDir)
+			return c
+		}},
+	}
+}
+
+// ipservicePacked packs the README's first example and returns ipserviced,
+// alone in a directory of its own.
+func ipservicePacked(t *testing.T) string {
 	wd := tempDir(t, "ipservice")
 	gccBuild(t, "ipservice.c", filepath.Join(wd, "ipservice"))
 	db, err := os.ReadFile(filepath.Join("testdata", "run", "ipv4.ipdb"))
@@ -33,12 +86,15 @@ func TestRunExampleCService(t *testing.T) {
 	os.WriteFile(filepath.Join(wd, "assets", "ipv4.ipdb"), db, 0o644)
 	// As in the README: cd WORKDIR && parker ipservice, then move
 	// ipserviced to a machine (here: a directory) of its own.
-	f := runPack(t, wd, "ipservice", filepath.Join(tempDir(t, "ipservice-host"), "ipserviced"))
+	return runPack(t, wd, "ipservice", filepath.Join(tempDir(t, "ipservice-host"), "ipserviced"))
+}
+
+// exampleCService runs ipserviced f on rung r and asks it three lookups.
+func exampleCService(t *testing.T, f string, r exampleRung) {
 	dir := filepath.Dir(f)
 	before := snapshot(t, dir)
 	port := freePort(t)
-	c := exec.Command("./ipserviced", "--port", strconv.Itoa(port))
-	c.Dir = dir
+	c := r.cmd(f, "--port", strconv.Itoa(port))
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Start(); err != nil {
@@ -78,10 +134,19 @@ func TestRunExampleCService(t *testing.T) {
 func TestRunExamplePython(t *testing.T) {
 	needRoot(t, "running a packed file")
 	host := pythonPacked(t)
+	for _, r := range exampleRungs(t) {
+		t.Run(r.name, func(t *testing.T) {
+			r.setup(t, filepath.Join(host, "pythond"))
+			examplePython(t, host, r)
+		})
+	}
+}
+
+// examplePython runs pythond in host on rung r and fetches the listing.
+func examplePython(t *testing.T, host string, r exampleRung) {
 	before := snapshot(t, host)
 	port := freePort(t)
-	c := exec.Command("./pythond", "server.py", strconv.Itoa(port))
-	c.Dir = host
+	c := r.cmd(filepath.Join(host, "pythond"), "server.py", strconv.Itoa(port))
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Start(); err != nil {

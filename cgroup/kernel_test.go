@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkerpack/parker/internal/testenv"
 )
 
 // Run cgroups on the real kernel, as root: on this host's hybrid layout
@@ -91,13 +93,7 @@ func needRoot(t *testing.T) {
 // skip would hide a failure, so it fails instead. (A test about a pure-v2
 // or v1-only host is called with the layouts it is about, and this host's
 // is hybrid: those kinds include "hybrid" wherever the test can run here.)
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
+func unavailable(t *testing.T, format string, args ...any) { testenv.Unavailable(t, format, args...) }
 
 // hierarchies lists the layout's hierarchies, v2 first.
 func hierarchies(l Layout) []Hierarchy {

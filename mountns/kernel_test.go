@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parkerpack/parker/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,16 +16,7 @@ import (
 // attach of kernels before 5.8 (no LOOP_CONFIGURE) and the joined,
 // escaped "lowerdir" option of kernels before 6.5 (no "lowerdir+").
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		// CI runs as root: there a skip would hide a failure.
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root: attaches loop devices and mounts")
-		}
-		t.Skip("SKIP (not root): attaches loop devices and mounts")
-	}
-}
+func needRoot(t *testing.T) { testenv.NeedRoot(t, "attaching loop devices and mounting") }
 
 func TestLegacyLoopAttach(t *testing.T) {
 	needRoot(t)

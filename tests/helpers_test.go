@@ -29,6 +29,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/testenv"
 	"github.com/parkerpack/parker/internal/treegen"
 )
 
@@ -181,23 +182,12 @@ func pack(t testing.TB, workdir, target string, args ...string) string {
 }
 
 // needRoot skips the calling test, loudly, unless it runs as root.
-func needRoot(t testing.TB, what string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		unavailable(t, "SKIP (not root): %s needs root; run the tests as root (CI does) to check it", what)
-	}
-}
+func needRoot(t testing.TB, what string) { testenv.NeedRoot(t, what) }
 
 // unavailable skips a test this machine cannot run, except on CI (CI set),
 // which runs as root on a machine that has everything the tests need: there
 // a skip would hide a failure, so it fails instead.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
+func unavailable(t testing.TB, format string, args ...any) { testenv.Unavailable(t, format, args...) }
 
 // needTool fails the test unless the named program is installed. It does
 // not skip: make test installs every program the tests use (hack/deps.sh),

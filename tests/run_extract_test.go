@@ -93,27 +93,12 @@ func TestRunExtracted(t *testing.T) {
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
 	before := snapshot(t, dir)
 	dirBefore := listDir(t, dir)
-
-	c := asNobody(f, append(env, "PARKER_VERBOSE=1"), "args", "a b", "", "--parker-x")
-	c.Dir = dir
-	r := runCmd(t, c)
-	if strings.Count(r.Stderr, "parker: extract into "+cacheDir+"/") != 1 || strings.Contains(r.Stderr, "warning") {
-		t.Errorf("first run did not say it extracted, or warned: %q", r.Stderr)
+	// argv[0] names the target where it is: in the view.
+	entry, r := extractThenFind(t, f, cacheDir, func(string) string { return dir })
+	if strings.Contains(r.Stderr, "warning") {
+		t.Errorf("a run under the overlay warned: %q", r.Stderr)
 	}
-	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*-tool"))
-	if len(entries) != 1 {
-		t.Fatalf("cache holds %v", listDir(t, cacheDir))
-	}
-	entry := entries[0]
-	if r.Code != 0 || r.Stdout != "argv0="+dir+"/tool\n"+hexArgs([]string{"a b", "", "--parker-x"}) {
-		t.Errorf("first run: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
-	}
-	c = asNobody(f, append(env, "PARKER_VERBOSE=1"), "exit", "3")
-	r = runCmd(t, c)
-	if r.Code != 3 || !strings.Contains(r.Stderr, "parker: found "+entry) || strings.Contains(r.Stderr, "extract into") {
-		t.Errorf("second run: exit %d, stderr %q", r.Code, r.Stderr)
-	}
-	c = asNobody(f, env, "cwd")
+	c := asNobody(f, env, "cwd")
 	c.Dir = dir
 	if r = runCmd(t, c); r.Code != 0 || r.Stdout != dir+"\n" || r.Stderr != "" {
 		t.Errorf("cwd: exit %d, %q, stderr %q", r.Code, r.Stdout, r.Stderr)
@@ -178,6 +163,35 @@ func TestRunExtracted(t *testing.T) {
 	sameTraces(t, before, dir)
 }
 
+// extractThenFind runs f twice as nobody with cacheDir for its cache: the
+// first run, from the packed file's directory, extracts the payload (and
+// says so once), and passes its arguments to the target, which it names
+// in at(entry); the second finds the entry. It returns the entry, and how
+// the first run ended.
+func extractThenFind(t *testing.T, f, cacheDir string, at func(entry string) string) (string, runRes) {
+	t.Helper()
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir, "PARKER_VERBOSE=1"}
+	c := asNobody(f, env, "args", "a b", "", "--parker-x")
+	c.Dir = filepath.Dir(f)
+	first := runCmd(t, c)
+	if strings.Count(first.Stderr, "parker: extract into "+cacheDir+"/") != 1 {
+		t.Errorf("first run did not say it extracted: %q", first.Stderr)
+	}
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*-tool"))
+	if len(entries) != 1 {
+		t.Fatalf("cache holds %v", listDir(t, cacheDir))
+	}
+	entry := entries[0]
+	if first.Code != 0 || first.Stdout != "argv0="+at(entry)+"/tool\n"+hexArgs([]string{"a b", "", "--parker-x"}) {
+		t.Errorf("first run: exit %d, stdout %q, stderr %q", first.Code, first.Stdout, first.Stderr)
+	}
+	r := runCmd(t, asNobody(f, env, "exit", "3"))
+	if r.Code != 3 || !strings.Contains(r.Stderr, "parker: found "+entry) || strings.Contains(r.Stderr, "extract into") {
+		t.Errorf("second run: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	return entry, first
+}
+
 // extractedNoNamespace: where no user namespace can be had (the Go stub,
 // which cannot enter one), the target runs straight from the entry: the
 // same arguments, standard streams, exit status and environment as a
@@ -188,32 +202,11 @@ func extractedNoNamespace(t *testing.T, f, cacheDir string) {
 	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
 	before := snapshot(t, dir)
 	dirBefore := listDir(t, dir)
-
-	c := asNobody(f, append(env, "PARKER_VERBOSE=1"), "args", "a b", "", "--parker-x")
+	// argv[0] names the target where it is: in the entry.
+	entry, _ := extractThenFind(t, f, cacheDir, func(entry string) string { return entry })
+	c := asNobody(f, env, "cwd")
 	c.Dir = dir
 	r := runCmd(t, c)
-	if strings.Count(r.Stderr, "parker: extract into "+cacheDir+"/") != 1 {
-		t.Errorf("first run did not say it extracted: %q", r.Stderr)
-	}
-	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*-tool"))
-	if len(entries) != 1 {
-		t.Fatalf("cache holds %v", listDir(t, cacheDir))
-	}
-	entry := entries[0]
-	// argv[0] names the target where it is, in the entry.
-	if r.Code != 0 || r.Stdout != "argv0="+entry+"/tool\n"+hexArgs([]string{"a b", "", "--parker-x"}) {
-		t.Errorf("first run: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
-	}
-
-	// The next runs find it.
-	c = asNobody(f, append(env, "PARKER_VERBOSE=1"), "exit", "3")
-	r = runCmd(t, c)
-	if r.Code != 3 || !strings.Contains(r.Stderr, "parker: found "+entry) || strings.Contains(r.Stderr, "extract into") {
-		t.Errorf("second run: exit %d, stderr %q", r.Code, r.Stderr)
-	}
-	c = asNobody(f, env, "cwd")
-	c.Dir = dir
-	r = runCmd(t, c)
 	m := extractWarning.FindStringSubmatch(r.Stderr)
 	why := "/dev/fuse "
 	if goStubRun() {

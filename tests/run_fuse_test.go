@@ -15,40 +15,36 @@ import (
 // openFUSE opens /dev/fuse to every user for the test, as most
 // distributions ship it (0666; 0600 on the test machine), and puts its
 // mode back after.
-func openFUSE(t *testing.T) {
+func openFUSE(t *testing.T) { fuseMode(t, func(m os.FileMode) os.FileMode { return m | 0o666 }) }
+
+// closeFUSE closes /dev/fuse to others for the test, as this machine
+// ships it, and puts its mode back after: the runs as nobody take the
+// rungs below FUSE.
+func closeFUSE(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err == nil { // missing: closed to all
+		fuseMode(t, func(m os.FileMode) os.FileMode { return m &^ 0o066 })
+	}
+}
+
+// fuseMode gives /dev/fuse the mode change makes of its own for the test,
+// and puts it back after. (It is the host's: a test binary killed before
+// its cleanup leaves the mode changed.)
+func fuseMode(t *testing.T, change func(os.FileMode) os.FileMode) {
 	t.Helper()
 	st, err := os.Stat("/dev/fuse")
 	if err != nil {
 		t.Fatalf("/dev/fuse: %v", err)
 	}
-	if st.Mode().Perm()&0o006 == 0o006 {
+	was := st.Mode().Perm()
+	if change(was) == was {
 		return
 	}
-	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+	if err := os.Chmod("/dev/fuse", change(was)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := os.Chmod("/dev/fuse", st.Mode().Perm()); err != nil {
-			t.Errorf("put /dev/fuse back to mode %#o: %v", st.Mode().Perm(), err)
-		}
-	})
-}
-
-// closeFUSE closes /dev/fuse to others for the test, as this machine
-// ships it (most distributions open it to all), and puts its mode back
-// after: the runs as nobody take the rungs below FUSE.
-func closeFUSE(t *testing.T) {
-	t.Helper()
-	st, err := os.Stat("/dev/fuse")
-	if err != nil || st.Mode().Perm()&0o006 == 0 {
-		return
-	}
-	if err := os.Chmod("/dev/fuse", st.Mode().Perm()&^0o066); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.Chmod("/dev/fuse", st.Mode().Perm()); err != nil {
-			t.Errorf("put /dev/fuse back to mode %#o: %v", st.Mode().Perm(), err)
+		if err := os.Chmod("/dev/fuse", was); err != nil {
+			t.Errorf("put /dev/fuse back to mode %#o: %v", was, err)
 		}
 	})
 }

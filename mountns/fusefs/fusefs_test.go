@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/internal/testenv"
 	"github.com/parkerpack/parker/internal/treecmp"
 	"github.com/parkerpack/parker/internal/treegen"
 	"github.com/parkerpack/parker/mountns"
@@ -20,17 +21,8 @@ import (
 )
 
 // needRoot: mounting FUSE here needs CAP_SYS_ADMIN (the runs get it from a
-// user namespace; tests/run_fuse_test.go has those). On CI, which runs as
-// root, a missing privilege is a failure, not a skip.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to mount FUSE")
-		}
-		t.Skip("needs root to mount FUSE")
-	}
-}
+// user namespace; tests/run_fuse_test.go has those).
+func needRoot(t *testing.T) { testenv.NeedRoot(t, "mounting FUSE") }
 
 // TestMain serves an image as a FUSE server in a process of its own, when
 // a test started it so (mount): a server in the test's own process could

@@ -30,6 +30,9 @@ const (
 	EnvFUSEServer    = "PARKER_FUSE_SERVER"
 	EnvFUSEFailed    = "PARKER_FUSE_FAILED"
 	EnvKernelRefused = "PARKER_KERNEL_REFUSED" // what stopped the kernel's rung first
+	// EnvInView: the C stub mounted the view (in a user namespace of
+	// the run's) and the target could not be started in it.
+	EnvInView = "PARKER_IN_VIEW"
 )
 
 // A Mode is how a run gets at its payload.
@@ -130,7 +133,9 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 		var err error
 		if code, err = r.runOverEntry(f, side, lim, view, e.Path); err == nil {
 			mounted = true
-		} else if f.overlay != "" {
+		} else if f.overlay != "" || !mountns.InUserns() || !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
+			// Root's overlay must hold: modes do not keep root from
+			// changing the copy, run straight from it.
 			return r.fail(err)
 		} else {
 			// A kernel whose overlayfs a user namespace may not mount
@@ -155,7 +160,7 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 		// cgroup: the run joins it first.
 		warn := fmt.Sprintf("parker: %s: warning: %s; running from the read-only copy in the cache, "+
 			"%s=%s: the packed files are not merged over %s", filepath.Base(r.self), rungReason(why), EnvRoot, e.Path, dir)
-		code = r.handOver(f, side, lim, false, true, cfg, warn)
+		code = r.handOver(f, side, lim, view != nil, true, cfg, warn)
 	}
 	// The lock is e's *os.File, which a garbage collection would close
 	// before the exec hands it on, were e unreachable meanwhile.

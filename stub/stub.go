@@ -286,6 +286,12 @@ func (r *runner) run(f flags) int {
 	// PARKER_MODE=fuse), and failed (we may be in the user namespace it
 	// made, without privileges: the cache is left); or it made us a user
 	// namespace, as we asked (enterUserns), with CAP_SYS_ADMIN there.
+	if os.Getenv(EnvInView) == "1" {
+		// The C stub mounted the view, here, and could not start the
+		// target in it: once more, to say why.
+		os.Unsetenv(EnvInView)
+		return r.runInView(f, side, lim)
+	}
 	rung := takeRungEnv()
 	r.userns = rung.entered
 	switch {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const nobody = 65534
@@ -64,6 +65,9 @@ func runCmd(t *testing.T, c *exec.Cmd) runRes {
 	t.Helper()
 	var so, se bytes.Buffer
 	c.Stdout, c.Stderr = &so, &se
+	// A process the run left holding its pipes (a FUSE server that did
+	// not end) fails the test, rather than hanging it.
+	c.WaitDelay = 30 * time.Second
 	err := c.Run()
 	r := runRes{Stdout: so.String(), Stderr: se.String()}
 	fillStatus(t, &r, c, err)

@@ -65,7 +65,8 @@ func fuseServers() []string {
 // moment after the runs ended.
 func noFUSEServers(t *testing.T) {
 	t.Helper()
-	if !within(cleanupWait, func() bool { return len(fuseServers()) == 0 }) {
+	// The servers end with their runs' mounts, a moment after the runs.
+	if !within(5*time.Second, func() bool { return len(fuseServers()) == 0 }) {
 		t.Errorf("FUSE servers left running: %v", fuseServers())
 	}
 }
@@ -317,4 +318,36 @@ func TestRunFUSERefused(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 125 and one line", r.Code, r.Stderr)
 	}
 	t.Logf("%s", strings.TrimSpace(r.Stderr))
+}
+
+// TestRunFUSENotStarted: a target that cannot start (its interpreter is
+// missing) gets the kernel rung's one line and 127 on the rungs the C stub
+// mounts in a user namespace too: FUSE, and a cache hit under the overlay.
+func TestRunFUSENotStarted(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	f := packScript(t, "badshebang", "#!/usr/bin/nope\necho never\n", nil)
+	openToOthers(t, f)
+	cacheDir := nobodyCache(t)
+	want := "parker: " + f + ": cannot run badshebang: its interpreter /usr/bin/nope is missing\n"
+	check := func(rung string) {
+		t.Helper()
+		c := asNobody(f, []string{"PARKER_CACHE_DIR=" + cacheDir})
+		c.Dir = filepath.Dir(f)
+		// The Go stub runs straight from the cache, saying so first.
+		r := runCmd(t, c)
+		if r.Code != 127 || r.Stderr != want && !(goStubRun() && strings.HasSuffix(r.Stderr, "\n"+want)) {
+			t.Errorf("%s: exit %d, stderr %q; want 127 and %q", rung, r.Code, r.Stderr, want)
+		}
+	}
+	t.Run("fuse", func(t *testing.T) {
+		openFUSE(t)
+		check("FUSE")
+	})
+	t.Run("cache", func(t *testing.T) {
+		closeFUSE(t)
+		check("the first run (extracting)")
+		check("a cache hit")
+	})
+	noFUSEServers(t)
 }

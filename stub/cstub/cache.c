@@ -8,6 +8,11 @@
 
 #define LOCK_SUFFIX ".lock" /* cache.lockSuffix */
 
+/* cache_lock is the entry's lock, held shared: close-on-exec until the
+ * target's exec, which hands it on (so that a hand-over to the helper,
+ * which takes its own, leaves it behind). -1 when none. */
+static int cache_lock = -1;
+
 /* env_value is the value of the first variable called key ("NAME="), or 0. */
 static const char *env_value(const char *key)
 {
@@ -108,7 +113,7 @@ static const char *cache_hit(void)
 	const char *entry = cat(dir, "/", entry_name());
 	const char *lock = cat(entry, LOCK_SUFFIX, "");
 	for (int attempt = 0; attempt < 8; attempt++) {
-		long l = sys_open_mode(lock, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+		long l = sys_open_mode(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (l < 0)
 			return 0;
 		long e;
@@ -132,6 +137,7 @@ static const char *cache_hit(void)
 			return 0;
 		}
 		sys_futimens_now((int)l);
+		cache_lock = (int)l;
 		return entry;
 	}
 	return 0;

@@ -116,10 +116,13 @@ static int mount_fuse(int dev)
 static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 {
 	sys_setsid();
-	int mfd = helper_memfd();
+	quiet = 1; /* the stub says why, when it cannot start us */
+	/* Everything ours above the descriptors it is given (the caller may
+	 * have closed 0 to 2: what we open would land there). */
+	long m = helper_memfd(), mfd = sys_dupfd_cloexec((int)m, 16);
 	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16);
-	long null = sys_open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (d < 0 || f < 0 || null < 0)
+	long n0 = sys_open("/dev/null", O_RDWR | O_CLOEXEC), null = n0 < 0 ? n0 : sys_dupfd_cloexec((int)n0, 16);
+	if (mfd < 0 || d < 0 || f < 0 || null < 0)
 		sys_exit(1);
 	char c;
 	long n;
@@ -138,7 +141,7 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 				sys_close(fd);
 	char *args[] = {FUSE_SERVER_ARG0, 0};
 	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0};
-	sys_execveat(mfd, args, env);
+	sys_execveat((int)mfd, args, env);
 	sys_exit(1);
 }
 
@@ -151,8 +154,8 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
  * the mount, is gone. It returns the pipe to tell it to start (fuse_go). */
 static int fuse_server_start(int dev)
 {
-	int p[2];
-	TRY_AT(sys_pipe2(p, O_CLOEXEC), "start the FUSE server: pipe");
+	int p[2]; /* a socket, so that a gone server is EPIPE, not SIGPIPE */
+	TRY_AT(sys_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, p), "start the FUSE server: socketpair");
 	long pid = sys_clone(0, 0);
 	if (pid == 0) {
 		long srv = sys_clone(SIGCHLD, 0);
@@ -182,7 +185,7 @@ static void setup_fuse(const char *dir, int own)
 	if (!own)
 		enter_mountns();
 	int lower = mount_fuse((int)dev);
-	TRY_AT(sys_write(go, "", 1), "start the FUSE server");
+	TRY_AT(sys_send(go, "", 1, MSG_NOSIGNAL), "start the FUSE server");
 	sys_close(go);
 	/* The server's descriptor is the connection's only one now: should
 	 * it end, the kernel aborts the connection, and what waits on it

@@ -81,8 +81,14 @@ static void put_errno(long e)
 
 /* fail prints "parker: SELF: " and the message built so far, and exits
  * with code: one line, as every run-time failure of parker. */
+/* quiet: a process whose failure another reports (the FUSE server before
+ * it starts) exits without a line. */
+static int quiet;
+
 static void __attribute__((noreturn)) fail(int code)
 {
+	if (quiet)
+		sys_exit(code);
 	static char line[PREFIX_MAX + sizeof msg];
 	size_t n = 0;
 	const char *parts[] = {"parker: ", self, ": "};

@@ -148,6 +148,8 @@ static void __attribute__((noreturn)) run(char **args)
 	t.path = target_name(cat(dir, "/", tr.target), cwd);
 	t.args = target_args(t.path, args);
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
+	if (cache_lock >= 0)
+		sys_keep_on_exec(cache_lock); /* the target's, and what it starts */
 	long e = exec_target(&t);
 	/* The exec failed, so the target never ran and running again is safe:
 	 * the helper does, on the view it mounts itself, and says why it
@@ -159,11 +161,19 @@ static void __attribute__((noreturn)) run(char **args)
 	if (*cgroup)
 		sys_rmdir(cgroup);
 	sys_send(side, "!", 1, MSG_NOSIGNAL); /* PLAN_OFF */
+	if (cache_lock >= 0)
+		sys_close(cache_lock);
+	if (in_userns) {
+		/* Off the kernel's rung, in a user namespace of ours, the
+		 * helper could not mount the view again: it is left mounted,
+		 * and the helper, told so, starts the target in it again, and
+		 * says why that cannot be. */
+		(void)e;
+		envp = environ_with(ENV_IN_VIEW, "1", 0, 0);
+		helper();
+	}
 	unmount(dir);
-	/* Off the kernel's rung, the helper cannot mount the view again (in
-	 * our user namespace, without capabilities): told so, it says why from
-	 * the cache's copy. */
-	hand_over("execute the target", e);
+	helper();
 }
 
 /* open_self opens our own executable, the packed file, and reads its

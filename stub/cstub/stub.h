@@ -31,6 +31,7 @@
 #define ENV_CGROUP_PARENT "PARKER_CGROUP_PARENT=" /* cgroup.EnvParent */
 #define ENV_MODE "PARKER_MODE="                   /* stub.EnvMode */
 #define ENV_CACHE_DIR "PARKER_CACHE_DIR="         /* cache.EnvDir */
+#define ENV_IN_VIEW "PARKER_IN_VIEW="             /* stub.EnvInView */
 #define FLAG_PREFIX "--parker-"
 
 /* What the stub reads of its trailer (image/trailer.Trailer). */

@@ -214,6 +214,8 @@ static void __attribute__((noreturn)) sidecar_enter(int pidfd, int sock)
 	long mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC | MFD_EXEC);
 	if (mfd == -EINVAL)
 		mfd = sys_memfd_create("parker-sidecar", MFD_CLOEXEC);
+	if (mfd >= 0 && mfd <= SIDECAR_EXE) /* the caller closed some of 0 to 2 */
+		mfd = sys_dupfd_cloexec((int)mfd, SIDECAR_EXE + 1);
 	static char chunk[16384];
 	u64 off = 0;
 	while (mfd >= 0 && self_fd >= 0 && off < tr.stub_size) {

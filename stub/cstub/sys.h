@@ -381,6 +381,8 @@ static inline long sys_close_range(unsigned first, unsigned last, int flags)
 }
 /* sys_dupfd_cloexec duplicates fd at the lowest free number from min up. */
 static inline long sys_dupfd_cloexec(int fd, int min) { return SYS3(__NR_fcntl, fd, F_DUPFD_CLOEXEC, min); }
+/* sys_keep_on_exec clears fd's close-on-exec flag (F_SETFD 0). */
+static inline long sys_keep_on_exec(int fd) { return SYS3(__NR_fcntl, fd, 2, 0); }
 static inline long sys_pidfd_open(int pid) { return SYS2(__NR_pidfd_open, pid, 0); }
 /* sys_poll waits for the events asked in fds, at most *timeout (0: no
  * limit). */

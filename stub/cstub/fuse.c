@@ -278,7 +278,7 @@ static void cache_rung(const char *dir)
 		userns_for_helper();
 	fuse_tried = 1;
 	enter_user();
-	long lower = sys_open(entry, O_PATH | O_CLOEXEC);
+	long lower = sys_open(entry, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	TRY_AT(lower, "open the cache entry");
 	owner_write = 1;
 	view((int)lower, dir);

@@ -135,8 +135,10 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define O_CREAT 0100
 #if defined(__aarch64__)
 #define O_NOFOLLOW 0100000
+#define O_DIRECTORY 040000
 #else
 #define O_NOFOLLOW 0400000
+#define O_DIRECTORY 0200000
 #endif
 #define O_CLOEXEC 02000000
 #define PATH_MAX 4096 /* the longest path the kernel takes, NUL included */

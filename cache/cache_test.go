@@ -6,13 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkerpack/parker/internal/testenv"
 )
 
 var digest = sha256.Sum256([]byte("payload"))
@@ -39,19 +40,7 @@ func fillTree(tmp string) error {
 }
 
 // entries lists the cache directory.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
+func entries(t *testing.T, dir string) []string { return testenv.ListDir(t, dir) }
 
 func TestName(t *testing.T) {
 	n := Name(digest, "bin/python3")

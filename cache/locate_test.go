@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parkerpack/parker/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,12 +48,7 @@ func TestLocate(t *testing.T) {
 // someone else made, or opened to others, is refused; a noexec mount is
 // refused. As root, on a tmpfs of the test's own.
 func TestLocateRefuses(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root (mounts a noexec tmpfs, chowns a directory)")
-		}
-		t.Skip("SKIP (not root): mounts a noexec tmpfs, chowns a directory")
-	}
+	testenv.NeedRoot(t, "mounting a noexec tmpfs and chowning a directory")
 	root := t.TempDir()
 	noexec := filepath.Join(root, "noexec")
 	os.Mkdir(noexec, 0o755)

@@ -7,13 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkerpack/parker/internal/testenv"
 )
 
 const nobody = 65534
@@ -107,19 +108,7 @@ func TestRunExtracted(t *testing.T) {
 	if r = runCmd(t, c); r.Code != 0 || r.Stdout != dir+"\n" || r.Stderr != "" {
 		t.Errorf("cwd: exit %d, %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if r = runCmd(t, asNobody(f, env, "env", "PARKER_ROOT")); r.Stdout != "PARKER_ROOT="+dir+"\n" {
-		t.Errorf("PARKER_ROOT: %q", r.Stdout)
-	}
-	c = asNobody(f, env, "exit", "4")
-	c.Dir = tempDir(t, "closed")
-	if r = runCmd(t, c); r.Code != 4 {
-		t.Errorf("from a directory closed to the caller: exit %d, stderr %q", r.Code, r.Stderr)
-	}
-	c = asNobody(f, env, "cat")
-	c.Stdin = strings.NewReader("through stdin\n")
-	if r = runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {
-		t.Errorf("stdin: exit %d, stdout %q", r.Code, r.Stdout)
-	}
+	rootStdinCwd(t, f, env, dir)
 	c = asNobody(f, env, "read", "data.txt")
 	c.Dir = dir
 	if r = runCmd(t, c); r.Stdout != "packed data\n" {
@@ -165,6 +154,29 @@ func TestRunExtracted(t *testing.T) {
 		t.Errorf("the cache holds %v; want the entry and its lock", got)
 	}
 	sameTraces(t, before, dir)
+}
+
+// rootStdinCwd checks runs of f as nobody with env: PARKER_ROOT is root
+// (from /); a caller in a directory it could not enter again by its path
+// (a 0700 directory of root's) starts the target there all the same;
+// standard input reaches the target.
+func rootStdinCwd(t *testing.T, f string, env []string, root string) {
+	t.Helper()
+	c := asNobody(f, env, "env", "PARKER_ROOT")
+	c.Dir = "/"
+	if r := runCmd(t, c); r.Stdout != "PARKER_ROOT="+root+"\n" {
+		t.Errorf("PARKER_ROOT: %q", r.Stdout)
+	}
+	c = asNobody(f, env, "exit", "4")
+	c.Dir = tempDir(t, "closed")
+	if r := runCmd(t, c); r.Code != 4 {
+		t.Errorf("from a directory closed to the caller: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	c = asNobody(f, env, "cat")
+	c.Stdin = strings.NewReader("through stdin\n")
+	if r := runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {
+		t.Errorf("stdin: exit %d, stdout %q", r.Code, r.Stdout)
+	}
 }
 
 // extractThenFind runs f twice as nobody with cacheDir for its cache: the
@@ -219,23 +231,7 @@ func extractedNoNamespace(t *testing.T, f, cacheDir string) {
 	if r.Code != 0 || r.Stdout != entry+"\n" || m == nil || !strings.HasPrefix(m[1], why) || m[2] != entry || m[3] != dir {
 		t.Errorf("run from the packed file's directory: exit %d, cwd %q (want the entry %s), stderr %q", r.Code, r.Stdout, entry, r.Stderr)
 	}
-	c = asNobody(f, env, "env", "PARKER_ROOT")
-	c.Dir = "/"
-	if r = runCmd(t, c); r.Stdout != "PARKER_ROOT="+entry+"\n" {
-		t.Errorf("PARKER_ROOT: %q", r.Stdout)
-	}
-	// A caller in a directory it could not enter again by its path (a
-	// 0700 directory of root's): the target starts there all the same.
-	c = asNobody(f, env, "exit", "4")
-	c.Dir = tempDir(t, "closed")
-	if r = runCmd(t, c); r.Code != 4 {
-		t.Errorf("from a directory closed to the caller: exit %d, stderr %q", r.Code, r.Stderr)
-	}
-	c = asNobody(f, env, "cat")
-	c.Stdin = strings.NewReader("through stdin\n")
-	if r = runCmd(t, c); r.Code != 0 || r.Stdout != "through stdin\n" {
-		t.Errorf("stdin: exit %d, stdout %q", r.Code, r.Stdout)
-	}
+	rootStdinCwd(t, f, env, entry)
 	c = asNobody(f, env, "read", filepath.Join(entry, "data.txt"))
 	if r = runCmd(t, c); r.Stdout != "packed data\n" {
 		t.Errorf("a packed file, from the entry: %q, stderr %q", r.Stdout, r.Stderr)
@@ -272,19 +268,7 @@ func extractedNoNamespace(t *testing.T, f, cacheDir string) {
 }
 
 // listDir lists a directory's names.
-func listDir(t *testing.T, d string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
+func listDir(t *testing.T, d string) []string { return testenv.ListDir(t, d) }
 
 // TestRunExtractedConcurrent: 20 first runs of one file at once, as one
 // user: one extraction, 20 successes.

@@ -8,6 +8,7 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"sort"
 	"testing"
 )
 
@@ -28,4 +29,19 @@ func NeedRoot(t testing.TB, what string) {
 	if os.Geteuid() != 0 {
 		Unavailable(t, "not root: %s needs root; run the tests as root (CI does) to check it", what)
 	}
+}
+
+// ListDir lists the names in directory d, sorted.
+func ListDir(t testing.TB, d string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
 }

@@ -29,6 +29,7 @@
  * CAP_SYS_ADMIN there as an ambient capability, and hands the run back
  * with PARKER_USERNS=entered (stub.EnvUserns). */
 #define ENV_USERNS "PARKER_USERNS="
+static int userns_enter; /* it is asked for (wants_helper reads it) */
 
 /* What the FUSE rung failed on, and what stopped the kernel's rung before
  * it, for the helper (stub.EnvFUSEFailed, stub.EnvKernelRefused). */
@@ -215,16 +216,6 @@ static void keep_admin(void)
 	TRY_AT(sys_capset(&h, d), "keep capabilities: capset");
 	for (unsigned i = 0; i < sizeof keep / sizeof *keep; i++)
 		TRY_AT(sys_prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i]), "keep capabilities: ambient");
-}
-
-/* userns_requested tells whether the helper asked for a user namespace
- * (ENV_USERNS "enter", the first of it); if so it is taken out of envp. */
-static int userns_requested(void)
-{
-	for (char **e = envp; *e; e++)
-		if (has_prefix(*e, ENV_USERNS))
-			return streq(*e + sizeof ENV_USERNS - 1, "enter");
-	return 0;
 }
 
 /* userns_for_helper makes a user namespace and a mount namespace for the

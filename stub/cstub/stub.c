@@ -198,21 +198,25 @@ static void open_self(void)
 	read_trailer(file, &tr);
 }
 
-/* wants_helper: --parker-* flags, verbose runs, resource limits, cgroup
- * settings and rungs other than the kernel's are the helper's, but for
- * PARKER_CGROUP=auto (the default) and PARKER_CGROUP=none, which it notes
- * in cgroups_off, and PARKER_MODE=auto, kernel, fuse or extract (in rung). The first of each
- * variable counts, as in Go. */
+/* wants_helper tells whether the run is the helper's: --parker-* flags,
+ * verbose runs, resource limits, cgroup settings and rungs the stub does
+ * not take are, but for PARKER_CGROUP=auto (the default) and none, which
+ * it notes in cgroups_off, and PARKER_MODE=auto, kernel, fuse or extract,
+ * which it notes in rung. It notes too whether the helper asked for a
+ * user namespace (PARKER_USERNS=enter: userns_enter). The first of each
+ * variable counts, as in Go; the environment is read once. */
 static int wants_helper(void)
 {
-	if (argc > 1 && has_prefix(argv[1], FLAG_PREFIX))
-		return 1;
-	if (tr.memory || tr.milli_cpus || tr.pids)
-		return 1;
-	int verbose = -1, cgroup_mode = -1, mode_seen = 0;
+	int want = argc > 1 && has_prefix(argv[1], FLAG_PREFIX);
+	want |= tr.memory || tr.milli_cpus || tr.pids;
+	int verbose = -1, cgroup_mode = -1, mode_seen = 0, userns_seen = 0;
 	for (char **e = envp; *e; e++) {
 		if (has_prefix(*e, ENV_CGROUP_PARENT))
-			return 1;
+			want = 1;
+		if (!userns_seen && has_prefix(*e, ENV_USERNS)) {
+			userns_enter = streq(*e + sizeof ENV_USERNS - 1, "enter");
+			userns_seen = 1;
+		}
 		if (!mode_seen && has_prefix(*e, ENV_MODE)) {
 			const char *v = *e + sizeof ENV_MODE - 1;
 			if (streq(v, "kernel"))
@@ -222,13 +226,13 @@ static int wants_helper(void)
 			else if (streq(v, "extract"))
 				rung = RUNG_EXTRACT;
 			else if (!streq(v, "auto"))
-				return 1;
+				want = 1;
 			mode_seen = 1;
 		}
 		if (cgroup_mode < 0 && has_prefix(*e, ENV_CGROUP)) {
 			const char *v = *e + sizeof ENV_CGROUP - 1;
 			if (!streq(v, "none") && !streq(v, "auto"))
-				return 1;
+				want = 1;
 			cgroup_mode = cgroups_off = streq(v, "none");
 		}
 		if (verbose < 0 && has_prefix(*e, ENV_VERBOSE)) {
@@ -236,7 +240,7 @@ static int wants_helper(void)
 			verbose = v[0] == '1' && v[1] == 0;
 		}
 	}
-	return verbose > 0;
+	return want || verbose > 0;
 }
 
 /* cmain is called by _start (sys.h) with the stack the kernel set up. */
@@ -248,11 +252,12 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 
 	sidecar_started(); /* a run's cleanup sidecar, from memory */
 	open_self();
-	if (userns_requested()) {
+	int want = wants_helper(); /* reads the environment once */
+	if (userns_enter) {
 		keep_signals = 1; /* the helper's, given back */
 		userns_for_helper();
 	}
-	if (wants_helper())
+	if (want)
 		helper();
 	char **args = argv;
 	if (argc > 1 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 0)

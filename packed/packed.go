@@ -32,6 +32,7 @@ type Info struct {
 	HelperOffset  uint64 // the helper executable; HelperSize 0 for none
 	HelperSize    uint64
 	HelperRawSize uint64 // unpacked size of an LZ4-packed helper, or 0
+	HelperDigest  string // "sha256:<hex>" of the helper unpacked, or "" (none recorded)
 	Offset        uint64
 	Size          uint64
 	Digest        string // "sha256:<hex>"
@@ -78,6 +79,9 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		KeepOwner:     t.Flags&trailer.KeepOwner != 0,
 		CreatedBy:     t.CreatedBy,
 		Limits:        t.Limits,
+	}
+	if t.HelperDigest != [32]byte{} {
+		in.HelperDigest = "sha256:" + hex.EncodeToString(t.HelperDigest[:])
 	}
 	payload := io.NewSectionReader(r, int64(t.Offset), int64(t.Size))
 	if verify {
@@ -128,6 +132,9 @@ func (in *Info) JSON() []byte {
 	num("helper_offset", in.HelperOffset)
 	num("helper_size", in.HelperSize)
 	num("helper_raw_size", in.HelperRawSize)
+	if in.HelperDigest != "" {
+		str("helper_digest", in.HelperDigest)
+	}
 	num("offset", in.Offset)
 	num("size", in.Size)
 	str("digest", in.Digest)
@@ -229,6 +236,9 @@ func (in *Info) WriteText(w io.Writer) {
 		line("helper_size", "%d (%s) at offset %d", in.HelperSize, human.Bytes(int64(in.HelperSize)), in.HelperOffset)
 	default:
 		line("helper_size", "0 (none: the stub does all)")
+	}
+	if in.HelperDigest != "" {
+		line("helper_digest", "%s", in.HelperDigest)
 	}
 	line("offset", "%d", in.Offset)
 	line("size", "%d (%s)", in.Size, human.Bytes(int64(in.Size)))

@@ -79,8 +79,10 @@ type rawTrailer struct {
 	helperOffset, helperSize, helperRaw uint64
 	memory, pids                        uint64 // version 3's limits
 	milliCPUs                           uint32
-	noHelperFields                      bool // a version-2 body cut short
-	noLimitFields                       bool // a version-3 body cut short
+	helperDigest                        [32]byte // version 4's
+	noHelperFields                      bool     // a version-2 body cut short
+	noLimitFields                       bool     // a version-3 body cut short
+	noDigestField                       bool     // a version-4 body cut short
 	bodyLen                             int  // overrides the length in the footer
 	badCRC                              bool
 }
@@ -94,7 +96,7 @@ func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawT
 	copy(b, stub)
 	copy(b[l.HelperOffset:], helper)
 	b = append(b, payload...)
-	return rawTrailer{version: 3, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
+	return rawTrailer{version: 4, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
 		target: target, compression: "zstd", createdBy: "parker test",
 		helperOffset: uint64(l.HelperOffset), helperSize: uint64(l.HelperSize), helperRaw: helperRaw}, b
 }
@@ -102,9 +104,9 @@ func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawT
 // sampleTrailer is a good trailer for the checkers, which read a trailer
 // alone: a one-block payload right after a stub and a helper.
 func sampleTrailer() rawTrailer {
-	return rawTrailer{version: 3, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
+	return rawTrailer{version: 4, stubSize: 100, offset: trailer.PadSize, size: trailer.PadSize, target: "bin/tool",
 		compression: "zstd", createdBy: "parker test", helperOffset: 100, helperSize: 3000, helperRaw: 6000,
-		memory: 100 << 20, milliCPUs: 500, pids: 50}
+		memory: 100 << 20, milliCPUs: 500, pids: 50, helperDigest: [32]byte{0: 0xab, 31: 0xcd}}
 }
 
 func (r rawTrailer) bytes() []byte {
@@ -132,6 +134,9 @@ func (r rawTrailer) bytes() []byte {
 		b = le.AppendUint32(b, r.milliCPUs)
 		b = le.AppendUint64(b, r.pids)
 	}
+	if r.version >= 4 && !r.noDigestField && !r.noLimitFields && !r.noHelperFields {
+		b = append(b, r.helperDigest[:]...)
+	}
 	n := uint32(len(b))
 	if r.bodyLen != 0 {
 		n = uint32(r.bodyLen)
@@ -151,7 +156,7 @@ var hostileTrailers = []struct {
 	mod  func(r *rawTrailer)
 }{
 	{"version 0", func(r *rawTrailer) { r.version = 0 }},
-	{"version 4", func(r *rawTrailer) { r.version = 4 }},
+	{"version 5", func(r *rawTrailer) { r.version = 5 }},
 	{"empty target", func(r *rawTrailer) { r.target = "" }},
 	{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
 	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
@@ -167,6 +172,10 @@ var hostileTrailers = []struct {
 	{"helper unpacks too big", func(r *rawTrailer) { r.helperRaw = 1 << 40 }},
 	{"body cut short", func(r *rawTrailer) { r.noHelperFields = true }},
 	{"limits cut short", func(r *rawTrailer) { r.noLimitFields = true }},
+	{"helper digest cut short", func(r *rawTrailer) { r.noDigestField = true }},
+	{"helper digest without a helper", func(r *rawTrailer) {
+		r.helperOffset, r.helperSize, r.helperRaw, r.helperDigest = 0, 0, 0, [32]byte{1}
+	}},
 	{"memory limit past int64", func(r *rawTrailer) { r.memory = 1 << 63 }},
 	{"CPU limit past 65536", func(r *rawTrailer) { r.milliCPUs = 65536001 }},
 	{"process limit past the kernel's", func(r *rawTrailer) { r.pids = 1<<22 + 1 }},
@@ -344,6 +353,10 @@ func FuzzStubTrailer(f *testing.F) {
 	v2.version = 2
 	b2 := v2.bytes()
 	f.Add(b2[:len(b2)-trailer.FooterSize], uint16(600), true)
+	v3 := sampleTrailer()
+	v3.version, v3.helperDigest = 3, [32]byte{}
+	b3 := v3.bytes()
+	f.Add(b3[:len(b3)-trailer.FooterSize], uint16(600), true)
 	dir := f.TempDir()
 	n := 0
 	f.Fuzz(func(t *testing.T, body []byte, pad uint16, fix bool) {
@@ -375,8 +388,9 @@ func FuzzStubTrailer(f *testing.F) {
 				t.Fatalf("Go: %v; C: %q", gerr, se.String())
 			}
 		default:
-			want := fmt.Sprintf("%d %d %d %d %d %d %d %d %d %d %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
-				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Limits.Memory, tr.Limits.MilliCPUs, tr.Limits.Pids, tr.Target)
+			want := fmt.Sprintf("%d %d %d %d %d %d %d %d %d %d %x %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
+				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Limits.Memory, tr.Limits.MilliCPUs, tr.Limits.Pids,
+				tr.HelperDigest, tr.Target)
 			if so.String() != want {
 				t.Fatalf("C read %q, Go %q", so.String(), want)
 			}

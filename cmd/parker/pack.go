@@ -253,6 +253,7 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 	}
 	tr := trailer.Trailer{
 		HelperRawSize: uint64(p.stubs.helperRawSize),
+		HelperDigest:  p.stubs.helperDigest,
 		Size:          uint64(st.Size),
 		Target:        p.target.Path,
 		Compression:   c.opt.Compression,
@@ -327,7 +328,8 @@ func plural(n int, thing string) string {
 type stubParts struct {
 	stub, helper         io.ReaderAt
 	stubSize, helperSize int64
-	helperRawSize        int64 // unpacked size of an LZ4-packed helper, or 0
+	helperRawSize        int64    // unpacked size of an LZ4-packed helper, or 0
+	helperDigest         [32]byte // SHA-256 of the helper unpacked (trailer.HelperDigest)
 	close                func()
 }
 
@@ -336,14 +338,17 @@ type stubParts struct {
 // without them (go install), parker's own executable, which is a complete
 // stub by itself, only slower to start.
 func stubExecutables() (*stubParts, error) {
-	if len(embeddedStub) > 0 && len(embeddedHelper) > 8 {
-		block := embeddedHelper[8:]
-		return &stubParts{
+	const header = 8 + sha256.Size // hack/lz4block's
+	if len(embeddedStub) > 0 && len(embeddedHelper) > header {
+		block := embeddedHelper[header:]
+		s := &stubParts{
 			stub: bytes.NewReader(embeddedStub), stubSize: int64(len(embeddedStub)),
 			helper: bytes.NewReader(block), helperSize: int64(len(block)),
 			helperRawSize: int64(binary.LittleEndian.Uint64(embeddedHelper)),
 			close:         func() {},
-		}, nil
+		}
+		copy(s.helperDigest[:], embeddedHelper[8:header])
+		return s, nil
 	}
 	self, err := stubSource()
 	if err != nil {

@@ -1,6 +1,8 @@
 // Command lz4block packs a file as one LZ4 block, the form in which parker
 // embeds the helper (hack/build.sh): its unpacked size as 8 bytes,
-// little-endian, then the block: about half the size. A packed file
+// little-endian, its SHA-256 (32 bytes: what a packed file's trailer
+// records, the name of the cache's copy of it), then the block: about half
+// the size. A packed file
 // unpacks it into a memory file only when it hands a run to the helper
 // (every --parker-* flag, PARKER_VERBOSE=1, every failure before the target
 // starts), never on a plain run: the C stub with its own decoder
@@ -11,6 +13,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -34,9 +37,12 @@ func pack(in, out string) error {
 	if err != nil {
 		return err
 	}
-	dst := make([]byte, 8+lz4.CompressBlockBound(len(src)))
+	const header = 8 + sha256.Size
+	dst := make([]byte, header+lz4.CompressBlockBound(len(src)))
 	binary.LittleEndian.PutUint64(dst, uint64(len(src)))
-	n, err := lz4.CompressBlockHC(src, dst[8:], lz4.Level1, nil, nil)
+	sum := sha256.Sum256(src)
+	copy(dst[8:], sum[:])
+	n, err := lz4.CompressBlockHC(src, dst[header:], lz4.Level1, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -45,8 +51,8 @@ func pack(in, out string) error {
 	}
 	// Check the round trip here rather than in every packed file.
 	back := make([]byte, len(src))
-	if m, err := lz4.UncompressBlock(dst[8:8+n], back); err != nil || m != len(src) || string(back) != string(src) {
+	if m, err := lz4.UncompressBlock(dst[header:header+n], back); err != nil || m != len(src) || string(back) != string(src) {
 		return fmt.Errorf("%s: the block does not unpack to the input (%d bytes, %v)", in, m, err)
 	}
-	return os.WriteFile(out, dst[:8+n], 0o644)
+	return os.WriteFile(out, dst[:header+n], 0o644)
 }

@@ -38,13 +38,14 @@ import (
 //
 // Version 2 appends the helper's offset, stored length and unpacked length
 // to the body of version 1; version 3 appends the run's default resource
-// limits (memory u64, CPU u32, pids u64). Every version is read, and a
+// limits (memory u64, CPU u32, pids u64); version 4, the helper's SHA-256
+// unpacked (32 bytes). Every version is read, and a
 // trailer is written in the version its Version field names (0: the
 // current one).
 const (
 	Magic      = "PARKER\x00\x01"
 	FooterSize = 16
-	Version    = 3
+	Version    = 4
 	// MaxBody bounds what a reader will allocate for a body.
 	MaxBody      = 64 << 10
 	maxTargetLen = 4096
@@ -131,6 +132,10 @@ type Trailer struct {
 	// (parker --memory, --cpus, --pids); 0 sets none. A --parker-memory,
 	// --parker-cpus or --parker-pids flag at run time wins.
 	Limits Limits
+	// HelperDigest (version 4) is the SHA-256 of the helper unpacked, or
+	// zero for none: it names the copy of the helper the cache keeps,
+	// shared by every packed file that carries the same helper.
+	HelperDigest [32]byte
 }
 
 // Limits are a run's resource limits as a trailer stores them.
@@ -185,6 +190,9 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 		b.Write(le.AppendUint32(nil, t.Limits.MilliCPUs))
 		b.Write(le.AppendUint64(nil, t.Limits.Pids))
 	}
+	if version >= 4 {
+		b.Write(t.HelperDigest[:])
+	}
 	bodyLen := uint32(b.Len())
 	b.Write(le.AppendUint32(nil, bodyLen))
 	b.Write(le.AppendUint32(nil, crc32.Checksum(b.Bytes(), crcTable)))
@@ -198,6 +206,10 @@ func (t *Trailer) validate() error {
 		return fmt.Errorf("%w: format version %d with a helper", ErrTrailer, t.Version)
 	case t.Version != 0 && t.Version < 3 && !t.Limits.Zero():
 		return fmt.Errorf("%w: format version %d with resource limits", ErrTrailer, t.Version)
+	case t.Version != 0 && t.Version < 4 && t.HelperDigest != [32]byte{}:
+		return fmt.Errorf("%w: format version %d with a helper digest", ErrTrailer, t.Version)
+	case t.HelperDigest != [32]byte{} && t.HelperSize == 0:
+		return fmt.Errorf("%w: a helper digest without a helper", ErrTrailer)
 	case t.Limits.Memory > MaxMemory || t.Limits.MilliCPUs > MaxMilliCPUs || t.Limits.Pids > MaxPids:
 		return fmt.Errorf("%w: resource limits out of range (memory %d, CPUs %d/1000, pids %d)",
 			ErrTrailer, t.Limits.Memory, t.Limits.MilliCPUs, t.Limits.Pids)
@@ -291,6 +303,9 @@ func parseTrailerBody(b []byte) (*Trailer, error) {
 		t.Limits.Memory = p.U64()
 		t.Limits.MilliCPUs = p.U32()
 		t.Limits.Pids = p.U64()
+	}
+	if t.Version >= 4 {
+		copy(t.HelperDigest[:], p.Bytes(32))
 	}
 	if p.Err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.Err)

@@ -34,6 +34,11 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 		put_uint(v[i]);
 		put(" ");
 	}
+	for (size_t i = 0; i < sizeof tr.helper_digest; i++) {
+		char h[3] = {"0123456789abcdef"[tr.helper_digest[i] >> 4], "0123456789abcdef"[tr.helper_digest[i] & 15], 0};
+		put(h);
+	}
+	put(" ");
 	put(tr.target);
 	put("\n");
 	sys_write(STDOUT_FILENO, msg, msglen);

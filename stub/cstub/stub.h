@@ -44,6 +44,9 @@ struct trailer {
 	/* The run's default resource limits (version 3), 0 for none: a run
 	 * with any is the helper's. */
 	u64 memory, milli_cpus, pids;
+	/* The helper's SHA-256 unpacked (version 4), or zeros: the name of
+	 * the cache's copy of it (helper.c). */
+	u8 helper_digest[32];
 };
 
 /* The run's state, set by cmain (stub.c) before anything else runs. */

@@ -4,9 +4,10 @@
  * to the same verdicts. */
 #include "stub.h"
 
-#define TRAILER_VERSION 3 /* the newest this stub reads */
-#define VERSION_HELPER 2  /* the first with the helper's fields */
-#define VERSION_LIMITS 3  /* the first with the resource limits */
+#define TRAILER_VERSION 4       /* the newest this stub reads */
+#define VERSION_HELPER 2        /* the first with the helper's fields */
+#define VERSION_LIMITS 3        /* the first with the resource limits */
+#define VERSION_HELPER_DIGEST 4 /* the first with the helper's digest */
 #define PAD_SIZE 4096 /* the payload's alignment (trailer.PadSize) */
 #define MAX_BODY (64 << 10)
 #define MAX_TARGET 4096
@@ -28,7 +29,9 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
 /* The body: fixed fields, then the target, the compression and the
  * created-by strings (each a u16 length and its bytes), then, from
  * version 2, the helper's offset, stored size and unpacked size (u64
- * each), then, from version 3, the resource limits. Each fixed field's offset is the previous one's plus its size. */
+ * each), then, from version 3, the resource limits, then, from version 4,
+ * the helper's SHA-256 unpacked. Each fixed field's offset is the previous
+ * one's plus its size. */
 #define BODY_VERSION 0                     /* u16 */
 #define BODY_FLAGS (BODY_VERSION + 2)      /* u16 */
 #define BODY_STUB_SIZE (BODY_FLAGS + 2)    /* u64 */
@@ -50,6 +53,8 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
 #define LIMIT_MILLI_CPUS (LIMIT_MEMORY + 8) /* u32 */
 #define LIMIT_PIDS (LIMIT_MILLI_CPUS + 4)   /* u64 */
 #define LIMIT_FIELDS (LIMIT_PIDS + 8)
+/* After the limits, from version 4: 32 bytes. */
+#define HELPER_DIGEST_SIZE 32
 /* The least a body can hold and name its target: the fixed fields and
  * the target's length. */
 #define MIN_BODY (BODY_STRINGS + STRING_LEN_SIZE)
@@ -167,7 +172,22 @@ static int parse_body(const u8 *b, u64 n, struct trailer *t, u64 *tlen, u64 *lon
 		t->memory = le64(b + p + LIMIT_MEMORY);
 		t->milli_cpus = le32(b + p + LIMIT_MILLI_CPUS);
 		t->pids = le64(b + p + LIMIT_PIDS);
+		p += LIMIT_FIELDS;
 	}
+	if (t->version >= VERSION_HELPER_DIGEST) {
+		if (p + HELPER_DIGEST_SIZE > n)
+			return -1;
+		memcpy(t->helper_digest, b + p, HELPER_DIGEST_SIZE);
+	}
+	return 0;
+}
+
+/* helper_digest_set tells whether t records the helper's digest. */
+static int helper_digest_set(const struct trailer *t)
+{
+	for (int i = 0; i < HELPER_DIGEST_SIZE; i++)
+		if (t->helper_digest[i])
+			return 1;
 	return 0;
 }
 
@@ -177,6 +197,7 @@ static int valid(const struct trailer *t, u64 tlen, u64 longest, u64 end)
 {
 	return t->version >= 1 && t->version <= TRAILER_VERSION &&
 	       !(t->helper_raw_size && (!t->helper_size || t->helper_raw_size > MAX_HELPER)) &&
+	       !(helper_digest_set(t) && !t->helper_size) &&
 	       !(t->helper_size && (t->helper_offset < t->stub_size ||
 				    t->helper_offset + t->helper_size < t->helper_offset ||
 				    t->helper_offset + t->helper_size > t->offset)) &&

@@ -23,9 +23,11 @@ type Info struct {
 	Size    int64  // bytes on disk (allocated blocks)
 	LastUse time.Time
 	InUse   bool // a run holds it
+	Helper  bool // a copy of the helper (HelperName), not an entry
 }
 
-// List describes the entries, least recently used first.
+// List describes the entries and the copies of the helper, least recently
+// used first.
 func (c *Cache) List() ([]Info, error) {
 	ents, err := os.ReadDir(c.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -36,6 +38,15 @@ func (c *Cache) List() ([]Info, error) {
 	}
 	var out []Info
 	for _, e := range ents {
+		if digest, ok := parseHelperName(e.Name()); ok && e.Type().IsRegular() {
+			in := Info{Name: e.Name(), Digest: hex.EncodeToString(digest[:]), Target: "(helper)", Helper: true}
+			var st unix.Stat_t
+			if unix.Lstat(filepath.Join(c.Dir, e.Name()), &st) == nil {
+				in.Size, in.LastUse = st.Blocks*512, time.Unix(st.Mtim.Unix())
+			}
+			out = append(out, in)
+			continue
+		}
 		digest, target, ok := ParseName(e.Name())
 		if !ok || !e.IsDir() {
 			continue
@@ -96,10 +107,12 @@ type GCOptions struct {
 	Now     time.Time // for OlderThan; zero: time.Now()
 }
 
-// GC removes entries, least recently used first, as o says, and the
-// temporary directories that killed fills left. It never removes an entry
-// in use: it takes each entry's lock exclusively, without waiting, and
-// skips those it cannot. It returns the entries removed.
+// GC removes entries and copies of the helper, least recently used first,
+// as o says, and the temporary directories that killed fills left (and the
+// temporary files of killed copies). It never removes an entry in use: it
+// takes each entry's lock exclusively, without waiting, and skips those it
+// cannot (a copy of the helper is never in use: see HelperPrefix). It
+// returns what it removed.
 func (c *Cache) GC(o GCOptions) ([]Info, error) {
 	all, err := c.List()
 	if err != nil {
@@ -141,7 +154,11 @@ func (c *Cache) GC(o GCOptions) ([]Info, error) {
 		case o.MaxSize > 0 && keep[in.Name]:
 			continue
 		}
-		ok, err := c.remove(in.Name)
+		remove := c.remove
+		if in.Helper {
+			remove = c.removeHelper
+		}
+		ok, err := remove(in.Name)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -191,14 +208,32 @@ func (c *Cache) remove(name string) (bool, error) {
 	return true, nil
 }
 
+// removeHelper removes the copy of the helper called name.
+func (c *Cache) removeHelper(name string) (bool, error) {
+	if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("cache: %w", err)
+	}
+	return true, nil
+}
+
 // removeAllTemps removes the temporary directories that killed fills (and
 // killed GCs) left, of the entries no fill is making now: those whose fill
-// lock it can take at once.
+// lock it can take at once; and the temporary files of copies of the
+// helper no one is writing: those it can lock at once.
 func (c *Cache) removeAllTemps() {
 	ms, _ := filepath.Glob(filepath.Join(c.Dir, tmpPrefix+"*"))
 	seen := map[string]bool{}
 	for _, m := range ms {
 		name, ok := tempOf(filepath.Base(m))
+		if _, helper := parseHelperName(name); ok && helper {
+			if f, err := os.OpenFile(m, os.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil {
+				if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+					os.Remove(m)
+				}
+				f.Close()
+			}
+			continue
+		}
 		if _, _, valid := ParseName(name); !ok || !valid || seen[name] {
 			continue
 		}

@@ -46,6 +46,7 @@ func (r *runner) doctor(w io.Writer) int {
 	default:
 		line("extract", fmt.Sprintf("yes: the first run extracts the payload (%d bytes packed) into %s", r.t.Size, c.Dir))
 	}
+	line("helper", r.helperVerdict(c, cacheErr))
 	line("cleanup", probeCgroup())
 	rung := "none: a run fails"
 	switch {
@@ -67,6 +68,30 @@ func (r *runner) doctor(w io.Writer) int {
 	}
 	line("a run", rung)
 	return 0
+}
+
+// helperVerdict says where a start of the helper (the FUSE rung's server,
+// every --parker- flag, every failure) takes it from: the cache's copy,
+// or the packed file, unpacked into memory each time, and why.
+func (r *runner) helperVerdict(c *cache.Cache, cacheErr error) string {
+	const each = "unpacked into memory at each start"
+	raw := int64(r.t.HelperRawSize)
+	if raw == 0 {
+		raw = int64(r.t.HelperSize)
+	}
+	switch {
+	case r.t.HelperSize == 0:
+		return "none: this packed file's stub does everything itself"
+	case r.t.HelperDigest == [32]byte{}:
+		return each + " (this packed file records no digest to find a copy by: packed by an older parker)"
+	case cacheErr != nil:
+		return each + " (no cache directory to keep a copy in)"
+	}
+	p, ok := c.Helper(r.t.HelperDigest, raw)
+	if ok {
+		return "started from the cache's copy, " + p
+	}
+	return each + " until the FUSE rung's server, after its first run, writes a copy: " + p
 }
 
 // probeFUSE says why a run cannot take the FUSE rung here, or returns nil:

@@ -22,12 +22,14 @@ import (
 const EnvMode = "PARKER_MODE"
 
 // The unprivileged rung's environment (stub/cstub/fuse.c): the C stub
-// starts its FUSE server with EnvFUSEServer set to the packed file's path,
-// and tells the helper, when it hands a run over from a user namespace of
+// starts its FUSE server with EnvFUSEServer set to the packed file's path
+// (and EnvFUSECopyDir when it gives it the cache directory, to write the
+// helper's copy into: stub/userspace), and tells the helper, when it hands a run over from a user namespace of
 // its own, which step of that rung failed, and how, in EnvFUSEFailed, and
 // what refused the kernel's rung before it in EnvKernelRefused.
 const (
 	EnvFUSEServer    = "PARKER_FUSE_SERVER"
+	EnvFUSECopyDir   = "PARKER_FUSE_COPY_DIR"
 	EnvFUSEFailed    = "PARKER_FUSE_FAILED"
 	EnvKernelRefused = "PARKER_KERNEL_REFUSED" // what stopped the kernel's rung first
 	// EnvInView: the C stub mounted the view (in a user namespace of

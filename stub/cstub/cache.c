@@ -2,8 +2,9 @@
  * reference), for a run that may have a user namespace but not FUSE: the
  * cache's copy of the payload, found by its digest, goes under the same
  * overlay as on the other rungs, with no Go started. Anything but a plain
- * hit is the helper's: no cache directory yet, one in doubt, the
- * $TMPDIR fallback, no entry (the first run extracts it). */
+ * hit is the helper's: no cache directory yet, one in doubt, no entry (the
+ * first run extracts it). And the helper's own copy, which spares a start
+ * of the helper its unpacking (helper.c). */
 #include "stub.h"
 
 #define LOCK_SUFFIX ".lock" /* cache.lockSuffix */
@@ -23,21 +24,22 @@ static const char *env_value(const char *key)
 }
 
 /* cache_dir_ok checks the cache directory dir as cache.usable does: a
- * directory of ours, not writable by others, in a directory only we or
- * root could rename it in (or a sticky one), ours to write to, on a mount
- * that runs programs. It returns 1 when so, 0 when not, -1 when dir does
- * not exist (the helper makes it). */
-static int cache_dir_ok(const char *dir)
+ * directory of ours, not writable by others (private: not open to others
+ * at all, and not a symlink), in a directory only we or root could rename
+ * it in (or a sticky one), ours to write to, on a mount that runs
+ * programs. It returns 1 when so, 0 when not, -1 when dir cannot be
+ * looked at (missing: cache_dir makes it when asked to). */
+static int cache_dir_ok(const char *dir, int private)
 {
 	struct kstatx st, parent;
-	if (sys_stat(dir, &st) < 0)
+	if ((private ? sys_lstat(dir, &st) : sys_stat(dir, &st)) < 0)
 		return -1;
 	char *up = dir_of(dir);
 	if (!up || sys_stat(up, &parent) < 0)
 		return 0;
 	int sticky = parent.mode & 01000;
 	struct kstatfs fs;
-	return (st.mode & 0170000) == 0040000 && st.uid == (u32)sys_geteuid() && !(st.mode & 022) &&
+	return (st.mode & 0170000) == 0040000 && st.uid == (u32)sys_geteuid() && !(st.mode & (private ? 077 : 022)) &&
 	       (parent.uid == st.uid || parent.uid == 0 || sticky) && (!(parent.mode & 022) || sticky) &&
 	       sys_access(dir, W_OK | 1) == 0 && sys_statfs(dir, &fs) == 0 && !(fs.flags & ST_NOEXEC);
 }
@@ -60,39 +62,87 @@ static int clean_abs(const char *p)
 	return 1;
 }
 
-/* cache_dir is the cache directory cache.Locate would take, where it can
- * tell without making one; otherwise 0. */
-static const char *cache_dir(void)
+/* mkdirs makes the clean absolute path dir and its missing parents, 0700,
+ * as os.MkdirAll does; what it cannot make, the check after it finds. */
+static void mkdirs(const char *dir)
 {
+	char *p = cat(dir, "", "");
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c)
+			continue;
+		char was = *c;
+		*c = 0;
+		sys_mkdirat(AT_FDCWD, p, 0700);
+		*c = was;
+		if (!was)
+			return;
+	}
+}
+
+/* dir_usable is cache_dir_ok's verdict on a candidate, made first when
+ * missing and make says so; -2 for a path not clean (the helper cleans
+ * it, and takes it). */
+static int dir_usable(const char *dir, int private, int make)
+{
+	if (!clean_abs(dir))
+		return -2;
+	int ok = cache_dir_ok(dir, private);
+	if (ok < 0 && make) {
+		mkdirs(dir);
+		ok = cache_dir_ok(dir, private);
+	}
+	return ok;
+}
+
+/* cache_dir is the cache directory cache.Locate takes: $PARKER_CACHE_DIR
+ * when set, else the first usable of $XDG_CACHE_HOME/parker,
+ * ~/.cache/parker and the private $TMPDIR/parker-cache-UID; or 0. Each is
+ * made when missing if make says so; otherwise a missing one ends the
+ * search (0: the helper makes it). Never from inside a user namespace of
+ * ours (in_userns), where an owner we do not map passes for another. */
+static const char *cache_dir(int make)
+{
+	if (in_userns)
+		return 0;
 	const char *d = env_value(ENV_CACHE_DIR);
 	if (d && *d)
-		return clean_abs(d) && cache_dir_ok(d) == 1 ? d : 0;
-	const char *x = env_value("XDG_CACHE_HOME="), *h = env_value("HOME=");
-	const char *cands[] = {x && x[0] == '/' ? cat(x, "/parker", "") : 0, h && h[0] == '/' ? cat(h, "/.cache/parker", "") : 0};
+		return dir_usable(d, 0, make) == 1 ? d : 0;
+	const char *x = env_value("XDG_CACHE_HOME="), *h = env_value("HOME="), *t = env_value("TMPDIR=");
+	char u[DECIMAL_SIZE];
+	const char *cands[] = {
+		x && x[0] == '/' ? cat(x, "/parker", "") : 0,
+		h && h[0] == '/' ? cat(h, "/.cache/parker", "") : 0,
+		cat(t && t[0] == '/' ? t : "/tmp", "/parker-cache-", decimal(sys_geteuid(), u)),
+	};
 	for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
 		if (!cands[i])
 			continue;
-		if (!clean_abs(cands[i]))
-			return 0;
-		int ok = cache_dir_ok(cands[i]);
+		int ok = dir_usable(cands[i], i == 2, make);
 		if (ok == 1)
 			return cands[i];
-		if (ok < 0)
+		if (ok == -2 || (ok < 0 && !make))
 			return 0;
 	}
 	return 0;
+}
+
+/* hex_digest is the 32-byte digest d in hex. */
+static const char *hex_digest(const u8 *d)
+{
+	char *hex = alloc(65);
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = "0123456789abcdef"[d[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[d[i] & 15];
+	}
+	hex[64] = 0;
+	return hex;
 }
 
 /* entry_name is the payload's entry name (cache.Name): its digest in hex,
  * a dash, the target's base name. */
 static const char *entry_name(void)
 {
-	char hex[65];
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = "0123456789abcdef"[tr.digest[i] >> 4];
-		hex[2 * i + 1] = "0123456789abcdef"[tr.digest[i] & 15];
-	}
-	hex[64] = 0;
+	const char *hex = hex_digest(tr.digest);
 	const char *base = tr.target + base_at(tr.target);
 	if (!*base || streq(base, ".") || streq(base, ".."))
 		base = "root";
@@ -107,7 +157,7 @@ static const char *entry_name(void)
  * another before it mounts.) */
 static const char *cache_hit(void)
 {
-	const char *dir = cache_dir();
+	const char *dir = cache_dir(0);
 	if (!dir)
 		return 0;
 	const char *entry = cat(dir, "/", entry_name());

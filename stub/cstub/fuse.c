@@ -22,6 +22,10 @@
 #define ENV_FUSE_SERVER "PARKER_FUSE_SERVER=" /* stub.EnvFUSEServer */
 #define FUSE_SERVER_DEV 3                     /* /dev/fuse, mounted */
 #define FUSE_SERVER_FILE 4                    /* the packed file */
+/* Given when the server runs from a memory file, the cache having no copy
+ * of the helper (helper.c): the cache directory, for it to write one. */
+#define ENV_FUSE_COPY_DIR "PARKER_FUSE_COPY_DIR=" /* stub.EnvFUSECopyDir */
+#define FUSE_SERVER_COPY_DIR 5
 
 /* The Go helper's way onto the FUSE rung, for the runs it has (flags,
  * PARKER_VERBOSE, limits): it executes the packed file again with
@@ -109,20 +113,22 @@ static int mount_fuse(int dev)
  * server: a session of its own (no terminal's signals), /dev/null for
  * standard input and output, our standard error for its one line about a
  * damaged image, the connection and the packed file as descriptors 3 and
- * 4, nothing else of ours; then, once told (go: a byte once the
+ * 4 (and the cache directory as 5, when it is to write the helper's copy
+ * there), nothing else of ours; then, once told (go: a byte once the
  * connection is mounted; end of file: the stub gave up), it runs the
- * helper from memory, unpacked meanwhile. It never returns: on failure it
- * exits, its descriptor of the connection closes, and the connection is
- * aborted, which fails the stub's next mount. */
+ * helper: the cache's copy, or from memory, unpacked meanwhile. It never
+ * returns: on failure it exits, its descriptor of the connection closes,
+ * and the connection is aborted, which fails the stub's next mount. */
 static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 {
 	sys_setsid();
 	quiet = 1; /* the stub says why, when it cannot start us */
 	/* Everything ours above the descriptors it is given (the caller may
 	 * have closed 0 to 2: what we open would land there). */
-	long m = helper_memfd(), mfd = sys_dupfd_cloexec((int)m, 16);
+	long m = helper_copy >= 0 ? helper_copy : helper_memfd(), mfd = sys_dupfd_cloexec((int)m, 16);
 	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16);
 	long n0 = sys_open("/dev/null", O_RDWR | O_CLOEXEC), null = n0 < 0 ? n0 : sys_dupfd_cloexec((int)n0, 16);
+	long cd = helper_copy < 0 && helper_copy_dir >= 0 ? sys_dupfd_cloexec(helper_copy_dir, 16) : -1;
 	if (mfd < 0 || d < 0 || f < 0 || null < 0)
 		sys_exit(1);
 	char c;
@@ -138,11 +144,14 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 	/* Not a pipe of the caller's, nor anything else it left open. */
 	if (sys_close_range(FUSE_SERVER_FILE + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) /* before Linux 5.11 */
 		for (int fd = FUSE_SERVER_FILE + 1; fd < 1024; fd++)
-			if (fd != mfd)
+			if (fd != mfd && fd != cd)
 				sys_close(fd);
 	char *args[] = {FUSE_SERVER_ARG0, 0};
-	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0};
-	sys_execveat((int)mfd, args, env);
+	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0, 0};
+	if (cd >= 0 && sys_dup3((int)cd, FUSE_SERVER_COPY_DIR) == FUSE_SERVER_COPY_DIR)
+		env[1] = ENV_FUSE_COPY_DIR "1";
+	if (sys_execveat((int)mfd, args, env) < 0 && helper_copy >= 0)
+		sys_execveat(helper_memfd(), args, env); /* a copy that will not run */
 	sys_exit(1);
 }
 
@@ -225,6 +234,7 @@ static void keep_admin(void)
 static void __attribute__((noreturn)) userns_for_helper(void)
 {
 	fuse_tried = 1;
+	find_helper_copy(0); /* from outside the namespace (cache_dir) */
 	enter_user();
 	keep_admin();
 	envp = environ_with(ENV_USERNS, "entered", kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
@@ -290,6 +300,7 @@ static void fuse_rung(const char *dir, int own)
 	 * what we could, and tries FUSE again, or the cache's copy: it is
 	 * not told we tried. */
 	fuse_tried = !own;
+	find_helper_copy(1); /* for the server, from outside the namespace */
 	if (own)
 		in_userns = userns_child();
 	else

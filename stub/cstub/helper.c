@@ -14,6 +14,51 @@ static void noexec_hint(long e)
 		put(" (executing memory files is forbidden here: vm.memfd_noexec or a security policy)");
 }
 
+/* The cache's copy of the helper, unpacked (package cache's
+ * helper-<sha256>, the digest the trailer records): a start of the helper
+ * from it costs no unpacking, a third of a start of the FUSE rung. The
+ * FUSE server, started from a memory file, writes it (stub/userspace),
+ * having checked its digest, into the directory the stub gives it. */
+#define HELPER_COPY_PREFIX "helper-" /* cache.HelperPrefix */
+
+/* helper_copy: the copy, open; -1 for none; -2 not looked for yet.
+ * helper_copy_dir: the cache directory, open, when there is no copy, for
+ * the FUSE server to write one into; -1 for none. */
+static int helper_copy = -2, helper_copy_dir = -1;
+
+/* find_helper_copy looks for a good copy of the helper in the cache
+ * directory (cache_dir: made when missing if make says so, as the FUSE
+ * rung asks, whose server writes one): a regular file of ours, not
+ * writable by others, of the helper's size (the digest in its name was
+ * checked when it was written). Its mtime records the use, for cache gc.
+ * From inside a user namespace of ours it finds none (cache_dir). */
+static void find_helper_copy(int make)
+{
+	if (helper_copy != -2)
+		return;
+	helper_copy = -1;
+	if (!tr.helper_size || !helper_digest_set(&tr))
+		return;
+	const char *dir = cache_dir(make);
+	if (!dir)
+		return;
+	u64 raw = tr.helper_raw_size ? tr.helper_raw_size : tr.helper_size;
+	long fd = sys_open(cat(dir, "/" HELPER_COPY_PREFIX, hex_digest(tr.helper_digest)), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct kstatx st;
+	if (fd >= 0 && sys_fstat((int)fd, &st) == 0 && (st.mode & 0170000) == 0100000 &&
+	    st.uid == (u32)sys_geteuid() && !(st.mode & 022) && st.size == raw) {
+		sys_futimens_now((int)fd);
+		helper_copy = (int)fd;
+		return;
+	}
+	if (fd >= 0)
+		sys_close(fd);
+	if (make) {
+		long d = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		helper_copy_dir = d < 0 ? -1 : (int)d;
+	}
+}
+
 /* helper_memfd returns a memory file holding the helper, unpacked. */
 static int helper_memfd(void)
 {
@@ -107,9 +152,14 @@ static void __attribute__((noreturn)) helper(void)
 		    "(damaged, or not written by parker); parker inspect can still read it");
 		fail(EXIT_FAILURE_PARKER);
 	}
-	int fd = helper_memfd();
+	find_helper_copy(0);
 	char **env = keep_signals ? environ_with(ENV_HELPER_FOR, self, 0, 0)
 				  : environ_with(ENV_HELPER_FOR, self, ENV_SIGNALS, caller_signals());
+	/* The copy, where there is one; a copy that will not run (a mount
+	 * made noexec since, say) is passed over for the memory file. */
+	if (helper_copy >= 0)
+		sys_execveat(helper_copy, argv, env);
+	int fd = helper_memfd();
 	long e = sys_execveat(fd, argv, env);
 	if (e == -ENOSYS)
 		e = sys_execve(fd_path(fd, ""), argv, env);

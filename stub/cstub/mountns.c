@@ -9,9 +9,6 @@
  * this process's alone and vanish with its descriptors at exec. */
 #include "stub.h"
 
-/* in_userns: the run is in a user namespace of its own (fuse.c), which
- * the helper, handed the run, cannot leave: it is told what failed. */
-static int in_userns;
 static void __attribute__((noreturn)) hand_over(const char *step, long err);
 
 /* TRY hands the run to the helper when x fails; TRY_AT names the step for

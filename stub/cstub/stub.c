@@ -43,10 +43,10 @@
 #include "mem.c"        /* memory, joined strings, environments */
 #include "trailer.c"    /* step 1: image/trailer */
 #include "lz4.c"        /* the helper's LZ4 block */
+#include "cache.c"      /* the cache: a hit, the helper's copy */
 #include "helper.c"     /* the hand-over: stub/helper.go */
 #include "mountns.c"    /* step 3: mountns */
 #include "cgroup.c"     /* step 4: cgroup */
-#include "cache.c"      /* a hit in the extraction cache */
 #include "fuse.c"       /* step 3 without privileges: a user namespace, FUSE */
 #include "supervisor.c" /* step 5: supervisor */
 

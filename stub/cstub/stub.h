@@ -54,6 +54,11 @@ static const char *self = "packed file"; /* the packed file's absolute path */
 static int file = -1;                    /* the packed file, open */
 static struct trailer tr;                /* its trailer, checked */
 static int cgroups_off;                  /* PARKER_CGROUP=none: no cgroup, the namespace alone */
+/* in_userns: the run is in a user namespace of its own (fuse.c), which
+ * the helper, handed the run, cannot leave: it is told what failed. There
+ * owners the namespace does not map look alike: nothing is judged by its
+ * owner (the cache's directory, cache.c) from inside. */
+static int in_userns;
 /* PARKER_MODE (stub.ParseMode), as far as the stub takes it. */
 enum { RUNG_AUTO, RUNG_KERNEL, RUNG_FUSE, RUNG_EXTRACT };
 static int rung;

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns/fusefs"
@@ -19,6 +20,10 @@ import (
 const (
 	fuseServerDev  = 3 // the FUSE connection, mounted by the stub
 	fuseServerFile = 4 // the packed file
+	// The cache directory, with stub.EnvFUSECopyDir set: the server runs
+	// from a memory file, the cache having no copy of the helper, and
+	// writes one there once the run is over.
+	fuseServerCopyDir = 5
 )
 
 // RunFUSEServer serves the payload of the unprivileged rung when this
@@ -69,5 +74,29 @@ func serveFUSE(self string) error {
 		return err
 	}
 	srv.Wait()
+	if os.Getenv(stub.EnvFUSECopyDir) != "" {
+		putHelperCopy(t)
+	}
 	return nil
+}
+
+// putHelperCopy writes the cache's copy of the helper (cache.PutHelper),
+// from the memory file this server runs from, once the run it served is
+// over, so that it takes nothing from the run (a copy, a digest, a sync:
+// tens of milliseconds, once for each helper). Nothing is said when it
+// cannot: the next start of the helper unpacks it again, as this one did,
+// and --parker-doctor says whether there is a copy.
+func putHelperCopy(t *trailer.Trailer) {
+	dir := os.NewFile(fuseServerCopyDir, "cache directory")
+	defer dir.Close()
+	var st syscall.Stat_t
+	if t.HelperDigest == [32]byte{} || syscall.Fstat(fuseServerCopyDir, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return
+	}
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	defer exe.Close()
+	cache.PutHelper(dir, t.HelperDigest, exe)
 }

@@ -83,7 +83,7 @@ type rawTrailer struct {
 	noHelperFields                      bool     // a version-2 body cut short
 	noLimitFields                       bool     // a version-3 body cut short
 	noDigestField                       bool     // a version-4 body cut short
-	bodyLen                             int  // overrides the length in the footer
+	bodyLen                             int      // overrides the length in the footer
 	badCRC                              bool
 }
 

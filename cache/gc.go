@@ -167,6 +167,7 @@ func (c *Cache) GC(o GCOptions) ([]Info, error) {
 		}
 	}
 	c.removeAllTemps()
+	c.removeOrphanLocks()
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, e := range errs {
@@ -242,5 +243,30 @@ func (c *Cache) removeAllTemps() {
 			c.removeTemps(name)
 			fl.Close()
 		}
+	}
+}
+
+// removeOrphanLocks removes the lock files of entries that are not there
+// (a run that failed before its entry was made leaves its use lock), but
+// for those a run holds: one waiting for its fill, or filling it.
+func (c *Cache) removeOrphanLocks() {
+	ms, _ := filepath.Glob(filepath.Join(c.Dir, "*"+lockSuffix))
+	for _, m := range ms {
+		name := strings.TrimSuffix(filepath.Base(m), lockSuffix)
+		if _, _, ok := ParseName(name); !ok || isDir(filepath.Join(c.Dir, name)) {
+			continue
+		}
+		use, err := c.lock(name+lockSuffix, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			continue
+		}
+		if !isDir(filepath.Join(c.Dir, name)) {
+			if fl, err := c.lock(name+fillSuffix, unix.LOCK_EX|unix.LOCK_NB); err == nil {
+				os.Remove(fl.Name())
+				fl.Close()
+			}
+			os.Remove(use.Name())
+		}
+		use.Close()
 	}
 }

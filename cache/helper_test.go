@@ -129,3 +129,27 @@ func TestGCHelper(t *testing.T) {
 		t.Errorf("after GC the cache holds %s; want %s", got, want)
 	}
 }
+
+// TestGCOrphanLocks: GC removes the lock files of entries that are not
+// there, but not one a run holds (waiting for a fill, say).
+func TestGCOrphanLocks(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	other := sha256.Sum256([]byte("other"))
+	for _, n := range []string{Name(digest, "t") + lockSuffix, Name(other, "t") + lockSuffix, "not-an-entry" + lockSuffix} {
+		if err := os.WriteFile(filepath.Join(c.Dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := c.lock(Name(other, "t")+lockSuffix, unix.LOCK_SH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := c.GC(GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(entries(t, c.Dir), " ")
+	if want := Name(other, "t") + lockSuffix + " not-an-entry" + lockSuffix; got != want {
+		t.Errorf("after GC the cache holds %s; want %s", got, want)
+	}
+}

@@ -39,7 +39,10 @@
 #   nobody    as an ordinary user (uid 65534, hack/nobody.sh), with
 #             /dev/fuse opened to users for the run and put back after:
 #             the direct run, the packed file on its FUSE rung (R1: a user
-#             namespace, FUSE served by the helper, the overlay), and
+#             namespace, FUSE served by the helper, the overlay), its
+#             server started from the cache's copy of the helper (every
+#             run after the first) and, with no cache directory for one,
+#             unpacked into memory (as a first run is), and
 #             squashfuse_ll mounting the same payload at its offset the
 #             same way, in a user namespace (unshare -rm), then the target
 #             from the mount, then umount; and that shell line without the
@@ -184,7 +187,12 @@ PY
 			# The cache's copy, found by the C stub (the warm-up runs
 			# extract it), under the overlay in a user namespace.
 			mkdir -p "$work/nbcache" && chown "$NOBODY_UID" "$work/nbcache" && chmod 0700 "$work/nbcache"
-			cmds+=("$AS_NOBODY $wd/true" "$AS_NOBODY $work/out-$size/trued"
+			# R1 twice: the helper (the FUSE server) started from the
+			# cache's copy, which the first warm-up run's server
+			# writes; and with no cache directory for a copy
+			# (HOME and TMPDIR nowhere), as on a first run, unpacked.
+			cmds+=("$AS_NOBODY $wd/true" "$AS_NOBODY PARKER_CACHE_DIR=$work/nbcache $work/out-$size/trued"
+				"$AS_NOBODY HOME=/nonexistent TMPDIR=/nonexistent $work/out-$size/trued"
 				"$AS_NOBODY unshare -rm sh $work/sqfuse.sh $off $work/out-$size/trued $work/mnt true"
 				"$AS_NOBODY unshare -rm sh $work/nomount.sh $wd true"
 				"$AS_NOBODY PARKER_MODE=extract PARKER_CACHE_DIR=$work/nbcache $work/out-$size/trued")
@@ -198,6 +206,7 @@ PY
 		fuse_close
 		left=$(nobody_left "squashfuse_ll .*$work") || die "squashfuse_ll left running after its umount: pids $left"
 		left=$(nobody_left "^parker-fuse") || echo "bench-start: FUSE servers of nobody still running 10 s after the runs: pids $left" >&2
+		ls "$work"/nbcache/helper-* >/dev/null 2>&1 || die "no copy of the helper in $work/nbcache: the R1 row did not run from one"
 	fi
 	direct=$(median "$work/start.json" 0)
 	packed=$(median "$work/start.json" 1)
@@ -242,12 +251,14 @@ PY
 			ndirect_root=$direct
 			ndirect=$(median "$work/start.json" $((i + 4)))
 			r1=$(median "$work/start.json" $((i + 5)))
-			sqf=$(median "$work/start.json" $((i + 6)))
-			nomount=$(median "$work/start.json" $((i + 7)))
-			nbhit=$(median "$work/start.json" $((i + 8)))
+			r1mem=$(median "$work/start.json" $((i + 6)))
+			sqf=$(median "$work/start.json" $((i + 7)))
+			nomount=$(median "$work/start.json" $((i + 8)))
+			nbhit=$(median "$work/start.json" $((i + 9)))
 			nover() { python3 -c "print('%.2f' % ($1 - $ndirect))"; }
 			nobody_rows+=("| direct as nobody (setpriv, env PARKER_MODE=fuse, the target) | $ndirect | |")
-			nobody_rows+=("| parker's packed file as nobody: the FUSE rung (R1) | $r1 | **$(nover "$r1")** |")
+			nobody_rows+=("| parker's packed file as nobody: the FUSE rung (R1), the server from the cache's copy of the helper | $r1 | **$(nover "$r1")** |")
+			nobody_rows+=("| the same with no cache directory for a copy (HOME and TMPDIR nowhere; as a first run): the helper unpacked into memory | $r1mem | $(nover "$r1mem") |")
 			nobody_rows+=("| squashfuse_ll -o offset= of the same payload in unshare -rm, the target from its mount, umount | $sqf | $(nover "$sqf") |")
 			nobody_rows+=("| the same shell line without squashfuse_ll and umount (unshare -rm, sh, the target) | $nomount | $(nover "$nomount") |")
 			nobody_rows+=("| **squashfuse_ll's share** (the difference of the two rows above) | $(python3 -c "print('%.2f' % ($sqf - $nomount))") | |")

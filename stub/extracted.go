@@ -28,8 +28,11 @@ const EnvMode = "PARKER_MODE"
 // its own, which step of that rung failed, and how, in EnvFUSEFailed, and
 // what refused the kernel's rung before it in EnvKernelRefused.
 const (
-	EnvFUSEServer    = "PARKER_FUSE_SERVER"
-	EnvFUSECopyDir   = "PARKER_FUSE_COPY_DIR"
+	EnvFUSEServer  = "PARKER_FUSE_SERVER"
+	EnvFUSECopyDir = "PARKER_FUSE_COPY_DIR"
+	// EnvCacheChecked: the cache directory the C stub found (cache.Locate's
+	// rules) before the user namespace it hands the run over in.
+	EnvCacheChecked  = "PARKER_CACHE_CHECKED"
 	EnvFUSEFailed    = "PARKER_FUSE_FAILED"
 	EnvKernelRefused = "PARKER_KERNEL_REFUSED" // what stopped the kernel's rung first
 	// EnvInView: the C stub mounted the view (in a user namespace of
@@ -82,6 +85,18 @@ var Unpack func(file *os.File, t *trailer.Trailer, dir string) error
 // errNeedCodecs: a fill in a stub without the image codecs.
 var errNeedCodecs = errors.New("the image codecs are the helper's")
 
+// locateCache finds the cache directory (cache.Locate), or takes the one
+// the C stub found (checked) before it handed us the run in a user
+// namespace of its: there every owner the namespace does not map, root
+// among them, looks alike (the overflow uid), and Locate could not tell a
+// directory in root's from one in another user's, which could swap it.
+func locateCache(checked string) (*cache.Cache, error) {
+	if filepath.IsAbs(checked) {
+		return &cache.Cache{Dir: checked}, nil
+	}
+	return cache.Locate(os.Getenv)
+}
+
 // runExtracted runs the target from the payload's entry in the extraction
 // cache, made first if need be: the rung for a caller the kernel will not
 // mount the payload for, nor FUSE (why says what refused them; nil when
@@ -100,7 +115,7 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 	if f.overlay != "" && view == nil {
 		return r.failRung(why, errors.New("--parker-overlay needs the payload mounted in a mount namespace of the run's own"))
 	}
-	c, err := cache.Locate(os.Getenv)
+	c, err := locateCache(r.checkedCache)
 	if err != nil {
 		return r.failRung(why, err)
 	}

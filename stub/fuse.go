@@ -111,6 +111,9 @@ type rungEnv struct {
 	failed    string // at which step, and how
 	kernel    string // what refused the kernel's rung before
 	entered   bool   // it made the user namespace we asked for
+	// The cache directory it found before the user namespace it hands
+	// us the run in, "" for none (see locateCache).
+	cacheDir string
 }
 
 // takeRungEnv reads the C stub's word on the FUSE rung and takes it out
@@ -123,7 +126,10 @@ func takeRungEnv() rungEnv {
 		e.kernel = "the kernel's rung not tried" // PARKER_MODE=fuse
 	}
 	e.entered = os.Getenv(EnvUserns) == "entered"
-	for _, k := range []string{EnvFUSEFailed, EnvKernelRefused, EnvUserns} {
+	if e.entered || e.fuseTried {
+		e.cacheDir = os.Getenv(EnvCacheChecked)
+	}
+	for _, k := range []string{EnvFUSEFailed, EnvKernelRefused, EnvUserns, EnvCacheChecked} {
 		os.Unsetenv(k)
 	}
 	return e

@@ -192,10 +192,13 @@ type runner struct {
 	verbose bool
 	signals *supervisor.SignalState // the caller's, from the C stub
 	userns  bool                    // in the user namespace the C stub made us (enterUserns)
-	cwd     string                  // the caller's working directory, as the kernel names it
-	cwdErr  error
-	start   time.Time
-	last    time.Time
+	// checkedCache: the cache directory the C stub found before it made
+	// that namespace (locateCache), or "".
+	checkedCache string
+	cwd          string // the caller's working directory, as the kernel names it
+	cwdErr       error
+	start        time.Time
+	last         time.Time
 }
 
 // fail prints one line naming the file and the cause, and returns
@@ -293,7 +296,7 @@ func (r *runner) run(f flags) int {
 		return r.runInView(f, side, lim)
 	}
 	rung := takeRungEnv()
-	r.userns = rung.entered
+	r.userns, r.checkedCache = rung.entered, rung.cacheDir
 	switch {
 	case rung.fuseTried && mode == ModeFUSE:
 		return r.fail(fmt.Errorf("%s=fuse: %w", EnvMode, r.whyNotFUSE(rung.failed)))

@@ -57,9 +57,46 @@ func nomountTool(t *testing.T) string {
 // asNobody is a command that runs file with args as nobody (uid and gid
 // 65534, no groups), with env added to ours (HOME pointing nowhere).
 func asNobody(file string, env []string, args ...string) *exec.Cmd {
-	c := exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", file}, args...)...)
+	return asUser(nobody, file, env, args...)
+}
+
+// asUser is asNobody as uid and gid uid.
+func asUser(uid int, file string, env []string, args ...string) *exec.Cmd {
+	id := strconv.Itoa(uid)
+	c := exec.Command("setpriv", append([]string{"--reuid", id, "--regid", id, "--clear-groups", file}, args...)...)
 	c.Env = append(os.Environ(), append([]string{"HOME=/nonexistent", "XDG_CACHE_HOME="}, env...)...)
 	return c
+}
+
+// TestRunExtractedRootsDir: a user other than nobody, whose cache
+// directory is in a directory of root's (PARKER_CACHE_DIR=/srv/cache/ann,
+// say), gets the cache's copy under the overlay on the first run and the
+// next, as nobody does: the directory is checked before the user
+// namespace the C stub hands the run to the helper in, where root's
+// directory looks like anyone's (the overflow uid, nobody's).
+func TestRunExtractedRootsDir(t *testing.T) {
+	f, _ := nobodySetup(t)
+	const ann = 4242
+	roots := tempDir(t, "rootsdir")
+	openToOthers(t, filepath.Join(roots, "x"))
+	cacheDir := filepath.Join(roots, "ann")
+	if err := os.Mkdir(cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(cacheDir, ann, ann); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(f)
+	for _, run := range []string{"first", "second"} {
+		r := runCmd(t, asUser(ann, f, []string{"PARKER_CACHE_DIR=" + cacheDir}, "env", "PARKER_ROOT"))
+		want := "PARKER_ROOT=" + dir + "\n"
+		if goStubRun() {
+			want = "PARKER_ROOT=" + cacheDir + "/" // straight from the entry
+		}
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, want) || !goStubRun() && r.Stderr != "" {
+			t.Errorf("%s run: exit %d, stdout %q, stderr %q", run, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 }
 
 func runCmd(t *testing.T, c *exec.Cmd) runRes {

@@ -99,11 +99,25 @@ static int dir_usable(const char *dir, int private, int make)
  * ~/.cache/parker and the private $TMPDIR/parker-cache-UID; or 0. Each is
  * made when missing if make says so; otherwise a missing one ends the
  * search (0: the helper makes it). Never from inside a user namespace of
- * ours (in_userns), where an owner we do not map passes for another. */
+ * ours (in_userns), where an owner we do not map passes for another: there
+ * it is what was found before (the helper is told it: ENV_CACHE_CHECKED). */
+static const char *cache_dir_look(int make);
 static const char *cache_dir(int make)
 {
+	/* Looked for once (or once more, to make what was missing). */
+	static const char *found;
+	static int looked = -1; /* the make of the last look */
 	if (in_userns)
-		return 0;
+		return found;
+	if (looked < make) {
+		found = cache_dir_look(make);
+		looked = make;
+	}
+	return found;
+}
+
+static const char *cache_dir_look(int make)
+{
 	const char *d = env_value(ENV_CACHE_DIR);
 	if (d && *d)
 		return dir_usable(d, 0, make) == 1 ? d : 0;

@@ -44,6 +44,16 @@ static int userns_enter; /* it is asked for (wants_helper reads it) */
  * mount namespace (or PARKER_MODE=fuse). */
 static int fuse_tried;
 
+/* tell_cache_dir tells the helper, handed the run in a user namespace of
+ * ours, the cache directory found before it (cache_dir), where owners
+ * could still be told apart; none when none was found. */
+static void tell_cache_dir(void)
+{
+	const char *d = cache_dir(1);
+	if (d)
+		envp = environ_with(ENV_CACHE_CHECKED, d, 0, 0);
+}
+
 /* hand_over hands the run to the helper, which starts over; from the FUSE
  * rung, which it cannot take (and, in a user namespace of ours, cannot
  * leave), it is told which step failed, and how, and takes the extraction
@@ -53,6 +63,7 @@ static void __attribute__((noreturn)) hand_over(const char *step, long err)
 	if (fuse_tried) {
 		const char *why = cat(step ? step : "set up", ": ", errtext(-err));
 		envp = environ_with(ENV_FUSE_FAILED, why, kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
+		tell_cache_dir();
 	}
 	helper();
 }
@@ -234,10 +245,11 @@ static void keep_admin(void)
 static void __attribute__((noreturn)) userns_for_helper(void)
 {
 	fuse_tried = 1;
-	find_helper_copy(0); /* from outside the namespace (cache_dir) */
+	find_helper_copy(1); /* from outside the namespace (cache_dir) */
 	enter_user();
 	keep_admin();
 	envp = environ_with(ENV_USERNS, "entered", kernel_refused ? ENV_KERNEL_REFUSED : 0, kernel_refused);
+	tell_cache_dir();
 	helper();
 }
 

@@ -37,10 +37,8 @@ static void find_helper_copy(int make)
 	if (helper_copy != -2)
 		return;
 	helper_copy = -1;
-	if (!tr.helper_size || !helper_digest_set(&tr))
-		return;
-	const char *dir = cache_dir(make);
-	if (!dir)
+	const char *dir = cache_dir(make); /* looked for even so: see tell_cache_dir */
+	if (!dir || !tr.helper_size || !helper_digest_set(&tr))
 		return;
 	u64 raw = tr.helper_raw_size ? tr.helper_raw_size : tr.helper_size;
 	long fd = sys_open(cat(dir, "/" HELPER_COPY_PREFIX, hex_digest(tr.helper_digest)), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -31,6 +31,9 @@
 #define ENV_CGROUP_PARENT "PARKER_CGROUP_PARENT=" /* cgroup.EnvParent */
 #define ENV_MODE "PARKER_MODE="                   /* stub.EnvMode */
 #define ENV_CACHE_DIR "PARKER_CACHE_DIR="         /* cache.EnvDir */
+/* The cache directory, checked before the user namespace the helper is
+ * handed the run in, where owners cannot be told apart (stub.EnvCacheChecked). */
+#define ENV_CACHE_CHECKED "PARKER_CACHE_CHECKED="
 #define ENV_IN_VIEW "PARKER_IN_VIEW="             /* stub.EnvInView */
 #define FLAG_PREFIX "--parker-"
 

@@ -140,9 +140,11 @@ static const char *caller_signals(void)
 }
 
 /* helper replaces this process with the helper, with our arguments
- * unchanged and PARKER_HELPER_FOR naming the packed file. Nothing is
- * written to disk: the helper runs from a memory file. It returns only by
- * failing. */
+ * unchanged and PARKER_HELPER_FOR naming the packed file: from the cache's
+ * copy when there is a good one (looked for here unless the run is in a
+ * user namespace of ours already, where the look was made before, if at
+ * all), else from a memory file. Nothing is written to disk. It returns
+ * only by failing. */
 static void __attribute__((noreturn)) helper(void)
 {
 	if (!tr.helper_size) {

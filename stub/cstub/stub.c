@@ -26,8 +26,9 @@
  * LZ4 block between this stub and the payload: --parker-* flags,
  * PARKER_VERBOSE, and every failure before the target starts (the kernel
  * refusing the mounts, a damaged image, an old kernel, a target that cannot
- * be executed). The stub unpacks
- * the helper into a memory file and executes it with the same arguments;
+ * be executed). The stub executes
+ * the helper, from the cache's copy of it or unpacked into a memory file
+ * (helper.c), with the same arguments;
  * the helper then does the whole run again in Go, and either succeeds or
  * reports the cause precisely. So every error message and every fallback
  * lives in one place, the Go code; this stub only has to be fast and

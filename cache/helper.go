@@ -45,15 +45,19 @@ func parseHelperName(name string) (digest [32]byte, ok bool) {
 }
 
 // PutHelper writes src, the helper unpacked, as the copy named
-// HelperName(digest) in the cache directory open as dir, in place of any
-// there (the stub asks for one only when it found none it would start):
-// into a temporary file beside it, locked while it is written (so that GC
-// leaves it), checked against digest as it is read, synced, made
-// read-only, then renamed into place. It removes the temporary file on
-// every failure, a full disk included.
+// HelperName(digest) in the cache directory open as dir, unless a good one
+// is there (one the C stub starts, with the right digest: another run's
+// server may have written it meanwhile), in place of any other: into a
+// temporary file beside it, locked while it is written (so that GC leaves
+// it), checked against digest as it is read, synced, made read-only, then
+// renamed into place. It removes the temporary file on every failure, a
+// full disk included.
 func PutHelper(dir *os.File, digest [32]byte, src io.Reader) (err error) {
 	name := HelperName(digest)
 	d := int(dir.Fd())
+	if goodCopy(d, name, digest) {
+		return nil
+	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	tmp := tmpPrefix + name + "-" + hex.EncodeToString(suffix) // see tempOf
@@ -90,14 +94,37 @@ func PutHelper(dir *os.File, digest [32]byte, src io.Reader) (err error) {
 	return nil
 }
 
+// goodCopy tells whether the file name in directory d is a copy the C
+// stub starts (startable) and holds the helper whose SHA-256 is digest.
+func goodCopy(d int, name string, digest [32]byte) bool {
+	fd, err := unix.Openat(d, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || !startable(&st, st.Size) {
+		return false
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	return err == nil && string(h.Sum(nil)) == string(digest[:])
+}
+
+// startable tells whether a file is one the C stub would start as the
+// helper's copy (stub/cstub/helper.c): a regular file of this user's, its
+// to execute, not writable by others, of the helper's size.
+func startable(st *unix.Stat_t, size int64) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && int(st.Uid) == os.Geteuid() && st.Mode&0o100 != 0 &&
+		st.Mode&0o022 == 0 && st.Size == size
+}
+
 // Helper returns the path of the copy of the helper whose SHA-256 is
 // digest and whose size unpacked is size, and whether it is one the C
-// stub starts: a regular file of this user's, not writable by others, of
-// that size.
+// stub starts (startable).
 func (c *Cache) Helper(digest [32]byte, size int64) (string, bool) {
 	p := filepath.Join(c.Dir, HelperName(digest))
 	var st unix.Stat_t
-	err := unix.Lstat(p, &st)
-	return p, err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && int(st.Uid) == os.Geteuid() &&
-		st.Mode&0o022 == 0 && st.Size == size
+	return p, unix.Lstat(p, &st) == nil && startable(&st, size)
 }

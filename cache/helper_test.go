@@ -55,6 +55,51 @@ func TestPutHelper(t *testing.T) {
 	if got := entries(t, c.Dir); len(got) != 1 {
 		t.Errorf("the cache holds %v; want the copy alone", got)
 	}
+	// Each rule of Helper's alone: open to others, not executable,
+	// another's.
+	for _, tc := range []struct {
+		name         string
+		spoil, mend  func() error
+		needRootOnly bool
+	}{
+		{"writable by others", func() error { return os.Chmod(p, 0o502) }, func() error { return os.Chmod(p, 0o500) }, false},
+		{"not executable", func() error { return os.Chmod(p, 0o400) }, func() error { return os.Chmod(p, 0o500) }, false},
+		{"another's", func() error { return os.Lchown(p, os.Geteuid()+1, -1) }, func() error { return os.Lchown(p, os.Geteuid(), -1) }, true},
+	} {
+		if tc.needRootOnly && os.Geteuid() != 0 {
+			continue
+		}
+		if err := tc.spoil(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.Helper(sum, int64(len(helper))); ok {
+			t.Errorf("Helper takes a copy %s", tc.name)
+		}
+		if err := tc.mend(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A good copy is left as it is; one of the right size but other
+	// bytes is written over.
+	before, _ := os.Stat(p)
+	if err := PutHelper(d, sum, bytes.NewReader(helper)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(p); !os.SameFile(before, after) {
+		t.Errorf("a good copy was written again")
+	}
+	if err := os.Chmod(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, bytes.Repeat([]byte("x"), len(helper)), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if err := PutHelper(d, sum, bytes.NewReader(helper)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, helper) {
+		t.Errorf("a copy with other bytes was kept")
+	}
 
 	// Another helper's bytes under this digest: not kept.
 	other := sha256.Sum256([]byte("other"))

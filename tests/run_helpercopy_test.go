@@ -138,8 +138,19 @@ func TestRunFUSEHelperCopy(t *testing.T) {
 		spoil func() error
 	}{
 		{"writable by others", func() error { return os.Chmod(copyPath, 0o757) }},
+		{"not executable", func() error { return os.Chmod(copyPath, 0o400) }},
 		{"root's", func() error { return os.Chown(copyPath, 0, 0) }},
 		{"cut short", func() error { return os.Truncate(copyPath, int64(len(good))-1) }},
+		// Passes every check, but the kernel will not execute it.
+		{"not a program", func() error {
+			if err := os.Chmod(copyPath, 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(copyPath, make([]byte, len(good)), 0o500); err != nil {
+				return err
+			}
+			return os.Chmod(copyPath, 0o500)
+		}},
 	} {
 		if err := tc.spoil(); err != nil {
 			t.Fatal(err)
@@ -178,4 +189,43 @@ func TestRunFUSEHelperCopy(t *testing.T) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// TestRunFUSEHelperCopyPlaces: the copy goes where cache.Locate puts the
+// cache, as the Go code finds it: a directory right under /, and a HOME
+// given with a trailing slash.
+func TestRunFUSEHelperCopyPlaces(t *testing.T) {
+	f, _ := nobodySetup(t)
+	openFUSE(t)
+	if goStubRun() {
+		return // no C stub, no copy (TestRunFUSEHelperCopy checks)
+	}
+	top, err := os.MkdirTemp("/", "parker-test-cache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	home := filepath.Join(tempDir(t, "home"), "ann")
+	for _, d := range []string{top, home} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openToOthers(t, home)
+	for _, tc := range []struct {
+		env   []string
+		cache string
+	}{
+		{[]string{"PARKER_CACHE_DIR=" + top}, top},
+		{[]string{"HOME=" + home + "/"}, filepath.Join(home, ".cache", "parker")},
+	} {
+		if r := runCmd(t, asNobody(f, tc.env, "exit", "0")); r.Code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", tc.env, r.Code, r.Stderr)
+		}
+		noFUSEServers(t)
+		wantHelperCopy(t, f, tc.cache)
+	}
 }

@@ -34,8 +34,8 @@ static int cache_dir_ok(const char *dir, int private)
 	struct kstatx st, parent;
 	if ((private ? sys_lstat(dir, &st) : sys_stat(dir, &st)) < 0)
 		return -1;
-	char *up = dir_of(dir);
-	if (!up || sys_stat(up, &parent) < 0)
+	const char *up = dir_of(dir);
+	if (sys_stat(up ? up : "/", &parent) < 0)
 		return 0;
 	int sticky = parent.mode & 01000;
 	struct kstatfs fs;
@@ -77,6 +77,20 @@ static void mkdirs(const char *dir)
 		if (!was)
 			return;
 	}
+}
+
+/* join joins the absolute path a and "/name...", b, as filepath.Join
+ * does for the slashes between them ("/" and "/home/ann/" as well as
+ * "/home/ann"); what else Join would clean, clean_abs refuses. */
+static const char *join(const char *a, const char *b)
+{
+	size_t n = slen(a);
+	while (n > 0 && a[n - 1] == '/')
+		n--;
+	char *r = alloc(n + slen(b) + 1);
+	memcpy(r, a, n);
+	r[n] = 0;
+	return cat(r, b, "");
 }
 
 /* dir_usable is cache_dir_ok's verdict on a candidate, made first when
@@ -124,9 +138,9 @@ static const char *cache_dir_look(int make)
 	const char *x = env_value("XDG_CACHE_HOME="), *h = env_value("HOME="), *t = env_value("TMPDIR=");
 	char u[DECIMAL_SIZE];
 	const char *cands[] = {
-		x && x[0] == '/' ? cat(x, "/parker", "") : 0,
-		h && h[0] == '/' ? cat(h, "/.cache/parker", "") : 0,
-		cat(t && t[0] == '/' ? t : "/tmp", "/parker-cache-", decimal(sys_geteuid(), u)),
+		x && x[0] == '/' ? join(x, "/parker") : 0,
+		h && h[0] == '/' ? join(h, "/.cache/parker") : 0,
+		join(t && t[0] == '/' ? t : "/tmp", cat("/parker-cache-", decimal(sys_geteuid(), u), "")),
 	};
 	for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
 		if (!cands[i])

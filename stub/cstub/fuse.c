@@ -50,8 +50,7 @@ static int fuse_tried;
 static void tell_cache_dir(void)
 {
 	const char *d = cache_dir(1);
-	if (d)
-		envp = environ_with(ENV_CACHE_CHECKED, d, 0, 0);
+	envp = environ_with(ENV_CACHE_CHECKED, d ? d : "", 0, 0); /* never the caller's */
 }
 
 /* hand_over hands the run to the helper, which starts over; from the FUSE
@@ -139,7 +138,7 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 	long m = helper_copy >= 0 ? helper_copy : helper_memfd(), mfd = sys_dupfd_cloexec((int)m, 16);
 	long d = sys_dupfd_cloexec(dev, 16), f = sys_dupfd_cloexec(file, 16);
 	long n0 = sys_open("/dev/null", O_RDWR | O_CLOEXEC), null = n0 < 0 ? n0 : sys_dupfd_cloexec((int)n0, 16);
-	long cd = helper_copy < 0 && helper_copy_dir >= 0 ? sys_dupfd_cloexec(helper_copy_dir, 16) : -1;
+	long cd = helper_copy_dir >= 0 ? sys_dupfd_cloexec(helper_copy_dir, 16) : -1;
 	if (mfd < 0 || d < 0 || f < 0 || null < 0)
 		sys_exit(1);
 	char c;
@@ -159,10 +158,14 @@ static void __attribute__((noreturn)) fuse_server_enter(int dev, int go)
 				sys_close(fd);
 	char *args[] = {FUSE_SERVER_ARG0, 0};
 	char *env[] = {cat(ENV_FUSE_SERVER, self, ""), 0, 0};
-	if (cd >= 0 && sys_dup3((int)cd, FUSE_SERVER_COPY_DIR) == FUSE_SERVER_COPY_DIR)
-		env[1] = ENV_FUSE_COPY_DIR "1";
-	if (sys_execveat((int)mfd, args, env) < 0 && helper_copy >= 0)
-		sys_execveat(helper_memfd(), args, env); /* a copy that will not run */
+	file = FUSE_SERVER_FILE; /* where the packed file is now */
+	/* The cache's copy; from memory when there is none, or it will not
+	 * run: then the server writes one, in place of that. */
+	if (helper_copy < 0 || sys_execveat((int)mfd, args, env) < 0) {
+		if (cd >= 0 && sys_dup3((int)cd, FUSE_SERVER_COPY_DIR) == FUSE_SERVER_COPY_DIR)
+			env[1] = ENV_FUSE_COPY_DIR "1";
+		sys_execveat(helper_copy < 0 ? (int)mfd : helper_memfd(), args, env);
+	}
 	sys_exit(1);
 }
 

@@ -22,16 +22,16 @@ static void noexec_hint(long e)
 #define HELPER_COPY_PREFIX "helper-" /* cache.HelperPrefix */
 
 /* helper_copy: the copy, open; -1 for none; -2 not looked for yet.
- * helper_copy_dir: the cache directory, open, when there is no copy, for
- * the FUSE server to write one into; -1 for none. */
+ * helper_copy_dir: the cache directory, open, for the FUSE server to
+ * write one into (when there is none, or it will not run); -1 for none. */
 static int helper_copy = -2, helper_copy_dir = -1;
 
 /* find_helper_copy looks for a good copy of the helper in the cache
  * directory (cache_dir: made when missing if make says so, as the FUSE
- * rung asks, whose server writes one): a regular file of ours, not
- * writable by others, of the helper's size (the digest in its name was
- * checked when it was written). Its mtime records the use, for cache gc.
- * From inside a user namespace of ours it finds none (cache_dir). */
+ * rung asks, whose server writes one): a regular file of ours, ours to
+ * execute, not writable by others, of the helper's size (the digest in
+ * its name was checked when it was written). Its mtime records the use,
+ * for cache gc. */
 static void find_helper_copy(int make)
 {
 	if (helper_copy != -2)
@@ -44,13 +44,12 @@ static void find_helper_copy(int make)
 	long fd = sys_open(cat(dir, "/" HELPER_COPY_PREFIX, hex_digest(tr.helper_digest)), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct kstatx st;
 	if (fd >= 0 && sys_fstat((int)fd, &st) == 0 && (st.mode & 0170000) == 0100000 &&
-	    st.uid == (u32)sys_geteuid() && !(st.mode & 022) && st.size == raw) {
+	    st.uid == (u32)sys_geteuid() && (st.mode & 0100) && !(st.mode & 022) && st.size == raw) {
 		sys_futimens_now((int)fd);
 		helper_copy = (int)fd;
-		return;
-	}
-	if (fd >= 0)
+	} else if (fd >= 0) {
 		sys_close(fd);
+	}
 	if (make) {
 		long d = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		helper_copy_dir = d < 0 ? -1 : (int)d;

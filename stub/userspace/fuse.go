@@ -75,6 +75,12 @@ func serveFUSE(self string) error {
 	}
 	srv.Wait()
 	if os.Getenv(stub.EnvFUSECopyDir) != "" {
+		// Nothing more to say: the caller's stderr is let go, so that
+		// nothing waiting on it (a pipe, $(...)) waits for the copy.
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			syscall.Dup3(int(null.Fd()), 2, 0)
+			null.Close()
+		}
 		putHelperCopy(t)
 	}
 	return nil

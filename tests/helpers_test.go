@@ -317,3 +317,22 @@ func openToOthers(t testing.TB, p string) {
 		}
 	}
 }
+
+// readTrailer reads the trailer of the packed file at p.
+func readTrailer(t testing.TB, p string) *trailer.Trailer {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := trailer.Read(f, st.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return tr
+}

@@ -30,16 +30,7 @@ import (
 // the README tells users to do. It returns the trailer.
 func checkPacked(t *testing.T, file string) *trailer.Trailer {
 	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	tr, err := trailer.Read(f, st.Size())
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
+	tr := readTrailer(t, file)
 	off := strconv.FormatUint(tr.Offset, 10)
 	if out, err := exec.Command("unsquashfs", "-o", off, "-l", "-n", file).CombinedOutput(); err != nil {
 		t.Errorf("unsquashfs -o %s -l %s: %v\n%s", off, file, err, out)

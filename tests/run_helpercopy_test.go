@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/parkerpack/parker/cache"
-	"github.com/parkerpack/parker/image/trailer"
 )
 
 // helperCopyOf is where the cache directory dir keeps the copy of the
@@ -18,19 +17,7 @@ import (
 // and its size unpacked.
 func helperCopyOf(t *testing.T, f, dir string) (path string, digest [32]byte, size int64) {
 	t.Helper()
-	fh, err := os.Open(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := trailer.Read(fh, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := readTrailer(t, f)
 	if tr.HelperDigest == [32]byte{} || tr.HelperRawSize == 0 {
 		t.Fatalf("%s records no helper digest (version %d)", f, tr.Version)
 	}

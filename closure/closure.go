@@ -1,0 +1,357 @@
+package closure
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Where a run shows the store (the image's StoreName directory), and what
+// is in it: the loaders, each named by its digest and short enough for
+// any PT_INTERP it replaces; the loader cache, and the preload list the
+// loaders read instead of /etc's (which is never there); the libraries,
+// content-addressed as Nix names store paths.
+const (
+	StoreName   = ".parker"
+	StoreDir    = "/" + StoreName
+	CachePath   = StoreDir + "/cache"   // in place of /etc/ld.so.cache
+	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
+	LibDir      = StoreDir + "/store"
+	loaderHex   = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
+)
+
+// The strings a glibc loader reads its configuration from, which a copy
+// in the store has replaced by the store's (the same length or shorter).
+var loaderStrings = []struct{ old, new string }{
+	{"/etc/ld.so.cache\x00", CachePath + "\x00"},
+	{"/etc/ld.so.preload\x00", PreloadPath + "\x00"},
+}
+
+// File is a regular file of the packed directory.
+type File struct {
+	Rel  string // slash-separated, relative to the packed directory
+	Path string // where it is read from
+}
+
+// Options say what Find scans and how it resolves.
+type Options struct {
+	Files  []File // the packed directory's regular files
+	Target string // the target's Rel, scanned first
+	// Libs are more libraries (--closure-lib): sonames, found as the
+	// loader would find a DT_NEEDED of the target's, or absolute paths.
+	Libs []string
+	// LibraryPath is LD_LIBRARY_PATH at pack time.
+	LibraryPath []string
+	// Cache is the host's loader cache (/etc/ld.so.cache).
+	Cache []CacheEntry
+	// AllowMissing makes a library that cannot be found a warning.
+	AllowMissing bool
+	Warn         func(string)
+}
+
+// StoreFile is a file of the store: a library or a loader.
+type StoreFile struct {
+	Name     string // its path in the image, under StoreName
+	Source   string // the host file it is a copy of
+	Data     []byte // its bytes, when they differ from Source's (patched); else nil
+	Size     int64
+	Digest   [32]byte // SHA-256 of what is stored
+	Sonames  []string // the names the cache gives it (none for a loader)
+	Flags    int32
+	NeededBy string // the first file that needed it, for inspect
+}
+
+// Result is a closure, ready for the image.
+type Result struct {
+	Store []*StoreFile
+	// Cache is the loader cache, for StoreName/cache.
+	Cache []byte
+	// Patched are the packed directory's files whose bytes change: their
+	// loader path pointed at the store, their absolute library paths
+	// cleared. By Rel.
+	Patched map[string][]byte
+	// Missing are the libraries not found ("NAME, needed by FILE"), with
+	// AllowMissing.
+	Missing []string
+}
+
+// Bytes is what the closure adds to the packed directory.
+func (r *Result) Bytes() int64 {
+	var n int64
+	for _, s := range r.Store {
+		n += s.Size
+	}
+	return n + int64(len(r.Cache))
+}
+
+// object is an ELF file whose libraries Find resolves.
+type object struct {
+	e       *ELF
+	path    string // where it is read, for $ORIGIN
+	display string // how messages name it
+}
+
+type finder struct {
+	o          Options
+	target     *ELF
+	targetPath string
+	libs       map[string]*StoreFile // by the real path of the host file
+	names      map[string]*StoreFile // by soname and flags
+	loaders    map[string]string     // host loader path -> store path
+	store      []*StoreFile
+	queue      []object
+	missing    []string
+	// interps are the loaders' names: libc names its loader as a
+	// library, which the loader, loaded first, already is.
+	interps map[string]bool
+}
+
+// Find scans the packed directory's ELF files, the target first, and
+// resolves their loaders and libraries, transitively, as the pack host's
+// loader would. A library it cannot find fails it, naming the file that
+// needs it, unless AllowMissing.
+func Find(o Options) (*Result, error) {
+	f := &finder{o: o, libs: map[string]*StoreFile{}, names: map[string]*StoreFile{}, loaders: map[string]string{},
+		interps: map[string]bool{}}
+	res := &Result{Patched: map[string][]byte{}}
+	files := append([]File(nil), o.Files...)
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Rel == o.Target && files[j].Rel != o.Target })
+	type workELF struct {
+		File
+		e *ELF
+	}
+	var work []workELF
+	for _, file := range files {
+		e, err := ReadELF(file.Path)
+		if errors.Is(err, ErrNotELF) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file.Rel, err)
+		}
+		if file.Rel == o.Target {
+			f.target, f.targetPath = e, file.Path
+		}
+		work = append(work, workELF{file, e})
+		f.queue = append(f.queue, object{e, file.Path, file.Rel})
+		if e.Interp != "" {
+			f.interps[path.Base(e.Interp)] = true
+		}
+	}
+	for _, name := range o.Libs {
+		if err := f.addLib(name); err != nil {
+			return nil, err
+		}
+	}
+	for len(f.queue) > 0 {
+		obj := f.queue[0]
+		f.queue = f.queue[1:]
+		if err := f.resolve(obj); err != nil {
+			return nil, err
+		}
+	}
+	// The packed directory's programs: their loader in the store, their
+	// absolute library paths cleared.
+	for _, w := range work {
+		interp := ""
+		if w.e.Interp != "" && w.e.Type == elf.ET_EXEC || w.e.Interp != "" && w.e.Type == elf.ET_DYN {
+			var err error
+			if interp, err = f.loader(w.e.Interp, w.Rel); err != nil {
+				return nil, err
+			}
+		}
+		clearPaths := hasAbsolute(w.e.RPath) || hasAbsolute(w.e.RunPath)
+		if interp == "" && !clearPaths {
+			continue
+		}
+		b, err := os.ReadFile(w.Path)
+		if err != nil {
+			return nil, err
+		}
+		if interp != "" {
+			if err := w.e.SetInterp(b, interp); err != nil {
+				return nil, fmt.Errorf("%s: %w", w.Rel, err)
+			}
+		}
+		if clearPaths {
+			if err := w.e.ClearPaths(b); err != nil {
+				return nil, fmt.Errorf("%s: %w", w.Rel, err)
+			}
+		}
+		res.Patched[w.Rel] = b
+	}
+	var entries []CacheEntry
+	for _, s := range f.store {
+		for _, n := range s.Sonames {
+			entries = append(entries, CacheEntry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
+		}
+	}
+	cache, err := WriteCache(entries)
+	if err != nil {
+		return nil, fmt.Errorf("closure: %w", err)
+	}
+	sort.Slice(f.store, func(i, j int) bool { return f.store[i].Name < f.store[j].Name })
+	res.Store, res.Cache, res.Missing = f.store, cache, f.missing
+	return res, nil
+}
+
+// hasAbsolute tells whether a library path list names a directory other
+// than by $ORIGIN, which means nothing where the packed file runs.
+func hasAbsolute(dirs []string) bool {
+	for _, d := range dirs {
+		if !strings.HasPrefix(d, "$ORIGIN") && !strings.HasPrefix(d, "${ORIGIN}") {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve finds the libraries obj needs.
+func (f *finder) resolve(obj object) error {
+	for _, name := range obj.e.Needed {
+		if f.interps[name] {
+			continue
+		}
+		p, flags, err := f.search(obj, name)
+		if err != nil {
+			return err
+		}
+		if p == "" {
+			why := fmt.Sprintf("%s, needed by %s", name, obj.display)
+			if !f.o.AllowMissing {
+				return fmt.Errorf("closure: cannot find %s (not in its RUNPATH or RPATH, LD_LIBRARY_PATH, the loader's cache or the system's directories); add it with --closure-lib, or pack with --closure-allow-missing", why)
+			}
+			f.missing = append(f.missing, why)
+			if f.o.Warn != nil {
+				f.o.Warn("closure: cannot find " + why)
+			}
+			continue
+		}
+		if err := f.add(p, name, flags, obj.display); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addLib adds a library named on the command line.
+func (f *finder) addLib(name string) error {
+	if filepath.IsAbs(name) {
+		e, err := ReadELF(name)
+		if err != nil {
+			return fmt.Errorf("--closure-lib %s: %w", name, err)
+		}
+		soname := e.Soname
+		if soname == "" {
+			soname = filepath.Base(name)
+		}
+		return f.add(name, soname, abiFlags(e.Class, e.Machine), "--closure-lib")
+	}
+	obj := object{e: f.target, display: "--closure-lib"}
+	if obj.e == nil {
+		return fmt.Errorf("--closure-lib %s: the target is not an ELF program to find it for; name the library's path", name)
+	}
+	p, flags, err := f.search(obj, name)
+	if err != nil {
+		return err
+	}
+	if p == "" {
+		return fmt.Errorf("--closure-lib %s: not found as the target's loader would look for it", name)
+	}
+	return f.add(p, name, flags, "--closure-lib")
+}
+
+// add puts the library at p in the store, under soname, once.
+func (f *finder) add(p, soname string, flags int32, neededBy string) error {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	if s := f.libs[real]; s != nil {
+		if !contains(s.Sonames, soname) {
+			s.Sonames = append(s.Sonames, soname)
+		}
+		return nil
+	}
+	key := fmt.Sprintf("%s\x00%d", soname, flags)
+	if s := f.names[key]; s != nil {
+		return fmt.Errorf("closure: two libraries named %s: %s (needed by %s) and %s (needed by %s)", soname, s.Source, s.NeededBy, real, neededBy)
+	}
+	e, err := ReadELF(real)
+	if err != nil {
+		return fmt.Errorf("%s: %w", real, err)
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		return err
+	}
+	s := &StoreFile{Source: real, Sonames: []string{soname}, Flags: flags, NeededBy: neededBy}
+	if hasAbsolute(e.RPath) || hasAbsolute(e.RunPath) {
+		if err := e.ClearPaths(b); err != nil {
+			return fmt.Errorf("%s: %w", real, err)
+		}
+		s.Data = b
+	}
+	s.Digest = sha256.Sum256(b)
+	s.Size = int64(len(b))
+	s.Name = path.Join(StoreName, "store", hex.EncodeToString(s.Digest[:16])+"-"+filepath.Base(p))
+	f.libs[real], f.names[key] = s, s
+	f.store = append(f.store, s)
+	f.queue = append(f.queue, object{e, real, real})
+	return nil
+}
+
+// loader puts the loader at interp in the store, its configuration
+// pointed at the store's, once, and returns the path that replaces it.
+func (f *finder) loader(interp, neededBy string) (string, error) {
+	if p, ok := f.loaders[interp]; ok {
+		return p, nil
+	}
+	real, err := filepath.EvalSymlinks(interp)
+	if err != nil {
+		return "", fmt.Errorf("closure: the loader %s of %s: %w", interp, neededBy, err)
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range loaderStrings {
+		if n := bytes.Count(b, []byte(s.old)); n != 1 {
+			return "", fmt.Errorf("closure: the loader %s of %s is not one parker knows (%q found %d times, not once): --closure takes glibc's",
+				interp, neededBy, strings.TrimSuffix(s.old, "\x00"), n)
+		}
+		i := bytes.Index(b, []byte(s.old))
+		copy(b[i:i+len(s.old)], make([]byte, len(s.old)))
+		copy(b[i:], s.new)
+	}
+	sum := sha256.Sum256(b)
+	name := path.Join(StoreName, hex.EncodeToString(sum[:])[:loaderHex])
+	f.loaders[interp] = "/" + name
+	for _, s := range f.store {
+		switch {
+		case s.Name == name && s.Digest == sum: // the same loader by another path
+			return "/" + name, nil
+		case s.Name == name:
+			return "", fmt.Errorf("closure: two loaders named %s (%s and %s)", name, s.Source, real)
+		}
+	}
+	f.store = append(f.store, &StoreFile{Name: name, Source: real, Data: b, Size: int64(len(b)), Digest: sum, NeededBy: neededBy})
+	return "/" + name, nil
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -534,6 +534,10 @@ func cannotStart(self, target string, se *supervisor.StartError, verified bool) 
 		return fmt.Sprintf("the packed file is damaged (reading %s: %v); check it with %s --parker-verify",
 			target, se.Err, self), ExitFailure
 	}
+	if interp := se.MissingLoader(); interp != "" {
+		return fmt.Sprintf("cannot run %s: its loader %s (ELF interpreter) is missing here; pack it with parker --closure to carry its loader and libraries",
+			target, interp), ExitNotFound
+	}
 	if interp := se.MissingInterpreter(); interp != "" {
 		return fmt.Sprintf("cannot run %s: its interpreter %s is missing", target, interp), ExitNotFound
 	}

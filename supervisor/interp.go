@@ -31,27 +31,42 @@ func (e *StartError) Unreadable() bool {
 // returns "" when the target itself is missing, or when every interpreter
 // it names exists.
 func (e *StartError) MissingInterpreter() string {
+	interp, _ := e.missingInterpreter()
+	return interp
+}
+
+// MissingLoader is MissingInterpreter when what is missing is an ELF
+// file's loader (PT_INTERP), not the program on a #! line: the target was
+// built for a system with another loader, or none.
+func (e *StartError) MissingLoader() string {
+	if interp, loader := e.missingInterpreter(); loader {
+		return interp
+	}
+	return ""
+}
+
+func (e *StartError) missingInterpreter() (interp string, loader bool) {
 	if !e.Missing() {
-		return ""
+		return "", false
 	}
 	path := e.Path
 	// The kernel nests at most this many interpreters (BINPRM_MAX_RECURSION).
 	for range maxInterpreters {
-		interp, err := interpreter(path)
+		interp, elf, err := interpreter(path)
 		if err != nil || interp == "" {
-			return ""
+			return "", false
 		}
 		if !filepath.IsAbs(interp) && e.Dir != "" {
 			interp = filepath.Join(e.Dir, interp) // the kernel resolves it in the target's cwd
 		}
 		if _, err := os.Stat(interp); errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
-			return interp
+			return interp, elf
 		} else if err != nil {
-			return ""
+			return "", false
 		}
 		path = interp
 	}
-	return ""
+	return "", false
 }
 
 const maxInterpreters = 4
@@ -61,23 +76,25 @@ const maxInterpreters = 4
 const headSize = 256
 
 // interpreter returns the interpreter that the executable at path names,
-// or "" when it names none (a static ELF file, another format).
-func interpreter(path string) (string, error) {
+// or "" when it names none (a static ELF file, another format), and
+// whether it is an ELF file's loader.
+func interpreter(path string) (string, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer f.Close()
 	head := make([]byte, headSize)
 	n, err := f.ReadAt(head, 0)
 	if n == 0 && err != nil && err != io.EOF {
-		return "", err
+		return "", false, err
 	}
 	head = head[:n]
 	if interp, ok := shebang(head); ok {
-		return interp, nil
+		return interp, false, nil
 	}
-	return elfInterp(f)
+	interp, err := elfInterp(f)
+	return interp, interp != "", err
 }
 
 // shebang returns the program named on a #! line, as the kernel splits it

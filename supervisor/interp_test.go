@@ -201,12 +201,18 @@ func TestMissingInterpreter(t *testing.T) {
 		if got := se.MissingInterpreter(); got != tc.want || !se.Missing() || se.Unreadable() {
 			t.Errorf("%s: interpreter %q (missing %v, unreadable %v), want %q", tc.name, got, se.Missing(), se.Unreadable(), tc.want)
 		}
+		if got := se.MissingLoader(); got != "" {
+			t.Errorf("%s: a script's interpreter taken for an ELF loader: %q", tc.name, got)
+		}
 	}
 	// An ELF file the kernel refused with ENOENT (the end-to-end tests
 	// run one; the kernel would refuse this one's machine type first).
 	elfFile := write("elf", string(fakeELF(elf.ELFCLASS64, binary.LittleEndian, "/nonexistent/ld.so")), 0o755)
 	if got := (&StartError{Path: elfFile, Err: syscall.ENOENT}).MissingInterpreter(); got != "/nonexistent/ld.so" {
 		t.Errorf("elf: interpreter %q, want /nonexistent/ld.so", got)
+	}
+	if got := (&StartError{Path: elfFile, Err: syscall.ENOENT}).MissingLoader(); got != "/nonexistent/ld.so" {
+		t.Errorf("elf: loader %q, want /nonexistent/ld.so", got)
 	}
 	// Not a missing file: nothing to name.
 	se := &StartError{Path: write("noexec", "#!/nope\n", 0o644), Err: syscall.EACCES}

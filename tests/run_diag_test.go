@@ -71,7 +71,8 @@ func TestRunDamagedPayload(t *testing.T) {
 
 // TestRunMissingInterpreter: a #! script and an ELF executable whose
 // interpreters are missing exit 127 with one line naming the interpreter,
-// not the target, which is there.
+// not the target, which is there; for the ELF one's loader, it suggests
+// --closure.
 func TestRunMissingInterpreter(t *testing.T) {
 	needRoot(t, "running a packed file")
 	script := packScript(t, "badshebang", "#!/usr/bin/nope -e\necho unreachable\n", nil)
@@ -82,13 +83,13 @@ func TestRunMissingInterpreter(t *testing.T) {
 	patchInterp(t, filepath.Join(wd, "tool"), loader)
 	binary := runPack(t, wd, "tool", filepath.Join(tempDir(t, "badelf-out"), "toold"))
 
-	for _, tc := range []struct{ file, target, interp string }{
-		{script, "badshebang", "/usr/bin/nope"},
-		{binary, "tool", loader},
+	for _, tc := range []struct{ file, target, why string }{
+		{script, "badshebang", "its interpreter /usr/bin/nope is missing"},
+		{binary, "tool", "its loader " + loader + " (ELF interpreter) is missing here; pack it with parker --closure to carry its loader and libraries"},
 	} {
 		before := snapshot(t, filepath.Dir(tc.file))
 		r := runFile(t, tc.file, nil)
-		want := "parker: " + tc.file + ": cannot run " + tc.target + ": its interpreter " + tc.interp + " is missing\n"
+		want := "parker: " + tc.file + ": cannot run " + tc.target + ": " + tc.why + "\n"
 		if r.Code != 127 || r.Stderr != want {
 			t.Errorf("%s: exit %d, stderr %q; want 127, %q", tc.target, r.Code, r.Stderr, want)
 		}

@@ -84,6 +84,16 @@ Flags:
                             threads
                             (a run's --parker-memory, --parker-cpus and
                             --parker-pids override these; 0 lifts one)
+      --closure             also pack the libraries and the loader the
+                            packed ELF programs need (found as this host's
+                            loader finds them), so that they run where
+                            those are missing or differ
+      --closure-lib NAME    a library only dlopen finds: a soname, found as
+                            the target's libraries are, or a path
+                            (repeatable; with --closure)
+      --closure-allow-missing
+                            a library that cannot be found is a warning,
+                            not an error (with --closure)
   -q, --quiet               print nothing but errors
   -v, --verbose             also print warnings and each stage's duration
       --version             print the version and exit
@@ -139,8 +149,12 @@ type config struct {
 	file     string // inspect, ls: the file to read
 	opt      image.Options
 	limits   trailer.Limits // the runs' default resource limits
-	quiet    bool
-	verbose  bool
+	// --closure, --closure-lib, --closure-allow-missing
+	closure             bool
+	closureLibs         []string
+	closureAllowMissing bool
+	quiet               bool
+	verbose             bool
 }
 
 // parseArgs parses the command line (without argv[0]). getenv reads the
@@ -161,6 +175,9 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	memory := fs.String("memory", "", "")
 	cpus := fs.String("cpus", "", "")
 	pids := fs.String("pids", "", "")
+	fs.BoolVar(&c.closure, "closure", false, "")
+	fs.StringArrayVar(&c.closureLibs, "closure-lib", nil, "")
+	fs.BoolVar(&c.closureAllowMissing, "closure-allow-missing", false, "")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "")
 	fs.BoolVar(&c.version, "version", false, "")
@@ -296,6 +313,14 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	}
 	if c.limits, err = parseLimits(*memory, *cpus, *pids); err != nil {
 		return nil, err
+	}
+	if !c.closure && (len(c.closureLibs) > 0 || c.closureAllowMissing) {
+		return nil, usagef("--closure-lib and --closure-allow-missing apply only with --closure")
+	}
+	for _, l := range c.closureLibs {
+		if l == "" || strings.ContainsRune(l, '/') && !filepath.IsAbs(l) {
+			return nil, usagef("--closure-lib %q: a soname (libfoo.so.1) or an absolute path", l)
+		}
 	}
 	if s, ok := lookupEnv(getenv, "SOURCE_DATE_EPOCH"); ok {
 		n, err := strconv.ParseInt(s, 10, 64)

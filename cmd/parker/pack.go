@@ -56,9 +56,10 @@ func pack(c *config, stderr io.Writer) int {
 // before writing a byte, write the parts before the payload, write the
 // image, and seal the file.
 type job struct {
-	c   *config
-	ui  *ui
-	out *output
+	c       *config
+	ui      *ui
+	out     *output
+	closure *closureJob // --closure
 }
 
 // plan is what check settles.
@@ -89,6 +90,9 @@ func (j *job) catchSignals() func() {
 		select {
 		case sig := <-ch:
 			s := sig.(syscall.Signal)
+			if j.closure != nil {
+				j.closure.close()
+			}
 			if j.out.abort() {
 				j.ui.final("parker: interrupted by %s after %s was written", unix.SignalName(s), j.c.output)
 			} else {
@@ -137,7 +141,12 @@ func (j *job) run() error {
 	}
 	if u := j.ui; !j.c.quiet {
 		u.tally()
-		u.printf("%s", summary(j.c.output, st, j.c.opt, time.Since(start), digest))
+		line := summary(j.c.output, st, j.c.opt, time.Since(start), digest)
+		if cj := j.closure; cj != nil && cj.res != nil {
+			line += fmt.Sprintf(" (the closure: %s, %s)", plural(len(cj.res.Store), "file"),
+				human.Bytes(cj.res.Bytes()))
+		}
+		u.printf("%s", line)
 	}
 	return nil
 }
@@ -210,13 +219,18 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		return image.Stats{}, err
 	}
 	u.startScan()
+	add := w.Add
+	if c.closure {
+		j.closure = &closureJob{c: c, ui: u, target: p.target.Path}
+		add = j.closure.add
+	}
 	n, err := walk.Tree(walk.Config{
 		Root:    p.root,
 		Display: c.dir,
 		Rules:   p.rules,
 		Target:  p.target,
 		Skip:    j.out.skipper(p.root, c.dir, p.target, u),
-		Add:     w.Add,
+		Add:     add,
 		Warn:    u.warn,
 		Scanned: u.scanned,
 	})
@@ -224,6 +238,14 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		return image.Stats{}, err
 	}
 	u.stage("walk", start, fmt.Sprintf("%s, %s, %s", plural(n.Entries, "entry"), plural(n.Files, "file"), human.Bytes(n.Bytes)))
+	if j.closure != nil {
+		defer j.closure.close()
+		if err := j.closure.finish(w); err != nil {
+			return image.Stats{}, err
+		}
+		n.Files += len(j.closure.res.Store) + 1
+		n.Bytes += j.closure.res.Bytes()
+	}
 
 	start = time.Now()
 	u.startProgress(n.Files, n.Bytes)
@@ -266,6 +288,9 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 	copy(tr.Digest[:], h.Sum(nil))
 	if c.opt.KeepOwner {
 		tr.Flags |= trailer.KeepOwner
+	}
+	if c.closure {
+		tr.Flags |= trailer.Closure
 	}
 	u.stage("digest", start, "sha256:"+hex.EncodeToString(tr.Digest[:]))
 

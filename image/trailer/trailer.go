@@ -97,6 +97,10 @@ func (l Layout) Apply(t *Trailer) {
 // Flags.
 const (
 	KeepOwner = 1 << iota // owners were kept, not normalised to 0:0
+	// Closure: the image carries its programs' libraries and loader
+	// (parker --closure) in a store a run shows at /.parker
+	// (package closure).
+	Closure
 )
 
 // Sentinel errors.

@@ -226,6 +226,100 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
 	return fs_create_mount(fs, 0, "mount the overlay");
 }
 
+/* STORE: the closure's store in the payload (closure.StoreName), which
+ * the run shows at /STORE; ROOT_ENTRIES bounds the entries of / the stub
+ * carries into the run's root (more: the helper's). */
+#define STORE ".parker"
+#define ROOT_ENTRIES 256
+#define FLAG_CLOSURE 2 /* trailer.Closure */
+
+/* store_root gives the run a root of its own, with the closure's store
+ * (parker --closure) at /STORE, where the loader path of the payload's
+ * programs points: no host has it, and the host's root is not ours to
+ * change. The new root is a tmpfs holding every entry of / as it is: each
+ * directory and file bound there with every mount below it, each symlink
+ * made again; and the store, bound from the payload's root, lower. It is
+ * attached over dir (the view goes there next, in the new root) and
+ * entered (chroot): the target, and what it starts, see the host's files
+ * where they were, and the store beside them. (mountns.StoreRoot.) */
+static void store_root(int lower, const char *dir)
+{
+	long root = sys_open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	TRY_AT(root, "open / for the closure's root");
+	static int clones[ROOT_ENTRIES];
+	static const char *names[ROOT_ENTRIES], *links[ROOT_ENTRIES];
+	static u8 dirs[ROOT_ENTRIES];
+	int n = 0;
+	char buf[4096];
+	long got;
+	while ((got = sys_getdents64((int)root, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < got;) {
+			u16 reclen = *(u16 *)(buf + off + 16);
+			u8 type = *(u8 *)(buf + off + 18);
+			const char *name = buf + off + 19;
+			off += reclen;
+			if (streq(name, ".") || streq(name, "..") || streq(name, STORE))
+				continue;
+			if (n == ROOT_ENTRIES)
+				hand_over("carry / into the closure's root: too many entries", -E2BIG);
+			names[n] = cat(name, "", "");
+			if (type == DT_UNKNOWN) {
+				struct kstatx st;
+				TRY_AT(sys_lstat(cat("/", name, ""), &st), "carry / into the closure's root");
+				type = (st.mode & 0170000) == 0040000 ? DT_DIR : (st.mode & 0170000) == 0120000 ? DT_LNK : 0;
+			}
+			dirs[n] = type == DT_DIR;
+			if (type == DT_LNK) {
+				char *l = alloc(PATH_MAX);
+				long k = sys_readlinkat((int)root, name, l, PATH_MAX - 1);
+				TRY_AT(k, "carry / into the closure's root: read a symlink");
+				l[k] = 0;
+				links[n] = l;
+				clones[n] = -1;
+			} else {
+				long c = clone_tree((int)root, name, 1);
+				TRY_AT(c, "carry / into the closure's root");
+				links[n] = 0;
+				clones[n] = (int)c;
+			}
+			n++;
+		}
+	}
+	TRY_AT(got, "list / for the closure's root");
+	long fs = fs_open("tmpfs");
+	TRY_AT(fs, "mount the closure's root");
+	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "mode", "755"), "mount the closure's root");
+	int r = fs_create_mount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount the closure's root");
+	TRY_AT(move_mount(r, dir), "mount the closure's root");
+	sys_close(r);
+	long nr = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	TRY_AT(nr, "open the closure's root");
+	for (int i = 0; i < n; i++) {
+		if (links[i]) {
+			TRY_AT(sys_symlinkat(links[i], (int)nr, names[i]), "make the closure's root");
+			continue;
+		}
+		if (dirs[i]) {
+			TRY_AT(sys_mkdirat((int)nr, names[i], 0755), "make the closure's root");
+		} else {
+			long f = sys_openat_mode((int)nr, names[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			TRY_AT(f, "make the closure's root");
+			sys_close(f);
+		}
+		TRY_AT(move_mount_at(clones[i], (int)nr, names[i]), "make the closure's root");
+		sys_close(clones[i]);
+	}
+	long store = clone_tree(lower, STORE, 0);
+	TRY_AT(store, "bind the closure's store");
+	TRY_AT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
+	TRY_AT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");
+	sys_close(store);
+	TRY_AT(sys_fchdir((int)nr), "enter the closure's root");
+	TRY_AT(sys_chroot("."), "enter the closure's root");
+	sys_close(nr);
+	sys_close(root);
+}
+
 /* owner_write: the lower is read-only (the extraction cache's copy); the
  * view's root gets its owner's write permission (mountns.Options.OwnerWrite). */
 static int owner_write;
@@ -238,6 +332,8 @@ static void view(int lower, const char *dir)
 {
 	struct kstatx root;
 	TRY_AT(sys_fstat(lower, &root), "stat the payload's root");
+	if (tr.flags & FLAG_CLOSURE)
+		store_root(lower, dir);
 
 	int tmp = mount_tmpfs();
 	TRY_AT(sys_mkdirat(tmp, "upper", 0700), "make the overlay's upper dir");

@@ -181,7 +181,14 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define MOUNT_ATTR_NOSUID 2
 #define MOUNT_ATTR_NODEV 4
 #define MOVE_MOUNT_F_EMPTY_PATH 4
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define AT_RECURSIVE 0x8000
 #define MNT_DETACH 2
+/* directory entry types (getdents64) */
+#define DT_UNKNOWN 0
+#define DT_DIR 4
+#define DT_LNK 10
 #define AT_REMOVEDIR 0x200
 #define CLOSE_RANGE_CLOEXEC 4
 #define AF_UNIX 1
@@ -451,6 +458,21 @@ static inline long move_mount(int m, const char *path)
 {
 	return SYS5(__NR_move_mount, m, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
 }
+/* move_mount_at attaches the detached mount m on name in directory dir. */
+static inline long move_mount_at(int m, int dir, const char *name)
+{
+	return SYS5(__NR_move_mount, m, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH);
+}
+/* clone_tree makes a detached copy of the mount tree at name in dir (all
+ * the mounts below it too, with recursive). */
+static inline long clone_tree(int dir, const char *name, int recursive)
+{
+	return SYS3(__NR_open_tree, dir, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+}
+static inline long sys_readlinkat(int dir, const char *p, char *b, size_t n) { return SYS4(__NR_readlinkat, dir, p, b, n); }
+static inline long sys_symlinkat(const char *target, int dir, const char *p) { return SYS3(__NR_symlinkat, target, dir, p); }
+static inline long sys_openat_mode(int dir, const char *p, int flags, int mode) { return SYS4(__NR_openat, dir, p, flags, mode); }
+
 /* unmount detaches the mount on top of path (mountns has no twin: the Go
  * stub never takes its view down). */
 static inline long unmount(const char *path) { return SYS2(__NR_umount2, path, MNT_DETACH); }

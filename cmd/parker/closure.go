@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parkerpack/parker/closure"
+	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/internal/human"
+)
+
+// closureJob adds a packed directory's library closure to its image
+// (--closure): it holds back the walk's entries, finds the closure of
+// their ELF programs, and then adds them, the patched ones read from a
+// temporary directory beside the output (removed when the pack ends, as
+// the output's temporary file is), and the store.
+type closureJob struct {
+	c       *config
+	ui      *ui
+	target  string
+	entries []image.Entry
+	tmp     string
+	res     *closure.Result
+}
+
+// add holds back one entry of the walk.
+func (cj *closureJob) add(e image.Entry) error {
+	if e.Path == closure.StoreName || strings.HasPrefix(e.Path, closure.StoreName+"/") {
+		return fmt.Errorf("--closure: the working directory has %s, where the closure's store goes; rename it, or leave it out (--exclude %s)",
+			e.Path, closure.StoreName)
+	}
+	cj.entries = append(cj.entries, e)
+	return nil
+}
+
+// finish finds the closure and adds everything to w.
+func (cj *closureJob) finish(w *image.Writer) error {
+	start := time.Now()
+	var files []closure.File
+	for _, e := range cj.entries {
+		if e.Mode.IsRegular() && e.Size > 0 {
+			files = append(files, closure.File{Rel: e.Path, Path: e.Source})
+		}
+	}
+	var cacheEntries []closure.CacheEntry
+	if b, err := os.ReadFile("/etc/ld.so.cache"); err == nil {
+		if cacheEntries, err = closure.ParseCache(b); err != nil {
+			cj.ui.warn(fmt.Sprintf("--closure: /etc/ld.so.cache: %v; the system's directories are searched instead", err))
+		}
+	}
+	var libPath []string
+	for _, d := range filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")) {
+		if d != "" {
+			libPath = append(libPath, d)
+		}
+	}
+	res, err := closure.Find(closure.Options{
+		Files: files, Target: cj.target, Libs: cj.c.closureLibs, LibraryPath: libPath,
+		Cache: cacheEntries, AllowMissing: cj.c.closureAllowMissing, Warn: cj.ui.warn,
+	})
+	if err != nil {
+		return err
+	}
+	cj.res = res
+	tmp, err := os.MkdirTemp(filepath.Dir(cj.c.output), ".parker-closure-")
+	if err != nil {
+		return fmt.Errorf("--closure: a temporary directory beside %s: %w", cj.c.output, err)
+	}
+	cj.tmp = tmp
+	n := 0
+	// write puts b in a file of the temporary directory and returns its path.
+	write := func(b []byte) (string, error) {
+		n++
+		p := filepath.Join(tmp, fmt.Sprint(n))
+		return p, os.WriteFile(p, b, 0o600)
+	}
+	for _, e := range cj.entries {
+		if b, ok := res.Patched[e.Path]; ok {
+			if e.Source, err = write(b); err != nil {
+				return fmt.Errorf("--closure: %w", err)
+			}
+			e.Size, e.Dev, e.Ino = int64(len(b)), 0, 0
+		}
+		if err := w.Add(e); err != nil {
+			return err
+		}
+	}
+	mtime := time.Now().Unix()
+	if cj.c.opt.ClampTime >= 0 {
+		mtime = cj.c.opt.ClampTime
+	}
+	for _, d := range []string{closure.StoreName, path.Join(closure.StoreName, "store")} {
+		if err := w.Add(image.Entry{Path: d, Mode: fs.ModeDir | 0o755, ModTime: mtime}); err != nil {
+			return err
+		}
+	}
+	for _, s := range res.Store {
+		src := s.Source
+		if s.Data != nil {
+			if src, err = write(s.Data); err != nil {
+				return fmt.Errorf("--closure: %w", err)
+			}
+		}
+		if err := w.Add(image.Entry{Path: s.Name, Mode: 0o555, ModTime: mtime, Size: s.Size, Source: src}); err != nil {
+			return err
+		}
+	}
+	src, err := write(res.Cache)
+	if err != nil {
+		return fmt.Errorf("--closure: %w", err)
+	}
+	if err := w.Add(image.Entry{Path: strings.TrimPrefix(closure.CachePath, "/"), Mode: 0o444, ModTime: mtime,
+		Size: int64(len(res.Cache)), Source: src}); err != nil {
+		return err
+	}
+	cj.ui.stage("closure", start, fmt.Sprintf("%s, %s", plural(len(res.Store), "file"), human.Bytes(res.Bytes())))
+	return nil
+}
+
+// close removes the temporary directory.
+func (cj *closureJob) close() {
+	if cj.tmp != "" {
+		os.RemoveAll(cj.tmp)
+	}
+}

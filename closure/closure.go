@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/parkerpack/parker/image/trailer"
 )
 
 // Where a run shows the store (the image's StoreName directory), and what
@@ -20,7 +22,7 @@ import (
 // loaders read instead of /etc's (which is never there); the libraries,
 // content-addressed as Nix names store paths.
 const (
-	StoreName   = ".parker"
+	StoreName   = trailer.StoreName
 	StoreDir    = "/" + StoreName
 	CachePath   = StoreDir + "/cache"   // in place of /etc/ld.so.cache
 	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there

@@ -151,6 +151,10 @@ type Options struct {
 	// OwnerWrite gives the view's root its owner's write permission,
 	// which a read-only lower (the extraction cache's copy) lacks.
 	OwnerWrite bool
+	// Store, when set, is the directory of the payload's root that a
+	// closure's programs find at /Store: the view is then made in a
+	// root of the run's own (StoreRoot).
+	Store string
 	// Log, when set, is called after each step with its duration.
 	Log func(step string, d time.Duration)
 }
@@ -187,6 +191,12 @@ func Setup(o Options) error {
 	// overlayfs gives the merged root the upper dir's mode and owner, so
 	// the upper dir copies the image root's: the view looks like the
 	// packed workdir, not like our scratch space.
+	if o.Store != "" {
+		if err := StoreRoot(sq, o.Dir, o.Store); err != nil {
+			return err
+		}
+		t = o.logStep("a root of the run's own, the closure's store at /"+o.Store, t)
+	}
 	mode := os.FileMode(root.Mode & 0o7777)
 	if o.OwnerWrite {
 		mode |= 0o200

@@ -97,6 +97,11 @@ func locateCache(checked string) (*cache.Cache, error) {
 	return cache.Locate(os.Getenv)
 }
 
+// errClosureNeedsNS: a closure's programs find their loader at
+// /StoreName, which only a mount namespace of the run's can show.
+var errClosureNeedsNS = errors.New("this packed file carries its programs' libraries (parker --closure), " +
+	"which a run shows at /" + trailer.StoreName + " in a mount namespace of its own, and none can be made here")
+
 // runExtracted runs the target from the payload's entry in the extraction
 // cache, made first if need be: the rung for a caller the kernel will not
 // mount the payload for, nor FUSE (why says what refused them; nil when
@@ -114,6 +119,9 @@ func locateCache(checked string) (*cache.Cache, error) {
 func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limits, view *mountns.Options, why error) int {
 	if f.overlay != "" && view == nil {
 		return r.failRung(why, errors.New("--parker-overlay needs the payload mounted in a mount namespace of the run's own"))
+	}
+	if view == nil && r.t.Flags&trailer.Closure != 0 {
+		return r.failRung(why, errClosureNeedsNS)
 	}
 	c, err := locateCache(r.checkedCache)
 	if err != nil {
@@ -163,6 +171,9 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 				why = fmt.Errorf("%w; %w", why, err)
 			}
 		}
+	}
+	if !mounted && r.t.Flags&trailer.Closure != 0 {
+		return r.failRung(why, errClosureNeedsNS)
 	}
 	if !mounted {
 		r.file.Close()

@@ -345,6 +345,9 @@ func (r *runner) run(f flags) int {
 		Overlay: ov,
 		Log:     r.logf,
 	}
+	if r.t.Flags&trailer.Closure != 0 {
+		o.Store = trailer.StoreName
+	}
 	if mode == ModeExtract {
 		return r.runExtracted(f, side, lim, &o, nil)
 	}

@@ -98,10 +98,13 @@ func (l Layout) Apply(t *Trailer) {
 const (
 	KeepOwner = 1 << iota // owners were kept, not normalised to 0:0
 	// Closure: the image carries its programs' libraries and loader
-	// (parker --closure) in a store a run shows at /.parker
-	// (package closure).
+	// (parker --closure) in its StoreName directory, which a run shows
+	// at /StoreName (package closure).
 	Closure
 )
+
+// StoreName is the directory of a Closure image's store.
+const StoreName = ".parker"
 
 // Sentinel errors.
 var (

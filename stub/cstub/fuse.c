@@ -219,18 +219,19 @@ static void setup_fuse(const char *dir, int own)
 	sys_close(lower);
 }
 
-/* keep_admin keeps CAP_SYS_ADMIN and CAP_DAC_OVERRIDE, ours in the user
- * namespace we made, across the exec of the helper, as ambient
- * capabilities: the helper, run as our own user there, would have none
- * left otherwise. The first is for its mounts; overlayfs checks its layers
- * with the mounter's credentials, and refuses the mount without the
+/* keep_admin keeps CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and CAP_SYS_CHROOT,
+ * ours in the user namespace we made, across the exec of the helper, as
+ * ambient capabilities: the helper, run as our own user there, would have
+ * none left otherwise. The first is for its mounts; overlayfs checks its
+ * layers with the mounter's credentials, and refuses the mount without the
  * second (this stub, which mounts its own with every capability of the
- * namespace, never lacks it). Either acts only on what the namespace maps,
- * the caller's own user and group. The helper drops them before it
- * executes the target. */
+ * namespace, never lacks it); the third enters a closure's root
+ * (mountns.StoreRoot). Each acts only on what the namespace maps, the
+ * caller's own user and group. The helper drops them before it executes
+ * the target. */
 static void keep_admin(void)
 {
-	static const int keep[] = {CAP_SYS_ADMIN, CAP_DAC_OVERRIDE};
+	static const int keep[] = {CAP_SYS_ADMIN, CAP_DAC_OVERRIDE, CAP_SYS_CHROOT};
 	struct kcap_header h = {CAPABILITY_VERSION_3, 0};
 	struct kcap_data d[2];
 	TRY_AT(sys_capget(&h, d), "keep capabilities: capget");

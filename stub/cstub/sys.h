@@ -164,6 +164,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
 #define CAP_DAC_OVERRIDE 1
+#define CAP_SYS_CHROOT 18
 #define CAP_SYS_ADMIN 21
 #define CAPABILITY_VERSION_3 0x20080522
 #define PR_SET_CHILD_SUBREAPER 36

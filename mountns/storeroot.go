@@ -1,0 +1,106 @@
+package mountns
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// StoreRoot gives the calling thread (in a mount namespace of its own:
+// Enter) a root of its own, with the directory store of the payload's
+// root lower (a detached mount, or a directory) at /store: where the
+// loader path of a closure's programs points (parker --closure, package
+// closure), which no host has, on a root that is not ours to change. The
+// new root is a tmpfs holding every entry of / as it is: each directory
+// and file bound there with every mount below it, each symlink made
+// again; and the store, bound from lower. It is attached over dir (which
+// the view covers next, in the new root) and entered (chroot), so the
+// target and what it starts see the host's files where they were, and the
+// store beside them. The C stub does the same (stub/cstub/mountns.c:
+// store_root).
+func StoreRoot(lower int, dir, store string) error {
+	ents, err := os.ReadDir("/")
+	if err != nil {
+		return fmt.Errorf("the closure's root: list /: %w", err)
+	}
+	type entry struct {
+		name, link string
+		dir        bool
+		clone      int
+	}
+	var es []entry
+	defer func() {
+		for _, e := range es {
+			if e.clone > 0 {
+				unix.Close(e.clone)
+			}
+		}
+	}()
+	for _, de := range ents {
+		if de.Name() == store {
+			continue
+		}
+		e := entry{name: de.Name(), dir: de.IsDir()}
+		if de.Type()&os.ModeSymlink != 0 {
+			if e.link, err = os.Readlink("/" + e.name); err != nil {
+				return fmt.Errorf("the closure's root: %w", err)
+			}
+		} else if e.clone, err = unix.OpenTree(unix.AT_FDCWD, "/"+e.name,
+			unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE); err != nil {
+			return denied("the closure's root: bind /"+e.name, err)
+		}
+		es = append(es, e)
+	}
+	r, err := MountTmpfs(0o755)
+	if err != nil {
+		return err
+	}
+	err = AttachAt(r, dir)
+	unix.Close(r)
+	if err != nil {
+		return err
+	}
+	nr, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("the closure's root: %w", err)
+	}
+	defer unix.Close(nr)
+	for _, e := range es {
+		switch {
+		case e.link != "":
+			err = unix.Symlinkat(e.link, nr, e.name)
+		case e.dir:
+			err = unix.Mkdirat(nr, e.name, 0o755)
+		default:
+			var f int
+			if f, err = unix.Openat(nr, e.name, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
+				unix.Close(f)
+			}
+		}
+		if err == nil && e.link == "" {
+			err = unix.MoveMount(e.clone, "", nr, e.name, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		}
+		if err != nil {
+			return denied("the closure's root: /"+e.name, err)
+		}
+	}
+	s, err := unix.OpenTree(lower, store, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return denied("the closure's store: bind "+store+" of the payload", err)
+	}
+	defer unix.Close(s)
+	if err := unix.Mkdirat(nr, store, 0o755); err != nil {
+		return fmt.Errorf("the closure's store: %w", err)
+	}
+	if err := unix.MoveMount(s, "", nr, store, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return denied("the closure's store: bind "+store+" of the payload", err)
+	}
+	if err := unix.Fchdir(nr); err != nil {
+		return fmt.Errorf("the closure's root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return denied("the closure's root: chroot", err)
+	}
+	return nil
+}

@@ -7,7 +7,8 @@
 # make bench), hyperfine (start-up times in make bench), squashfuse
 # (squashfuse_ll: make bench's reference for the FUSE rung), setpriv, capsh (a
 # run as root without CAP_SYS_ADMIN, as in a container), curl and strace
-# (it stretches a step of a run in a signal test). Needs root for
+# (it stretches a step of a run in a signal test), libsqlite3-dev (the
+# --closure tests link a program against the host's libsqlite3). Needs root for
 # apt-get; without root it only says what is missing.
 set -euo pipefail
 need=()
@@ -24,6 +25,7 @@ command -v strace >/dev/null || need+=(strace)
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v squashfuse_ll >/dev/null || need+=(squashfuse)
 [ -x /usr/bin/python3.11 ] || need+=(python3.11)
+[ -e /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hack/deps.sh: missing ${need[*]}; install them as root (apt-get install -y ${need[*]})" >&2

@@ -77,8 +77,8 @@ func handPack(t testing.TB, workdir, target, out string) string {
 func gccBuild(t testing.TB, src, dst string, flags ...string) {
 	t.Helper()
 	needTool(t, "gcc")
-	args := append([]string{"-O2"}, flags...)
-	run(t, "gcc", append(args, "-o", dst, filepath.Join("testdata", "run", src))...)
+	// Flags after the source: libraries (-lsqlite3) must come after what needs them.
+	run(t, "gcc", append([]string{"-O2", "-o", dst, filepath.Join("testdata", "run", src)}, flags...)...)
 }
 
 var (

@@ -87,3 +87,48 @@ func TestClosureHost(t *testing.T) {
 		t.Errorf("a host program started by the target: exit %d, stdout %q, stderr %q; want the host's libraries", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// TestClosureRungs: a --closure pack runs as nobody on the rungs without
+// root: FUSE in a user namespace (the C stub's, and the helper's for a
+// --parker- flag), and the extraction cache's copy under the overlay in a
+// user namespace (first run the helper's, then the C stub's hit); under
+// a seccomp filter that refuses every namespace, it is refused in one
+// line, as it cannot show its store.
+func TestClosureRungs(t *testing.T) {
+	needRoot(t, "switching to an unprivileged user")
+	needTool(t, "setpriv")
+	with, _ := closurePacks(t)
+	openToOthers(t, with)
+	dir := filepath.Dir(with)
+	want := "sqlite=42 exe=" + dir + "/sq argv0=" + dir + "/sq\n"
+	check := func(name string, c *exec.Cmd) {
+		t.Helper()
+		if r := runCmd(t, c); r.Code != 0 || r.Stdout != want {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", name, r.Code, r.Stdout, r.Stderr, want)
+		}
+	}
+	refused := func(name string, c *exec.Cmd) {
+		t.Helper()
+		r := runCmd(t, c)
+		if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 ||
+			!strings.Contains(r.Stderr, "this packed file carries its programs' libraries (parker --closure)") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 125 and one line", name, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	cacheDir := nobodyCache(t)
+	env := []string{"PARKER_CACHE_DIR=" + cacheDir}
+	closeFUSE(t)
+	if goStubRun() {
+		// The Go stub cannot enter a user namespace: no namespace at all.
+		refused("the Go stub", asNobody(with, env))
+		return
+	}
+	check("the cache's copy, first run", asNobody(with, env))
+	check("the cache's copy, a hit", asNobody(with, env))
+	openFUSE(t)
+	check("FUSE", asNobody(with, append(env, "PARKER_MODE=fuse")))
+	check("FUSE, the helper's way", asNobody(with, append(env, "PARKER_MODE=fuse"), "--parker-verify"))
+	noFUSEServers(t)
+	closeFUSE(t)
+	refused("no namespace", asNobody(nomountTool(t), env, with))
+}

@@ -118,7 +118,20 @@ func (e *Entry) Close() error { return e.lock.Close() }
 // success the tree is published as the entry; on failure it is removed and
 // fill's error returned. filled reports whether this call made the entry.
 func (c *Cache) Open(digest [32]byte, target string, fill func(tmp string) error) (e *Entry, filled bool, err error) {
-	name := Name(digest, target)
+	return c.OpenName(Name(digest, target), fill)
+}
+
+// ClosureSuffix ends the name of the entry that holds a payload's
+// library closure alone (parker --closure): the payload's store, on disk,
+// where the page cache keeps it from one run to the next.
+const ClosureSuffix = ".closure"
+
+// ClosureName is the name of the closure entry of a payload (digest,
+// target): its entry's name and ClosureSuffix.
+func ClosureName(digest [32]byte, target string) string { return Name(digest, target) + ClosureSuffix }
+
+// OpenName is Open for the entry called name (Name, ClosureName).
+func (c *Cache) OpenName(name string, fill func(tmp string) error) (e *Entry, filled bool, err error) {
 	dir := filepath.Join(c.Dir, name)
 	use, err := c.lock(name+lockSuffix, unix.LOCK_SH)
 	if err != nil {

@@ -62,6 +62,10 @@ type ExtractOptions struct {
 	// ErrTooLarge. Holes are not counted: a sparse file costs the size
 	// words of its block list, which MaxFileBlocks bounds.
 	MaxBytes int64
+	// Subdir, when set, extracts the tree at that path of the image (a
+	// directory, slash-separated) instead of the whole image: its
+	// entries go straight into dir.
+	Subdir string
 	// ReadOnly takes the write bits off every entry as it is made, as if
 	// the image stored none: for a tree that is to stay as extracted (an
 	// extraction cache entry), without a second pass over it. A directory
@@ -93,6 +97,11 @@ var ErrTooLarge = errors.New("image too large")
 // os.RemoveAll.
 func (r *Reader) Extract(dir string, opt ExtractOptions) error {
 	root, err := r.Root()
+	if opt.Subdir != "" && err == nil {
+		if root, err = r.Lookup(opt.Subdir); err == nil && !root.IsDir() {
+			err = fmt.Errorf("%s in the image is not a directory", opt.Subdir)
+		}
+	}
 	if err != nil {
 		return err
 	}

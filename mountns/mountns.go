@@ -155,6 +155,9 @@ type Options struct {
 	// closure's programs find at /Store: the view is then made in a
 	// root of the run's own (StoreRoot).
 	Store string
+	// StoreDir, when > 0, is a directory holding the store's copy (the
+	// extraction cache's), bound in place of the payload's Store.
+	StoreDir int
 	// Log, when set, is called after each step with its duration.
 	Log func(step string, d time.Duration)
 }
@@ -192,7 +195,7 @@ func Setup(o Options) error {
 	// the upper dir copies the image root's: the view looks like the
 	// packed workdir, not like our scratch space.
 	if o.Store != "" {
-		if err := StoreRoot(sq, o.Dir, o.Store); err != nil {
+		if err := StoreRoot(sq, o.Dir, o.Store, o.StoreDir); err != nil {
 			return err
 		}
 		t = o.logStep("a root of the run's own, the closure's store at /"+o.Store, t)

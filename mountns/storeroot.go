@@ -18,8 +18,9 @@ import (
 // the view covers next, in the new root) and entered (chroot), so the
 // target and what it starts see the host's files where they were, and the
 // store beside them. The C stub does the same (stub/cstub/mountns.c:
-// store_root).
-func StoreRoot(lower int, dir, store string) error {
+// store_root). storeDir, when > 0, is a directory (the store's copy in
+// the extraction cache) bound at /store in place of lower's.
+func StoreRoot(lower int, dir, store string, storeDir int) error {
 	ents, err := os.ReadDir("/")
 	if err != nil {
 		return fmt.Errorf("the closure's root: list /: %w", err)
@@ -85,7 +86,12 @@ func StoreRoot(lower int, dir, store string) error {
 			return denied("the closure's root: /"+e.name, err)
 		}
 	}
-	s, err := unix.OpenTree(lower, store, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	var s int
+	if storeDir > 0 {
+		s, err = unix.OpenTree(storeDir, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	} else {
+		s, err = unix.OpenTree(lower, store, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	}
 	if err != nil {
 		return denied("the closure's store: bind "+store+" of the payload", err)
 	}

@@ -77,10 +77,12 @@ func ParseMode(s string) (Mode, error) {
 // directory dir as a cache entry: a hostile image's tricks refused or
 // neutralised, every entry left read-only (the cache relies on it), and
 // the payload's digest checked as it is read, the entry not to be
-// published when it differs. The programs that link the image
-// codecs (parker, the helper) set it to stub/userspace's Unpack; the lean
-// Go stub hands a run that needs it to the helper.
-var Unpack func(file *os.File, t *trailer.Trailer, dir string) error
+// published when it differs; subdir, when set, is the directory of the
+// payload to extract instead of the whole (a closure entry's). The
+// programs that link the image codecs (parker, the helper) set it to
+// stub/userspace's Unpack; the lean Go stub hands a run that needs it to
+// the helper.
+var Unpack func(file *os.File, t *trailer.Trailer, dir, subdir string) error
 
 // errNeedCodecs: a fill in a stub without the image codecs.
 var errNeedCodecs = errors.New("the image codecs are the helper's")
@@ -132,7 +134,7 @@ func (r *runner) runExtracted(f flags, side *supervisor.Handle, lim cgroup.Limit
 		if Unpack == nil {
 			return errNeedCodecs
 		}
-		return Unpack(r.file, r.t, tmp)
+		return Unpack(r.file, r.t, tmp, "")
 	}
 	e, filled, err := c.Open(r.t.Digest, r.t.Target, fill)
 	if errors.Is(err, errNeedCodecs) {
@@ -255,4 +257,45 @@ func inEntry(cwd, dir, entry string) string {
 		return in
 	}
 	return ""
+}
+
+// closureStore puts the payload's closure store (parker --closure) on
+// disk, in the extraction cache's closure entry (cache.ClosureName), made
+// on the first run, and points o at it: read from there, the closure's
+// libraries stay in the page cache from one run to the next, where the
+// payload's are read anew at each run (each mounts the image afresh). The
+// entry is in use (its lock held, by the target too) for the run. Where
+// the cache cannot be had, the payload's store serves, slower, and a
+// verbose run says why; errNeedCodecs: the entry must be made, and only
+// the helper can.
+func (r *runner) closureStore(o *mountns.Options) error {
+	c, err := locateCache(r.checkedCache)
+	var e *cache.Entry
+	if err == nil {
+		e, _, err = c.OpenName(cache.ClosureName(r.t.Digest, r.t.Target), func(tmp string) error {
+			if Unpack == nil {
+				return errNeedCodecs
+			}
+			return Unpack(r.file, r.t, tmp, trailer.StoreName)
+		})
+	}
+	if errors.Is(err, errNeedCodecs) {
+		return err
+	}
+	var fd int
+	if err == nil {
+		if fd, err = unix.Open(e.Path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			_, err = unix.FcntlInt(e.Lock().Fd(), unix.F_SETFD, 0)
+		}
+		if err != nil {
+			e.Close()
+		}
+	}
+	if err != nil {
+		r.step("the closure's store from the payload (" + err.Error() + ")")
+		return nil
+	}
+	r.closure, o.StoreDir = e, fd
+	r.step("the closure's store from " + e.Path)
+	return nil
 }

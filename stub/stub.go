@@ -51,6 +51,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/cgroup"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/mountns"
@@ -195,10 +196,13 @@ type runner struct {
 	// checkedCache: the cache directory the C stub found before it made
 	// that namespace (locateCache), or "".
 	checkedCache string
-	cwd          string // the caller's working directory, as the kernel names it
-	cwdErr       error
-	start        time.Time
-	last         time.Time
+	// closure is the closure entry in use (closureStore), its lock handed
+	// to the target.
+	closure *cache.Entry
+	cwd     string // the caller's working directory, as the kernel names it
+	cwdErr  error
+	start   time.Time
+	last    time.Time
 }
 
 // fail prints one line naming the file and the cause, and returns
@@ -347,6 +351,9 @@ func (r *runner) run(f flags) int {
 	}
 	if r.t.Flags&trailer.Closure != 0 {
 		o.Store = trailer.StoreName
+		if errors.Is(r.closureStore(&o), errNeedCodecs) {
+			return r.helper(r.args)
+		}
 	}
 	if mode == ModeExtract {
 		return r.runExtracted(f, side, lim, &o, nil)

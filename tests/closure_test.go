@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parkerpack/parker/cache"
 )
 
 // closurePacks builds testdata/run/sqlite.c, linked against the host's
@@ -72,19 +74,37 @@ func TestClosureEmptyRoot(t *testing.T) {
 func TestClosureHost(t *testing.T) {
 	needRoot(t, "running a packed file")
 	with, without := closurePacks(t)
-	a, b := runFile(t, with, nil), runFile(t, without, nil)
+	cacheDir := tempDir(t, "closurecache")
+	env := withEnv("PARKER_CACHE_DIR=" + cacheDir)
+	a, b := runFile(t, with, nil, env), runFile(t, without, nil, env)
 	dir := filepath.Dir(with)
 	if a.Code != 0 || b.Code != 0 || a.Stdout != strings.ReplaceAll(b.Stdout, filepath.Dir(without), dir) ||
 		a.Stdout != "sqlite=42 exe="+dir+"/sq argv0="+dir+"/sq\n" {
 		t.Errorf("with --closure: exit %d, %q; without: exit %d, %q", a.Code, a.Stdout, b.Code, b.Stdout)
 	}
-	if r := runFile(t, with, []string{"maps", "libc.so"}); r.Code != 0 || !strings.HasPrefix(r.Stdout, "/.parker/store/") ||
+	if r := runFile(t, with, []string{"maps", "libc.so"}, env); r.Code != 0 || !strings.HasPrefix(r.Stdout, "/.parker/store/") ||
 		strings.Count(r.Stdout, "\n") != 1 {
 		t.Errorf("the target's libc: %q, stderr %q; want the closure's, in /.parker/store", r.Stdout, r.Stderr)
 	}
-	r := runFile(t, with, []string{"exec", "/bin/sh", "-c", `grep -c /.parker/ /proc/$$/maps; ls / >/dev/null && echo ok`})
+	r := runFile(t, with, []string{"exec", "/bin/sh", "-c", `grep -c /.parker/ /proc/$$/maps; ls / >/dev/null && echo ok`}, env)
 	if r.Code != 0 || r.Stdout != "0\nok\n" {
 		t.Errorf("a host program started by the target: exit %d, stdout %q, stderr %q; want the host's libraries", r.Code, r.Stdout, r.Stderr)
+	}
+	// The store comes from the closure entry in the cache, on disk (its
+	// pages cached from one run to the next), not from the payload.
+	entry := filepath.Join(cacheDir, cache.ClosureName(readTrailer(t, with).Digest, "sq"))
+	if st, err := os.Stat(entry); err != nil || !st.IsDir() {
+		t.Fatalf("no closure entry %s: %v", entry, err)
+	}
+	r = runFile(t, with, []string{"exec", "/bin/sh", "-c", `grep " /.parker " /proc/self/mountinfo`}, env)
+	if fields := strings.Fields(strings.SplitN(r.Stdout, " - ", 2)[len(strings.SplitN(r.Stdout, " - ", 2))-1]); r.Code != 0 ||
+		strings.Count(r.Stdout, "\n") != 1 || len(fields) == 0 || fields[0] == "squashfs" || fields[0] == "fuse" {
+		t.Errorf("/.parker is mounted from %q (exit %d, stderr %q); want the cache's file system", r.Stdout, r.Code, r.Stderr)
+	}
+	// Without a cache directory, the payload's store serves.
+	r = runFile(t, with, nil, withEnv("PARKER_CACHE_DIR=/proc/nowhere"))
+	if r.Code != 0 || r.Stdout != a.Stdout {
+		t.Errorf("no cache directory: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }
 

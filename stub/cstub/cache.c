@@ -7,7 +7,8 @@
  * of the helper its unpacking (helper.c). */
 #include "stub.h"
 
-#define LOCK_SUFFIX ".lock" /* cache.lockSuffix */
+#define LOCK_SUFFIX ".lock"        /* cache.lockSuffix */
+#define CLOSURE_SUFFIX ".closure" /* cache.ClosureSuffix */
 
 /* cache_lock is the entry's lock, held shared: close-on-exec until the
  * target's exec, which hands it on (so that a hand-over to the helper,
@@ -183,12 +184,27 @@ static const char *entry_name(void)
  * or 0 for the helper to take over. (A path: overlayfs takes no layer
  * from a mount namespace but the mounter's, and the caller moves to
  * another before it mounts.) */
-static const char *cache_hit(void)
+static const char *entry_hit(const char *dir, const char *suffix, int *held_lock);
+static const char *cache_hit(void) { return entry_hit(cache_dir(0), "", &cache_lock); }
+
+/* closure_lock is the closure entry's lock (closure_hit), as cache_lock;
+ * closure_entry the entry, whose store a run binds at /.parker. */
+static int closure_lock = -1;
+static const char *closure_entry;
+
+/* closure_hit finds the payload's closure entry (cache.ClosureName: the
+ * store of parker --closure, on disk) in cache directory dir, as
+ * cache_hit finds an entry; 0 when it is not there (the helper makes it). */
+static const char *closure_hit(const char *dir) { return entry_hit(dir, CLOSURE_SUFFIX, &closure_lock); }
+
+/* entry_hit finds the entry entry_name() and suffix in cache directory
+ * dir, in use from now on: its lock held shared (in *held_lock), its
+ * mtime the last use. It returns the entry's path, or 0. */
+static const char *entry_hit(const char *dir, const char *suffix, int *held_lock)
 {
-	const char *dir = cache_dir(0);
 	if (!dir)
 		return 0;
-	const char *entry = cat(dir, "/", entry_name());
+	const char *entry = cat(dir, "/", cat(entry_name(), suffix, ""));
 	const char *lock = cat(entry, LOCK_SUFFIX, "");
 	for (int attempt = 0; attempt < 8; attempt++) {
 		long l = sys_open_mode(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -215,7 +231,7 @@ static const char *cache_hit(void)
 			return 0;
 		}
 		sys_futimens_now((int)l);
-		cache_lock = (int)l;
+		*held_lock = (int)l;
 		return entry;
 	}
 	return 0;

@@ -330,6 +330,14 @@ static void fuse_rung(const char *dir, int own)
  * else is the helper's: the extraction cache, and saying why. */
 static void attach(const char *dir)
 {
+	/* A closure's store, from the cache (mountns.c: store_root), made
+	 * by the helper on the first run where there is a cache directory. */
+	if (tr.flags & FLAG_CLOSURE) {
+		const char *cd = cache_dir(1);
+		closure_entry = closure_hit(cd);
+		if (!closure_entry && cd)
+			helper();
+	}
 	long e = rung == RUNG_FUSE ? -EPERM : sys_unshare(CLONE_NEWNS);
 	if (!e && rung == RUNG_EXTRACT)
 		helper(); /* root's: the helper mounts the copy in this namespace */

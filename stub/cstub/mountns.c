@@ -238,7 +238,9 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
  * programs points: no host has it, and the host's root is not ours to
  * change. The new root is a tmpfs holding every entry of / as it is: each
  * directory and file bound there with every mount below it, each symlink
- * made again; and the store, bound from the payload's root, lower. It is
+ * made again; and the store, bound from the closure entry in the
+ * extraction cache (closure_entry: on disk, in the page cache from one run
+ * to the next) where there is one, else from the payload's root, lower. It is
  * attached over dir (the view goes there next, in the new root) and
  * entered (chroot): the target, and what it starts, see the host's files
  * where they were, and the store beside them. (mountns.StoreRoot.) */
@@ -309,7 +311,7 @@ static void store_root(int lower, const char *dir)
 		TRY_AT(move_mount_at(clones[i], (int)nr, names[i]), "make the closure's root");
 		sys_close(clones[i]);
 	}
-	long store = clone_tree(lower, STORE, 0);
+	long store = closure_entry ? clone_tree(AT_FDCWD, closure_entry, 0) : clone_tree(lower, STORE, 0);
 	TRY_AT(store, "bind the closure's store");
 	TRY_AT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
 	TRY_AT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");

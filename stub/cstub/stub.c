@@ -151,6 +151,8 @@ static void __attribute__((noreturn)) run(char **args)
 	t.env = environ_with(ENV_EXE, self, ENV_ROOT, dir);
 	if (cache_lock >= 0)
 		sys_keep_on_exec(cache_lock); /* the target's, and what it starts */
+	if (closure_lock >= 0)
+		sys_keep_on_exec(closure_lock);
 	long e = exec_target(&t);
 	/* The exec failed, so the target never ran and running again is safe:
 	 * the helper does, on the view it mounts itself, and says why it
@@ -164,6 +166,8 @@ static void __attribute__((noreturn)) run(char **args)
 	sys_send(side, "!", 1, MSG_NOSIGNAL); /* PLAN_OFF */
 	if (cache_lock >= 0)
 		sys_close(cache_lock);
+	if (closure_lock >= 0)
+		sys_close(closure_lock);
 	if (in_userns) {
 		/* Off the kernel's rung, in a user namespace of ours, the
 		 * helper could not mount the view again: it is left mounted,

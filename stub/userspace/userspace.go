@@ -74,13 +74,15 @@ func extract(req stub.Request, log func(string)) int {
 // Unpack extracts the payload of file (trailer t) into the empty
 // directory dir as an extraction cache entry (stub.Unpack): read-only,
 // with the image's tricks refused or neutralised, and the payload's digest
-// checked as it is read, by a second reader alongside the extraction.
-func Unpack(file *os.File, t *trailer.Trailer, dir string) error {
+// checked as it is read, by a second reader alongside the extraction;
+// subdir, when set, is the directory of the payload to extract alone.
+func Unpack(file *os.File, t *trailer.Trailer, dir, subdir string) error {
 	digest := make(chan error, 1)
 	go func() { digest <- stub.Verify(file, t) }()
 	rd, err := image.NewReader(io.NewSectionReader(file, int64(t.Offset), int64(t.Size)), int64(t.Size))
 	if err == nil {
 		err = rd.Extract(dir, image.ExtractOptions{
+			Subdir:    subdir,
 			Untrusted: true,
 			ReadOnly:  true,
 			Warn:      func(s string) { fmt.Fprintf(os.Stderr, "parker: %s: warning: %s\n", file.Name(), s) },

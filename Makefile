@@ -35,6 +35,7 @@ fuzz:
 bench: deps build
 	bash hack/bench.sh
 	bash hack/bench-start.sh
+	bash hack/bench-closure.sh
 
 clean:
 	rm -rf bin cmd/parker/stubs

@@ -419,3 +419,42 @@ func TestMaxDepth(t *testing.T) {
 		t.Errorf("Extract at MaxDepth: %v", err)
 	}
 }
+
+// TestExtractSubdir: with Subdir, only that directory of the image is
+// extracted, its entries straight into the destination (a closure
+// entry's store); a path that is not a directory of the image is an error.
+func TestExtractSubdir(t *testing.T) {
+	needTool(t, "mksquashfs")
+	src := t.TempDir()
+	for p, body := range map[string]string{"keep/a": "a\n", "keep/sub/b": "b\n", "other/c": "c\n", "top": "top\n"} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := openTestImage(t, packMksquashfs(t, src))
+	out := filepath.Join(t.TempDir(), "out")
+	if err := r.Extract(out, ExtractOptions{Subdir: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(out, p); rel != "." {
+			got = append(got, rel)
+		}
+		return nil
+	})
+	if strings.Join(got, " ") != "a sub sub/b" {
+		t.Errorf("Subdir keep extracted %v; want a, sub, sub/b", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "sub", "b")); string(b) != "b\n" {
+		t.Errorf("sub/b: %q", b)
+	}
+	for _, bad := range []string{"top", "nope"} {
+		if err := r.Extract(filepath.Join(t.TempDir(), "x"), ExtractOptions{Subdir: bad}); err == nil {
+			t.Errorf("Subdir %s: extracted", bad)
+		}
+	}
+}

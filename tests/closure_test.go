@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/cache"
+	"github.com/parkerpack/parker/internal/testenv"
 )
 
 // closurePacks builds testdata/run/sqlite.c, linked against the host's
@@ -151,4 +152,93 @@ func TestClosureRungs(t *testing.T) {
 	noFUSEServers(t)
 	closeFUSE(t)
 	refused("no namespace", asNobody(nomountTool(t), env, with))
+}
+
+// pyenvPython copies the pyenv-built python 3.11 of this machine (its
+// prefix holds its libpython and its standard library; it links libc,
+// libm, and through its modules libssl, libcrypto, libsqlite3, libz,
+// libffi and more) into a working directory: bin/python3.11, its
+// libpython, its standard library without site-packages, tests and
+// tools.
+func pyenvPython(t *testing.T) string {
+	t.Helper()
+	home, _ := os.UserHomeDir()
+	ms, _ := filepath.Glob(filepath.Join(home, ".pyenv", "versions", "3.11.*"))
+	if len(ms) == 0 {
+		testenv.Unavailable(t, "no pyenv-built python 3.11 in %s/.pyenv/versions", home)
+	}
+	prefix := ms[len(ms)-1]
+	wd := tempDir(t, "pywd")
+	for _, d := range []string{"bin", "lib"} {
+		if err := os.Mkdir(filepath.Join(wd, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	libs, _ := filepath.Glob(filepath.Join(prefix, "lib", "libpython3.11.so*"))
+	run(t, "cp", "-a", filepath.Join(prefix, "bin", "python3.11"), filepath.Join(wd, "bin"))
+	run(t, "cp", append(append([]string{"-a"}, libs...), filepath.Join(prefix, "lib", "python3.11"), filepath.Join(wd, "lib"))...)
+	for _, d := range []string{"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"} {
+		if err := os.RemoveAll(filepath.Join(wd, "lib", "python3.11", d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return wd
+}
+
+// TestClosurePython: the pyenv python, packed with --closure, imports
+// ssl, sqlite3, zlib, ctypes and json in a root with nothing but it,
+// /proc and /dev, and sees itself there as without --closure
+// (sys.executable, sys.prefix, /proc/self/exe); packed without, it does
+// not start there. On this host, its subprocesses (/bin/ls, /usr/bin/env)
+// run with the host's libraries.
+func TestClosurePython(t *testing.T) {
+	needRoot(t, "a root file system of the test's own (chroot)")
+	wd := pyenvPython(t)
+	with := pack(t, wd, "bin/python3.11", "-q", "--closure", "-o", filepath.Join(tempDir(t, "pyout"), "pythond"))
+	without := pack(t, wd, "bin/python3.11", "-q", "-o", filepath.Join(tempDir(t, "pyplain"), "pythond"))
+	const script = `import ssl, sqlite3, zlib, ctypes, json, os, sys
+print(sqlite3.connect(":memory:").execute("select 6*7").fetchone()[0], zlib.crc32(b"x"), ssl.OPENSSL_VERSION_NUMBER > 0,
+      ctypes.sizeof(ctypes.c_int), json.dumps([1]), sys.executable, sys.prefix, os.readlink("/proc/self/exe"))`
+	const want = "42 2363233923 True 4 [1] /app/bin/python3.11 /app /app/bin/python3.11\n"
+	if r := emptyRoot(t, with, "-c", script); r.Code != 0 || r.Stdout != want {
+		t.Errorf("--closure in an empty root: exit %d, stdout %q, stderr %q; want %q", r.Code, r.Stdout, r.Stderr, want)
+	}
+	if r := emptyRoot(t, without, "-c", "print(1)"); r.Code != 127 || !strings.Contains(r.Stderr, "--closure") {
+		t.Errorf("without --closure in an empty root: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	env := withEnv("PARKER_CACHE_DIR=" + tempDir(t, "pycache"))
+	r := runFile(t, with, []string{"-c", `import subprocess, sys
+subprocess.run(["/bin/ls", "/"], check=True, stdout=subprocess.DEVNULL)
+print(subprocess.run(["/usr/bin/env", "sh", "-c", "grep -c /.parker/ /proc/$$/maps"], capture_output=True, text=True).stdout.strip())
+print(sys.executable)`}, env)
+	dir := filepath.Dir(with)
+	if r.Code != 0 || r.Stdout != "0\n"+dir+"/bin/python3.11\n" {
+		t.Errorf("host programs from the packed python: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// TestClosureReproducible: under SOURCE_DATE_EPOCH, --closure packs are
+// byte-identical whatever the core count.
+func TestClosureReproducible(t *testing.T) {
+	wd := tempDir(t, "closurewd")
+	gccBuild(t, "sqlite.c", filepath.Join(wd, "sq"), "-lsqlite3")
+	var outs []string
+	for _, procs := range []string{"1", "4"} {
+		o := filepath.Join(tempDir(t, "repro"), "sqd")
+		if r := runParker(t, "", []string{"GOMAXPROCS=" + procs, "SOURCE_DATE_EPOCH=1700000000"}, "-q", "--closure", "-C", wd, "-o", o, "sq"); r.Code != 0 {
+			t.Fatalf("pack with %s cores: exit %d, %s", procs, r.Code, r.Stderr)
+		}
+		outs = append(outs, o)
+	}
+	a, err := os.ReadFile(outs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(outs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("--closure packs with 1 and 4 cores differ (%d and %d bytes)", len(a), len(b))
+	}
 }

@@ -75,6 +75,9 @@ func parseELF(r io.ReaderAt) (e *ELF, err error) {
 	for _, p := range f.Progs {
 		switch p.Type {
 		case elf.PT_INTERP:
+			if p.Filesz > 4096 { // PATH_MAX: the kernel refuses more
+				return nil, fmt.Errorf("damaged ELF file: PT_INTERP of %d bytes", p.Filesz)
+			}
 			b := make([]byte, p.Filesz)
 			if _, err := r.ReadAt(b, int64(p.Off)); err != nil {
 				return nil, fmt.Errorf("read PT_INTERP: %w", err)

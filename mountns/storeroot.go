@@ -20,7 +20,7 @@ import (
 // store beside them. The C stub does the same (stub/cstub/mountns.c:
 // store_root). storeDir, when > 0, is a directory (the store's copy in
 // the extraction cache) bound at /store in place of lower's.
-func StoreRoot(lower int, dir, store string, storeDir int) error {
+func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 	ents, err := os.ReadDir("/")
 	if err != nil {
 		return fmt.Errorf("the closure's root: list /: %w", err)
@@ -53,6 +53,9 @@ func StoreRoot(lower int, dir, store string, storeDir int) error {
 		}
 		es = append(es, e)
 	}
+	// The working directory, which the chroot would lose: taken again, by
+	// its path, in the new root, where it is the same.
+	cwd, cwdErr := os.Getwd()
 	r, err := MountTmpfs(0o755)
 	if err != nil {
 		return err
@@ -62,6 +65,13 @@ func StoreRoot(lower int, dir, store string, storeDir int) error {
 	if err != nil {
 		return err
 	}
+	// From here on a failure takes the new root off dir again, so that a
+	// fallback finds dir as it was.
+	defer func() {
+		if err != nil {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	}()
 	nr, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("the closure's root: %w", err)
@@ -102,11 +112,14 @@ func StoreRoot(lower int, dir, store string, storeDir int) error {
 	if err := unix.MoveMount(s, "", nr, store, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return denied("the closure's store: bind "+store+" of the payload", err)
 	}
-	if err := unix.Fchdir(nr); err != nil {
+	if err = unix.Fchdir(nr); err != nil {
 		return fmt.Errorf("the closure's root: %w", err)
 	}
-	if err := unix.Chroot("."); err != nil {
+	if err = unix.Chroot("."); err != nil {
 		return denied("the closure's root: chroot", err)
+	}
+	if cwdErr == nil {
+		unix.Chdir(cwd) // gone (removed meanwhile): / it is
 	}
 	return nil
 }

@@ -91,6 +91,16 @@ func TestClosureHost(t *testing.T) {
 	if r.Code != 0 || r.Stdout != "0\nok\n" {
 		t.Errorf("a host program started by the target: exit %d, stdout %q, stderr %q; want the host's libraries", r.Code, r.Stdout, r.Stderr)
 	}
+	// The caller's working directory, outside the packed directory, is
+	// the target's too (the run's root of its own changes no path), on
+	// the C stub's way and the helper's.
+	elsewhere := tempDir(t, "elsewhere")
+	inDir := func(c *exec.Cmd) { c.Dir = elsewhere }
+	for _, args := range [][]string{{"exec", "/bin/pwd"}, {"--parker-verify", "exec", "/bin/pwd"}} {
+		if r := runFile(t, with, args, env, inDir); r.Code != 0 || r.Stdout != elsewhere+"\n" {
+			t.Errorf("%v from %s: exit %d, stdout %q, stderr %q", args, elsewhere, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 	// The store comes from the closure entry in the cache, on disk (its
 	// pages cached from one run to the next), not from the payload.
 	entry := filepath.Join(cacheDir, cache.ClosureName(readTrailer(t, with).Digest, "sq"))

@@ -230,7 +230,7 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
  * the run shows at /STORE; ROOT_ENTRIES bounds the entries of / the stub
  * carries into the run's root (more: the helper's). */
 #define STORE ".parker"
-#define ROOT_ENTRIES 256
+#define ROOT_ENTRIES 4096
 #define FLAG_CLOSURE 2 /* trailer.Closure */
 
 /* store_root gives the run a root of its own, with the closure's store
@@ -288,12 +288,28 @@ static void store_root(int lower, const char *dir)
 		}
 	}
 	TRY_AT(got, "list / for the closure's root");
+	/* The caller's working directory, which the chroot would lose: taken
+	 * again, by its path, in the new root, where it is the same. */
+	char *cwd = alloc(PATH_MAX);
+	if (sys_getcwd(cwd, PATH_MAX) < 0 || cwd[0] != '/')
+		cwd = 0;
 	long fs = fs_open("tmpfs");
 	TRY_AT(fs, "mount the closure's root");
 	TRY_AT(fs_config(fs, FSCONFIG_SET_STRING, "mode", "755"), "mount the closure's root");
 	int r = fs_create_mount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount the closure's root");
 	TRY_AT(move_mount(r, dir), "mount the closure's root");
 	sys_close(r);
+	/* From here on a failure takes the new root off dir again, so that
+	 * the helper, handed the run, finds the packed file where it was. */
+#undef TRY_AT
+#define TRY_AT(x, step)                          \
+	do {                                     \
+		long e_ = (long)(x);             \
+		if (e_ < 0) {                    \
+			unmount(dir);            \
+			hand_over(step, e_);     \
+		}                                \
+	} while (0)
 	long nr = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	TRY_AT(nr, "open the closure's root");
 	for (int i = 0; i < n; i++) {
@@ -318,6 +334,15 @@ static void store_root(int lower, const char *dir)
 	sys_close(store);
 	TRY_AT(sys_fchdir((int)nr), "enter the closure's root");
 	TRY_AT(sys_chroot("."), "enter the closure's root");
+#undef TRY_AT
+#define TRY_AT(x, step)                         \
+	do {                                    \
+		long e_ = (long)(x);            \
+		if (e_ < 0)                     \
+			hand_over(step, e_);    \
+	} while (0)
+	if (cwd)
+		sys_chdir(cwd); /* gone (removed meanwhile): / it is */
 	sys_close(nr);
 	sys_close(root);
 }

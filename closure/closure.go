@@ -114,6 +114,10 @@ type finder struct {
 	// interps are the loaders' names: libc names its loader as a
 	// library, which the loader, loaded first, already is.
 	interps map[string]bool
+	// packed are the packed directory's ELF files, by real path.
+	packed map[string]bool
+	// flags caches abiFlagsFor.
+	flags map[[2]int]int32
 }
 
 // Find scans the packed directory's ELF files, the target first, and
@@ -122,7 +126,7 @@ type finder struct {
 // needs it, unless AllowMissing.
 func Find(o Options) (*Result, error) {
 	f := &finder{o: o, libs: map[string]*StoreFile{}, names: map[string]*StoreFile{}, loaders: map[string]string{},
-		interps: map[string]bool{}}
+		interps: map[string]bool{}, packed: map[string]bool{}}
 	res := &Result{Patched: map[string][]byte{}}
 	files := append([]File(nil), o.Files...)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Rel == o.Target && files[j].Rel != o.Target })
@@ -136,12 +140,40 @@ func Find(o Options) (*Result, error) {
 		if errors.Is(err, ErrNotELF) {
 			continue
 		}
+		// The target must be one that parker can carry; another file
+		// it cannot (damaged, or for a loader it does not know: a musl
+		// program, another system's) is packed as it is, with a warning.
+		skip := func(err error) error {
+			if file.Rel == o.Target {
+				return fmt.Errorf("%s: %w", file.Rel, err)
+			}
+			if o.Warn != nil {
+				o.Warn(fmt.Sprintf("closure: %s: %v; packed as it is, without its libraries", file.Rel, err))
+			}
+			return nil
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file.Rel, err)
+			if err := skip(err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if e.Interp != "" && (e.Type == elf.ET_EXEC || e.Type == elf.ET_DYN) {
+			if _, err := f.loader(e.Interp, file.Rel); err != nil {
+				if err := skip(err); err != nil {
+					return nil, err
+				}
+				continue
+			}
 		}
 		if file.Rel == o.Target {
 			f.target, f.targetPath = e, file.Path
 		}
+		real, err := filepath.EvalSymlinks(file.Path)
+		if err != nil {
+			return nil, err
+		}
+		f.packed[real] = true
 		work = append(work, workELF{file, e})
 		f.queue = append(f.queue, object{e, file.Path, file.Rel})
 		if e.Interp != "" {
@@ -170,25 +202,22 @@ func Find(o Options) (*Result, error) {
 				return nil, err
 			}
 		}
-		clearPaths := hasAbsolute(w.e.RPath) || hasAbsolute(w.e.RunPath)
-		if interp == "" && !clearPaths {
-			continue
-		}
 		b, err := os.ReadFile(w.Path)
 		if err != nil {
 			return nil, err
+		}
+		changed, err := w.e.KeepOrigin(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.Rel, err)
 		}
 		if interp != "" {
 			if err := w.e.SetInterp(b, interp); err != nil {
 				return nil, fmt.Errorf("%s: %w", w.Rel, err)
 			}
 		}
-		if clearPaths {
-			if err := w.e.ClearPaths(b); err != nil {
-				return nil, fmt.Errorf("%s: %w", w.Rel, err)
-			}
+		if interp != "" || changed {
+			res.Patched[w.Rel] = b
 		}
-		res.Patched[w.Rel] = b
 	}
 	var entries []CacheEntry
 	for _, s := range f.store {
@@ -205,26 +234,18 @@ func Find(o Options) (*Result, error) {
 	return res, nil
 }
 
-// hasAbsolute tells whether a library path list names a directory other
-// than by $ORIGIN, which means nothing where the packed file runs.
-func hasAbsolute(dirs []string) bool {
-	for _, d := range dirs {
-		if !strings.HasPrefix(d, "$ORIGIN") && !strings.HasPrefix(d, "${ORIGIN}") {
-			return true
-		}
-	}
-	return false
-}
-
 // resolve finds the libraries obj needs.
 func (f *finder) resolve(obj object) error {
 	for _, name := range obj.e.Needed {
 		if f.interps[name] {
 			continue
 		}
-		p, flags, err := f.search(obj, name)
+		p, flags, origin, err := f.search(obj, name)
 		if err != nil {
 			return err
+		}
+		if real, err := filepath.EvalSymlinks(p); p != "" && origin && err == nil && f.packed[real] {
+			continue // packed, and found by $ORIGIN where it runs too
 		}
 		if p == "" {
 			why := fmt.Sprintf("%s, needed by %s", name, obj.display)
@@ -255,13 +276,17 @@ func (f *finder) addLib(name string) error {
 		if soname == "" {
 			soname = filepath.Base(name)
 		}
-		return f.add(name, soname, abiFlags(e.Class, e.Machine), "--closure-lib")
+		flags, err := f.abiFlagsFor(e)
+		if err != nil {
+			return err
+		}
+		return f.add(name, soname, flags, "--closure-lib")
 	}
-	obj := object{e: f.target, display: "--closure-lib"}
+	obj := object{e: f.target, path: f.targetPath, display: "--closure-lib"}
 	if obj.e == nil {
 		return fmt.Errorf("--closure-lib %s: the target is not an ELF program to find it for; name the library's path", name)
 	}
-	p, flags, err := f.search(obj, name)
+	p, flags, _, err := f.search(obj, name)
 	if err != nil {
 		return err
 	}
@@ -283,10 +308,6 @@ func (f *finder) add(p, soname string, flags int32, neededBy string) error {
 		}
 		return nil
 	}
-	key := fmt.Sprintf("%s\x00%d", soname, flags)
-	if s := f.names[key]; s != nil {
-		return fmt.Errorf("closure: two libraries named %s: %s (needed by %s) and %s (needed by %s)", soname, s.Source, s.NeededBy, real, neededBy)
-	}
 	e, err := ReadELF(real)
 	if err != nil {
 		return fmt.Errorf("%s: %w", real, err)
@@ -296,13 +317,20 @@ func (f *finder) add(p, soname string, flags int32, neededBy string) error {
 		return err
 	}
 	s := &StoreFile{Source: real, Sonames: []string{soname}, Flags: flags, NeededBy: neededBy}
-	if hasAbsolute(e.RPath) || hasAbsolute(e.RunPath) {
-		if err := e.ClearPaths(b); err != nil {
-			return fmt.Errorf("%s: %w", real, err)
-		}
+	if changed, err := e.KeepOrigin(b); err != nil {
+		return fmt.Errorf("%s: %w", real, err)
+	} else if changed {
 		s.Data = b
 	}
 	s.Digest = sha256.Sum256(b)
+	key := fmt.Sprintf("%s\x00%d", soname, flags)
+	if other := f.names[key]; other != nil {
+		if other.Digest == s.Digest { // the same library by another path
+			f.libs[real] = other
+			return nil
+		}
+		return fmt.Errorf("closure: two libraries named %s: %s (needed by %s) and %s (needed by %s)", soname, other.Source, other.NeededBy, real, neededBy)
+	}
 	s.Size = int64(len(b))
 	s.Name = path.Join(StoreName, "store", hex.EncodeToString(s.Digest[:16])+"-"+filepath.Base(p))
 	f.libs[real], f.names[key] = s, s

@@ -160,3 +160,67 @@ func TestFindSQLite(t *testing.T) {
 		t.Errorf("the program without its closure ran in an empty root: %q", out)
 	}
 }
+
+// TestFindOrigin: libraries of the packed directory that its programs find
+// by $ORIGIN stay where they are (two programs may each have their own
+// libx.so.1), found there where the packed file runs; the pack host's
+// absolute directories are dropped from RUNPATH and the $ORIGIN ones kept,
+// whichever end of the list they are at.
+func TestFindOrigin(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		testenv.Unavailable(t, "gcc: %v", err)
+	}
+	dir := t.TempDir()
+	gcc := func(args ...string) {
+		t.Helper()
+		if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+	}
+	write := func(p, s string) string {
+		t.Helper()
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var files []File
+	for i, rpath := range map[string]string{"a": "$ORIGIN:/opt/nowhere", "b": "/opt/nowhere:$ORIGIN"} {
+		lib := write(i+"/x.c", "int x(void) { return "+map[string]string{"a": "1", "b": "2"}[i]+"; }\n")
+		main := write(i+"/main.c", "int x(void); int main(void) { return x(); }\n")
+		so, prog := filepath.Join(dir, i, "libx.so.1"), filepath.Join(dir, i, "prog")
+		gcc("-shared", "-fPIC", "-Wl,-soname,libx.so.1", "-o", so, lib)
+		gcc("-o", prog, main, so, "-Wl,--enable-new-dtags,-rpath,"+rpath)
+		files = append(files, File{Rel: i + "/prog", Path: prog}, File{Rel: i + "/libx.so.1", Path: so})
+	}
+	res, err := Find(Options{Files: files, Target: "a/prog", Cache: hostCache(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Store {
+		if strings.Contains(s.Name, "libx") {
+			t.Errorf("a library found by $ORIGIN in the packed directory went to the store: %s", s.Name)
+		}
+	}
+	for _, rel := range []string{"a/prog", "b/prog"} {
+		b, ok := res.Patched[rel]
+		if !ok {
+			t.Fatalf("%s not patched", rel)
+		}
+		p := filepath.Join(t.TempDir(), "patched")
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e, err := ReadELF(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(e.RunPath, ":") != "$ORIGIN" || !strings.HasPrefix(e.Interp, StoreDir+"/") {
+			t.Errorf("%s patched: RUNPATH %q, interpreter %q; want $ORIGIN alone and the store's loader", rel, e.RunPath, e.Interp)
+		}
+	}
+}

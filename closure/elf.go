@@ -34,10 +34,19 @@ type ELF struct {
 	Needed     []string
 	RPath      []string // DT_RPATH, split at ':'; used only without DT_RUNPATH
 	RunPath    []string // DT_RUNPATH, split at ':'
-	// pathEntries are the file offsets of the d_val words of the
-	// DT_RPATH and DT_RUNPATH entries, and strtabZero whether the string
-	// table starts with the empty string, which those can be pointed at.
-	pathEntries []int64
+	// pathEntries are the DT_RPATH and DT_RUNPATH entries, to rewrite
+	// (KeepOrigin); none when the string table does not start with the
+	// empty string, which they may then be pointed at.
+	pathEntries []pathEntry
+}
+
+// pathEntry is a DT_RPATH or DT_RUNPATH entry: where its d_val word is in
+// the file, where its string is, and the string.
+type pathEntry struct {
+	dval  int64
+	strAt int64
+	value string
+	val   uint64 // d_val
 }
 
 // ErrNotELF: the file is not an ELF file (a script, data).
@@ -121,8 +130,9 @@ func (e *ELF) readDynamic(f *elf.File, r io.ReaderAt, dyn *elf.Prog) error {
 		return f.ByteOrder.Uint64(p)
 	}
 	type ref struct {
-		tag elf.DynTag
-		val uint64
+		tag  elf.DynTag
+		val  uint64
+		dval int64 // where val is in the file
 	}
 	var refs []ref
 	var strtab, strsz uint64
@@ -136,11 +146,8 @@ func (e *ELF) readDynamic(f *elf.File, r io.ReaderAt, dyn *elf.Prog) error {
 			strtab = val
 		case elf.DT_STRSZ:
 			strsz = val
-		case elf.DT_NEEDED, elf.DT_SONAME:
-			refs = append(refs, ref{tag, val})
-		case elf.DT_RPATH, elf.DT_RUNPATH:
-			refs = append(refs, ref{tag, val})
-			e.pathEntries = append(e.pathEntries, int64(dyn.Off)+int64(i+size/2))
+		case elf.DT_NEEDED, elf.DT_SONAME, elf.DT_RPATH, elf.DT_RUNPATH:
+			refs = append(refs, ref{tag, val, int64(dyn.Off) + int64(i+size/2)})
 		}
 	}
 	if len(refs) == 0 {
@@ -178,6 +185,9 @@ func (e *ELF) readDynamic(f *elf.File, r io.ReaderAt, dyn *elf.Prog) error {
 			e.RPath = splitPath(s)
 		case elf.DT_RUNPATH:
 			e.RunPath = splitPath(s)
+		}
+		if rf.tag == elf.DT_RPATH || rf.tag == elf.DT_RUNPATH {
+			e.pathEntries = append(e.pathEntries, pathEntry{dval: rf.dval, strAt: int64(off) + int64(rf.val), value: s, val: rf.val})
 		}
 	}
 	if len(tab) == 0 || tab[0] != 0 {
@@ -219,26 +229,62 @@ func (e *ELF) SetInterp(b []byte, interp string) error {
 	return nil
 }
 
-// HasPaths reports whether e names library directories (DT_RPATH or
-// DT_RUNPATH) that ClearPaths can clear.
-func (e *ELF) HasPaths() bool { return len(e.pathEntries) > 0 }
-
-// ClearPaths empties e's DT_RPATH and DT_RUNPATH in b, pointing them at
-// the empty string the string table starts with (the strings themselves,
-// which other names may share, are left alone): the loader then looks in
-// its cache, which names the store.
-func (e *ELF) ClearPaths(b []byte) error {
-	size := 8
+// KeepOrigin drops from e's DT_RPATH and DT_RUNPATH in b the directories
+// not named by $ORIGIN (the pack host's, which mean nothing where the
+// packed file runs: the loader then finds those libraries in its cache,
+// which names the store), and reports whether it changed anything. The
+// $ORIGIN ones are kept: where they are the list's end, the entry is
+// pointed at that end of its string; none left, at the empty string the
+// string table starts with; else the kept ones are written over the
+// string's start (shorter, and bytes past its new end left alone, for the
+// names that share them).
+func (e *ELF) KeepOrigin(b []byte) (bool, error) {
+	size := int64(8)
 	if e.Class == elf.ELFCLASS32 {
 		size = 4
 	}
-	for _, at := range e.pathEntries {
-		if at+int64(size) > int64(len(b)) {
-			return errors.New("damaged ELF file: dynamic entry past the end")
+	changed := false
+	for _, p := range e.pathEntries {
+		dirs := splitPath(p.value)
+		var kept []string
+		for _, d := range dirs {
+			if isOrigin(d) {
+				kept = append(kept, d)
+			}
 		}
-		clear(b[at : at+int64(size)])
+		if len(kept) == len(dirs) {
+			continue
+		}
+		if p.dval+size > int64(len(b)) || p.strAt+int64(len(p.value)) >= int64(len(b)) {
+			return changed, errors.New("damaged ELF file: dynamic entry past the end")
+		}
+		joined := strings.Join(kept, ":")
+		switch {
+		case len(kept) == 0:
+			e.putWord(b[p.dval:], 0, size)
+		case strings.HasSuffix(p.value, ":"+joined):
+			e.putWord(b[p.dval:], p.val+uint64(len(p.value)-len(joined)), size)
+		default:
+			copy(b[p.strAt:], joined)
+			b[p.strAt+int64(len(joined))] = 0
+		}
+		changed = true
 	}
-	return nil
+	return changed, nil
+}
+
+// putWord writes v as an ELF word of size bytes in e's byte order.
+func (e *ELF) putWord(b []byte, v uint64, size int64) {
+	if size == 4 {
+		e.byteOrder().PutUint32(b, uint32(v))
+	} else {
+		e.byteOrder().PutUint64(b, v)
+	}
+}
+
+// isOrigin tells whether a library directory is named by $ORIGIN.
+func isOrigin(d string) bool {
+	return strings.HasPrefix(d, "$ORIGIN") || strings.HasPrefix(d, "${ORIGIN}")
 }
 
 // byteOrder is e's byte order.

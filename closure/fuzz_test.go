@@ -24,7 +24,7 @@ func FuzzParseELF(f *testing.F) {
 		if e.Interp != "" {
 			e.SetInterp(c, "/.parker/x")
 		}
-		e.ClearPaths(c)
+		e.KeepOrigin(c)
 		if len(c) != len(b) {
 			t.Fatalf("patching changed the length: %d -> %d", len(b), len(c))
 		}

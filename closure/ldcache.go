@@ -108,7 +108,7 @@ func WriteCache(entries []CacheEntry) ([]byte, error) {
 		return es[i].Flags > es[j].Flags
 	})
 	for i := 1; i < len(es); i++ {
-		if es[i].Soname == es[i-1].Soname && es[i].Flags == es[i-1].Flags {
+		if es[i].Soname == es[i-1].Soname && es[i].Flags == es[i-1].Flags && es[i].HWCap == es[i-1].HWCap {
 			return nil, fmt.Errorf("two libraries named %s: %s and %s", es[i].Soname, es[i-1].Path, es[i].Path)
 		}
 	}
@@ -200,7 +200,7 @@ func abiFlags(class elf.Class, m elf.Machine) int32 {
 		return flagELFLibc6 | flagX8664Lib64
 	case class == elf.ELFCLASS64 && m == elf.EM_AARCH64:
 		return flagELFLibc6 | flagAArch64Lib6
-	case class == elf.ELFCLASS32 && (m == elf.EM_386 || m == elf.EM_ARM):
+	case class == elf.ELFCLASS32 && m == elf.EM_386:
 		return flagELFLibc6
 	}
 	return 0

@@ -2,6 +2,7 @@ package closure
 
 import (
 	"debug/elf"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,55 +12,100 @@ import (
 // obj's DT_RPATH (when it has no DT_RUNPATH) and the target's, then
 // LD_LIBRARY_PATH, obj's DT_RUNPATH, the loader's cache, the system's
 // directories; only a file of obj's ELF class and machine will do. It
-// returns the path and the cache flags, or "" when nothing is found.
-func (f *finder) search(obj object, name string) (string, int32, error) {
-	flags := abiFlags(obj.e.Class, obj.e.Machine)
+// returns the path ("" when nothing is found), the cache flags, and
+// whether a directory named by $ORIGIN had it.
+func (f *finder) search(obj object, name string) (string, int32, bool, error) {
+	flags, err := f.abiFlagsFor(obj.e)
+	if err != nil {
+		return "", 0, false, err
+	}
 	if strings.Contains(name, "/") {
 		// A path: the loader takes it as it is (relative to the cwd).
 		if f.fits(name, obj.e) {
-			return name, flags, nil
+			return name, flags, false, nil
 		}
-		return "", flags, nil
+		return "", flags, false, nil
 	}
-	var dirs []string
+	var dirs []searchDir
 	if len(obj.e.RunPath) == 0 {
 		dirs = append(dirs, f.expand(obj, obj.e.RPath)...)
 		if t := f.target; t != nil && t != obj.e && len(t.RunPath) == 0 {
 			dirs = append(dirs, f.expand(object{e: t, path: f.targetPath}, t.RPath)...)
 		}
 	}
-	dirs = append(dirs, f.o.LibraryPath...)
+	for _, d := range f.o.LibraryPath {
+		dirs = append(dirs, searchDir{d, false})
+	}
 	dirs = append(dirs, f.expand(obj, obj.e.RunPath)...)
 	for _, d := range dirs {
-		if p := filepath.Join(d, name); f.fits(p, obj.e) {
-			return p, flags, nil
+		if p := filepath.Join(d.path, name); f.fits(p, obj.e) {
+			return p, flags, d.origin, nil
 		}
 	}
 	for _, c := range f.o.Cache {
-		if c.Soname == name && c.HWCap == 0 && (flags == 0 || c.Flags == flags) && f.fits(c.Path, obj.e) {
-			return c.Path, c.Flags, nil
+		if c.Soname == name && c.HWCap == 0 && c.Flags == flags && f.fits(c.Path, obj.e) {
+			return c.Path, c.Flags, false, nil
 		}
 	}
 	for _, d := range systemDirs(obj.e) {
 		if p := filepath.Join(d, name); f.fits(p, obj.e) {
-			return p, flags, nil
+			return p, flags, false, nil
 		}
 	}
-	return "", flags, nil
+	return "", flags, false, nil
+}
+
+// searchDir is a directory to look for a library in, and whether $ORIGIN
+// named it.
+type searchDir struct {
+	path   string
+	origin bool
 }
 
 // expand resolves $ORIGIN in dirs, against obj's directory.
-func (f *finder) expand(obj object, dirs []string) []string {
-	out := make([]string, 0, len(dirs))
+func (f *finder) expand(obj object, dirs []string) []searchDir {
+	out := make([]searchDir, 0, len(dirs))
 	origin := filepath.Dir(obj.path)
 	for _, d := range dirs {
+		o := isOrigin(d)
 		d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
 		if d == "" {
 			d = "."
 		}
-		out = append(out, d)
+		out = append(out, searchDir{d, o})
 	}
 	return out
+}
+
+// abiFlagsFor are the cache flags of libraries of e's ABI: those the
+// host's cache gives its libc of that class and machine, or, where it has
+// none, what parker knows; an ABI it knows neither way is an error.
+func (f *finder) abiFlagsFor(e *ELF) (int32, error) {
+	key := [2]int{int(e.Class), int(e.Machine)}
+	if fl, ok := f.flags[key]; ok {
+		return fl, nil
+	}
+	fl := int32(0)
+	for _, c := range f.o.Cache {
+		if c.Soname == "libc.so.6" && c.HWCap == 0 {
+			if l, err := ReadELF(c.Path); err == nil && l.Class == e.Class && l.Machine == e.Machine {
+				fl = c.Flags
+				break
+			}
+		}
+	}
+	if fl == 0 {
+		fl = abiFlags(e.Class, e.Machine)
+	}
+	if fl == 0 {
+		return 0, fmt.Errorf("closure: parker does not know how glibc's loader cache marks %s %s libraries (no libc of that kind in /etc/ld.so.cache)",
+			e.Class, e.Machine)
+	}
+	if f.flags == nil {
+		f.flags = map[[2]int]int32{}
+	}
+	f.flags[key] = fl
+	return fl, nil
 }
 
 // fits tells whether p is an ELF file the loader of e would load for it.

@@ -14,6 +14,9 @@ import (
 	"github.com/parkerpack/parker/internal/human"
 )
 
+// closureTmpPrefix begins the name of closureJob's temporary directory.
+const closureTmpPrefix = ".parker-closure-"
+
 // closureJob adds a packed directory's library closure to its image
 // (--closure): it holds back the walk's entries, finds the closure of
 // their ELF programs, and then adds them, the patched ones read from a
@@ -67,7 +70,7 @@ func (cj *closureJob) finish(w *image.Writer) error {
 		return err
 	}
 	cj.res = res
-	tmp, err := os.MkdirTemp(filepath.Dir(cj.c.output), ".parker-closure-")
+	tmp, err := os.MkdirTemp(filepath.Dir(cj.c.output), closureTmpPrefix)
 	if err != nil {
 		return fmt.Errorf("--closure: a temporary directory beside %s: %w", cj.c.output, err)
 	}
@@ -90,9 +93,11 @@ func (cj *closureJob) finish(w *image.Writer) error {
 			return err
 		}
 	}
-	mtime := time.Now().Unix()
-	if cj.c.opt.ClampTime >= 0 {
-		mtime = cj.c.opt.ClampTime
+	// The store's times: the packed directory's newest, so that packing
+	// the same tree twice gives the same image.
+	var mtime int64
+	for _, e := range cj.entries {
+		mtime = max(mtime, e.ModTime)
 	}
 	for _, d := range []string{closure.StoreName, path.Join(closure.StoreName, "store")} {
 		if err := w.Add(image.Entry{Path: d, Mode: fs.ModeDir | 0o755, ModTime: mtime}); err != nil {

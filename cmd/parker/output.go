@@ -270,6 +270,10 @@ func (o *output) skipper(root, display string, t *walk.Target, u *ui) func(rel s
 				u.warn(fmt.Sprintf("%s is a leftover temp file; left out", filepath.Join(display, rel)))
 				return true
 			}
+			if dir == outRel && strings.HasPrefix(base, closureTmpPrefix) {
+				u.warn(fmt.Sprintf("%s is what a killed --closure pack left; left out", filepath.Join(display, rel)))
+				return true
+			}
 		}
 		if st.Dev == t.Dev && st.Ino == t.Ino || !isPacked(filepath.Join(root, rel), st) {
 			return false

@@ -27,7 +27,7 @@ unit:
 	@# (cmd/parker-stub): what make builds where no C compiler targets GOARCH.
 	STUB=go GO=$(GO) VERSION=test bash hack/build.sh bin/parker-gostub
 	PARKER_BIN=$(CURDIR)/bin/parker-gostub PARKER_TEST_STUB=go CGO_ENABLED=0 \
-		$(GO) test -count=1 -timeout 20m -run 'TestRun|TestStub' ./tests
+		$(GO) test -count=1 -timeout 20m -run 'TestRun|TestStub|TestClosure' ./tests
 
 fuzz:
 	GO=$(GO) bash hack/fuzz.sh $(FUZZTIME) $(FUZZ)

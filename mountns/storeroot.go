@@ -112,14 +112,11 @@ func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 	if err := unix.MoveMount(s, "", nr, store, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return denied("the closure's store: bind "+store+" of the payload", err)
 	}
-	if err = unix.Fchdir(nr); err != nil {
-		return fmt.Errorf("the closure's root: %w", err)
-	}
-	if err = unix.Chroot("."); err != nil {
+	if err = unix.Chroot(FDPath(nr)); err != nil {
 		return denied("the closure's root: chroot", err)
 	}
-	if cwdErr == nil {
-		unix.Chdir(cwd) // gone (removed meanwhile): / it is
+	if cwdErr != nil || unix.Chdir(cwd) != nil { // gone (removed meanwhile): / it is
+		unix.Chdir("/")
 	}
 	return nil
 }

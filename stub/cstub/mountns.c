@@ -233,6 +233,17 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
 #define ROOT_ENTRIES 4096
 #define FLAG_CLOSURE 2 /* trailer.Closure */
 
+/* TRY_ROOT is TRY_AT for store_root once its new root covers dir, which
+ * it takes off again first. */
+#define TRY_ROOT(x, step)                       \
+	do {                                    \
+		long e_ = (long)(x);            \
+		if (e_ < 0) {                   \
+			unmount(dir);           \
+			hand_over(step, e_);    \
+		}                               \
+	} while (0)
+
 /* store_root gives the run a root of its own, with the closure's store
  * (parker --closure) at /STORE, where the loader path of the payload's
  * programs points: no host has it, and the host's root is not ours to
@@ -300,49 +311,33 @@ static void store_root(int lower, const char *dir)
 	TRY_AT(move_mount(r, dir), "mount the closure's root");
 	sys_close(r);
 	/* From here on a failure takes the new root off dir again, so that
-	 * the helper, handed the run, finds the packed file where it was. */
-#undef TRY_AT
-#define TRY_AT(x, step)                          \
-	do {                                     \
-		long e_ = (long)(x);             \
-		if (e_ < 0) {                    \
-			unmount(dir);            \
-			hand_over(step, e_);     \
-		}                                \
-	} while (0)
+	 * the helper, handed the run, finds the packed file where it was
+	 * (TRY_ROOT). */
 	long nr = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	TRY_AT(nr, "open the closure's root");
+	TRY_ROOT(nr, "open the closure's root");
 	for (int i = 0; i < n; i++) {
 		if (links[i]) {
-			TRY_AT(sys_symlinkat(links[i], (int)nr, names[i]), "make the closure's root");
+			TRY_ROOT(sys_symlinkat(links[i], (int)nr, names[i]), "make the closure's root");
 			continue;
 		}
 		if (dirs[i]) {
-			TRY_AT(sys_mkdirat((int)nr, names[i], 0755), "make the closure's root");
+			TRY_ROOT(sys_mkdirat((int)nr, names[i], 0755), "make the closure's root");
 		} else {
 			long f = sys_openat_mode((int)nr, names[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-			TRY_AT(f, "make the closure's root");
+			TRY_ROOT(f, "make the closure's root");
 			sys_close(f);
 		}
-		TRY_AT(move_mount_at(clones[i], (int)nr, names[i]), "make the closure's root");
+		TRY_ROOT(move_mount_at(clones[i], (int)nr, names[i]), "make the closure's root");
 		sys_close(clones[i]);
 	}
 	long store = closure_entry ? clone_tree(AT_FDCWD, closure_entry, 0) : clone_tree(lower, STORE, 0);
-	TRY_AT(store, "bind the closure's store");
-	TRY_AT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
-	TRY_AT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");
+	TRY_ROOT(store, "bind the closure's store");
+	TRY_ROOT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
+	TRY_ROOT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");
 	sys_close(store);
-	TRY_AT(sys_fchdir((int)nr), "enter the closure's root");
-	TRY_AT(sys_chroot("."), "enter the closure's root");
-#undef TRY_AT
-#define TRY_AT(x, step)                         \
-	do {                                    \
-		long e_ = (long)(x);            \
-		if (e_ < 0)                     \
-			hand_over(step, e_);    \
-	} while (0)
-	if (cwd)
-		sys_chdir(cwd); /* gone (removed meanwhile): / it is */
+	TRY_ROOT(sys_chroot(fd_path((int)nr, "")), "enter the closure's root");
+	if (!cwd || sys_chdir(cwd) < 0) /* gone (removed meanwhile): / it is */
+		sys_chdir("/");
 	sys_close(nr);
 	sys_close(root);
 }

@@ -22,12 +22,14 @@ import (
 // loaders read instead of /etc's (which is never there); the libraries,
 // content-addressed as Nix names store paths.
 const (
-	StoreName   = trailer.StoreName
-	StoreDir    = "/" + StoreName
-	CachePath   = StoreDir + "/cache"   // in place of /etc/ld.so.cache
-	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
-	LibDir      = StoreDir + "/store"
-	loaderHex   = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
+	StoreName = trailer.StoreName
+	StoreDir  = "/" + StoreName
+	CachePath = StoreDir + "/cache" // in place of /etc/ld.so.cache
+	// ManifestPath lists the store (Result.Manifest), for parker inspect --closure.
+	ManifestPath = StoreDir + "/manifest"
+	PreloadPath  = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
+	LibDir       = StoreDir + "/store"
+	loaderHex    = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
 )
 
 // The strings a glibc loader reads its configuration from, which a copy
@@ -83,6 +85,23 @@ type Result struct {
 	// Missing are the libraries not found ("NAME, needed by FILE"), with
 	// AllowMissing.
 	Missing []string
+}
+
+// Manifest lists the store, as `nix-store -qR` lists a closure: a line
+// for each file, sorted by path, with four tab-separated fields: its
+// SHA-256 ("sha256:<hex>"), its path where a run shows it, the file of the
+// pack host it is a copy of, and why it is there ("loader of FILE",
+// "needed by FILE").
+func (r *Result) Manifest() []byte {
+	var b bytes.Buffer
+	for _, s := range r.Store {
+		why := "needed by " + s.NeededBy
+		if len(s.Sonames) == 0 {
+			why = "loader of " + s.NeededBy
+		}
+		fmt.Fprintf(&b, "sha256:%x\t/%s\t%s\t%s\n", s.Digest, s.Name, s.Source, why)
+	}
+	return b.Bytes()
 }
 
 // Bytes is what the closure adds to the packed directory.

@@ -1,6 +1,10 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,5 +254,42 @@ func TestClosureReproducible(t *testing.T) {
 	}
 	if string(a) != string(b) {
 		t.Errorf("--closure packs with 1 and 4 cores differ (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+// TestClosureInspect: parker inspect --closure lists every file of the
+// store, as the image holds it (its SHA-256, checked against an
+// extraction), what it is a copy of, and why; a pack without --closure
+// has none to list.
+func TestClosureInspect(t *testing.T) {
+	needRoot(t, "running a packed file")
+	with, without := closurePacks(t)
+	r := runParker(t, "", nil, "inspect", "--closure", "--json", with)
+	var files []struct{ Path, Digest, Source, Why string }
+	if err := json.Unmarshal([]byte(r.Stdout), &files); r.Code != 0 || err != nil || len(files) < 4 {
+		t.Fatalf("inspect --closure --json: exit %d, %v, %q, stderr %q", r.Code, err, r.Stdout, r.Stderr)
+	}
+	dir := filepath.Join(tempDir(t, "closurex"), "x")
+	if r := runFile(t, with, []string{"--parker-extract", dir}); r.Code != 0 {
+		t.Fatalf("--parker-extract: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	listed := map[string]bool{}
+	for _, f := range files {
+		listed[f.Path] = true
+		b, err := os.ReadFile(filepath.Join(dir, f.Path))
+		if err != nil || fmt.Sprintf("sha256:%x", sha256.Sum256(b)) != f.Digest || !filepath.IsAbs(f.Source) ||
+			!strings.HasPrefix(f.Why, "needed by ") && !strings.HasPrefix(f.Why, "loader of ") {
+			t.Errorf("%+v: %v, digest of the extracted file %x", f, err, sha256.Sum256(b))
+		}
+	}
+	filepath.WalkDir(filepath.Join(dir, ".parker"), func(p string, d fs.DirEntry, err error) error {
+		rel := "/" + strings.TrimPrefix(p, dir+"/")
+		if err == nil && d.Type().IsRegular() && !listed[rel] && rel != "/.parker/cache" && rel != "/.parker/manifest" {
+			t.Errorf("%s is in the store but not listed", rel)
+		}
+		return nil
+	})
+	if r := runParker(t, "", nil, "inspect", "--closure", without); r.Code != 1 || !strings.Contains(r.Stderr, "carries no closure") {
+		t.Errorf("inspect --closure of a pack without: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }

@@ -52,7 +52,7 @@ func parkerVersion() string {
 }
 
 const usageText = `Usage: parker [flags] TARGET
-       parker inspect [--json] FILE
+       parker inspect [--json] [--closure] FILE
        parker ls [-l] [--json] FILE
        parker cache list
        parker cache gc [--older-than AGE] [--max-size SIZE]
@@ -101,6 +101,8 @@ Flags:
 
 Inspect flags:
       --json                print one JSON object
+      --closure             list the closure a --closure pack carries: each
+                            file, its SHA-256, what it is a copy of, and why
 
 Ls flags (list the packed files, one path a line, like tar t):
   -l, --long                long listing: mode, uid/gid, size, mtime, path
@@ -223,6 +225,11 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 			case "json", "quiet", "verbose", "help", "version":
 			case "long":
 				if c.list {
+					break
+				}
+				fallthrough
+			case "closure":
+				if c.inspect {
 					break
 				}
 				fallthrough

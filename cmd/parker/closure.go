@@ -115,13 +115,18 @@ func (cj *closureJob) finish(w *image.Writer) error {
 			return err
 		}
 	}
-	src, err := write(res.Cache)
-	if err != nil {
-		return fmt.Errorf("--closure: %w", err)
-	}
-	if err := w.Add(image.Entry{Path: strings.TrimPrefix(closure.CachePath, "/"), Mode: 0o444, ModTime: mtime,
-		Size: int64(len(res.Cache)), Source: src}); err != nil {
-		return err
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{closure.CachePath, res.Cache}, {closure.ManifestPath, res.Manifest()}} {
+		src, err := write(f.data)
+		if err != nil {
+			return fmt.Errorf("--closure: %w", err)
+		}
+		if err := w.Add(image.Entry{Path: strings.TrimPrefix(f.path, "/"), Mode: 0o444, ModTime: mtime,
+			Size: int64(len(f.data)), Source: src}); err != nil {
+			return err
+		}
 	}
 	cj.ui.stage("closure", start, fmt.Sprintf("%s, %s", plural(len(res.Store), "file"), human.Bytes(res.Bytes())))
 	return nil

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/parkerpack/parker/closure"
+	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/packed"
@@ -24,9 +28,12 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 		return fail("inspect %s: %v", c.file, err)
 	}
 	defer f.Close()
-	in, err := packed.Describe(f, size, c.file, true)
+	in, err := packed.Describe(f, size, c.file, !c.closure)
 	if err != nil {
 		return fail("inspect %s: %v", c.file, trailerCause(err, f))
+	}
+	if c.closure {
+		return inspectClosure(c, f, stdout, fail)
 	}
 	if c.json {
 		stdout.Write(in.JSON())
@@ -40,6 +47,76 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 		return fail("inspect %s: payload digest mismatch: the file is damaged", c.file)
 	}
 	return exitOK
+}
+
+// inspectClosure carries out `parker inspect --closure`: the closure's
+// manifest (closure.Result.Manifest), aligned, or with --json an array of
+// objects (path, digest, source, why).
+func inspectClosure(c *config, f *os.File, stdout io.Writer, fail func(string, ...any) int) int {
+	st, err := f.Stat()
+	if err != nil {
+		return fail("inspect %s: %v", c.file, err)
+	}
+	t, err := trailer.Read(f, st.Size())
+	if err != nil {
+		return fail("inspect %s: %v", c.file, trailerCause(err, f))
+	}
+	if t.Flags&trailer.Closure == 0 {
+		return fail("inspect %s: it carries no closure (packed without --closure)", c.file)
+	}
+	r, err := image.NewReader(io.NewSectionReader(f, int64(t.Offset), int64(t.Size)), int64(t.Size))
+	var b []byte
+	if err == nil {
+		b, err = readImageFile(r, strings.TrimPrefix(closure.ManifestPath, "/"))
+	}
+	if err != nil {
+		return fail("inspect %s: the closure's manifest: %v", c.file, err)
+	}
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if fs := strings.Split(l, "\t"); len(fs) == 4 {
+			rows = append(rows, fs)
+		}
+	}
+	if c.json {
+		type file struct {
+			Path   string `json:"path"`
+			Digest string `json:"digest"`
+			Source string `json:"source"`
+			Why    string `json:"why"`
+		}
+		files := []file{}
+		for _, r := range rows {
+			files = append(files, file{r[1], r[0], r[2], r[3]})
+		}
+		b, _ := json.MarshalIndent(files, "", "  ")
+		stdout.Write(append(b, '\n'))
+		return exitOK
+	}
+	w := 0
+	for _, r := range rows {
+		w = max(w, len(r[1]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "%-*s  %s  %s (%s)\n", w, r[1], r[0], r[2], r[3])
+	}
+	return exitOK
+}
+
+// readImageFile reads the regular file at path in the image r.
+func readImageFile(r *image.Reader, path string) ([]byte, error) {
+	n, err := r.Lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if !n.Mode.IsRegular() || n.Size > 64<<20 {
+		return nil, fmt.Errorf("%s is not a small regular file", path)
+	}
+	fl, err := r.Open(n)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(fl)
 }
 
 // openFile opens the file given to inspect or ls, which must be a regular

@@ -27,6 +27,9 @@ const (
 	CachePath = StoreDir + "/cache" // in place of /etc/ld.so.cache
 	// ManifestPath lists the store (Result.Manifest), for parker inspect --closure.
 	ManifestPath = StoreDir + "/manifest"
+	// PathsList names the trees of --closure-path, a line each
+	// (PathsFile); each is in the image at PathInImage.
+	PathsList = StoreDir + "/closure-paths"
 	PreloadPath  = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
 	LibDir       = StoreDir + "/store"
 	loaderHex    = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
@@ -85,6 +88,19 @@ type Result struct {
 	// Missing are the libraries not found ("NAME, needed by FILE"), with
 	// AllowMissing.
 	Missing []string
+}
+
+// PathInImage is where the image holds the tree of --closure-path dir.
+func PathInImage(dir string) string { return path.Join(StoreName, "paths", strings.TrimPrefix(dir, "/")) }
+
+// PathsFile is the PathsList file naming dirs.
+func PathsFile(dirs []string) []byte {
+	var b bytes.Buffer
+	for _, d := range dirs {
+		b.WriteString(d)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
 }
 
 // Manifest lists the store, as `nix-store -qR` lists a closure: a line

@@ -284,12 +284,67 @@ func TestClosureInspect(t *testing.T) {
 	}
 	filepath.WalkDir(filepath.Join(dir, ".parker"), func(p string, d fs.DirEntry, err error) error {
 		rel := "/" + strings.TrimPrefix(p, dir+"/")
-		if err == nil && d.Type().IsRegular() && !listed[rel] && rel != "/.parker/cache" && rel != "/.parker/manifest" {
+		if err == nil && d.Type().IsRegular() && !listed[rel] && rel != "/.parker/cache" && rel != "/.parker/manifest" &&
+			rel != "/.parker/closure-paths" {
 			t.Errorf("%s is in the store but not listed", rel)
 		}
 		return nil
 	})
 	if r := runParker(t, "", nil, "inspect", "--closure", without); r.Code != 1 || !strings.Contains(r.Stderr, "carries no closure") {
 		t.Errorf("inspect --closure of a pack without: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// TestClosurePathPython: Debian's python3.11, which finds its standard
+// library by its compiled-in prefix, packed with --closure --closure-path
+// /usr/lib/python3.11, imports ssl, sqlite3, zlib, ctypes and json in an
+// empty root, where /usr/lib/python3.11 is the packed tree.
+func TestClosurePathPython(t *testing.T) {
+	needRoot(t, "a root file system of the test's own (chroot)")
+	if _, err := os.Stat("/usr/lib/python3.11/os.py"); err != nil {
+		testenv.Unavailable(t, "no Debian python3.11 (hack/deps.sh installs it): %v", err)
+	}
+	wd := tempDir(t, "debpy")
+	if err := os.Mkdir(filepath.Join(wd, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "cp", "/usr/bin/python3.11", filepath.Join(wd, "bin"))
+	f := pack(t, wd, "bin/python3.11", "-q", "--closure", "--closure-path", "/usr/lib/python3.11",
+		"-o", filepath.Join(tempDir(t, "debpyout"), "pythond"))
+	const script = `import ssl, sqlite3, zlib, ctypes, json, sys
+print(sqlite3.connect(":memory:").execute("select 6*7").fetchone()[0], sys.prefix, sys.executable)`
+	for _, run := range []string{"first", "second"} { // the helper's, then the C stub's hit
+		if r := emptyRoot(t, f, "-c", script); r.Code != 0 || r.Stdout != "42 /usr /app/bin/python3.11\n" {
+			t.Errorf("%s run in an empty root: exit %d, stdout %q, stderr %q", run, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+// TestClosurePathMirror: a --closure-path tree the running host lacks,
+// under a directory it has, is shown at its path, and the host's other
+// entries of that directory are still there.
+func TestClosurePathMirror(t *testing.T) {
+	needRoot(t, "running a packed file")
+	wd := tempDir(t, "closurewd")
+	gccBuild(t, "sqlite.c", filepath.Join(wd, "sq"), "-lsqlite3")
+	parent := tempDir(t, "cpparent")
+	tree := filepath.Join(parent, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "sub", "f"), []byte("packed tree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := pack(t, wd, "sq", "-q", "--closure", "--closure-path", tree, "-o", filepath.Join(tempDir(t, "cpout"), "sqd"))
+	// The host's tree goes; a sibling stays.
+	if err := os.Rename(tree, filepath.Join(parent, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{nil, {"--parker-verify"}} {
+		r := runFile(t, f, append(args, "exec", "/bin/sh", "-c", `cat "$0"/sub/f && ls "$0"/..`, tree),
+			withEnv("PARKER_CACHE_DIR="+tempDir(t, "cpcache")))
+		if r.Code != 0 || r.Stdout != "packed tree\nmoved\ntree\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.Code, r.Stdout, r.Stderr)
+		}
 	}
 }

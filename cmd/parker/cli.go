@@ -16,6 +16,7 @@ import (
 
 	"github.com/parkerpack/parker/cache"
 	"github.com/parkerpack/parker/cgroup"
+	"github.com/parkerpack/parker/closure"
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
@@ -88,6 +89,10 @@ Flags:
                             packed ELF programs need (found as this host's
                             loader finds them), so that they run where
                             those are missing or differ
+      --closure-path DIR    a tree of this host a packed program finds by its
+                            path (python's /usr/lib/python3.11): packed,
+                            its programs' libraries too, and shown at DIR
+                            to the run (repeatable; with --closure)
       --closure-lib NAME    a library only dlopen finds: a soname, found as
                             the target's libraries are, or a path
                             (repeatable; with --closure)
@@ -153,6 +158,7 @@ type config struct {
 	limits   trailer.Limits // the runs' default resource limits
 	// --closure, --closure-lib, --closure-allow-missing
 	closure             bool
+	closurePaths        []string
 	closureLibs         []string
 	closureAllowMissing bool
 	quiet               bool
@@ -179,6 +185,7 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	pids := fs.String("pids", "", "")
 	fs.BoolVar(&c.closure, "closure", false, "")
 	fs.StringArrayVar(&c.closureLibs, "closure-lib", nil, "")
+	fs.StringArrayVar(&c.closurePaths, "closure-path", nil, "")
 	fs.BoolVar(&c.closureAllowMissing, "closure-allow-missing", false, "")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "")
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "")
@@ -321,8 +328,16 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	if c.limits, err = parseLimits(*memory, *cpus, *pids); err != nil {
 		return nil, err
 	}
-	if !c.closure && (len(c.closureLibs) > 0 || c.closureAllowMissing) {
-		return nil, usagef("--closure-lib and --closure-allow-missing apply only with --closure")
+	if !c.closure && (len(c.closureLibs) > 0 || len(c.closurePaths) > 0 || c.closureAllowMissing) {
+		return nil, usagef("--closure-path, --closure-lib and --closure-allow-missing apply only with --closure")
+	}
+	for i, p := range c.closurePaths {
+		clean := filepath.Clean(p)
+		if !filepath.IsAbs(p) || clean == "/" || clean == "/proc" || strings.HasPrefix(clean, "/proc/") ||
+			clean == "/"+closure.StoreName || strings.HasPrefix(clean, "/"+closure.StoreName+"/") {
+			return nil, usagef("--closure-path %q: an absolute directory of this host, not / nor in /proc or /%s", p, closure.StoreName)
+		}
+		c.closurePaths[i] = clean
 	}
 	for _, l := range c.closureLibs {
 		if l == "" || strings.ContainsRune(l, '/') && !filepath.IsAbs(l) {

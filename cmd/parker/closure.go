@@ -12,6 +12,7 @@ import (
 	"github.com/parkerpack/parker/closure"
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/internal/human"
+	"github.com/parkerpack/parker/internal/walk"
 )
 
 // closureTmpPrefix begins the name of closureJob's temporary directory.
@@ -44,6 +45,9 @@ func (cj *closureJob) add(e image.Entry) error {
 // finish finds the closure and adds everything to w.
 func (cj *closureJob) finish(w *image.Writer) error {
 	start := time.Now()
+	if err := cj.walkPaths(); err != nil {
+		return err
+	}
 	var files []closure.File
 	for _, e := range cj.entries {
 		if e.Mode.IsRegular() && e.Size > 0 {
@@ -118,7 +122,7 @@ func (cj *closureJob) finish(w *image.Writer) error {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{closure.CachePath, res.Cache}, {closure.ManifestPath, res.Manifest()}} {
+	}{{closure.CachePath, res.Cache}, {closure.ManifestPath, cj.manifest(res)}, {closure.PathsList, closure.PathsFile(cj.c.closurePaths)}} {
 		src, err := write(f.data)
 		if err != nil {
 			return fmt.Errorf("--closure: %w", err)
@@ -130,6 +134,50 @@ func (cj *closureJob) finish(w *image.Writer) error {
 	}
 	cj.ui.stage("closure", start, fmt.Sprintf("%s, %s", plural(len(res.Store), "file"), human.Bytes(res.Bytes())))
 	return nil
+}
+
+// walkPaths adds the trees of --closure-path DIR to the entries, under
+// closure.PathsDir, where a run finds them to show at DIR; their ELF files
+// are the closure's to scan like the packed directory's.
+func (cj *closureJob) walkPaths() error {
+	for _, p := range cj.c.closurePaths {
+		root, err := walk.Root(p)
+		if err != nil {
+			return fmt.Errorf("--closure-path %s: %w", p, err)
+		}
+		st, err := os.Stat(root)
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("--closure-path %s: not a directory", p)
+		}
+		rules, err := walk.LoadRules(root, nil)
+		if err != nil {
+			return fmt.Errorf("--closure-path %s: %w", p, err)
+		}
+		prefix := closure.PathInImage(p)
+		if _, err := walk.Tree(walk.Config{Root: root, Display: p, Rules: rules, Warn: cj.ui.warn,
+			Add: func(e image.Entry) error {
+				if e.Path == "." {
+					e.Path = prefix
+				} else {
+					e.Path = prefix + "/" + e.Path
+				}
+				cj.entries = append(cj.entries, e)
+				return nil
+			}}); err != nil {
+			return fmt.Errorf("--closure-path %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// manifest is the closure's manifest, and a line for each tree of
+// --closure-path.
+func (cj *closureJob) manifest(res *closure.Result) []byte {
+	b := res.Manifest()
+	for _, p := range cj.c.closurePaths {
+		b = append(b, fmt.Sprintf("-\t%s\t%s\t--closure-path\n", p, p)...)
+	}
+	return b
 }
 
 // close removes the temporary directory.

@@ -243,7 +243,7 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		if err := j.closure.finish(w); err != nil {
 			return image.Stats{}, err
 		}
-		n.Files += len(j.closure.res.Store) + 2 // and the cache and the manifest
+		n.Files += len(j.closure.res.Store) + 3 // and the cache, the manifest and the paths
 		n.Bytes += j.closure.res.Bytes()
 	}
 

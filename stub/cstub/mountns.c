@@ -227,10 +227,9 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
 }
 
 /* STORE: the closure's store in the payload (closure.StoreName), which
- * the run shows at /STORE; ROOT_ENTRIES bounds the entries of / the stub
- * carries into the run's root (more: the helper's). */
+ * the run shows at /STORE. */
 #define STORE ".parker"
-#define ROOT_ENTRIES 4096
+#define MAX_BODY_LIST (64 << 10) /* the closure paths' list, at most */
 #define FLAG_CLOSURE 2 /* trailer.Closure */
 
 /* TRY_ROOT is TRY_AT for store_root once its new root covers dir, which
@@ -244,61 +243,167 @@ static int mount_overlay(const char *top, const char *bottom, const char *upper,
 		}                               \
 	} while (0)
 
-/* store_root gives the run a root of its own, with the closure's store
- * (parker --closure) at /STORE, where the loader path of the payload's
- * programs points: no host has it, and the host's root is not ours to
- * change. The new root is a tmpfs holding every entry of / as it is: each
- * directory and file bound there with every mount below it, each symlink
- * made again; and the store, bound from the closure entry in the
- * extraction cache (closure_entry: on disk, in the page cache from one run
- * to the next) where there is one, else from the payload's root, lower. It is
- * attached over dir (the view goes there next, in the new root) and
- * entered (chroot): the target, and what it starts, see the host's files
- * where they were, and the store beside them. (mountns.StoreRoot.) */
-static void store_root(int lower, const char *dir)
+/* A step of making the closure's root (store_root), carried out in order
+ * once the new root is attached: a directory, a symlink, or a mount (a
+ * clone of the host's or of the payload's tree) on an empty directory or
+ * file, at path, relative to the new root. */
+struct root_step {
+	const char *path, *link;
+	int clone; /* a detached mount, or -1 */
+	u8 dir;    /* a directory (else a file) for the mount, or to make */
+};
+static struct root_step *steps;
+static int nsteps, capsteps;
+
+static void add_step(const char *path, const char *link, int clone, int dir)
 {
-	long root = sys_open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	TRY_AT(root, "open / for the closure's root");
-	static int clones[ROOT_ENTRIES];
-	static const char *names[ROOT_ENTRIES], *links[ROOT_ENTRIES];
-	static u8 dirs[ROOT_ENTRIES];
-	int n = 0;
+	if (nsteps == capsteps) {
+		int cap = capsteps ? 2 * capsteps : 64;
+		struct root_step *more = alloc(cap * sizeof *more);
+		if (nsteps)
+			memcpy(more, steps, nsteps * sizeof *more);
+		steps = more;
+		capsteps = cap;
+	}
+	steps[nsteps++] = (struct root_step){path, link, clone, (u8)dir};
+}
+
+/* The trees of --closure-path (closure.PathsList), absolute, clean. */
+static const char **cpaths;
+static int ncpaths;
+
+/* cpath_under tells how the directory at path (absolute) stands to the
+ * closure paths: 2 when it is one, 1 when one is below it, else 0. */
+static int cpath_under(const char *path)
+{
+	size_t n = slen(path);
+	int r = 0;
+	for (int i = 0; i < ncpaths; i++) {
+		if (streq(cpaths[i], path))
+			return 2;
+		if (has_prefix(cpaths[i], path) && (cpaths[i][n] == '/' || n == 1))
+			r = 1;
+	}
+	return r;
+}
+
+/* read_cpaths reads the closure paths' list in the store, src. */
+static void read_cpaths(int src)
+{
+	long f = sys_openat_mode(src, "closure-paths", O_RDONLY | O_CLOEXEC, 0);
+	if (f < 0)
+		return; /* none */
+	char *b = alloc(MAX_BODY_LIST + 1);
+	long n = sys_read((int)f, b, MAX_BODY_LIST);
+	sys_close(f);
+	if (n < 0)
+		return;
+	b[n] = 0;
+	cpaths = alloc(sizeof *cpaths * (n / 2 + 1));
+	for (char *l = b; *l;) {
+		char *e = l;
+		while (*e && *e != '\n')
+			e++;
+		int more = *e;
+		*e = 0;
+		if (l[0] == '/' && l[1])
+			cpaths[ncpaths++] = l;
+		l = more ? e + 1 : e;
+	}
+}
+
+/* plan_dir plans the directory rel of the new root ("" for its root) from
+ * the host's directory host, which need not exist: every entry as it is
+ * (each directory and file bound with every mount below it, each symlink
+ * made again), but for those on the way to a closure path, made as
+ * directories of the new root and planned the same way, and the closure
+ * paths themselves, bound from the store's trees (src). */
+static void plan_dir(int src, const char *host, const char *rel)
+{
+	long d = sys_open(*host ? host : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char buf[4096];
-	long got;
-	while ((got = sys_getdents64((int)root, buf, sizeof buf)) > 0) {
+	long got = 0;
+	while (d >= 0 && (got = sys_getdents64((int)d, buf, sizeof buf)) > 0) {
 		for (long off = 0; off < got;) {
 			u16 reclen = *(u16 *)(buf + off + 16);
 			u8 type = *(u8 *)(buf + off + 18);
 			const char *name = buf + off + 19;
 			off += reclen;
-			if (streq(name, ".") || streq(name, "..") || streq(name, STORE))
+			if (streq(name, ".") || streq(name, "..") || (!*rel && streq(name, STORE)))
 				continue;
-			if (n == ROOT_ENTRIES)
-				hand_over("carry / into the closure's root: too many entries", -E2BIG);
-			names[n] = cat(name, "", "");
+			const char *hp = cat(host, "/", name), *rp = *rel ? cat(rel, "/", name) : cat(name, "", "");
 			if (type == DT_UNKNOWN) {
 				struct kstatx st;
-				TRY_AT(sys_lstat(cat("/", name, ""), &st), "carry / into the closure's root");
+				TRY_AT(sys_lstat(hp, &st), "carry / into the closure's root");
 				type = (st.mode & 0170000) == 0040000 ? DT_DIR : (st.mode & 0170000) == 0120000 ? DT_LNK : 0;
 			}
-			dirs[n] = type == DT_DIR;
+			if (type == DT_DIR && cpath_under(hp))
+				continue; /* planned below */
 			if (type == DT_LNK) {
 				char *l = alloc(PATH_MAX);
-				long k = sys_readlinkat((int)root, name, l, PATH_MAX - 1);
+				long k = sys_readlinkat((int)d, name, l, PATH_MAX - 1);
 				TRY_AT(k, "carry / into the closure's root: read a symlink");
 				l[k] = 0;
-				links[n] = l;
-				clones[n] = -1;
-			} else {
-				long c = clone_tree((int)root, name, 1);
-				TRY_AT(c, "carry / into the closure's root");
-				links[n] = 0;
-				clones[n] = (int)c;
+				add_step(rp, l, -1, 0);
+				continue;
 			}
-			n++;
+			long c = clone_tree((int)d, name, 1);
+			TRY_AT(c, "carry / into the closure's root");
+			add_step(rp, 0, (int)c, type == DT_DIR);
 		}
 	}
+	if (d >= 0)
+		sys_close(d);
 	TRY_AT(got, "list / for the closure's root");
+	/* The closure paths here and the ways to them, there or not. */
+	for (int i = 0; i < ncpaths; i++) {
+		const char *p = cpaths[i];
+		size_t hn = slen(host);
+		if (!has_prefix(p, host) || p[hn] != '/')
+			continue;
+		const char *next = p + hn + 1, *e = next;
+		while (*e && *e != '/')
+			e++;
+		char *name = alloc(e - next + 1);
+		memcpy(name, next, e - next);
+		name[e - next] = 0;
+		const char *hp = cat(host, "/", name), *rp = *rel ? cat(rel, "/", name) : name;
+		int planned = 0; /* by another closure path on the same way */
+		for (int j = 0; j < nsteps; j++)
+			if (streq(steps[j].path, rp))
+				planned = 1;
+		if (planned)
+			continue;
+		add_step(rp, 0, -1, 1);
+		if (*e) {
+			plan_dir(src, hp, rp);
+		} else {
+			long c = clone_tree(src, cat("paths", hp, ""), 1);
+			TRY_AT(c, "bind a --closure-path tree");
+			add_step(rp, 0, (int)c, 1);
+		}
+	}
+}
+
+/* store_root gives the run a root of its own, with the closure's store
+ * (parker --closure) at /STORE, where the loader path of the payload's
+ * programs points: no host has it, and the host's root is not ours to
+ * change; and the trees of --closure-path at their paths. The new root is
+ * a tmpfs holding every entry of / as it is (plan_dir), the store, bound
+ * from the closure entry in the extraction cache (closure_entry: on disk,
+ * in the page cache from one run to the next) where there is one, else
+ * from the payload's root, lower; and the closure paths' trees, from the
+ * same. It is attached over dir (the view goes there next, in the new
+ * root) and entered (chroot): the target, and what it starts, see the
+ * host's files where they were, and the store beside them.
+ * (mountns.StoreRoot.) */
+static void store_root(int lower, const char *dir)
+{
+	long src = closure_entry ? sys_open(closure_entry, O_PATH | O_DIRECTORY | O_CLOEXEC)
+				 : sys_openat_mode(lower, STORE, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	TRY_AT(src, "open the closure's store");
+	read_cpaths((int)src);
+	plan_dir((int)src, "", "");
 	/* The caller's working directory, which the chroot would lose: taken
 	 * again, by its path, in the new root, where it is the same. */
 	char *cwd = alloc(PATH_MAX);
@@ -315,22 +420,27 @@ static void store_root(int lower, const char *dir)
 	 * (TRY_ROOT). */
 	long nr = sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	TRY_ROOT(nr, "open the closure's root");
-	for (int i = 0; i < n; i++) {
-		if (links[i]) {
-			TRY_ROOT(sys_symlinkat(links[i], (int)nr, names[i]), "make the closure's root");
+	for (int i = 0; i < nsteps; i++) {
+		struct root_step *st = &steps[i];
+		if (st->link) {
+			TRY_ROOT(sys_symlinkat(st->link, (int)nr, st->path), "make the closure's root");
 			continue;
 		}
-		if (dirs[i]) {
-			TRY_ROOT(sys_mkdirat((int)nr, names[i], 0755), "make the closure's root");
+		if (st->dir) {
+			long e = sys_mkdirat((int)nr, st->path, 0755);
+			if (e != -EEXIST)
+				TRY_ROOT(e, "make the closure's root");
 		} else {
-			long f = sys_openat_mode((int)nr, names[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			long f = sys_openat_mode((int)nr, st->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 			TRY_ROOT(f, "make the closure's root");
 			sys_close(f);
 		}
-		TRY_ROOT(move_mount_at(clones[i], (int)nr, names[i]), "make the closure's root");
-		sys_close(clones[i]);
+		if (st->clone >= 0) {
+			TRY_ROOT(move_mount_at(st->clone, (int)nr, st->path), "make the closure's root");
+			sys_close(st->clone);
+		}
 	}
-	long store = closure_entry ? clone_tree(AT_FDCWD, closure_entry, 0) : clone_tree(lower, STORE, 0);
+	long store = clone_tree((int)src, ".", 0);
 	TRY_ROOT(store, "bind the closure's store");
 	TRY_ROOT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
 	TRY_ROOT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");
@@ -339,7 +449,7 @@ static void store_root(int lower, const char *dir)
 	if (!cwd || sys_chdir(cwd) < 0) /* gone (removed meanwhile): / it is */
 		sys_chdir("/");
 	sys_close(nr);
-	sys_close(root);
+	sys_close(src);
 }
 
 /* owner_write: the lower is read-only (the extraction cache's copy); the

@@ -29,10 +29,10 @@ const (
 	ManifestPath = StoreDir + "/manifest"
 	// PathsList names the trees of --closure-path, a line each
 	// (PathsFile); each is in the image at PathInImage.
-	PathsList = StoreDir + "/closure-paths"
-	PreloadPath  = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
-	LibDir       = StoreDir + "/store"
-	loaderHex    = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
+	PathsList   = StoreDir + "/closure-paths"
+	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
+	LibDir      = StoreDir + "/store"
+	loaderHex   = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
 )
 
 // The strings a glibc loader reads its configuration from, which a copy
@@ -91,7 +91,9 @@ type Result struct {
 }
 
 // PathInImage is where the image holds the tree of --closure-path dir.
-func PathInImage(dir string) string { return path.Join(StoreName, "paths", strings.TrimPrefix(dir, "/")) }
+func PathInImage(dir string) string {
+	return path.Join(StoreName, "paths", strings.TrimPrefix(dir, "/"))
+}
 
 // PathsFile is the PathsList file naming dirs.
 func PathsFile(dirs []string) []byte {

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/parkerpack/parker/image/trailer"
@@ -106,20 +107,49 @@ func PathsFile(dirs []string) []byte {
 }
 
 // Manifest lists the store, as `nix-store -qR` lists a closure: a line
-// for each file, sorted by path, with four tab-separated fields: its
-// SHA-256 ("sha256:<hex>"), its path where a run shows it, the file of the
-// pack host it is a copy of, and why it is there ("loader of FILE",
-// "needed by FILE").
+// for each file, sorted by path, with four tab-separated fields, each
+// quoted as Go quotes a string (file names may hold tabs): its SHA-256
+// ("sha256:<hex>"), its path where a run shows it, the file of the pack
+// host it is a copy of, and why it is there ("loader of FILE", "needed by
+// FILE"). ManifestLine writes one, ParseManifest reads them.
 func (r *Result) Manifest() []byte {
-	var b bytes.Buffer
+	var b []byte
 	for _, s := range r.Store {
 		why := "needed by " + s.NeededBy
 		if len(s.Sonames) == 0 {
 			why = "loader of " + s.NeededBy
 		}
-		fmt.Fprintf(&b, "sha256:%x\t/%s\t%s\t%s\n", s.Digest, s.Name, s.Source, why)
+		b = append(b, ManifestLine(fmt.Sprintf("sha256:%x", s.Digest), "/"+s.Name, s.Source, why)...)
 	}
-	return b.Bytes()
+	return b
+}
+
+// ManifestLine is a line of a manifest.
+func ManifestLine(digest, path, source, why string) string {
+	return strconv.Quote(digest) + "\t" + strconv.Quote(path) + "\t" + strconv.Quote(source) + "\t" + strconv.Quote(why) + "\n"
+}
+
+// ParseManifest reads a manifest's lines, each four fields.
+func ParseManifest(b []byte) ([][4]string, error) {
+	var out [][4]string
+	for i, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if l == "" && len(b) == 0 {
+			break
+		}
+		fs := strings.Split(l, "\t")
+		var row [4]string
+		ok := len(fs) == 4
+		for j := 0; ok && j < 4; j++ {
+			var err error
+			row[j], err = strconv.Unquote(fs[j])
+			ok = err == nil
+		}
+		if !ok {
+			return nil, fmt.Errorf("line %d is damaged", i+1)
+		}
+		out = append(out, row)
+	}
+	return out, nil
 }
 
 // Bytes is what the closure adds to the packed directory.
@@ -196,21 +226,21 @@ func Find(o Options) (*Result, error) {
 			continue
 		}
 		if e.Interp != "" && (e.Type == elf.ET_EXEC || e.Type == elf.ET_DYN) {
-			if _, err := f.loader(e.Interp, file.Rel); err != nil {
-				if err := skip(err); err != nil {
-					return nil, err
-				}
-				continue
+			_, err = f.loader(e.Interp, file.Rel)
+		}
+		if err == nil && len(e.Needed) > 0 {
+			_, err = f.abiFlagsFor(e) // an ABI parker does not know the loader cache of
+		}
+		if err != nil {
+			if err := skip(err); err != nil {
+				return nil, err
 			}
+			continue
 		}
 		if file.Rel == o.Target {
 			f.target, f.targetPath = e, file.Path
 		}
-		real, err := filepath.EvalSymlinks(file.Path)
-		if err != nil {
-			return nil, err
-		}
-		f.packed[real] = true
+		f.packed[filepath.Clean(file.Path)] = true
 		work = append(work, workELF{file, e})
 		f.queue = append(f.queue, object{e, file.Path, file.Rel})
 		if e.Interp != "" {
@@ -244,13 +274,17 @@ func Find(o Options) (*Result, error) {
 			return nil, err
 		}
 		changed, err := w.e.KeepOrigin(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", w.Rel, err)
+		if err == nil && interp != "" {
+			err = w.e.SetInterp(b, interp)
 		}
-		if interp != "" {
-			if err := w.e.SetInterp(b, interp); err != nil {
+		if err != nil {
+			if w.Rel == o.Target {
 				return nil, fmt.Errorf("%s: %w", w.Rel, err)
 			}
+			if o.Warn != nil {
+				o.Warn(fmt.Sprintf("closure: %s: %v; packed as it is", w.Rel, err))
+			}
+			continue
 		}
 		if interp != "" || changed {
 			res.Patched[w.Rel] = b
@@ -271,6 +305,25 @@ func Find(o Options) (*Result, error) {
 	return res, nil
 }
 
+// inTree follows the symlink at p (and what it points to) while each is
+// relative, and returns where that ends, cleaned: a packed file there is
+// one the packed tree reaches by itself, as a run does. An absolute
+// symlink, which points into the pack host, ends it where it is ("").
+func inTree(p string) string {
+	p = filepath.Clean(p)
+	for range 40 { // the kernel's limit on nested symlinks
+		l, err := os.Readlink(p)
+		if err != nil {
+			return p // not a symlink: there
+		}
+		if filepath.IsAbs(l) {
+			return ""
+		}
+		p = filepath.Join(filepath.Dir(p), l)
+	}
+	return ""
+}
+
 // resolve finds the libraries obj needs.
 func (f *finder) resolve(obj object) error {
 	for _, name := range obj.e.Needed {
@@ -281,7 +334,7 @@ func (f *finder) resolve(obj object) error {
 		if err != nil {
 			return err
 		}
-		if real, err := filepath.EvalSymlinks(p); p != "" && origin && err == nil && f.packed[real] {
+		if p != "" && origin && f.packed[inTree(p)] {
 			continue // packed, and found by $ORIGIN where it runs too
 		}
 		if p == "" {

@@ -197,14 +197,29 @@ func TestFindOrigin(t *testing.T) {
 		gcc("-o", prog, main, so, "-Wl,--enable-new-dtags,-rpath,"+rpath)
 		files = append(files, File{Rel: i + "/prog", Path: prog}, File{Rel: i + "/libx.so.1", Path: so})
 	}
+	// c's libx.so.1 is an absolute symlink into the pack host: the
+	// packed tree does not reach it by itself, so the store must have it.
+	clib := write("c/x.c", "int x(void) { return 3; }\n")
+	cmain := write("c/main.c", "int x(void); int main(void) { return x(); }\n")
+	real, so, cprog := filepath.Join(dir, "c", "libx.so.1.0"), filepath.Join(dir, "c", "libx.so.1"), filepath.Join(dir, "c", "prog")
+	gcc("-shared", "-fPIC", "-Wl,-soname,libx.so.1", "-o", real, clib)
+	if err := os.Symlink(real, so); err != nil {
+		t.Fatal(err)
+	}
+	gcc("-o", cprog, cmain, so, "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+	files = append(files, File{Rel: "c/prog", Path: cprog}, File{Rel: "c/libx.so.1.0", Path: real})
 	res, err := Find(Options{Files: files, Target: "a/prog", Cache: hostCache(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stored []string
 	for _, s := range res.Store {
 		if strings.Contains(s.Name, "libx") {
-			t.Errorf("a library found by $ORIGIN in the packed directory went to the store: %s", s.Name)
+			stored = append(stored, s.Source)
 		}
+	}
+	if len(stored) != 1 || stored[0] != real {
+		t.Errorf("libx in the store: %v; want %s alone (the one behind an absolute symlink), not those found by $ORIGIN in the packed directory", stored, real)
 	}
 	for _, rel := range []string{"a/prog", "b/prog"} {
 		b, ok := res.Patched[rel]

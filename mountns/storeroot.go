@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/parkerpack/parker/image/trailer"
 	"golang.org/x/sys/unix"
@@ -47,7 +48,7 @@ func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 	}
 	// The working directory, which the chroot would lose: taken again, by
 	// its path, in the new root, where it is the same.
-	cwd, cwdErr := os.Getwd()
+	cwd, cwdErr := syscall.Getwd() // the kernel's, not $PWD's
 	r, err := MountTmpfs(0o755)
 	if err != nil {
 		return err

@@ -293,6 +293,20 @@ func TestClosureInspect(t *testing.T) {
 	if r := runParker(t, "", nil, "inspect", "--closure", without); r.Code != 1 || !strings.Contains(r.Stderr, "carries no closure") {
 		t.Errorf("inspect --closure of a pack without: exit %d, stderr %q", r.Code, r.Stderr)
 	}
+	// A damaged payload is said so, not listed.
+	b, err := os.ReadFile(with)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := readTrailer(t, with)
+	b[tr.Offset+tr.Size/2] ^= 0xff
+	damaged := filepath.Join(tempDir(t, "damaged"), "sqd")
+	if err := os.WriteFile(damaged, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := runParker(t, "", nil, "inspect", "--closure", damaged); r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "digest mismatch") {
+		t.Errorf("inspect --closure of a damaged pack: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // TestClosurePathPython: Debian's python3.11, which finds its standard

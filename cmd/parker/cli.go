@@ -231,15 +231,13 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 			switch f.Name {
 			case "json", "quiet", "verbose", "help", "version":
 			case "long":
-				if c.list {
-					break
+				if !c.list {
+					bad = append(bad, "--"+f.Name)
 				}
-				fallthrough
 			case "closure":
-				if c.inspect {
-					break
+				if !c.inspect {
+					bad = append(bad, "--"+f.Name)
 				}
-				fallthrough
 			default:
 				bad = append(bad, "--"+f.Name)
 			}

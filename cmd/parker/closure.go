@@ -175,7 +175,7 @@ func (cj *closureJob) walkPaths() error {
 func (cj *closureJob) manifest(res *closure.Result) []byte {
 	b := res.Manifest()
 	for _, p := range cj.c.closurePaths {
-		b = append(b, fmt.Sprintf("-\t%s\t%s\t--closure-path\n", p, p)...)
+		b = append(b, closure.ManifestLine("-", p, p, "--closure-path")...)
 	}
 	return b
 }

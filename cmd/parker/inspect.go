@@ -28,11 +28,14 @@ func inspect(c *config, stdout, stderr io.Writer) int {
 		return fail("inspect %s: %v", c.file, err)
 	}
 	defer f.Close()
-	in, err := packed.Describe(f, size, c.file, !c.closure)
+	in, err := packed.Describe(f, size, c.file, true)
 	if err != nil {
 		return fail("inspect %s: %v", c.file, trailerCause(err, f))
 	}
 	if c.closure {
+		if in.Verified && !in.DigestOK {
+			return fail("inspect %s: payload digest mismatch: the file is damaged", c.file)
+		}
 		return inspectClosure(c, f, stdout, fail)
 	}
 	if c.json {
@@ -72,11 +75,9 @@ func inspectClosure(c *config, f *os.File, stdout io.Writer, fail func(string, .
 	if err != nil {
 		return fail("inspect %s: the closure's manifest: %v", c.file, err)
 	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		if fs := strings.Split(l, "\t"); len(fs) == 4 {
-			rows = append(rows, fs)
-		}
+	rows, err := closure.ParseManifest(b)
+	if err != nil {
+		return fail("inspect %s: the closure's manifest: %v", c.file, err)
 	}
 	if c.json {
 		type file struct {

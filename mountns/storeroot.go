@@ -36,6 +36,14 @@ func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 		defer unix.Close(src)
 	}
 	p := &rootPlan{src: src, cpaths: readClosurePaths(src)}
+	// The view over dir goes on the new root: a closure path over it, or
+	// in it, would make its bottom layer mounts, which overlayfs does not
+	// see below a layer.
+	for _, c := range p.cpaths {
+		if c == dir || strings.HasPrefix(dir, c+"/") || strings.HasPrefix(c, dir+"/") {
+			return fmt.Errorf("show a --closure-path: %s and the packed file's directory overlap", c)
+		}
+	}
 	defer func() {
 		for _, st := range p.steps {
 			if st.clone > 0 {
@@ -79,6 +87,10 @@ func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 			if err = unix.Mkdirat(nr, st.path, 0o755); errors.Is(err, unix.EEXIST) {
 				err = nil
 			}
+			if err == nil && st.own { // where it may (not in a user namespace)
+				unix.Fchownat(nr, st.path, int(st.uid), int(st.gid), unix.AT_SYMLINK_NOFOLLOW)
+				unix.Fchmodat(nr, st.path, st.mode, 0)
+			}
 		default:
 			var f int
 			if f, err = unix.Openat(nr, st.path, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
@@ -97,6 +109,9 @@ func StoreRoot(lower int, dir, store string, storeDir int) (err error) {
 		return denied("the closure's store: bind it", err)
 	}
 	defer unix.Close(s)
+	if err = readOnly(s); err != nil {
+		return denied("the closure's store: bind it read-only", err)
+	}
 	if err = unix.Mkdirat(nr, store, 0o755); err != nil {
 		return fmt.Errorf("the closure's store: %w", err)
 	}
@@ -120,6 +135,16 @@ type rootStep struct {
 	path, link string
 	clone      int // a detached mount, or 0
 	dir        bool
+	// A directory made on the way to a closure path takes the host's
+	// mode and owner, where it has one (own).
+	own            bool
+	mode, uid, gid uint32
+}
+
+// readOnly makes the detached mount tree m read-only, all of it: a run
+// writes nothing into the store (root could, in the cache's entry).
+func readOnly(m int) error {
+	return unix.MountSetattr(m, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
 }
 
 // rootPlan plans the closure's root: the store src, the trees of
@@ -197,7 +222,10 @@ func (p *rootPlan) dir(host, rel string) error {
 			continue
 		}
 		hp, rp := host+"/"+name, join(rel, name)
-		if de.IsDir() && p.under(hp) > 0 {
+		if p.under(hp) > 0 {
+			if !de.IsDir() { // a symlink here, say: not ours to replace
+				return fmt.Errorf("show a --closure-path: %s is not a directory here", hp)
+			}
 			continue // below
 		}
 		if de.Type()&os.ModeSymlink != 0 {
@@ -224,7 +252,12 @@ func (p *rootPlan) dir(host, rel string) error {
 		if p.planned(rp) {
 			continue
 		}
-		p.steps = append(p.steps, rootStep{path: rp, dir: true})
+		step := rootStep{path: rp, dir: true}
+		var st unix.Stat_t
+		if unix.Stat(hp, &st) == nil {
+			step.own, step.mode, step.uid, step.gid = true, st.Mode&0o7777, st.Uid, st.Gid
+		}
+		p.steps = append(p.steps, step)
 		if more != "" {
 			if err := p.dir(hp, rp); err != nil {
 				return err
@@ -232,6 +265,11 @@ func (p *rootPlan) dir(host, rel string) error {
 			continue
 		}
 		t, err := unix.OpenTree(p.src, "paths"+hp, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err == nil {
+			if err = readOnly(t); err != nil {
+				unix.Close(t)
+			}
+		}
 		if err != nil {
 			return denied("the closure's root: bind the tree of --closure-path "+hp, err)
 		}

@@ -354,11 +354,28 @@ func TestClosurePathMirror(t *testing.T) {
 	if err := os.Rename(tree, filepath.Join(parent, "moved")); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{nil, {"--parker-verify"}} {
-		r := runFile(t, f, append(args, "exec", "/bin/sh", "-c", `cat "$0"/sub/f && ls "$0"/..`, tree),
-			withEnv("PARKER_CACHE_DIR="+tempDir(t, "cpcache")))
-		if r.Code != 0 || r.Stdout != "packed tree\nmoved\ntree\n" {
+	// The helper's first run (it makes the closure entry), then the C
+	// stub's hit, then the helper's way again: the tree and the host's
+	// sibling, the directory on the way with the host's mode and owner,
+	// and nothing of the store writable, even for root.
+	env := withEnv("PARKER_CACHE_DIR=" + tempDir(t, "cpcache"))
+	if err := os.Chmod(parent, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	script := `cat "$0"/sub/f && ls "$0"/.. && stat -c %a "$0"/.. && ! touch "$0"/sub/f 2>/dev/null && ! touch /.parker/x 2>/dev/null && echo ro`
+	for _, args := range [][]string{nil, nil, {"--parker-verify"}} {
+		r := runFile(t, f, append(args, "exec", "/bin/sh", "-c", script, tree), env)
+		if r.Code != 0 || r.Stdout != "packed tree\nmoved\ntree\n751\nro\n" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.Code, r.Stdout, r.Stderr)
 		}
+	}
+	// A closure path that is a symlink: refused when packing.
+	link := filepath.Join(parent, "link")
+	if err := os.Symlink("moved", link); err != nil {
+		t.Fatal(err)
+	}
+	r := runParker(t, "", nil, "-q", "--closure", "--closure-path", link, "-C", wd, "-o", filepath.Join(tempDir(t, "cpout2"), "sqd"), "sq")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "a symlink") {
+		t.Errorf("--closure-path of a symlink: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }

@@ -332,8 +332,13 @@ func parseArgs(args []string, getenv func(string) string) (*config, error) {
 	for i, p := range c.closurePaths {
 		clean := filepath.Clean(p)
 		if !filepath.IsAbs(p) || clean == "/" || clean == "/proc" || strings.HasPrefix(clean, "/proc/") ||
-			clean == "/"+closure.StoreName || strings.HasPrefix(clean, "/"+closure.StoreName+"/") {
+			clean == "/"+closure.StoreName || strings.HasPrefix(clean, "/"+closure.StoreName+"/") || strings.ContainsRune(p, '\n') {
 			return nil, usagef("--closure-path %q: an absolute directory of this host, not / nor in /proc or /%s", p, closure.StoreName)
+		}
+		for _, q := range c.closurePaths[:i] {
+			if q == clean || strings.HasPrefix(clean, q+"/") || strings.HasPrefix(q, clean+"/") {
+				return nil, usagef("--closure-path %s and %s: the same tree, or one inside the other; name it once", q, clean)
+			}
 		}
 		c.closurePaths[i] = clean
 	}

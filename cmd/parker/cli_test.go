@@ -187,6 +187,8 @@ func TestParseArgsUsageErrors(t *testing.T) {
 		{[]string{"--closure-path", "/usr/lib", "t"}, nil, "apply only with --closure"},
 		{[]string{"--closure", "--closure-path", "rel", "t"}, nil, "an absolute directory"},
 		{[]string{"--closure", "--closure-path", "/proc/x", "t"}, nil, "an absolute directory"},
+		{[]string{"--closure", "--closure-path", "/usr/lib", "--closure-path", "/usr/lib/x", "t"}, nil, "one inside the other"},
+		{[]string{"--closure", "--closure-path", "/usr/lib", "--closure-path", "/usr/lib/", "t"}, nil, "the same tree"},
 		{[]string{"ls"}, nil, "ls: missing FILE"},
 		{[]string{"ls", "a", "b"}, nil, "ls: too many arguments: b"},
 		{[]string{"ls", "-o", "y", "a"}, nil, "ls does not take --output"},

@@ -13,6 +13,7 @@ import (
 	"github.com/parkerpack/parker/image"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
+	"golang.org/x/sys/unix"
 )
 
 // closureTmpPrefix begins the name of closureJob's temporary directory.
@@ -24,9 +25,11 @@ const closureTmpPrefix = ".parker-closure-"
 // temporary directory beside the output (removed when the pack ends, as
 // the output's temporary file is), and the store.
 type closureJob struct {
-	c       *config
-	ui      *ui
-	target  string
+	c      *config
+	ui     *ui
+	target string
+	// skip makes the walk's Skip for a tree (the output, packed files).
+	skip    func(root, display string) func(string, *unix.Stat_t) bool
 	entries []image.Entry
 	tmp     string
 	res     *closure.Result
@@ -141,9 +144,14 @@ func (cj *closureJob) finish(w *image.Writer) error {
 // are the closure's to scan like the packed directory's.
 func (cj *closureJob) walkPaths() error {
 	for _, p := range cj.c.closurePaths {
-		root, err := walk.Root(p)
+		root, err := filepath.EvalSymlinks(p)
 		if err != nil {
-			return fmt.Errorf("--closure-path %s: %w", p, err)
+			return fmt.Errorf("--closure-path %s: %w", p, human.Cause(err))
+		}
+		if root != p {
+			// A run shows the tree at p, where it may not put a
+			// directory in place of a symlink.
+			return fmt.Errorf("--closure-path %s: a symlink (or in one) to %s; name that", p, root)
 		}
 		st, err := os.Stat(root)
 		if err != nil || !st.IsDir() {
@@ -154,7 +162,7 @@ func (cj *closureJob) walkPaths() error {
 			return fmt.Errorf("--closure-path %s: %w", p, err)
 		}
 		prefix := closure.PathInImage(p)
-		if _, err := walk.Tree(walk.Config{Root: root, Display: p, Rules: rules, Warn: cj.ui.warn,
+		if _, err := walk.Tree(walk.Config{Root: root, Display: p, Rules: rules, Warn: cj.ui.warn, Skip: cj.skip(root, p),
 			Add: func(e image.Entry) error {
 				if e.Path == "." {
 					e.Path = prefix

@@ -221,7 +221,9 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	u.startScan()
 	add := w.Add
 	if c.closure {
-		j.closure = &closureJob{c: c, ui: u, target: p.target.Path}
+		j.closure = &closureJob{c: c, ui: u, target: p.target.Path, skip: func(root, display string) func(string, *unix.Stat_t) bool {
+			return j.out.skipper(root, display, p.target, u)
+		}}
 		add = j.closure.add
 	}
 	n, err := walk.Tree(walk.Config{

@@ -251,6 +251,10 @@ struct root_step {
 	const char *path, *link;
 	int clone; /* a detached mount, or -1 */
 	u8 dir;    /* a directory (else a file) for the mount, or to make */
+	/* A directory made on the way to a closure path takes the host's
+	 * mode and owner, where it has one (own). */
+	u8 own;
+	u32 mode, uid, gid;
 };
 static struct root_step *steps;
 static int nsteps, capsteps;
@@ -265,7 +269,7 @@ static void add_step(const char *path, const char *link, int clone, int dir)
 		steps = more;
 		capsteps = cap;
 	}
-	steps[nsteps++] = (struct root_step){path, link, clone, (u8)dir};
+	steps[nsteps++] = (struct root_step){path, link, clone, (u8)dir, 0, 0, 0, 0};
 }
 
 /* The trees of --closure-path (closure.PathsList), absolute, clean. */
@@ -321,6 +325,8 @@ static void read_cpaths(int src)
 static void plan_dir(int src, const char *host, const char *rel)
 {
 	long d = sys_open(*host ? host : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0 && d != -ENOENT)
+		TRY_AT(d, cat("carry ", *host ? host : "/", " into the closure's root"));
 	char buf[4096];
 	long got = 0;
 	while (d >= 0 && (got = sys_getdents64((int)d, buf, sizeof buf)) > 0) {
@@ -337,8 +343,11 @@ static void plan_dir(int src, const char *host, const char *rel)
 				TRY_AT(sys_lstat(hp, &st), "carry / into the closure's root");
 				type = (st.mode & 0170000) == 0040000 ? DT_DIR : (st.mode & 0170000) == 0120000 ? DT_LNK : 0;
 			}
-			if (type == DT_DIR && cpath_under(hp))
+			if (cpath_under(hp)) {
+				if (type != DT_DIR) /* a symlink here, say: not ours to replace */
+					hand_over(cat("show a --closure-path: ", hp, " is not a directory here"), -ENOTDIR);
 				continue; /* planned below */
+			}
 			if (type == DT_LNK) {
 				char *l = alloc(PATH_MAX);
 				long k = sys_readlinkat((int)d, name, l, PATH_MAX - 1);
@@ -375,11 +384,20 @@ static void plan_dir(int src, const char *host, const char *rel)
 		if (planned)
 			continue;
 		add_step(rp, 0, -1, 1);
+		struct kstatx st;
+		if (sys_stat(hp, &st) == 0) {
+			struct root_step *s = &steps[nsteps - 1];
+			s->own = 1;
+			s->mode = st.mode & 07777;
+			s->uid = st.uid;
+			s->gid = st.gid;
+		}
 		if (*e) {
 			plan_dir(src, hp, rp);
 		} else {
 			long c = clone_tree(src, cat("paths", hp, ""), 1);
 			TRY_AT(c, "bind a --closure-path tree");
+			TRY_AT(make_readonly((int)c), "bind a --closure-path tree read-only");
 			add_step(rp, 0, (int)c, 1);
 		}
 	}
@@ -403,6 +421,14 @@ static void store_root(int lower, const char *dir)
 				 : sys_openat_mode(lower, STORE, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	TRY_AT(src, "open the closure's store");
 	read_cpaths((int)src);
+	/* The view over dir goes on the new root: a closure path over it, or
+	 * in it, would make its bottom layer mounts, which overlayfs does not
+	 * see below a layer. */
+	for (int i = 0; i < ncpaths; i++) {
+		size_t n = slen(cpaths[i]), m = slen(dir);
+		if ((has_prefix(dir, cpaths[i]) && (dir[n] == 0 || dir[n] == '/')) || (has_prefix(cpaths[i], dir) && cpaths[i][m] == '/'))
+			hand_over(cat("show a --closure-path: ", cpaths[i], " and the packed file's directory overlap"), -EINVAL);
+	}
 	plan_dir((int)src, "", "");
 	/* The caller's working directory, which the chroot would lose: taken
 	 * again, by its path, in the new root, where it is the same. */
@@ -430,6 +456,10 @@ static void store_root(int lower, const char *dir)
 			long e = sys_mkdirat((int)nr, st->path, 0755);
 			if (e != -EEXIST)
 				TRY_ROOT(e, "make the closure's root");
+			if (st->own) { /* where it may (not in a user namespace) */
+				sys_lchownat((int)nr, st->path, st->uid, st->gid);
+				sys_fchmodat((int)nr, st->path, st->mode);
+			}
 		} else {
 			long f = sys_openat_mode((int)nr, st->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 			TRY_ROOT(f, "make the closure's root");
@@ -442,6 +472,7 @@ static void store_root(int lower, const char *dir)
 	}
 	long store = clone_tree((int)src, ".", 0);
 	TRY_ROOT(store, "bind the closure's store");
+	TRY_ROOT(make_readonly((int)store), "bind the closure's store read-only");
 	TRY_ROOT(sys_mkdirat((int)nr, STORE, 0755), "bind the closure's store");
 	TRY_ROOT(move_mount_at((int)store, (int)nr, STORE), "bind the closure's store");
 	sys_close(store);

@@ -471,6 +471,14 @@ static inline long clone_tree(int dir, const char *name, int recursive)
 	return SYS3(__NR_open_tree, dir, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
 }
 static inline long sys_readlinkat(int dir, const char *p, char *b, size_t n) { return SYS4(__NR_readlinkat, dir, p, b, n); }
+/* make_readonly makes the detached mount tree m read-only, all of it. */
+static inline long make_readonly(int m)
+{
+	struct {
+		u64 set, clr, propagation, userns;
+	} attr = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+	return SYS5(__NR_mount_setattr, m, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+}
 static inline long sys_symlinkat(const char *target, int dir, const char *p) { return SYS3(__NR_symlinkat, target, dir, p); }
 static inline long sys_openat_mode(int dir, const char *p, int flags, int mode) { return SYS4(__NR_openat, dir, p, flags, mode); }
 

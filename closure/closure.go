@@ -32,8 +32,7 @@ const (
 	// (PathsFile); each is in the image at PathInImage.
 	PathsList   = StoreDir + "/closure-paths"
 	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
-	LibDir      = StoreDir + "/store"
-	loaderHex   = 8 // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
+	loaderHex   = 8                     // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
 )
 
 // The strings a glibc loader reads its configuration from, which a copy
@@ -199,7 +198,8 @@ func Find(o Options) (*Result, error) {
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Rel == o.Target && files[j].Rel != o.Target })
 	type workELF struct {
 		File
-		e *ELF
+		e      *ELF
+		interp string // the store's loader path in place of its own, or ""
 	}
 	var work []workELF
 	for _, file := range files {
@@ -225,8 +225,9 @@ func Find(o Options) (*Result, error) {
 			}
 			continue
 		}
+		interp := ""
 		if e.Interp != "" && (e.Type == elf.ET_EXEC || e.Type == elf.ET_DYN) {
-			_, err = f.loader(e.Interp, file.Rel)
+			interp, err = f.loader(e.Interp, file.Rel)
 		}
 		if err == nil && len(e.Needed) > 0 {
 			_, err = f.abiFlagsFor(e) // an ABI parker does not know the loader cache of
@@ -241,7 +242,7 @@ func Find(o Options) (*Result, error) {
 			f.target, f.targetPath = e, file.Path
 		}
 		f.packed[filepath.Clean(file.Path)] = true
-		work = append(work, workELF{file, e})
+		work = append(work, workELF{file, e, interp})
 		f.queue = append(f.queue, object{e, file.Path, file.Rel})
 		if e.Interp != "" {
 			f.interps[path.Base(e.Interp)] = true
@@ -262,13 +263,7 @@ func Find(o Options) (*Result, error) {
 	// The packed directory's programs: their loader in the store, their
 	// absolute library paths cleared.
 	for _, w := range work {
-		interp := ""
-		if w.e.Interp != "" && w.e.Type == elf.ET_EXEC || w.e.Interp != "" && w.e.Type == elf.ET_DYN {
-			var err error
-			if interp, err = f.loader(w.e.Interp, w.Rel); err != nil {
-				return nil, err
-			}
-		}
+		interp := w.interp
 		b, err := os.ReadFile(w.Path)
 		if err != nil {
 			return nil, err

@@ -4,7 +4,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME  ?= 15s
 # Fuzz targets, as package:target pairs (hack/fuzz.sh runs them).
-FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./internal/human:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp ./cgroup:FuzzLayout ./closure:FuzzParseELF ./closure:FuzzParseCache
+FUZZ      := ./image/trailer:FuzzRead ./tests:FuzzStubTrailer ./tests:FuzzStubLZ4 ./image:FuzzReader ./internal/human:FuzzParseSize ./internal/walk:FuzzCleanTarget ./supervisor:FuzzElfInterp ./cgroup:FuzzLayout ./closure:FuzzParseELF ./internal/ldcache:FuzzParse
 
 .PHONY: all build test unit fuzz deps bench clean
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/ldcache"
 )
 
 // Where a run shows the store (the image's StoreName directory), and what
@@ -58,7 +59,7 @@ type Options struct {
 	// LibraryPath is LD_LIBRARY_PATH at pack time.
 	LibraryPath []string
 	// Cache is the host's loader cache (/etc/ld.so.cache).
-	Cache []CacheEntry
+	Cache []ldcache.Entry
 	// AllowMissing makes a library that cannot be found a warning.
 	AllowMissing bool
 	Warn         func(string)
@@ -285,13 +286,13 @@ func Find(o Options) (*Result, error) {
 			res.Patched[w.Rel] = b
 		}
 	}
-	var entries []CacheEntry
+	var entries []ldcache.Entry
 	for _, s := range f.store {
 		for _, n := range s.Sonames {
-			entries = append(entries, CacheEntry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
+			entries = append(entries, ldcache.Entry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
 		}
 	}
-	cache, err := WriteCache(entries)
+	cache, err := ldcache.Write(entries)
 	if err != nil {
 		return nil, fmt.Errorf("closure: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parkerpack/parker/internal/ldcache"
 	"github.com/parkerpack/parker/internal/testenv"
 )
 
@@ -61,13 +62,13 @@ func lddLibs(t *testing.T, prog string) map[string]string {
 	return m
 }
 
-func hostCache(t *testing.T) []CacheEntry {
+func hostCache(t *testing.T) []ldcache.Entry {
 	t.Helper()
 	b, err := os.ReadFile("/etc/ld.so.cache")
 	if err != nil {
 		testenv.Unavailable(t, "no loader cache: %v", err)
 	}
-	c, err := ParseCache(b)
+	c, err := ldcache.Parse(b)
 	if err != nil {
 		t.Fatal(err)
 	}

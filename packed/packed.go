@@ -44,6 +44,9 @@ type Info struct {
 	KeepOwner     bool
 	CreatedBy     string
 	Limits        trailer.Limits // every run's default resource limits
+	// Libraries are those the target takes from the machine it runs on,
+	// which a run checks before it starts it (trailer.Needs).
+	Libraries []trailer.Need
 	// From the superblock; HaveImage is false when it could not be read,
 	// and ImageError says why.
 	HaveImage  bool
@@ -79,6 +82,7 @@ func Describe(r io.ReaderAt, size int64, name string, verify bool) (*Info, error
 		KeepOwner:     t.Flags&trailer.KeepOwner != 0,
 		CreatedBy:     t.CreatedBy,
 		Limits:        t.Limits,
+		Libraries:     t.Needs,
 	}
 	if t.HelperDigest != [32]byte{} {
 		in.HelperDigest = "sha256:" + hex.EncodeToString(t.HelperDigest[:])
@@ -149,6 +153,11 @@ func (in *Info) JSON() []byte {
 	num("memory_limit", in.Limits.Memory)
 	field("cpu_limit", cpus(in.Limits.MilliCPUs))
 	num("pids_limit", in.Limits.Pids)
+	libs := make([]string, len(in.Libraries))
+	for i, d := range in.Libraries {
+		libs[i] = "{" + jsonString("soname") + ": " + jsonString(d.Soname) + ", " + jsonString("path") + ": " + jsonString(d.Path) + "}"
+	}
+	field("libraries", "["+strings.Join(libs, ", ")+"]")
 	if in.HaveImage {
 		num("files", uint64(in.Inodes))
 		num("inodes", uint64(in.Inodes))
@@ -256,6 +265,13 @@ func (in *Info) WriteText(w io.Writer) {
 	line("keep_owner", "%t", in.KeepOwner)
 	line("created_by", "%s", in.CreatedBy)
 	line("limits", "%s", limitsText(in.Limits))
+	if len(in.Libraries) > 0 {
+		names := make([]string, len(in.Libraries))
+		for i, d := range in.Libraries {
+			names[i] = d.Soname
+		}
+		line("libraries", "%d from the machine it runs on: %s", len(names), strings.Join(names, " "))
+	}
 	if in.HaveImage {
 		line("inodes", "%d", in.Inodes)
 		line("mtime", "%d (%s)", in.ModTime, time.Unix(in.ModTime, 0).UTC().Format(time.RFC3339))

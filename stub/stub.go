@@ -196,6 +196,9 @@ type runner struct {
 	// checkedCache: the cache directory the C stub found before it made
 	// that namespace (locateCache), or "".
 	checkedCache string
+	// checkLibs: a library the target takes from this machine is not
+	// where the pack host had it (needsMet); handOver looks for it.
+	checkLibs bool
 	// closure is the closure entry in use (closureStore), its lock handed
 	// to the target.
 	closure *cache.Entry
@@ -263,6 +266,12 @@ func (r *runner) run(f flags) int {
 		// An overlay on / would not be seen: a process's root stays the
 		// directory it was, not what is later mounted over it.
 		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
+	}
+	if !needsMet(r.t.Needs) {
+		if MissingLibrary == nil {
+			return r.helper(r.args) // which looks for it
+		}
+		r.checkLibs = true
 	}
 	// Limits that cannot hold fail the run before anything is started.
 	lim := f.limits(r.t.Limits)
@@ -424,6 +433,14 @@ func (r *runner) runInView(f flags, side *supervisor.Handle, lim cgroup.Limits) 
 // warn, when set, is printed just before the exec. It returns only when
 // the target could not be started, with the exit status.
 func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, ns, join bool, c supervisor.Config, warn string) int {
+	if r.checkLibs {
+		if lib := r.missingLibrary(c); lib != "" {
+			fmt.Fprintf(os.Stderr, "parker: %s: cannot run %s: the library %s is missing here; pack it with parker --closure to carry its loader and libraries\n",
+				r.self, r.t.Target, lib)
+			return ExitNotFound
+		}
+		r.step("libraries: found here, not where the pack host had them")
+	}
 	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
 		KeepChildren: f.keepChildren, Verbose: r.verbose}
 	var err error
@@ -475,6 +492,28 @@ func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, n
 		return code
 	}
 	return r.fail(err)
+}
+
+// missingLibrary looks for the libraries of the target that c starts, as
+// the loader will (MissingLibrary), and returns the first that is
+// missing, or "".
+func (r *runner) missingLibrary(c supervisor.Config) string {
+	target := c.Path
+	if !filepath.IsAbs(target) {
+		dir := c.Dir
+		if dir == "" {
+			dir, _ = os.Getwd()
+		}
+		target = filepath.Join(dir, target)
+	}
+	var libPath string
+	for _, kv := range c.Env {
+		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok {
+			libPath = v
+			break
+		}
+	}
+	return MissingLibrary(target, libPath)
 }
 
 // cgroup makes the run's cgroup with limits lim, owned by the sidecar (pid

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/parkerpack/parker/cache"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/testenv"
 )
 
@@ -377,5 +379,106 @@ func TestClosurePathMirror(t *testing.T) {
 	r := runParker(t, "", nil, "-q", "--closure", "--closure-path", link, "-C", wd, "-o", filepath.Join(tempDir(t, "cpout2"), "sqd"), "sq")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "a symlink") {
 		t.Errorf("--closure-path of a symlink: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}
+
+// withTrailer writes a copy of the packed file src, its trailer changed
+// by edit, to dst.
+func withTrailer(t *testing.T, src, dst string, edit func(*trailer.Trailer)) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := readTrailer(t, src)
+	old, err := tr.MarshalBinary()
+	if err != nil || !bytes.HasSuffix(b, old) {
+		t.Fatalf("the trailer does not encode back to its bytes (%v)", err)
+	}
+	edit(tr)
+	nb, err := tr.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, append(b[:len(b)-len(old):len(b)-len(old)], nb...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClosureMissingLibrary: a program packed without --closure that
+// takes a library from the machine it runs on, on a machine that lacks
+// it, gets one line naming the library and suggesting --closure, and
+// 127, as for a missing loader; the target never starts. A library found
+// elsewhere than where the pack host had it (LD_LIBRARY_PATH, the loader
+// cache) is no failure.
+func TestClosureMissingLibrary(t *testing.T) {
+	needRoot(t, "running a packed file")
+	needTool(t, "gcc")
+	src := tempDir(t, "libsrc")
+	libA, libB, wd := tempDir(t, "libA"), tempDir(t, "libB"), tempDir(t, "libwd")
+	os.WriteFile(filepath.Join(src, "lib.c"), []byte("int parker_test_answer(void) { return 42; }\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "prog.c"), []byte(`#include <stdio.h>
+int parker_test_answer(void);
+int main(void) { printf("answer=%d\n", parker_test_answer()); return 0; }
+`), 0o644)
+	run(t, "gcc", "-shared", "-fPIC", "-Wl,-soname,libparkertest.so.1", "-o", filepath.Join(libA, "libparkertest.so.1"), filepath.Join(src, "lib.c"))
+	run(t, "gcc", "-o", filepath.Join(wd, "prog"), filepath.Join(src, "prog.c"), filepath.Join(libA, "libparkertest.so.1"))
+	t.Setenv("LD_LIBRARY_PATH", libA)
+	packed := pack(t, wd, "prog", "-q", "-o", filepath.Join(tempDir(t, "libout"), "progd"))
+	os.Unsetenv("LD_LIBRARY_PATH")
+	tr := readTrailer(t, packed)
+	if len(tr.Needs) < 2 || tr.Needs[0].Soname != "libparkertest.so.1" || tr.Needs[0].Path != filepath.Join(libA, "libparkertest.so.1") {
+		t.Fatalf("the trailer names the libraries %+v; want libparkertest.so.1 in %s first, then libc", tr.Needs, libA)
+	}
+	const want = "answer=42\n"
+	if r := runFile(t, packed, nil, withEnv("LD_LIBRARY_PATH="+libA)); r.Code != 0 || r.Stdout != want {
+		t.Fatalf("control: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// The library moves away from where the pack host had it.
+	if err := os.Rename(filepath.Join(libA, "libparkertest.so.1"), filepath.Join(libB, "libparkertest.so.1")); err != nil {
+		t.Fatal(err)
+	}
+	r := runFile(t, packed, nil)
+	if r.Code != 127 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 ||
+		!strings.Contains(r.Stderr, "cannot run prog: the library libparkertest.so.1 (needed by prog) is missing here; pack it with parker --closure") {
+		t.Errorf("the library missing: exit %d, stdout %q, stderr %q; want 127 and one line naming it", r.Code, r.Stdout, r.Stderr)
+	}
+	// Found elsewhere, as the loader finds it: the run goes on.
+	if r := runFile(t, packed, nil, withEnv("LD_LIBRARY_PATH="+libB)); r.Code != 0 || r.Stdout != want || r.Stderr != "" {
+		t.Errorf("the library in LD_LIBRARY_PATH: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+
+	// Where the trailer's path is gone but the loader cache names the
+	// library, the stub starts the target itself: with a helper that
+	// cannot be unpacked, a hand-over would fail with 125.
+	os.Rename(filepath.Join(libB, "libparkertest.so.1"), filepath.Join(libA, "libparkertest.so.1"))
+	if tr.HelperRawSize == 0 {
+		t.Fatal("the helper is stored unpacked: no way to tell a hand-over")
+	}
+	libc := -1
+	for i, d := range tr.Needs {
+		if d.Soname == "libc.so.6" {
+			libc = i
+		}
+	}
+	if libc < 0 {
+		t.Fatalf("no libc.so.6 among %+v", tr.Needs)
+	}
+	dir := tempDir(t, "libcache")
+	cached, gone := filepath.Join(dir, "cached"), filepath.Join(dir, "gone")
+	withTrailer(t, packed, cached, func(tr *trailer.Trailer) {
+		tr.HelperRawSize++
+		tr.Needs[libc].Path = "/nonexistent/libc.so.6"
+	})
+	withTrailer(t, packed, gone, func(tr *trailer.Trailer) {
+		tr.HelperRawSize++
+		tr.Needs[libc].Path, tr.Needs[libc].Soname = "/nonexistent/libc.so.6", "libparkernone.so.6"
+	})
+	env := withEnv("LD_LIBRARY_PATH=" + libA)
+	if r := runFile(t, cached, nil, env); r.Code != 0 || r.Stdout != want {
+		t.Errorf("a library in the loader cache: exit %d, stdout %q, stderr %q; want a run without the helper", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := runFile(t, gone, nil, env); r.Code != 125 || !strings.Contains(r.Stderr, "helper") {
+		t.Errorf("a library nowhere: exit %d, stdout %q, stderr %q; want the hand-over to the (damaged) helper", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -79,11 +79,14 @@ type rawTrailer struct {
 	helperOffset, helperSize, helperRaw uint64
 	memory, pids                        uint64 // version 3's limits
 	milliCPUs                           uint32
-	helperDigest                        [32]byte // version 4's
-	noHelperFields                      bool     // a version-2 body cut short
-	noLimitFields                       bool     // a version-3 body cut short
-	noDigestField                       bool     // a version-4 body cut short
-	bodyLen                             int      // overrides the length in the footer
+	helperDigest                        [32]byte       // version 4's
+	noHelperFields                      bool           // a version-2 body cut short
+	noLimitFields                       bool           // a version-3 body cut short
+	noDigestField                       bool           // a version-4 body cut short
+	needs                               []trailer.Need // version 5's
+	needsCount                          int            // overrides len(needs) in the body
+	needsCut                            bool           // a version-5 body cut short in its last library
+	bodyLen                             int            // overrides the length in the footer
 	badCRC                              bool
 }
 
@@ -99,6 +102,12 @@ func layout(stub, helper, payload []byte, target string, helperRaw uint64) (rawT
 	return rawTrailer{version: 4, stubSize: uint64(l.StubSize), offset: uint64(l.Offset), size: uint64(len(payload)),
 		target: target, compression: "zstd", createdBy: "parker test",
 		helperOffset: uint64(l.HelperOffset), helperSize: uint64(l.HelperSize), helperRaw: helperRaw}, b
+}
+
+// sampleNeeds are libraries a version-5 trailer names.
+var sampleNeeds = []trailer.Need{
+	{Flags: 0x303, Soname: "libz.so.1", Path: "/lib/x86_64-linux-gnu/libz.so.1"},
+	{Flags: 0x303, Soname: "libm.so.6", Path: "/usr/lib/x86_64-linux-gnu/libm.so.6"},
 }
 
 // sampleTrailer is a good trailer for the checkers, which read a trailer
@@ -136,6 +145,23 @@ func (r rawTrailer) bytes() []byte {
 	}
 	if r.version >= 4 && !r.noDigestField && !r.noLimitFields && !r.noHelperFields {
 		b = append(b, r.helperDigest[:]...)
+		if r.version >= 5 {
+			count := len(r.needs)
+			if r.needsCount != 0 {
+				count = r.needsCount
+			}
+			b = le.AppendUint16(b, uint16(count))
+			for _, d := range r.needs {
+				b = le.AppendUint32(b, d.Flags)
+				for _, s := range []string{d.Soname, d.Path} {
+					b = le.AppendUint16(b, uint16(len(s)))
+					b = append(b, s...)
+				}
+			}
+			if r.needsCut {
+				b = b[:len(b)-1]
+			}
+		}
 	}
 	n := uint32(len(b))
 	if r.bodyLen != 0 {
@@ -156,7 +182,33 @@ var hostileTrailers = []struct {
 	mod  func(r *rawTrailer)
 }{
 	{"version 0", func(r *rawTrailer) { r.version = 0 }},
-	{"version 5", func(r *rawTrailer) { r.version = 5 }},
+	{"version 6", func(r *rawTrailer) { r.version = 6 }},
+	{"libraries cut short", func(r *rawTrailer) { r.version, r.needs, r.needsCut = 5, sampleNeeds, true }},
+	{"more libraries than it holds", func(r *rawTrailer) { r.version, r.needs, r.needsCount = 5, sampleNeeds, 3 }},
+	{"a library by a relative path", func(r *rawTrailer) {
+		r.version, r.needs = 5, []trailer.Need{{Flags: 0x303, Soname: "libz.so.1", Path: "lib/libz.so.1"}}
+	}},
+	{"a soname with a slash", func(r *rawTrailer) {
+		r.version, r.needs = 5, []trailer.Need{{Flags: 0x303, Soname: "../libz.so.1", Path: "/lib/libz.so.1"}}
+	}},
+	{"an empty soname", func(r *rawTrailer) {
+		r.version, r.needs = 5, []trailer.Need{{Flags: 0x303, Soname: "", Path: "/lib/libz.so.1"}}
+	}},
+	{"a NUL in a library's path", func(r *rawTrailer) {
+		r.version, r.needs = 5, []trailer.Need{{Flags: 0x303, Soname: "libz.so.1", Path: "/lib/\x00libz.so.1"}}
+	}},
+	{"libraries past their bytes", func(r *rawTrailer) {
+		r.version = 5
+		for i := range 20 {
+			r.needs = append(r.needs, trailer.Need{Flags: 0x303, Soname: fmt.Sprintf("lib%d.so", i), Path: "/" + strings.Repeat("d", 1000)})
+		}
+	}},
+	{"too many libraries", func(r *rawTrailer) {
+		r.version = 5
+		for i := range trailer.MaxNeeds + 1 {
+			r.needs = append(r.needs, trailer.Need{Flags: 0x303, Soname: fmt.Sprintf("lib%d.so", i), Path: "/l"})
+		}
+	}},
 	{"empty target", func(r *rawTrailer) { r.target = "" }},
 	{"huge target", func(r *rawTrailer) { r.target = strings.Repeat("a", 5000) }},
 	{"NUL in target", func(r *rawTrailer) { r.target = "to\x00ol" }},
@@ -353,6 +405,10 @@ func FuzzStubTrailer(f *testing.F) {
 	v2.version = 2
 	b2 := v2.bytes()
 	f.Add(b2[:len(b2)-trailer.FooterSize], uint16(600), true)
+	v5 := sampleTrailer()
+	v5.version, v5.needs = 5, sampleNeeds
+	b5 := v5.bytes()
+	f.Add(b5[:len(b5)-trailer.FooterSize], uint16(600), true)
 	v3 := sampleTrailer()
 	v3.version, v3.helperDigest = 3, [32]byte{}
 	b3 := v3.bytes()
@@ -388,9 +444,13 @@ func FuzzStubTrailer(f *testing.F) {
 				t.Fatalf("Go: %v; C: %q", gerr, se.String())
 			}
 		default:
-			want := fmt.Sprintf("%d %d %d %d %d %d %d %d %d %d %x %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
+			needs := fmt.Sprint(len(tr.Needs))
+			for _, d := range tr.Needs {
+				needs += fmt.Sprintf(" %d:%s:%s", d.Flags, d.Soname, d.Path)
+			}
+			want := fmt.Sprintf("%d %d %d %d %d %d %d %d %d %d %x %s %s\n", tr.Version, tr.StubSize, tr.Offset, tr.Size,
 				tr.HelperOffset, tr.HelperSize, tr.HelperRawSize, tr.Limits.Memory, tr.Limits.MilliCPUs, tr.Limits.Pids,
-				tr.HelperDigest, tr.Target)
+				tr.HelperDigest, needs, tr.Target)
 			if so.String() != want {
 				t.Fatalf("C read %q, Go %q", so.String(), want)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parkerpack/parker/closure"
 	"github.com/parkerpack/parker/image"
+	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/internal/walk"
 	"golang.org/x/sys/unix"
@@ -57,20 +58,12 @@ func (cj *closureJob) finish(w *image.Writer) error {
 			files = append(files, closure.File{Rel: e.Path, Path: e.Source})
 		}
 	}
-	var cacheEntries []closure.CacheEntry
-	if b, err := os.ReadFile("/etc/ld.so.cache"); err == nil {
-		if cacheEntries, err = closure.ParseCache(b); err != nil {
-			cj.ui.warn(fmt.Sprintf("--closure: /etc/ld.so.cache: %v; the system's directories are searched instead", err))
-		}
-	}
-	var libPath []string
-	for _, d := range filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")) {
-		if d != "" {
-			libPath = append(libPath, d)
-		}
+	cacheEntries, err := closure.HostCache()
+	if err != nil {
+		cj.ui.warn(fmt.Sprintf("--closure: %v; the system's directories are searched instead", err))
 	}
 	res, err := closure.Find(closure.Options{
-		Files: files, Target: cj.target, Libs: cj.c.closureLibs, LibraryPath: libPath,
+		Files: files, Target: cj.target, Libs: cj.c.closureLibs, LibraryPath: closure.SplitLibraryPath(os.Getenv("LD_LIBRARY_PATH")),
 		Cache: cacheEntries, AllowMissing: cj.c.closureAllowMissing, Warn: cj.ui.warn,
 	})
 	if err != nil {
@@ -193,4 +186,30 @@ func (cj *closureJob) close() {
 	if cj.tmp != "" {
 		os.RemoveAll(cj.tmp)
 	}
+}
+
+// hostNeeds are the libraries that the target, at file in the working
+// directory root, takes from the machine it runs on, as this host's loader
+// finds them: as many as a trailer holds (trailer.Needs), for the run to
+// check before it starts the target. None for a target that is not a
+// dynamic ELF program, or whose libraries cannot all be found here.
+func hostNeeds(root, file string) []trailer.Need {
+	cache, _ := closure.HostCache()
+	needs, missing := closure.Walk(filepath.Join(root, filepath.FromSlash(file)), root,
+		closure.SplitLibraryPath(os.Getenv("LD_LIBRARY_PATH")), cache)
+	if missing != "" {
+		return nil
+	}
+	var out []trailer.Need
+	for _, d := range needs {
+		n := trailer.Need{Flags: uint32(d.Flags), Soname: d.Soname, Path: d.Path}
+		if !n.Valid() {
+			continue // a relative LD_LIBRARY_PATH's, or too long
+		}
+		if len(out) == trailer.MaxNeeds || trailer.NeedsBytes(append(out, n)) > trailer.MaxNeedsBytes {
+			break
+		}
+		out = append(out, n)
+	}
+	return out
 }

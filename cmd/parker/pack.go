@@ -69,6 +69,7 @@ type plan struct {
 	rules  *walk.Rules
 	stubs  *stubParts
 	layout trailer.Layout
+	needs  []trailer.Need // the target's libraries from the machine it runs on (hostNeeds)
 }
 
 // catchSignals removes the temp file on SIGINT, SIGTERM or SIGHUP, so an
@@ -184,8 +185,12 @@ func (j *job) check() (*plan, error) {
 	for _, msg := range stubWarnings(stubs.stub, stubs.stubSize) {
 		j.ui.notice(msg)
 	}
-	return &plan{root: root, target: t, rules: rules, stubs: stubs,
-		layout: trailer.Plan(stubs.stubSize, stubs.helperSize)}, nil
+	pl := &plan{root: root, target: t, rules: rules, stubs: stubs,
+		layout: trailer.Plan(stubs.stubSize, stubs.helperSize)}
+	if !c.closure {
+		pl.needs = hostNeeds(root, t.File)
+	}
+	return pl, nil
 }
 
 // writeParts writes the stub and, when there is one, the helper.
@@ -293,6 +298,8 @@ func (j *job) seal(p *plan, st image.Stats) (digest [32]byte, err error) {
 	}
 	if c.closure {
 		tr.Flags |= trailer.Closure
+	} else {
+		tr.Needs = p.needs
 	}
 	u.stage("digest", start, "sha256:"+hex.EncodeToString(tr.Digest[:]))
 

@@ -36,6 +36,13 @@ func FuzzRead(f *testing.F) {
 	} else {
 		f.Fatal(err)
 	}
+	needs := tr
+	needs.Needs = []Need{{Flags: 0x303, Soname: "libz.so.1", Path: "/lib/x86_64-linux-gnu/libz.so.1"}, {Flags: 0x303, Soname: "libm.so.6", Path: "/usr/lib/libm.so.6"}}
+	if b, err := needs.MarshalBinary(); err == nil {
+		f.Add(append(make([]byte, 3*PadSize), b...))
+	} else {
+		f.Fatal(err)
+	}
 	v2 := tr
 	v2.Version = 2
 	if b, err := v2.MarshalBinary(); err == nil {

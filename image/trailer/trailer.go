@@ -39,19 +39,26 @@ import (
 // Version 2 appends the helper's offset, stored length and unpacked length
 // to the body of version 1; version 3 appends the run's default resource
 // limits (memory u64, CPU u32, pids u64); version 4, the helper's SHA-256
-// unpacked (32 bytes). Every version is read, and a
+// unpacked (32 bytes); version 5, the libraries the target takes from the
+// machine it runs on (a count u16, then for each its cache flags u32, its
+// soname and its path, strings as above). Every version is read, and a
 // trailer is written in the version its Version field names (0: the
 // current one).
 const (
 	Magic      = "PARKER\x00\x01"
 	FooterSize = 16
-	Version    = 4
+	Version    = 5
 	// MaxBody bounds what a reader will allocate for a body.
 	MaxBody      = 64 << 10
 	maxTargetLen = 4096
 	maxStringLen = 1024
 	// MaxHelper bounds the helper's unpacked size, which a stub allocates.
 	MaxHelper = 256 << 20
+	// MaxNeeds bounds the libraries a trailer names; MaxNeedsBytes, what
+	// they take of the body (a packer names the first that fit).
+	MaxNeeds      = 256
+	MaxNeedsBytes = 16 << 10
+	maxSoname     = 255
 	// PadSize is the payload's alignment in the file, and the multiple
 	// the image is padded to, as mksquashfs does, so block devices (and
 	// loop devices with a size limit) read its last block whole.
@@ -143,6 +150,30 @@ type Trailer struct {
 	// zero for none: it names the copy of the helper the cache keeps,
 	// shared by every packed file that carries the same helper.
 	HelperDigest [32]byte
+	// Needs (version 5) are the libraries the target takes from the
+	// machine it runs on, as the pack host's loader found them: a stub
+	// checks they are there before it starts the target, so that a
+	// machine that lacks one gets a line that names it, not the loader's
+	// failure alone. None for a Closure image, which carries them.
+	Needs []Need
+}
+
+// Need is a library the target takes from the machine it runs on: the
+// loader cache's flags for its ABI, its soname, and where the pack host's
+// loader found it (package closure).
+type Need struct {
+	Flags  uint32
+	Soname string
+	Path   string
+}
+
+// NeedsBytes is what needs take of a body.
+func NeedsBytes(needs []Need) int {
+	n := 2
+	for _, d := range needs {
+		n += 4 + 2 + len(d.Soname) + 2 + len(d.Path)
+	}
+	return n
 }
 
 // Limits are a run's resource limits as a trailer stores them.
@@ -200,6 +231,16 @@ func (t *Trailer) MarshalBinary() ([]byte, error) {
 	if version >= 4 {
 		b.Write(t.HelperDigest[:])
 	}
+	if version >= 5 {
+		b.Write(le.AppendUint16(nil, uint16(len(t.Needs))))
+		for _, d := range t.Needs {
+			b.Write(le.AppendUint32(nil, d.Flags))
+			for _, s := range []string{d.Soname, d.Path} {
+				b.Write(le.AppendUint16(nil, uint16(len(s))))
+				b.WriteString(s)
+			}
+		}
+	}
 	bodyLen := uint32(b.Len())
 	b.Write(le.AppendUint32(nil, bodyLen))
 	b.Write(le.AppendUint32(nil, crc32.Checksum(b.Bytes(), crcTable)))
@@ -215,6 +256,10 @@ func (t *Trailer) validate() error {
 		return fmt.Errorf("%w: format version %d with resource limits", ErrTrailer, t.Version)
 	case t.Version != 0 && t.Version < 4 && t.HelperDigest != [32]byte{}:
 		return fmt.Errorf("%w: format version %d with a helper digest", ErrTrailer, t.Version)
+	case t.Version != 0 && t.Version < 5 && len(t.Needs) != 0:
+		return fmt.Errorf("%w: format version %d with libraries", ErrTrailer, t.Version)
+	case len(t.Needs) > MaxNeeds || NeedsBytes(t.Needs) > MaxNeedsBytes:
+		return fmt.Errorf("%w: %d libraries in %d bytes", ErrTrailer, len(t.Needs), NeedsBytes(t.Needs))
 	case t.HelperDigest != [32]byte{} && t.HelperSize == 0:
 		return fmt.Errorf("%w: a helper digest without a helper", ErrTrailer)
 	case t.Limits.Memory > MaxMemory || t.Limits.MilliCPUs > MaxMilliCPUs || t.Limits.Pids > MaxPids:
@@ -232,6 +277,8 @@ func (t *Trailer) validate() error {
 		return fmt.Errorf("%w: target path with a NUL byte", ErrTrailer)
 	case len(t.Compression) > maxStringLen || len(t.CreatedBy) > maxStringLen:
 		return fmt.Errorf("%w: string field too long", ErrTrailer)
+	case badNeed(t.Needs) != "":
+		return fmt.Errorf("%w: library %q", ErrTrailer, badNeed(t.Needs))
 	case t.Offset%PadSize != 0:
 		return fmt.Errorf("%w: payload offset %d not %d-aligned", ErrTrailer, t.Offset, PadSize)
 	case t.StubSize > t.Offset:
@@ -240,6 +287,25 @@ func (t *Trailer) validate() error {
 		return fmt.Errorf("%w: payload size %d", ErrTrailer, t.Size)
 	}
 	return nil
+}
+
+// Valid tells whether a trailer can name d: a soname of 1 to 255 bytes,
+// without '/' or NUL, and an absolute path of at most 1024 bytes, without
+// NUL.
+func (d Need) Valid() bool {
+	return d.Soname != "" && len(d.Soname) <= maxSoname && !strings.ContainsAny(d.Soname, "/\x00") &&
+		strings.HasPrefix(d.Path, "/") && len(d.Path) <= maxStringLen && strings.IndexByte(d.Path, 0) < 0
+}
+
+// badNeed returns the first of needs that is not Valid, as "SONAME PATH",
+// or "" when all are.
+func badNeed(needs []Need) string {
+	for _, d := range needs {
+		if !d.Valid() {
+			return d.Soname + " " + d.Path
+		}
+	}
+	return ""
 }
 
 // Read reads and checks the trailer at the end of r, whose length is
@@ -313,6 +379,15 @@ func parseTrailerBody(b []byte) (*Trailer, error) {
 	}
 	if t.Version >= 4 {
 		copy(t.HelperDigest[:], p.Bytes(32))
+	}
+	if t.Version >= 5 {
+		n := int(p.U16())
+		for i := 0; i < n && p.Err == nil; i++ {
+			d := Need{Flags: p.U32()}
+			d.Soname = p.Str()
+			d.Path = p.Str()
+			t.Needs = append(t.Needs, d)
+		}
 	}
 	if p.Err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTrailer, p.Err)

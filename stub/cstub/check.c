@@ -39,6 +39,22 @@ void __attribute__((noreturn, used)) cmain(long *sp)
 		put(h);
 	}
 	put(" ");
+	put_uint(tr.n_needs);
+	const u8 *at = tr.needs;
+	for (u32 i = 0; i < tr.n_needs; i++) {
+		u32 flags;
+		char *soname, *path;
+		need_next(&at, &flags, &soname, &path);
+		sys_write(STDOUT_FILENO, msg, msglen); /* they may fill msg */
+		msglen = 0;
+		put(" ");
+		put_uint(flags);
+		put(":");
+		put(soname);
+		put(":");
+		put(path);
+	}
+	put(" ");
 	put(tr.target);
 	put("\n");
 	sys_write(STDOUT_FILENO, msg, msglen);

@@ -6,7 +6,8 @@
  * (package stub, mountns and supervisor) does for a plain run, and nothing
  * else:
  *
- *  1. read and check the trailer at the end of its own file;
+ *  1. read and check the trailer at the end of its own file, and that the
+ *     libraries the target takes from this machine are there;
  *  2. start the cleanup sidecar (a double fork, in a session of its own);
  *  3. enter a private mount namespace; attach the payload to a read-only,
  *     auto-clearing loop device; mount it as a detached squashfs, a
@@ -43,6 +44,7 @@
 #include "msg.c"        /* one line on stderr, and an exit */
 #include "mem.c"        /* memory, joined strings, environments */
 #include "trailer.c"    /* step 1: image/trailer */
+#include "needs.c"      /* the target's libraries, there or the helper's */
 #include "lz4.c"        /* the helper's LZ4 block */
 #include "cache.c"      /* the cache: a hit, the helper's copy */
 #include "helper.c"     /* the hand-over: stub/helper.go */
@@ -107,6 +109,8 @@ static char **target_args(const char *name, char **args)
  * runner.run). */
 static void __attribute__((noreturn)) run(char **args)
 {
+	if (!needs_met())
+		helper(); /* which looks for it as the loader would, or names it */
 	/* The directory holding the packed file: where the view appears. */
 	char *dir = dir_of(self);
 	if (!dir)

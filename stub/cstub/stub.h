@@ -50,6 +50,12 @@ struct trailer {
 	/* The helper's SHA-256 unpacked (version 4), or zeros: the name of
 	 * the cache's copy of it (helper.c). */
 	u8 helper_digest[32];
+	/* The libraries the target takes from the machine it runs on
+	 * (version 5): n_needs of them from needs, in the trailer's body,
+	 * read by need_next; needs_ok when each is one a trailer may name. */
+	const u8 *needs;
+	u32 n_needs;
+	int needs_ok;
 };
 
 /* The run's state, set by cmain (stub.c) before anything else runs. */

@@ -4,15 +4,20 @@
  * to the same verdicts. */
 #include "stub.h"
 
-#define TRAILER_VERSION 4       /* the newest this stub reads */
+#define TRAILER_VERSION 5       /* the newest this stub reads */
 #define VERSION_HELPER 2        /* the first with the helper's fields */
 #define VERSION_LIMITS 3        /* the first with the resource limits */
 #define VERSION_HELPER_DIGEST 4 /* the first with the helper's digest */
+#define VERSION_NEEDS 5         /* the first with the target's libraries */
 #define PAD_SIZE 4096 /* the payload's alignment (trailer.PadSize) */
 #define MAX_BODY (64 << 10)
 #define MAX_TARGET 4096
 #define MAX_STRING 1024
 #define MAX_HELPER (256u << 20)
+/* The target's libraries (trailer.MaxNeeds, MaxNeedsBytes). */
+#define MAX_NEEDS 256
+#define MAX_NEEDS_BYTES (16 << 10)
+#define MAX_SONAME 255
 /* The largest limits (trailer.MaxMemory, MaxMilliCPUs, MaxPids). */
 #define MAX_MEMORY 0x7fffffffffffffffull
 #define MAX_MILLI_CPUS (65536u * 1000)
@@ -30,8 +35,10 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
  * created-by strings (each a u16 length and its bytes), then, from
  * version 2, the helper's offset, stored size and unpacked size (u64
  * each), then, from version 3, the resource limits, then, from version 4,
- * the helper's SHA-256 unpacked. Each fixed field's offset is the previous
- * one's plus its size. */
+ * the helper's SHA-256 unpacked, then, from version 5, the libraries the
+ * target takes from the machine it runs on: a count (u16), then for each
+ * its cache flags (u32), its soname and its path (strings). Each fixed
+ * field's offset is the previous one's plus its size. */
 #define BODY_VERSION 0                     /* u16 */
 #define BODY_FLAGS (BODY_VERSION + 2)      /* u16 */
 #define BODY_STUB_SIZE (BODY_FLAGS + 2)    /* u64 */
@@ -55,6 +62,9 @@ static const char magic[8] = {'P', 'A', 'R', 'K', 'E', 'R', 0, 1};
 #define LIMIT_FIELDS (LIMIT_PIDS + 8)
 /* After the limits, from version 4: 32 bytes. */
 #define HELPER_DIGEST_SIZE 32
+/* After the digest, from version 5: the count, then the libraries. */
+#define NEEDS_COUNT_SIZE 2 /* u16 */
+#define NEED_FLAGS_SIZE 4  /* u32 */
 /* The least a body can hold and name its target: the fixed fields and
  * the target's length. */
 #define MIN_BODY (BODY_STRINGS + STRING_LEN_SIZE)
@@ -178,8 +188,57 @@ static int parse_body(const u8 *b, u64 n, struct trailer *t, u64 *tlen, u64 *lon
 		if (p + HELPER_DIGEST_SIZE > n)
 			return -1;
 		memcpy(t->helper_digest, b + p, HELPER_DIGEST_SIZE);
+		p += HELPER_DIGEST_SIZE;
+	}
+	t->needs_ok = 1;
+	if (t->version >= VERSION_NEEDS) {
+		if (p + NEEDS_COUNT_SIZE > n)
+			return -1;
+		t->n_needs = le16(b + p);
+		p += NEEDS_COUNT_SIZE;
+		t->needs = b + p;
+		u64 start = p;
+		for (u32 i = 0; i < t->n_needs; i++) {
+			if (p + NEED_FLAGS_SIZE > n)
+				return -1;
+			p += NEED_FLAGS_SIZE;
+			for (int k = 0; k < 2; k++) { /* the soname, the path */
+				if (p + STRING_LEN_SIZE > n)
+					return -1;
+				u64 l = le16(b + p);
+				if (p + STRING_LEN_SIZE + l > n)
+					return -1;
+				const u8 *c = b + p + STRING_LEN_SIZE;
+				int ok = k ? l && l <= MAX_STRING && c[0] == '/' : l && l <= MAX_SONAME;
+				for (u64 j = 0; ok && j < l; j++)
+					ok = c[j] && (k || c[j] != '/');
+				t->needs_ok &= ok;
+				p += STRING_LEN_SIZE + l;
+			}
+		}
+		t->needs_ok &= t->n_needs <= MAX_NEEDS && NEEDS_COUNT_SIZE + p - start <= MAX_NEEDS_BYTES;
 	}
 	return 0;
+}
+
+/* need_next reads the library at *at (a need, as parse_body found them)
+ * into its flags, soname and path, NUL-terminated copies, and moves *at
+ * past it. */
+static void need_next(const u8 **at, u32 *flags, char **soname, char **path)
+{
+	const u8 *b = *at;
+	*flags = le32(b);
+	b += NEED_FLAGS_SIZE;
+	char **out[] = {soname, path};
+	for (int k = 0; k < 2; k++) {
+		u64 l = le16(b);
+		char *s = alloc(l + 1);
+		memcpy(s, b + STRING_LEN_SIZE, l);
+		s[l] = 0;
+		*out[k] = s;
+		b += STRING_LEN_SIZE + l;
+	}
+	*at = b;
 }
 
 /* helper_digest_set tells whether t records the helper's digest. */
@@ -197,7 +256,7 @@ static int valid(const struct trailer *t, u64 tlen, u64 longest, u64 end)
 {
 	return t->version >= 1 && t->version <= TRAILER_VERSION &&
 	       !(t->helper_raw_size && (!t->helper_size || t->helper_raw_size > MAX_HELPER)) &&
-	       !(helper_digest_set(t) && !t->helper_size) &&
+	       !(helper_digest_set(t) && !t->helper_size) && t->needs_ok &&
 	       !(t->helper_size && (t->helper_offset < t->stub_size ||
 				    t->helper_offset + t->helper_size < t->helper_offset ||
 				    t->helper_offset + t->helper_size > t->offset)) &&

@@ -1,8 +1,10 @@
-package closure
+// Package ldcache reads and writes the loader cache of glibc
+// (/etc/ld.so.cache). It depends on nothing but the standard library, so
+// the lean run-time stub can look a library up in it.
+package ldcache
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,9 +18,13 @@ import (
 //	        flags u8 (2: little-endian), 3 bytes, extension_offset u32,
 //	        3 unused u32                                  (48 bytes)
 //	entries: flags i32, key u32, value u32, osversion u32, hwcap u64
-//	        (24 bytes each), sorted by key, largest first (cacheCmp)
+//	        (24 bytes each), sorted by key, largest first (Cmp)
 //	strings: key (a soname) and value (a path), NUL-terminated; offsets
 //	        from the header's start
+//
+// Path is where the loader reads its cache.
+const Path = "/etc/ld.so.cache"
+
 const (
 	cacheMagicOld  = "ld.so-1.7.0"
 	cacheMagicNew  = "glibc-ld.so.cache1.1"
@@ -30,22 +36,22 @@ const (
 
 // Entry flags: the ELF ABI of the library (glibc's FLAG_*).
 const (
-	flagELFLibc6    = 0x0003
-	flagX8664Lib64  = 0x0300
-	flagAArch64Lib6 = 0x0a00
+	FlagELFLibc6    = 0x0003
+	FlagX8664Lib64  = 0x0300
+	FlagAArch64Lib6 = 0x0a00
 )
 
-// CacheEntry is one library the loader's cache names.
-type CacheEntry struct {
+// Entry is one library the loader's cache names.
+type Entry struct {
 	Flags  int32
 	Soname string
 	Path   string
 	HWCap  uint64
 }
 
-// ParseCache reads a loader cache (old and new format, or new alone) and
+// Parse reads a loader cache (old and new format, or new alone) and
 // returns the new format's entries in their order.
-func ParseCache(b []byte) ([]CacheEntry, error) {
+func Parse(b []byte) ([]Entry, error) {
 	start := 0
 	if bytes.HasPrefix(b, []byte(cacheMagicOld)) {
 		if len(b) < 16 {
@@ -79,7 +85,7 @@ func ParseCache(b []byte) ([]CacheEntry, error) {
 		}
 		return string(s[:i]), nil
 	}
-	out := make([]CacheEntry, 0, n)
+	out := make([]Entry, 0, n)
 	for i := range n {
 		p := c[cacheHeaderNew+i*cacheEntryNew:]
 		k, err := str(binary.LittleEndian.Uint32(p[4:]))
@@ -90,19 +96,19 @@ func ParseCache(b []byte) ([]CacheEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, CacheEntry{Flags: int32(binary.LittleEndian.Uint32(p)), Soname: k, Path: v,
+		out = append(out, Entry{Flags: int32(binary.LittleEndian.Uint32(p)), Soname: k, Path: v,
 			HWCap: binary.LittleEndian.Uint64(p[16:])})
 	}
 	return out, nil
 }
 
-// WriteCache writes a loader cache in the new format naming entries
+// Write writes a loader cache in the new format naming entries
 // (none with the same soname and flags twice), sorted as the loader's
 // binary search needs them.
-func WriteCache(entries []CacheEntry) ([]byte, error) {
-	es := append([]CacheEntry(nil), entries...)
+func Write(entries []Entry) ([]byte, error) {
+	es := append([]Entry(nil), entries...)
 	sort.SliceStable(es, func(i, j int) bool {
-		if c := cacheCmp(es[i].Soname, es[j].Soname); c != 0 {
+		if c := Cmp(es[i].Soname, es[j].Soname); c != 0 {
 			return c > 0
 		}
 		return es[i].Flags > es[j].Flags
@@ -145,10 +151,10 @@ func WriteCache(entries []CacheEntry) ([]byte, error) {
 	return append(b, strs.Bytes()...), nil
 }
 
-// cacheCmp compares two sonames as the loader's cache does
+// Cmp compares two sonames as the loader's cache does
 // (_dl_cache_libcmp): runs of digits by their value, the rest byte by
 // byte, a digit after anything else.
-func cacheCmp(a, b string) int {
+func Cmp(a, b string) int {
 	digit := func(c byte) bool { return c >= '0' && c <= '9' }
 	i, j := 0, 0
 	for i < len(a) {
@@ -190,18 +196,4 @@ func cmpInt(x, y int64) int {
 		return -1
 	}
 	return 1
-}
-
-// abiFlags are the cache flags of libraries of e's ABI, for those the
-// host's cache does not name; 0 where parker does not know them.
-func abiFlags(class elf.Class, m elf.Machine) int32 {
-	switch {
-	case class == elf.ELFCLASS64 && m == elf.EM_X86_64:
-		return flagELFLibc6 | flagX8664Lib64
-	case class == elf.ELFCLASS64 && m == elf.EM_AARCH64:
-		return flagELFLibc6 | flagAArch64Lib6
-	case class == elf.ELFCLASS32 && m == elf.EM_386:
-		return flagELFLibc6
-	}
-	return 0
 }

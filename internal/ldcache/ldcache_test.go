@@ -1,4 +1,4 @@
-package closure
+package ldcache
 
 import (
 	"os"
@@ -15,18 +15,18 @@ func TestCacheHost(t *testing.T) {
 	if err != nil {
 		testenv.Unavailable(t, "no loader cache here: %v", err)
 	}
-	host, err := ParseCache(b)
+	host, err := Parse(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(host) < 10 {
 		t.Fatalf("the host's cache names %d libraries", len(host))
 	}
-	out, err := WriteCache(host)
+	out, err := Write(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := ParseCache(out)
+	back, err := Parse(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +49,9 @@ func TestCacheCmp(t *testing.T) {
 		{"lib2.so", "liba.so", 1},
 		{"libx", "libx1", -1},
 	} {
-		got := cacheCmp(tc.a, tc.b)
+		got := Cmp(tc.a, tc.b)
 		if (got > 0) != (tc.sign > 0) || (got < 0) != (tc.sign < 0) {
-			t.Errorf("cacheCmp(%q, %q) = %d; want sign %d", tc.a, tc.b, got, tc.sign)
+			t.Errorf("Cmp(%q, %q) = %d; want sign %d", tc.a, tc.b, got, tc.sign)
 		}
 	}
 }

@@ -1,0 +1,108 @@
+package closure
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/parkerpack/parker/internal/ldcache"
+)
+
+// Need is a library a program takes from the machine it runs on: its
+// soname, the loader cache's flags for its ABI, and the path the loader
+// found it at.
+type Need struct {
+	Flags  int32
+	Soname string
+	Path   string
+}
+
+// Walk follows the libraries of the program at target, transitively, as
+// glibc's loader would resolve them with libraryPath (LD_LIBRARY_PATH)
+// and cache, without storing anything. It returns those it finds outside
+// the tree at root (a directory that $ORIGIN names under it is packed
+// with the program; "": none is), in the order found, and the first
+// library it cannot find, "NAME (needed by FILE)" ("" when all are there).
+// A program that is not a dynamic ELF file, whose loader is missing, or
+// whose ABI parker does not know, needs nothing that Walk can tell.
+func Walk(target, root string, libraryPath []string, cache []ldcache.Entry) (needs []Need, missing string) {
+	e, err := ReadELF(target)
+	if err != nil || e.Interp == "" || len(e.Needed) == 0 {
+		return nil, ""
+	}
+	if _, err := os.Stat(e.Interp); err != nil {
+		return nil, "" // the exec says so, naming the loader
+	}
+	f := &finder{o: Options{LibraryPath: libraryPath, Cache: cache}, target: e, targetPath: target,
+		interps: map[string]bool{path.Base(e.Interp): true}}
+	if root != "" {
+		root = filepath.Clean(root)
+	}
+	inRoot := func(p string) bool {
+		p = inTree(p)
+		return root != "" && p != "" && (p == root || strings.HasPrefix(p, root+"/"))
+	}
+	seen := map[string]bool{}
+	queue := []object{{e, target, filepath.Base(target)}}
+	for len(queue) > 0 {
+		obj := queue[0]
+		queue = queue[1:]
+		for _, name := range obj.e.Needed {
+			if f.interps[name] {
+				continue
+			}
+			p, flags, origin, err := f.search(obj, name)
+			if err != nil {
+				return nil, "" // an ABI parker does not know
+			}
+			if p == "" {
+				return needs, name + " (needed by " + obj.display + ")"
+			}
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil || seen[real] {
+				continue
+			}
+			seen[real] = true
+			if !(origin && inRoot(p)) {
+				needs = append(needs, Need{Flags: flags, Soname: name, Path: p})
+			}
+			l, err := ReadELF(real)
+			if err != nil {
+				continue // the loader says what is wrong with it
+			}
+			queue = append(queue, object{l, real, real})
+		}
+	}
+	return needs, ""
+}
+
+// Missing is Walk's missing library alone, with this machine's loader
+// cache: how a run looks for the libraries the pack host had where this
+// machine has none (stub.MissingLibrary).
+func Missing(target, libraryPath string) string {
+	cache, _ := HostCache()
+	_, missing := Walk(target, "", SplitLibraryPath(libraryPath), cache)
+	return missing
+}
+
+// SplitLibraryPath reads LD_LIBRARY_PATH as the loader does: directories
+// separated by ':' or ';' (empty ones left out).
+func SplitLibraryPath(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ';' })
+}
+
+// HostCache reads this machine's loader cache: none where there is no
+// file, an error where it is not in glibc's format.
+func HostCache() ([]ldcache.Entry, error) {
+	b, err := os.ReadFile(ldcache.Path)
+	if err != nil {
+		return nil, nil
+	}
+	es, err := ldcache.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ldcache.Path, err)
+	}
+	return es, nil
+}

@@ -1,0 +1,58 @@
+package stub
+
+import (
+	"os"
+	"sync"
+
+	"github.com/parkerpack/parker/image/trailer"
+	"github.com/parkerpack/parker/internal/ldcache"
+)
+
+// The libraries the target takes from the machine it runs on (the
+// trailer's Needs), checked before anything starts: each must be at the
+// path where the pack host's loader found it, or named for its ABI in
+// this machine's loader cache (the C stub's needs.c does the same). That
+// costs a few stat calls where it holds. Where it does not, the run
+// looks for the library as the loader would, in the run's view, just
+// before the exec (MissingLibrary): a library found after all (by
+// LD_LIBRARY_PATH, another directory of the system's) lets the run go on;
+// one that is missing fails it with a line that names it and the way out,
+// parker --closure, instead of leaving the loader's failure alone.
+
+// MissingLibrary looks for the libraries the program at target needs as
+// glibc's loader would here, with libraryPath (LD_LIBRARY_PATH), and returns the first it
+// cannot find, "NAME (needed by FILE)", or "". Programs that link package
+// closure set it (parker itself, cmd/parker-helper); the lean stub hands
+// a run whose libraries are not where the pack host had them to the
+// helper, which has it.
+var MissingLibrary func(target, libraryPath string) string
+
+// needsMet tells whether every library of needs is there.
+func needsMet(needs []trailer.Need) bool {
+	for _, d := range needs {
+		if _, err := os.Stat(d.Path); err != nil && !hostCacheHas(d.Soname, int32(d.Flags)) {
+			return false
+		}
+	}
+	return true
+}
+
+var hostCache = sync.OnceValue(func() []ldcache.Entry {
+	b, err := os.ReadFile(ldcache.Path)
+	if err != nil {
+		return nil
+	}
+	es, _ := ldcache.Parse(b)
+	return es
+})
+
+// hostCacheHas tells whether this machine's loader cache names soname
+// with flags (and no hwcap).
+func hostCacheHas(soname string, flags int32) bool {
+	for _, e := range hostCache() {
+		if e.Soname == soname && e.Flags == flags && e.HWCap == 0 {
+			return true
+		}
+	}
+	return false
+}

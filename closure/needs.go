@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
@@ -21,70 +22,72 @@ type Need struct {
 
 // Walk follows the libraries of the program at target, transitively, as
 // glibc's loader would resolve them with libraryPath (LD_LIBRARY_PATH)
-// and cache, without storing anything. It returns those it finds outside
-// the tree at root (a directory that $ORIGIN names under it is packed
-// with the program; "": none is), in the order found, and the first
-// library it cannot find, "NAME (needed by FILE)" ("" when all are there).
-// A program that is not a dynamic ELF file, whose loader is missing, or
-// whose ABI parker does not know, needs nothing that Walk can tell.
+// and cache, without storing anything: breadth first, a name already
+// loaded (needed before, or a loaded library's soname) answered without
+// a search, $ORIGIN the directory a library was found in. It returns
+// those it finds outside the tree at root (they are packed with the
+// program), in the order found, and the first library it cannot find,
+// "NAME (needed by FILE)" ("" when all are there). A program that is not
+// a dynamic ELF file, whose loader is missing or not glibc's, or whose ABI
+// parker does not know, needs nothing that Walk can tell.
 func Walk(target, root string, libraryPath []string, cache []ldcache.Entry) (needs []Need, missing string) {
 	e, err := ReadELF(target)
 	if err != nil || e.Interp == "" || len(e.Needed) == 0 {
 		return nil, ""
 	}
-	if _, err := os.Stat(e.Interp); err != nil {
-		return nil, "" // the exec says so, naming the loader
+	if !glibcLoader(e.Interp) {
+		return nil, "" // its search is another's (musl's)
 	}
 	f := &finder{o: Options{LibraryPath: libraryPath, Cache: cache}, target: e, targetPath: target,
 		interps: map[string]bool{path.Base(e.Interp): true}}
-	if root != "" {
-		root = filepath.Clean(root)
-	}
+	root = filepath.Clean(root)
 	inRoot := func(p string) bool {
-		p = inTree(p)
-		return root != "" && p != "" && (p == root || strings.HasPrefix(p, root+"/"))
+		p, err := filepath.EvalSymlinks(p)
+		return err == nil && (p == root || strings.HasPrefix(p, root+"/"))
 	}
-	seen := map[string]bool{}
+	loaded, seen := map[string]bool{}, map[string]bool{}
 	queue := []object{{e, target, filepath.Base(target)}}
 	for len(queue) > 0 {
 		obj := queue[0]
 		queue = queue[1:]
 		for _, name := range obj.e.Needed {
-			if f.interps[name] {
+			if f.interps[name] || loaded[name] {
 				continue
 			}
-			p, flags, origin, err := f.search(obj, name)
+			p, flags, _, err := f.search(obj, name)
 			if err != nil {
 				return nil, "" // an ABI parker does not know
 			}
 			if p == "" {
 				return needs, name + " (needed by " + obj.display + ")"
 			}
+			loaded[name] = true
 			real, err := filepath.EvalSymlinks(p)
 			if err != nil || seen[real] {
 				continue
 			}
 			seen[real] = true
-			if !(origin && inRoot(p)) {
+			if !inRoot(p) {
 				needs = append(needs, Need{Flags: flags, Soname: name, Path: p})
 			}
 			l, err := ReadELF(real)
 			if err != nil {
 				continue // the loader says what is wrong with it
 			}
-			queue = append(queue, object{l, real, real})
+			if l.Soname != "" {
+				loaded[l.Soname] = true
+			}
+			queue = append(queue, object{l, p, p})
 		}
 	}
 	return needs, ""
 }
 
-// Missing is Walk's missing library alone, with this machine's loader
-// cache: how a run looks for the libraries the pack host had where this
-// machine has none (stub.MissingLibrary).
-func Missing(target, libraryPath string) string {
-	cache, _ := HostCache()
-	_, missing := Walk(target, "", SplitLibraryPath(libraryPath), cache)
-	return missing
+// glibcLoader tells whether the loader at p is glibc's: it reads
+// /etc/ld.so.cache.
+func glibcLoader(p string) bool {
+	b, err := os.ReadFile(p)
+	return err == nil && bytes.Contains(b, []byte(loaderStrings[0].old))
 }
 
 // SplitLibraryPath reads LD_LIBRARY_PATH as the loader does: directories

@@ -12,20 +12,12 @@ import (
 // trailer's Needs), checked before anything starts: each must be at the
 // path where the pack host's loader found it, or named for its ABI in
 // this machine's loader cache (the C stub's needs.c does the same). That
-// costs a few stat calls where it holds. Where it does not, the run
-// looks for the library as the loader would, in the run's view, just
-// before the exec (MissingLibrary): a library found after all (by
+// costs a few stat calls where it holds. Where it does not, the run asks
+// the target's loader, in the run's view, just before the exec
+// (supervisor.MissingLibrary): a library it finds after all (by
 // LD_LIBRARY_PATH, another directory of the system's) lets the run go on;
-// one that is missing fails it with a line that names it and the way out,
-// parker --closure, instead of leaving the loader's failure alone.
-
-// MissingLibrary looks for the libraries the program at target needs as
-// glibc's loader would here, with libraryPath (LD_LIBRARY_PATH), and returns the first it
-// cannot find, "NAME (needed by FILE)", or "". Programs that link package
-// closure set it (parker itself, cmd/parker-helper); the lean stub hands
-// a run whose libraries are not where the pack host had them to the
-// helper, which has it.
-var MissingLibrary func(target, libraryPath string) string
+// one it cannot fails the run with a line that names it and the way out,
+// parker --closure, before the target starts.
 
 // needsMet tells whether every library of needs is there.
 func needsMet(needs []trailer.Need) bool {

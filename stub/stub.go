@@ -267,12 +267,7 @@ func (r *runner) run(f flags) int {
 		// directory it was, not what is later mounted over it.
 		return r.fail(errors.New("cannot run from the root directory; move it into a directory of its own"))
 	}
-	if !needsMet(r.t.Needs) {
-		if MissingLibrary == nil {
-			return r.helper(r.args) // which looks for it
-		}
-		r.checkLibs = true
-	}
+	r.checkLibs = !needsMet(r.t.Needs)
 	// Limits that cannot hold fail the run before anything is started.
 	lim := f.limits(r.t.Limits)
 	if err := lim.Validate(); err != nil {
@@ -434,7 +429,7 @@ func (r *runner) runInView(f flags, side *supervisor.Handle, lim cgroup.Limits) 
 // the target could not be started, with the exit status.
 func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, ns, join bool, c supervisor.Config, warn string) int {
 	if r.checkLibs {
-		if lib := r.missingLibrary(c); lib != "" {
+		if lib := supervisor.MissingLibrary(c); lib != "" {
 			fmt.Fprintf(os.Stderr, "parker: %s: cannot run %s: the library %s is missing here; pack it with parker --closure to carry its loader and libraries\n",
 				r.self, r.t.Target, lib)
 			return ExitNotFound
@@ -492,28 +487,6 @@ func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, n
 		return code
 	}
 	return r.fail(err)
-}
-
-// missingLibrary looks for the libraries of the target that c starts, as
-// the loader will (MissingLibrary), and returns the first that is
-// missing, or "".
-func (r *runner) missingLibrary(c supervisor.Config) string {
-	target := c.Path
-	if !filepath.IsAbs(target) {
-		dir := c.Dir
-		if dir == "" {
-			dir, _ = os.Getwd()
-		}
-		target = filepath.Join(dir, target)
-	}
-	var libPath string
-	for _, kv := range c.Env {
-		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok {
-			libPath = v
-			break
-		}
-	}
-	return MissingLibrary(target, libPath)
 }
 
 // cgroup makes the run's cgroup with limits lim, owned by the sidecar (pid

@@ -238,3 +238,19 @@ func TestUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestNotFound: the loaders' words for a library they cannot load.
+func TestNotFound(t *testing.T) {
+	for _, tc := range []struct{ out, want string }{
+		{"/srv/app: error while loading shared libraries: libq.so.1: cannot open shared object file: No such file or directory\n", "libq.so.1"},
+		{"\tlinux-vdso.so.1 (0x00007f06b91cf000)\n\tlibq.so.1 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x7f)\n", "libq.so.1"},
+		{"\tlibc.so => /lib/ld-musl-x86_64.so.1 (0x7f)\nError loading shared library libz.so.1: No such file or directory (needed by /srv/app)\n", "libz.so.1"},
+		{"\tlibc.so.6 => /lib/libc.so.6 (0x7f)\n", ""},
+		{"/srv/app: error while loading shared libraries: libq.so.1: wrong ELF class: ELFCLASS32\n", ""},
+		{"", ""},
+	} {
+		if got := notFound([]byte(tc.out)); got != tc.want {
+			t.Errorf("notFound(%q) = %q; want %q", tc.out, got, tc.want)
+		}
+	}
+}

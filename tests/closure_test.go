@@ -440,18 +440,61 @@ int main(void) { printf("answer=%d\n", parker_test_answer()); return 0; }
 	}
 	r := runFile(t, packed, nil)
 	if r.Code != 127 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 ||
-		!strings.Contains(r.Stderr, "cannot run prog: the library libparkertest.so.1 (needed by prog) is missing here; pack it with parker --closure") {
+		!strings.Contains(r.Stderr, "cannot run prog: the library libparkertest.so.1 is missing here; pack it with parker --closure") {
 		t.Errorf("the library missing: exit %d, stdout %q, stderr %q; want 127 and one line naming it", r.Code, r.Stdout, r.Stderr)
 	}
 	// Found elsewhere, as the loader finds it: the run goes on.
 	if r := runFile(t, packed, nil, withEnv("LD_LIBRARY_PATH="+libB)); r.Code != 0 || r.Stdout != want || r.Stderr != "" {
 		t.Errorf("the library in LD_LIBRARY_PATH: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
+	// A relative LD_LIBRARY_PATH is the caller's working directory's, as
+	// for the loader, here the packed file's own directory (which the
+	// view covers): the library put there beside it is found.
+	os.Link(filepath.Join(libB, "libparkertest.so.1"), filepath.Join(filepath.Dir(packed), "libparkertest.so.1"))
+	if r := runFile(t, packed, nil, withEnv("LD_LIBRARY_PATH=."), inDir(filepath.Dir(packed))); r.Code != 0 || r.Stdout != want || r.Stderr != "" {
+		t.Errorf("the library in a relative LD_LIBRARY_PATH: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	os.Remove(filepath.Join(filepath.Dir(packed), "libparkertest.so.1"))
+
+	// A target found by a symlink, whose RUNPATH names a packed
+	// directory by $ORIGIN (its real one's), with a library there that
+	// needs the host's: the packed one is not in the trailer, and the
+	// loader, asked where the host's is not where it was, finds both.
+	wd2 := tempDir(t, "libwd2")
+	os.MkdirAll(filepath.Join(wd2, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(wd2, "lib"), 0o755)
+	os.WriteFile(filepath.Join(src, "mid.c"), []byte("int parker_test_answer(void);\nint parker_test_mid(void) { return parker_test_answer() + 1; }\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "prog2.c"), []byte(`#include <stdio.h>
+int parker_test_mid(void);
+int main(void) { printf("mid=%d\n", parker_test_mid()); return 0; }
+`), 0o644)
+	run(t, "gcc", "-shared", "-fPIC", "-Wl,-soname,libparkermid.so.1", "-o", filepath.Join(wd2, "lib", "libparkermid.so.1"),
+		filepath.Join(src, "mid.c"), filepath.Join(libB, "libparkertest.so.1"))
+	run(t, "gcc", "-o", filepath.Join(wd2, "bin", "app"), filepath.Join(src, "prog2.c"), filepath.Join(wd2, "lib", "libparkermid.so.1"),
+		"-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib,-rpath-link,"+libB)
+	os.Symlink("bin/app", filepath.Join(wd2, "run"))
+	t.Setenv("LD_LIBRARY_PATH", libB)
+	packed2 := pack(t, wd2, "run", "-q", "-o", filepath.Join(tempDir(t, "libout2"), "rund"))
+	os.Unsetenv("LD_LIBRARY_PATH")
+	var names []string
+	for _, d := range readTrailer(t, packed2).Needs {
+		names = append(names, d.Path)
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, filepath.Join(libB, "libparkertest.so.1")) || strings.Contains(got, "libparkermid") {
+		t.Errorf("the trailer names %s; want the host's libparkertest.so.1, not the packed libparkermid.so.1", got)
+	}
+	os.Rename(filepath.Join(libB, "libparkertest.so.1"), filepath.Join(libA, "libparkertest.so.1"))
+	if r := runFile(t, packed2, nil, withEnv("LD_LIBRARY_PATH="+libA)); r.Code != 0 || r.Stdout != "mid=43\n" || r.Stderr != "" {
+		t.Errorf("a symlinked target with $ORIGIN, the host's library elsewhere: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := runFile(t, packed2, nil); r.Code != 127 || strings.Count(r.Stderr, "\n") != 1 ||
+		!strings.Contains(r.Stderr, "cannot run run: the library libparkertest.so.1 is missing here") {
+		t.Errorf("a symlinked target with $ORIGIN, the host's library missing: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 
 	// Where the trailer's path is gone but the loader cache names the
 	// library, the stub starts the target itself: with a helper that
-	// cannot be unpacked, a hand-over would fail with 125.
-	os.Rename(filepath.Join(libB, "libparkertest.so.1"), filepath.Join(libA, "libparkertest.so.1"))
+	// cannot be unpacked, the C stub's hand-over would fail with 125.
 	if tr.HelperRawSize == 0 {
 		t.Fatal("the helper is stored unpacked: no way to tell a hand-over")
 	}
@@ -478,7 +521,15 @@ int main(void) { printf("answer=%d\n", parker_test_answer()); return 0; }
 	if r := runFile(t, cached, nil, env); r.Code != 0 || r.Stdout != want {
 		t.Errorf("a library in the loader cache: exit %d, stdout %q, stderr %q; want a run without the helper", r.Code, r.Stdout, r.Stderr)
 	}
-	if r := runFile(t, gone, nil, env); r.Code != 125 || !strings.Contains(r.Stderr, "helper") {
-		t.Errorf("a library nowhere: exit %d, stdout %q, stderr %q; want the hand-over to the (damaged) helper", r.Code, r.Stdout, r.Stderr)
+	r = runFile(t, gone, nil, env)
+	switch {
+	case goStubRun():
+		// The Go stub asks the loader itself, which finds the library
+		// where it is.
+		if r.Code != 0 || r.Stdout != want {
+			t.Errorf("a library not where the trailer has it: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+	case r.Code != 125 || !strings.Contains(r.Stderr, "helper"):
+		t.Errorf("a library not where the trailer has it: exit %d, stdout %q, stderr %q; want the hand-over to the (damaged) helper", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/parkerpack/parker/closure"
 	"github.com/parkerpack/parker/mountns"
 	"github.com/parkerpack/parker/stub"
 	"github.com/parkerpack/parker/stub/userspace"
@@ -30,7 +29,6 @@ func main() {
 	mountns.RunProbe()        // when started by --parker-doctor's FUSE probe
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
-	stub.MissingLibrary = closure.Missing
 	stub.ServesFUSE = true
 	self := os.Getenv(stub.EnvHelperFor)
 	if self == "" {

@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/parkerpack/parker/closure"
 	"github.com/parkerpack/parker/image/trailer"
 	"github.com/parkerpack/parker/internal/human"
 	"github.com/parkerpack/parker/mountns"
@@ -50,7 +49,6 @@ func main() {
 	// no helper to hand the image-reading requests to.
 	stub.Extended = userspace.Run
 	stub.Unpack = userspace.Unpack
-	stub.MissingLibrary = closure.Missing
 	stub.ServesFUSE = true
 	self, err := stub.Executable()
 	if err != nil {

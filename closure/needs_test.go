@@ -1,0 +1,79 @@
+package closure
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parkerpack/parker/internal/testenv"
+)
+
+// gcc runs gcc with args in dir.
+func gcc(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		testenv.Unavailable(t, "gcc: %v", err)
+	}
+	c := exec.Command("gcc", args...)
+	c.Dir = dir
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("gcc %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+}
+
+// TestWalkBundled: the libraries a program takes from the host are those
+// it loads, less those of its own directory; a name loaded already is not
+// looked for again, where the library that needs it could not find it
+// (the bundled-libraries layout: bin/app finds lib/ by $ORIGIN; lib/libA,
+// which has no RUNPATH, needs lib/libB too).
+func TestWalkBundled(t *testing.T) {
+	root := t.TempDir()
+	host := filepath.Join(root, "host")
+	app := filepath.Join(root, "app")
+	for _, d := range []string{host, app + "/bin", app + "/lib"} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "b.c"), []byte("int b(void) { return 2; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "a.c"), []byte("int b(void);\nint a(void) { return b() + 1; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "m.c"), []byte("int a(void); int b(void);\nint main(void) { return a() + b() == 5 ? 0 : 1; }\n"), 0o644)
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libB.so.1", "-o", "app/lib/libB.so.1", "b.c")
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libB.so.1", "-o", "host/libB.so.1", "b.c")
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libA.so.1", "-o", "app/lib/libA.so.1", "a.c", "app/lib/libB.so.1")
+	gcc(t, root, "-o", "app/bin/app", "m.c", "app/lib/libA.so.1", "app/lib/libB.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib")
+	cache, err := HostCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	needs, missing := Walk(filepath.Join(app, "bin", "app"), app, nil, cache)
+	if missing != "" {
+		t.Fatalf("missing %s", missing)
+	}
+	var got []string
+	for _, d := range needs {
+		got = append(got, d.Soname+"="+d.Path)
+		if strings.HasPrefix(d.Path, root) {
+			t.Errorf("needs %s: the program's own, or one it never loads", d.Path)
+		}
+	}
+	if len(needs) != 1 || needs[0].Soname != "libc.so.6" {
+		t.Errorf("needs %v; want libc.so.6 alone", got)
+	}
+	// Without the packed directory as the root, its libraries are the
+	// host's to have; LD_LIBRARY_PATH comes before RUNPATH, as for the
+	// loader.
+	needs, _ = Walk(filepath.Join(app, "bin", "app"), filepath.Join(root, "elsewhere"), []string{host}, cache)
+	got = nil
+	for _, d := range needs {
+		got = append(got, d.Soname+"="+strings.TrimPrefix(d.Path, root))
+	}
+	if g := strings.Join(got, " "); len(got) != 3 || !strings.HasPrefix(g, "libA.so.1=/app/lib/libA.so.1 libB.so.1=/host/libB.so.1 libc.so.6=/") {
+		t.Errorf("with another root: %s", g)
+	}
+	// A library that is nowhere is named, with what needs it.
+	os.Remove(filepath.Join(app, "lib", "libB.so.1"))
+	if _, missing := Walk(filepath.Join(app, "bin", "app"), app, nil, cache); missing != "libB.so.1 (needed by app)" {
+		t.Errorf("missing %q; want libB.so.1 (needed by app)", missing)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,14 +27,19 @@ import (
 const (
 	StoreName = trailer.StoreName
 	StoreDir  = "/" + StoreName
-	CachePath = StoreDir + "/cache" // in place of /etc/ld.so.cache
+	// MuslDir holds musl's loaders (a musl loader reads its search path
+	// from the directory two above its own name: StoreName/etc); MuslLibDir,
+	// the store's musl libraries by soname (symlinks into the store).
+	MuslDir    = StoreName + "/musl"
+	MuslLibDir = MuslDir + "/lib"
+	CachePath  = StoreDir + "/cache" // in place of /etc/ld.so.cache
 	// ManifestPath lists the store (Result.Manifest), for parker inspect --closure.
 	ManifestPath = StoreDir + "/manifest"
 	// PathsList names the trees of --closure-path, a line each
 	// (PathsFile); each is in the image at PathInImage.
 	PathsList   = StoreDir + "/closure-paths"
 	PreloadPath = StoreDir + "/preload" // in place of /etc/ld.so.preload: never there
-	loaderHex   = 8                     // "/.parker/" and 8 hex digits: 17 bytes, less than any glibc loader's path
+	loaderHex   = 8                     // "/.parker/" (or "/.parker/musl/") and 8 hex digits: 17 (22) bytes, less than any glibc (musl) loader's path
 )
 
 // The strings a glibc loader reads its configuration from, which a copy
@@ -75,6 +81,7 @@ type StoreFile struct {
 	Sonames  []string // the names the cache gives it (none for a loader)
 	Flags    int32
 	NeededBy string // the first file that needed it, for inspect
+	Musl     bool   // a library of musl's, found by name in MuslLibDir
 }
 
 // Result is a closure, ready for the image.
@@ -89,6 +96,19 @@ type Result struct {
 	// Missing are the libraries not found ("NAME, needed by FILE"), with
 	// AllowMissing.
 	Missing []string
+	// Links are the symlinks of the store (musl's library directory);
+	// Config, the loaders' configuration files (musl's search path).
+	Links  []Link
+	Config []Config
+}
+
+// Link is a symlink of the store: its path in the image, and its target.
+type Link struct{ Name, Target string }
+
+// Config is a file of the store: its path in the image, and its bytes.
+type Config struct {
+	Name string
+	Data []byte
 }
 
 // PathInImage is where the image holds the tree of --closure-path dir.
@@ -166,15 +186,21 @@ type object struct {
 	e       *ELF
 	path    string // where it is read, for $ORIGIN
 	display string // how messages name it
+	// musl is the musl loader the object is loaded by, nil for glibc's;
+	// parent, what needed it (musl searches the RUNPATHs up the chain).
+	musl   *muslLoader
+	parent *object
 }
 
 type finder struct {
 	o          Options
 	target     *ELF
 	targetPath string
-	libs       map[string]*StoreFile // by the real path of the host file
-	names      map[string]*StoreFile // by soname and flags
-	loaders    map[string]string     // host loader path -> store path
+	targetMusl *muslLoader
+	libs       map[string]*StoreFile  // by the real path of the host file
+	names      map[string]*StoreFile  // by soname and flags
+	loaders    map[string]string      // host loader path -> store path
+	musls      map[string]*muslLoader // host loader path -> its store copy, for musl's
 	store      []*StoreFile
 	queue      []object
 	missing    []string
@@ -193,7 +219,7 @@ type finder struct {
 // needs it, unless AllowMissing.
 func Find(o Options) (*Result, error) {
 	f := &finder{o: o, libs: map[string]*StoreFile{}, names: map[string]*StoreFile{}, loaders: map[string]string{},
-		interps: map[string]bool{}, packed: map[string]bool{}}
+		musls: map[string]*muslLoader{}, interps: map[string]bool{}, packed: map[string]bool{}}
 	res := &Result{Patched: map[string][]byte{}}
 	files := append([]File(nil), o.Files...)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Rel == o.Target && files[j].Rel != o.Target })
@@ -209,8 +235,8 @@ func Find(o Options) (*Result, error) {
 			continue
 		}
 		// The target must be one that parker can carry; another file
-		// it cannot (damaged, or for a loader it does not know: a musl
-		// program, another system's) is packed as it is, with a warning.
+		// it cannot (damaged, or for a loader it does not know, neither
+		// glibc's nor musl's) is packed as it is, with a warning.
 		skip := func(err error) error {
 			if file.Rel == o.Target {
 				return fmt.Errorf("%s: %w", file.Rel, err)
@@ -227,10 +253,11 @@ func Find(o Options) (*Result, error) {
 			continue
 		}
 		interp := ""
+		var musl *muslLoader
 		if e.Interp != "" && (e.Type == elf.ET_EXEC || e.Type == elf.ET_DYN) {
-			interp, err = f.loader(e.Interp, file.Rel)
+			interp, musl, err = f.loader(e.Interp, file.Rel)
 		}
-		if err == nil && len(e.Needed) > 0 {
+		if err == nil && len(e.Needed) > 0 && musl == nil {
 			_, err = f.abiFlagsFor(e) // an ABI parker does not know the loader cache of
 		}
 		if err != nil {
@@ -240,11 +267,11 @@ func Find(o Options) (*Result, error) {
 			continue
 		}
 		if file.Rel == o.Target {
-			f.target, f.targetPath = e, file.Path
+			f.target, f.targetPath, f.targetMusl = e, file.Path, musl
 		}
 		f.packed[filepath.Clean(file.Path)] = true
 		work = append(work, workELF{file, e, interp})
-		f.queue = append(f.queue, object{e, file.Path, file.Rel})
+		f.queue = append(f.queue, object{e: e, path: file.Path, display: file.Rel, musl: musl})
 		if e.Interp != "" {
 			f.interps[path.Base(e.Interp)] = true
 		}
@@ -289,9 +316,20 @@ func Find(o Options) (*Result, error) {
 	var entries []ldcache.Entry
 	for _, s := range f.store {
 		for _, n := range s.Sonames {
-			entries = append(entries, ldcache.Entry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
+			if s.Musl {
+				res.Links = append(res.Links, Link{path.Join(MuslLibDir, n), path.Join("../..", strings.TrimPrefix(s.Name, StoreName+"/"))})
+			} else {
+				entries = append(entries, ldcache.Entry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
+			}
 		}
 	}
+	for _, m := range f.musls {
+		if !slices.ContainsFunc(res.Config, func(c Config) bool { return c.Name == m.config() }) {
+			res.Config = append(res.Config, Config{m.config(), []byte("/" + MuslLibDir + "\n")})
+		}
+	}
+	sort.Slice(res.Links, func(i, j int) bool { return res.Links[i].Name < res.Links[j].Name })
+	sort.Slice(res.Config, func(i, j int) bool { return res.Config[i].Name < res.Config[j].Name })
 	cache, err := ldcache.Write(entries)
 	if err != nil {
 		return nil, fmt.Errorf("closure: %w", err)
@@ -323,11 +361,17 @@ func inTree(p string) string {
 // resolve finds the libraries obj needs.
 func (f *finder) resolve(obj object) error {
 	for _, name := range obj.e.Needed {
-		if f.interps[name] {
+		if f.interps[name] || obj.musl != nil && muslReserved(name) {
 			continue
 		}
-		p, flags, origin, err := f.search(obj, name)
-		if err != nil {
+		var p string
+		var flags int32
+		var origin bool
+		var err error
+		if obj.musl != nil {
+			p, origin = f.searchMusl(obj, name)
+			flags = muslFlags
+		} else if p, flags, origin, err = f.search(obj, name); err != nil {
 			return err
 		}
 		if p != "" && origin && f.packed[inTree(p)] {
@@ -344,7 +388,7 @@ func (f *finder) resolve(obj object) error {
 			}
 			continue
 		}
-		if err := f.add(p, name, flags, obj.display); err != nil {
+		if err := f.add(p, name, flags, obj); err != nil {
 			return err
 		}
 	}
@@ -362,28 +406,37 @@ func (f *finder) addLib(name string) error {
 		if soname == "" {
 			soname = filepath.Base(name)
 		}
-		flags, err := f.abiFlagsFor(e)
-		if err != nil {
-			return err
+		obj := object{e: f.target, path: f.targetPath, display: "--closure-lib", musl: f.targetMusl}
+		flags := int32(muslFlags)
+		if obj.musl == nil {
+			if flags, err = f.abiFlagsFor(e); err != nil {
+				return err
+			}
 		}
-		return f.add(name, soname, flags, "--closure-lib")
+		return f.add(name, soname, flags, obj)
 	}
-	obj := object{e: f.target, path: f.targetPath, display: "--closure-lib"}
+	obj := object{e: f.target, path: f.targetPath, display: "--closure-lib", musl: f.targetMusl}
 	if obj.e == nil {
 		return fmt.Errorf("--closure-lib %s: the target is not an ELF program to find it for; name the library's path", name)
 	}
-	p, flags, _, err := f.search(obj, name)
-	if err != nil {
+	var p string
+	var err error
+	flags := int32(muslFlags)
+	if obj.musl != nil {
+		p, _ = f.searchMusl(obj, name)
+	} else if p, flags, _, err = f.search(obj, name); err != nil {
 		return err
 	}
 	if p == "" {
 		return fmt.Errorf("--closure-lib %s: not found as the target's loader would look for it", name)
 	}
-	return f.add(p, name, flags, "--closure-lib")
+	return f.add(p, name, flags, obj)
 }
 
-// add puts the library at p in the store, under soname, once.
-func (f *finder) add(p, soname string, flags int32, neededBy string) error {
+// add puts the library at p in the store, under soname, once: a library
+// that from needs.
+func (f *finder) add(p, soname string, flags int32, from object) error {
+	neededBy := from.display
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return err
@@ -402,7 +455,7 @@ func (f *finder) add(p, soname string, flags int32, neededBy string) error {
 	if err != nil {
 		return err
 	}
-	s := &StoreFile{Source: real, Sonames: []string{soname}, Flags: flags, NeededBy: neededBy}
+	s := &StoreFile{Source: real, Sonames: []string{soname}, Flags: flags, NeededBy: neededBy, Musl: from.musl != nil}
 	if changed, err := e.KeepOrigin(b); err != nil {
 		return fmt.Errorf("%s: %w", real, err)
 	} else if changed {
@@ -421,46 +474,62 @@ func (f *finder) add(p, soname string, flags int32, neededBy string) error {
 	s.Name = path.Join(StoreName, "store", hex.EncodeToString(s.Digest[:16])+"-"+filepath.Base(p))
 	f.libs[real], f.names[key] = s, s
 	f.store = append(f.store, s)
-	f.queue = append(f.queue, object{e, real, real})
+	f.queue = append(f.queue, object{e: e, path: p, display: real, musl: from.musl, parent: &from})
 	return nil
 }
 
 // loader puts the loader at interp in the store, its configuration
-// pointed at the store's, once, and returns the path that replaces it.
-func (f *finder) loader(interp, neededBy string) (string, error) {
+// pointed at the store's, once, and returns the path that replaces it,
+// and for musl's, what the programs it loads search.
+func (f *finder) loader(interp, neededBy string) (string, *muslLoader, error) {
 	if p, ok := f.loaders[interp]; ok {
-		return p, nil
+		return p, f.musls[interp], nil
 	}
 	real, err := filepath.EvalSymlinks(interp)
 	if err != nil {
-		return "", fmt.Errorf("closure: the loader %s of %s: %w", interp, neededBy, err)
+		return "", nil, fmt.Errorf("closure: the loader %s of %s: %w", interp, neededBy, err)
 	}
 	b, err := os.ReadFile(real)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	for _, s := range loaderStrings {
-		if n := bytes.Count(b, []byte(s.old)); n != 1 {
-			return "", fmt.Errorf("closure: the loader %s of %s is not one parker knows (%q found %d times, not once): --closure takes glibc's",
-				interp, neededBy, strings.TrimSuffix(s.old, "\x00"), n)
+	var musl *muslLoader
+	dir := StoreName
+	if arch, ok := muslArch(interp, b); ok {
+		// Kept as it is: it finds its configuration by its own name.
+		musl = &muslLoader{arch: arch, sysPath: muslSysPath(interp, arch)}
+		dir = MuslDir
+	} else {
+		for _, s := range loaderStrings {
+			if n := bytes.Count(b, []byte(s.old)); n != 1 {
+				return "", nil, fmt.Errorf("closure: the loader %s of %s is not one parker knows (%q found %d times, not once): --closure takes glibc's and musl's",
+					interp, neededBy, strings.TrimSuffix(s.old, "\x00"), n)
+			}
+			i := bytes.Index(b, []byte(s.old))
+			copy(b[i:i+len(s.old)], make([]byte, len(s.old)))
+			copy(b[i:], s.new)
 		}
-		i := bytes.Index(b, []byte(s.old))
-		copy(b[i:i+len(s.old)], make([]byte, len(s.old)))
-		copy(b[i:], s.new)
 	}
 	sum := sha256.Sum256(b)
-	name := path.Join(StoreName, hex.EncodeToString(sum[:])[:loaderHex])
+	name := path.Join(dir, hex.EncodeToString(sum[:])[:loaderHex])
 	f.loaders[interp] = "/" + name
+	if musl != nil {
+		f.musls[interp] = musl
+	}
 	for _, s := range f.store {
 		switch {
 		case s.Name == name && s.Digest == sum: // the same loader by another path
-			return "/" + name, nil
+			return "/" + name, musl, nil
 		case s.Name == name:
-			return "", fmt.Errorf("closure: two loaders named %s (%s and %s)", name, s.Source, real)
+			return "", nil, fmt.Errorf("closure: two loaders named %s (%s and %s)", name, s.Source, real)
 		}
 	}
-	f.store = append(f.store, &StoreFile{Name: name, Source: real, Data: b, Size: int64(len(b)), Digest: sum, NeededBy: neededBy})
-	return "/" + name, nil
+	data := b
+	if musl != nil {
+		data = nil // unchanged: read from the host's
+	}
+	f.store = append(f.store, &StoreFile{Name: name, Source: real, Data: data, Size: int64(len(b)), Digest: sum, NeededBy: neededBy})
+	return "/" + name, musl, nil
 }
 
 func contains(s []string, x string) bool {

@@ -21,22 +21,30 @@ type Need struct {
 }
 
 // Walk follows the libraries of the program at target, transitively, as
-// glibc's loader would resolve them with libraryPath (LD_LIBRARY_PATH)
+// its loader would resolve them with libraryPath (LD_LIBRARY_PATH)
 // and cache, without storing anything: breadth first, a name already
 // loaded (needed before, or a loaded library's soname) answered without
 // a search, $ORIGIN the directory a library was found in. It returns
 // those it finds outside the tree at root (they are packed with the
 // program), in the order found, and the first library it cannot find,
-// "NAME (needed by FILE)" ("" when all are there). A program that is not
-// a dynamic ELF file, whose loader is missing or not glibc's, or whose ABI
-// parker does not know, needs nothing that Walk can tell.
+// "NAME (needed by FILE)" ("" when all are there). A program for musl's
+// loader is walked by musl's rules (musl.go). A program that is not a
+// dynamic ELF file, whose loader is missing or neither glibc's nor musl's,
+// or whose ABI parker does not know, needs nothing that Walk can tell.
 func Walk(target, root string, libraryPath []string, cache []ldcache.Entry) (needs []Need, missing string) {
 	e, err := ReadELF(target)
 	if err != nil || e.Interp == "" || len(e.Needed) == 0 {
 		return nil, ""
 	}
-	if !glibcLoader(e.Interp) {
-		return nil, "" // its search is another's (musl's)
+	b, err := os.ReadFile(e.Interp)
+	if err != nil {
+		return nil, ""
+	}
+	var musl *muslLoader
+	if arch, ok := muslArch(e.Interp, b); ok {
+		musl = &muslLoader{arch: arch, sysPath: muslSysPath(e.Interp, arch)}
+	} else if !bytes.Contains(b, []byte(loaderStrings[0].old)) {
+		return nil, "" // neither glibc's nor musl's
 	}
 	f := &finder{o: Options{LibraryPath: libraryPath, Cache: cache}, target: e, targetPath: target,
 		interps: map[string]bool{path.Base(e.Interp): true}}
@@ -46,16 +54,18 @@ func Walk(target, root string, libraryPath []string, cache []ldcache.Entry) (nee
 		return err == nil && (p == root || strings.HasPrefix(p, root+"/"))
 	}
 	loaded, seen := map[string]bool{}, map[string]bool{}
-	queue := []object{{e, target, filepath.Base(target)}}
+	queue := []object{{e: e, path: target, display: filepath.Base(target), musl: musl}}
 	for len(queue) > 0 {
 		obj := queue[0]
 		queue = queue[1:]
 		for _, name := range obj.e.Needed {
-			if f.interps[name] || loaded[name] {
+			if f.interps[name] || loaded[name] || musl != nil && muslReserved(name) {
 				continue
 			}
-			p, flags, _, err := f.search(obj, name)
-			if err != nil {
+			p, flags := "", int32(muslFlags)
+			if musl != nil {
+				p, _ = f.searchMusl(obj, name)
+			} else if p, flags, _, err = f.search(obj, name); err != nil {
 				return nil, "" // an ABI parker does not know
 			}
 			if p == "" {
@@ -77,17 +87,10 @@ func Walk(target, root string, libraryPath []string, cache []ldcache.Entry) (nee
 			if l.Soname != "" {
 				loaded[l.Soname] = true
 			}
-			queue = append(queue, object{l, p, p})
+			queue = append(queue, object{e: l, path: p, display: p, musl: musl, parent: &obj})
 		}
 	}
 	return needs, ""
-}
-
-// glibcLoader tells whether the loader at p is glibc's: it reads
-// /etc/ld.so.cache.
-func glibcLoader(p string) bool {
-	b, err := os.ReadFile(p)
-	return err == nil && bytes.Contains(b, []byte(loaderStrings[0].old))
 }
 
 // SplitLibraryPath reads LD_LIBRARY_PATH as the loader does: directories

@@ -1,8 +1,10 @@
 package closure
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +77,60 @@ func TestWalkBundled(t *testing.T) {
 	os.Remove(filepath.Join(app, "lib", "libB.so.1"))
 	if _, missing := Walk(filepath.Join(app, "bin", "app"), app, nil, cache); missing != "libB.so.1 (needed by app)" {
 		t.Errorf("missing %q; want libB.so.1 (needed by app)", missing)
+	}
+}
+
+// TestFindMusl: a musl program's closure is its loader, kept as it is in
+// MuslDir, and its libraries, found as musl's loader finds them (here by
+// LD_LIBRARY_PATH), named by soname in MuslLibDir, which the store's
+// musl configuration names; libc, the loader itself, is not looked for.
+func TestFindMusl(t *testing.T) {
+	if _, err := exec.LookPath("musl-gcc"); err != nil {
+		testenv.Unavailable(t, "musl-gcc (musl-tools): %v", err)
+	}
+	root := t.TempDir()
+	host, wd := filepath.Join(root, "host"), filepath.Join(root, "wd")
+	os.MkdirAll(host, 0o755)
+	os.MkdirAll(wd, 0o755)
+	os.WriteFile(filepath.Join(root, "q.c"), []byte("int q(void) { return 7; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "m.c"), []byte("int q(void);\nint main(void) { return q(); }\n"), 0o644)
+	for _, args := range [][]string{
+		{"-shared", "-fPIC", "-Wl,-soname,libq.so.1", "-o", "host/libq.so.1", "q.c"},
+		{"-o", "wd/m", "m.c", "host/libq.so.1"},
+	} {
+		c := exec.Command("musl-gcc", args...)
+		c.Dir = root
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("musl-gcc %v: %v\n%s", args, err, b)
+		}
+	}
+	res, err := Find(Options{Files: []File{{Rel: "m", Path: filepath.Join(wd, "m")}}, Target: "m", LibraryPath: []string{host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range res.Store {
+		names = append(names, s.Name)
+	}
+	if len(res.Store) != 2 || !strings.HasPrefix(res.Store[0].Name, MuslDir+"/") || !res.Store[1].Musl ||
+		!strings.HasSuffix(res.Store[1].Name, "-libq.so.1") || res.Store[0].Data != nil {
+		t.Fatalf("the store: %v; want musl's loader, unchanged, and libq", names)
+	}
+	if len(res.Links) != 1 || res.Links[0].Name != MuslLibDir+"/libq.so.1" ||
+		path.Join(path.Dir(res.Links[0].Name), res.Links[0].Target) != res.Store[1].Name {
+		t.Errorf("links %+v; want libq.so.1 in %s, to %s", res.Links, MuslLibDir, res.Store[1].Name)
+	}
+	if len(res.Config) != 1 || !strings.HasPrefix(res.Config[0].Name, StoreName+"/etc/ld-musl-") ||
+		string(res.Config[0].Data) != "/"+MuslLibDir+"\n" {
+		t.Errorf("configuration %+v", res.Config)
+	}
+	e, err := parseELF(bytes.NewReader(res.Patched["m"]))
+	if err != nil || e.Interp != "/"+res.Store[0].Name {
+		t.Errorf("the program's loader is %q (%v); want /%s", e.Interp, err, res.Store[0].Name)
+	}
+	// musl's loader reads its configuration from two directories above
+	// its own name: the store's etc.
+	if dir := path.Dir(path.Dir(e.Interp)); dir+"/etc" != "/"+path.Dir(res.Config[0].Name) {
+		t.Errorf("the loader %s reads %s/etc, not the store's", e.Interp, dir)
 	}
 }

@@ -8,7 +8,8 @@
 # (squashfuse_ll: make bench's reference for the FUSE rung), setpriv, capsh (a
 # run as root without CAP_SYS_ADMIN, as in a container), curl and strace
 # (it stretches a step of a run in a signal test), libsqlite3-dev (the
-# --closure tests link a program against the host's libsqlite3). Needs root for
+# --closure tests link a program against the host's libsqlite3), musl-tools
+# (musl-gcc: the --closure tests carry a musl program). Needs root for
 # apt-get; without root it only says what is missing.
 set -euo pipefail
 need=()
@@ -26,6 +27,7 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v squashfuse_ll >/dev/null || need+=(squashfuse)
 [ -x /usr/bin/python3.11 ] || need+=(python3.11)
 [ -e /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "hack/deps.sh: missing ${need[*]}; install them as root (apt-get install -y ${need[*]})" >&2

@@ -3,8 +3,10 @@ package tests
 import (
 	"bytes"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -531,5 +533,64 @@ int main(void) { printf("mid=%d\n", parker_test_mid()); return 0; }
 		}
 	case r.Code != 125 || !strings.Contains(r.Stderr, "helper"):
 		t.Errorf("a library not where the trailer has it: exit %d, stdout %q, stderr %q; want the hand-over to the (damaged) helper", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// TestClosureMusl: a musl program, linked against a musl library of the
+// pack host, packed with --closure, runs in an empty root as itself, and
+// on this glibc host; packed without, it says in the empty root that its
+// loader is missing.
+func TestClosureMusl(t *testing.T) {
+	needRoot(t, "a root file system of the test's own (chroot)")
+	needTool(t, "musl-gcc")
+	src, lib, wd := tempDir(t, "muslsrc"), tempDir(t, "musllib"), tempDir(t, "muslwd")
+	os.WriteFile(filepath.Join(src, "q.c"), []byte("int parker_q(void) { return 7; }\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "m.c"), []byte(`#include <stdio.h>
+#include <unistd.h>
+int parker_q(void);
+int main(int argc, char **argv) {
+	char exe[4096] = ""; readlink("/proc/self/exe", exe, sizeof exe - 1);
+	printf("q=%d exe=%s argv0=%s\n", parker_q(), exe, argv[0]);
+	return 0;
+}
+`), 0o644)
+	run(t, "musl-gcc", "-shared", "-fPIC", "-Wl,-soname,libparkerq.so.1", "-o", filepath.Join(lib, "libparkerq.so.1"), filepath.Join(src, "q.c"))
+	run(t, "musl-gcc", "-o", filepath.Join(wd, "sq"), filepath.Join(src, "m.c"), filepath.Join(lib, "libparkerq.so.1"))
+	t.Setenv("LD_LIBRARY_PATH", lib)
+	with := pack(t, wd, "sq", "-q", "--closure", "-o", filepath.Join(tempDir(t, "muslout"), "sqd"))
+	without := runPack(t, wd, "sq", filepath.Join(tempDir(t, "muslplain"), "sqd"))
+	os.Unsetenv("LD_LIBRARY_PATH")
+	if r := emptyRoot(t, with); r.Code != 0 || r.Stdout != "q=7 exe=/app/sq argv0=/app/sq\n" || r.Stderr != "" {
+		t.Errorf("--closure in an empty root: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	dir := filepath.Dir(with)
+	if r := runFile(t, with, nil, withEnv("PARKER_CACHE_DIR="+tempDir(t, "muslcache"))); r.Code != 0 ||
+		r.Stdout != "q=7 exe="+dir+"/sq argv0="+dir+"/sq\n" {
+		t.Errorf("--closure on this host: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	interp := ""
+	if f, err := elf.Open(filepath.Join(wd, "sq")); err == nil {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				b, _ := io.ReadAll(p.Open())
+				interp = strings.TrimRight(string(b), "\x00")
+			}
+		}
+		f.Close()
+	}
+	r := emptyRoot(t, without)
+	if !strings.Contains(interp, "ld-musl-") || r.Code != 127 || strings.Count(r.Stderr, "\n") != 1 ||
+		!strings.Contains(r.Stderr, "cannot run sq: its loader "+interp+" (ELF interpreter) is missing here; pack it with parker --closure") {
+		t.Errorf("without --closure in an empty root: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	// Without --closure on this host, its library gone: musl's loader,
+	// asked, names it.
+	if r := runFile(t, without, nil, withEnv("LD_LIBRARY_PATH="+lib)); r.Code != 0 || !strings.HasPrefix(r.Stdout, "q=7 ") {
+		t.Errorf("without --closure, the library there: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	os.Rename(filepath.Join(lib, "libparkerq.so.1"), filepath.Join(src, "libparkerq.so.1"))
+	if r := runFile(t, without, nil); r.Code != 127 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 ||
+		!strings.Contains(r.Stderr, "cannot run sq: the library libparkerq.so.1 is missing here; pack it with parker --closure") {
+		t.Errorf("without --closure, the library gone: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,8 +101,30 @@ func (cj *closureJob) finish(w *image.Writer) error {
 	for _, e := range cj.entries {
 		mtime = max(mtime, e.ModTime)
 	}
-	for _, d := range []string{closure.StoreName, path.Join(closure.StoreName, "store")} {
+	// The store's directories: those of its files, links and
+	// configuration, each once.
+	dirs := map[string]bool{closure.StoreName: true, path.Join(closure.StoreName, "store"): true}
+	for _, s := range res.Store {
+		dirs[path.Dir(s.Name)] = true
+	}
+	for _, l := range res.Links {
+		dirs[path.Dir(l.Name)] = true
+	}
+	for _, c := range res.Config {
+		dirs[path.Dir(c.Name)] = true
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		for ; d != closure.StoreName && d != "."; d = path.Dir(d) {
+			dirs[d] = true // and those on the way
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		if err := w.Add(image.Entry{Path: d, Mode: fs.ModeDir | 0o755, ModTime: mtime}); err != nil {
+			return err
+		}
+	}
+	for _, l := range res.Links {
+		if err := w.Add(image.Entry{Path: l.Name, Mode: fs.ModeSymlink | 0o777, ModTime: mtime, Link: l.Target}); err != nil {
 			return err
 		}
 	}
@@ -115,16 +139,15 @@ func (cj *closureJob) finish(w *image.Writer) error {
 			return err
 		}
 	}
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{{closure.CachePath, res.Cache}, {closure.ManifestPath, cj.manifest(res)}, {closure.PathsList, closure.PathsFile(cj.c.closurePaths)}} {
-		src, err := write(f.data)
+	storeFiles := []closure.Config{{Name: closure.CachePath, Data: res.Cache}, {Name: closure.ManifestPath, Data: cj.manifest(res)},
+		{Name: closure.PathsList, Data: closure.PathsFile(cj.c.closurePaths)}}
+	for _, f := range append(storeFiles, res.Config...) {
+		src, err := write(f.Data)
 		if err != nil {
 			return fmt.Errorf("--closure: %w", err)
 		}
-		if err := w.Add(image.Entry{Path: strings.TrimPrefix(f.path, "/"), Mode: 0o444, ModTime: mtime,
-			Size: int64(len(f.data)), Source: src}); err != nil {
+		if err := w.Add(image.Entry{Path: strings.TrimPrefix(f.Name, "/"), Mode: 0o444, ModTime: mtime,
+			Size: int64(len(f.Data)), Source: src}); err != nil {
 			return err
 		}
 	}

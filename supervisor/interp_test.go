@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/parkerpack/parker/internal/testenv"
 )
 
 func TestShebang(t *testing.T) {
@@ -252,5 +255,34 @@ func TestNotFound(t *testing.T) {
 		if got := notFound([]byte(tc.out)); got != tc.want {
 			t.Errorf("notFound(%q) = %q; want %q", tc.out, got, tc.want)
 		}
+	}
+}
+
+// TestMissingLibrary: the loader, asked, names the library a program
+// cannot load here, and none where it can (LD_LIBRARY_PATH from the
+// program's environment, relative to its working directory).
+func TestMissingLibrary(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		testenv.Unavailable(t, "gcc: %v", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "l.c"), []byte("int l(void) { return 0; }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "p.c"), []byte("int l(void);\nint main(void) { return l(); }\n"), 0o644)
+	for _, args := range [][]string{{"-shared", "-fPIC", "-Wl,-soname,libparkerl.so.1", "-o", "libparkerl.so.1", "l.c"}, {"-o", "p", "p.c", "./libparkerl.so.1"}} {
+		c := exec.Command("gcc", args...)
+		c.Dir = dir
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+	}
+	env := []string{"PATH=/usr/bin:/bin"}
+	if got := MissingLibrary(Config{Path: filepath.Join(dir, "p"), Env: env}); got != "libparkerl.so.1" {
+		t.Errorf("no library: %q; want libparkerl.so.1", got)
+	}
+	if got := MissingLibrary(Config{Path: "p", Dir: dir, Env: append(env, "LD_LIBRARY_PATH=.")}); got != "" {
+		t.Errorf("the library in LD_LIBRARY_PATH: %q; want none missing", got)
+	}
+	if got := MissingLibrary(Config{Path: "/bin/true", Env: env}); got != "" {
+		t.Errorf("/bin/true: %q", got)
 	}
 }

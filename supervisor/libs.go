@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -18,11 +19,12 @@ import (
 // take: it maps the libraries and runs nothing of the program), so its
 // verdict is the loader's own: its cache, RUNPATH, RPATH and $ORIGIN,
 // hwcaps subdirectories, libraries already loaded, LD_LIBRARY_PATH as it
-// reads it. It returns the first library the loader reports it cannot
-// load, or "": none, not a dynamic ELF program, a loader that does not
-// say, or any failure to ask. It costs a start of the loader: a
-// run calls it only where the libraries are not where the pack host had
-// them.
+// reads it. Only glibc's and musl's loaders are asked; the loader is
+// killed, with anything it started, after 10 s, and the first 64 KiB of
+// what it says are read. It returns the first library the loader reports
+// it cannot load, or "": none, not a dynamic ELF program, another loader,
+// or any failure to ask. It costs a start of the loader: a run calls it
+// only where the libraries are not where the pack host had them.
 func MissingLibrary(c Config) string {
 	target := c.Path
 	if !filepath.IsAbs(target) {
@@ -43,14 +45,42 @@ func MissingLibrary(c Config) string {
 	if !filepath.IsAbs(interp) && c.Dir != "" {
 		interp = filepath.Join(c.Dir, interp) // as the kernel resolves it
 	}
+	if !listingLoader(interp) {
+		return "" // any other program named there might do anything with --list
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, interp, "--list", target)
-	cmd.Dir, cmd.Env = c.Dir, c.Env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Run() // a library missing fails it: the output says which
-	return notFound(out.Bytes())
+	// Not exec.Command's PATH search: the kernel takes the name as a path.
+	cmd := &exec.Cmd{Path: interp, Args: []string{interp, "--list", target}, Dir: c.Dir, Env: c.Env,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}, WaitDelay: time.Second}
+	out := &capped{max: 64 << 10}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return ""
+	}
+	stop := context.AfterFunc(ctx, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	cmd.Wait() // a library missing fails it: the output says which
+	stop()
+	return notFound(out.b)
+}
+
+// listingLoader tells whether the loader at p is one whose --list runs
+// nothing of the program: glibc's (it reads /etc/ld.so.cache) or musl's
+// (it reads /etc/ld-musl-ARCH.path).
+func listingLoader(p string) bool {
+	b, err := os.ReadFile(p)
+	return err == nil && (bytes.Contains(b, []byte("/etc/ld.so.cache\x00")) || bytes.Contains(b, []byte("/etc/ld-musl-")))
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	b   []byte
+	max int
+}
+
+func (w *capped) Write(p []byte) (int, error) {
+	w.b = append(w.b, p[:min(len(p), max(w.max-len(w.b), 0))]...)
+	return len(p), nil
 }
 
 // notFound reads what a loader's list mode printed (MissingLibrary) and

@@ -28,11 +28,11 @@ const (
 	StoreName = trailer.StoreName
 	StoreDir  = "/" + StoreName
 	// MuslDir holds musl's loaders (a musl loader reads its search path
-	// from the directory two above its own name: StoreName/etc); MuslLibDir,
-	// the store's musl libraries by soname (symlinks into the store).
-	MuslDir    = StoreName + "/musl"
-	MuslLibDir = MuslDir + "/lib"
-	CachePath  = StoreDir + "/cache" // in place of /etc/ld.so.cache
+	// from the directory two above its own name: StoreName/etc), and for
+	// each architecture, MuslDir/ARCH, the store's musl libraries by
+	// soname (symlinks into the store).
+	MuslDir   = StoreName + "/musl"
+	CachePath = StoreDir + "/cache" // in place of /etc/ld.so.cache
 	// ManifestPath lists the store (Result.Manifest), for parker inspect --closure.
 	ManifestPath = StoreDir + "/manifest"
 	// PathsList names the trees of --closure-path, a line each
@@ -81,7 +81,10 @@ type StoreFile struct {
 	Sonames  []string // the names the cache gives it (none for a loader)
 	Flags    int32
 	NeededBy string // the first file that needed it, for inspect
-	Musl     bool   // a library of musl's, found by name in MuslLibDir
+	// MuslNames are the names musl's loader finds it by, "ARCH/SONAME":
+	// MuslDir/ARCH/SONAME links to it.
+	MuslNames []string
+	e         *ELF
 }
 
 // Result is a closure, ready for the image.
@@ -136,7 +139,7 @@ func (r *Result) Manifest() []byte {
 	var b []byte
 	for _, s := range r.Store {
 		why := "needed by " + s.NeededBy
-		if len(s.Sonames) == 0 {
+		if len(s.Sonames)+len(s.MuslNames) == 0 {
 			why = "loader of " + s.NeededBy
 		}
 		b = append(b, ManifestLine(fmt.Sprintf("sha256:%x", s.Digest), "/"+s.Name, s.Source, why)...)
@@ -197,8 +200,10 @@ type finder struct {
 	target     *ELF
 	targetPath string
 	targetMusl *muslLoader
-	libs       map[string]*StoreFile  // by the real path of the host file
-	names      map[string]*StoreFile  // by soname and flags
+	libs       map[string]*StoreFile // by the real path of the host file
+	names      map[string]*StoreFile // by soname, flags and musl's architecture
+	digests    map[[32]byte]*StoreFile
+	walked     map[string]bool        // real path and musl's architecture ("" for glibc's)
 	loaders    map[string]string      // host loader path -> store path
 	musls      map[string]*muslLoader // host loader path -> its store copy, for musl's
 	store      []*StoreFile
@@ -218,8 +223,9 @@ type finder struct {
 // loader would. A library it cannot find fails it, naming the file that
 // needs it, unless AllowMissing.
 func Find(o Options) (*Result, error) {
-	f := &finder{o: o, libs: map[string]*StoreFile{}, names: map[string]*StoreFile{}, loaders: map[string]string{},
-		musls: map[string]*muslLoader{}, interps: map[string]bool{}, packed: map[string]bool{}}
+	f := &finder{o: o, libs: map[string]*StoreFile{}, names: map[string]*StoreFile{}, digests: map[[32]byte]*StoreFile{},
+		walked: map[string]bool{}, loaders: map[string]string{}, musls: map[string]*muslLoader{}, interps: map[string]bool{},
+		packed: map[string]bool{}}
 	res := &Result{Patched: map[string][]byte{}}
 	files := append([]File(nil), o.Files...)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].Rel == o.Target && files[j].Rel != o.Target })
@@ -269,11 +275,21 @@ func Find(o Options) (*Result, error) {
 		if file.Rel == o.Target {
 			f.target, f.targetPath, f.targetMusl = e, file.Path, musl
 		}
+		if musl != nil {
+			musl.class, musl.machine = e.Class, e.Machine
+		}
 		f.packed[filepath.Clean(file.Path)] = true
 		work = append(work, workELF{file, e, interp})
 		f.queue = append(f.queue, object{e: e, path: file.Path, display: file.Rel, musl: musl})
 		if e.Interp != "" {
 			f.interps[path.Base(e.Interp)] = true
+		}
+	}
+	// The packed directory's libraries for musl (they name its libc) are
+	// found by musl's rules, those of the musl loader of their kind.
+	for i, obj := range f.queue {
+		if obj.musl == nil && obj.e.Interp == "" && slices.ContainsFunc(obj.e.Needed, muslLibc) {
+			f.queue[i].musl = f.muslFor(obj.e)
 		}
 	}
 	for _, name := range o.Libs {
@@ -316,16 +332,15 @@ func Find(o Options) (*Result, error) {
 	var entries []ldcache.Entry
 	for _, s := range f.store {
 		for _, n := range s.Sonames {
-			if s.Musl {
-				res.Links = append(res.Links, Link{path.Join(MuslLibDir, n), path.Join("../..", strings.TrimPrefix(s.Name, StoreName+"/"))})
-			} else {
-				entries = append(entries, ldcache.Entry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
-			}
+			entries = append(entries, ldcache.Entry{Flags: s.Flags, Soname: n, Path: "/" + s.Name})
+		}
+		for _, n := range s.MuslNames {
+			res.Links = append(res.Links, Link{path.Join(MuslDir, n), path.Join("../..", strings.TrimPrefix(s.Name, StoreName+"/"))})
 		}
 	}
 	for _, m := range f.musls {
 		if !slices.ContainsFunc(res.Config, func(c Config) bool { return c.Name == m.config() }) {
-			res.Config = append(res.Config, Config{m.config(), []byte("/" + MuslLibDir + "\n")})
+			res.Config = append(res.Config, Config{m.config(), []byte("/" + m.libDir() + "\n")})
 		}
 	}
 	sort.Slice(res.Links, func(i, j int) bool { return res.Links[i].Name < res.Links[j].Name })
@@ -434,47 +449,61 @@ func (f *finder) addLib(name string) error {
 }
 
 // add puts the library at p in the store, under soname, once: a library
-// that from needs.
+// that from needs. A file is stored once, whatever names it has and
+// whichever loaders (glibc's, musl's) find it, and its own libraries are
+// looked for by the rules of each.
 func (f *finder) add(p, soname string, flags int32, from object) error {
 	neededBy := from.display
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return err
 	}
-	if s := f.libs[real]; s != nil {
-		if !contains(s.Sonames, soname) {
-			s.Sonames = append(s.Sonames, soname)
+	arch := ""
+	if from.musl != nil {
+		arch = from.musl.arch
+	}
+	s := f.libs[real]
+	if s == nil {
+		e, err := ReadELF(real)
+		if err != nil {
+			return fmt.Errorf("%s: %w", real, err)
 		}
-		return nil
-	}
-	e, err := ReadELF(real)
-	if err != nil {
-		return fmt.Errorf("%s: %w", real, err)
-	}
-	b, err := os.ReadFile(real)
-	if err != nil {
-		return err
-	}
-	s := &StoreFile{Source: real, Sonames: []string{soname}, Flags: flags, NeededBy: neededBy, Musl: from.musl != nil}
-	if changed, err := e.KeepOrigin(b); err != nil {
-		return fmt.Errorf("%s: %w", real, err)
-	} else if changed {
-		s.Data = b
-	}
-	s.Digest = sha256.Sum256(b)
-	key := fmt.Sprintf("%s\x00%d", soname, flags)
-	if other := f.names[key]; other != nil {
-		if other.Digest == s.Digest { // the same library by another path
-			f.libs[real] = other
-			return nil
+		b, err := os.ReadFile(real)
+		if err != nil {
+			return err
 		}
+		s = &StoreFile{Source: real, Flags: flags, NeededBy: neededBy, e: e}
+		if changed, err := e.KeepOrigin(b); err != nil {
+			return fmt.Errorf("%s: %w", real, err)
+		} else if changed {
+			s.Data = b
+		}
+		s.Digest = sha256.Sum256(b)
+		if other := f.digests[s.Digest]; other != nil {
+			s = other // the same library by another path
+		} else {
+			s.Size = int64(len(b))
+			s.Name = path.Join(StoreName, "store", hex.EncodeToString(s.Digest[:16])+"-"+filepath.Base(p))
+			f.digests[s.Digest] = s
+			f.store = append(f.store, s)
+		}
+		f.libs[real] = s
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%s", soname, flags, arch)
+	if other := f.names[key]; other != nil && other != s {
 		return fmt.Errorf("closure: two libraries named %s: %s (needed by %s) and %s (needed by %s)", soname, other.Source, other.NeededBy, real, neededBy)
 	}
-	s.Size = int64(len(b))
-	s.Name = path.Join(StoreName, "store", hex.EncodeToString(s.Digest[:16])+"-"+filepath.Base(p))
-	f.libs[real], f.names[key] = s, s
-	f.store = append(f.store, s)
-	f.queue = append(f.queue, object{e: e, path: p, display: real, musl: from.musl, parent: &from})
+	f.names[key] = s
+	switch {
+	case from.musl == nil && !contains(s.Sonames, soname):
+		s.Sonames, s.Flags = append(s.Sonames, soname), flags
+	case from.musl != nil && !strings.Contains(soname, "/") && !contains(s.MuslNames, arch+"/"+soname):
+		s.MuslNames = append(s.MuslNames, arch+"/"+soname) // a path musl opens as it is
+	}
+	if walk := real + "\x00" + arch; !f.walked[walk] {
+		f.walked[walk] = true
+		f.queue = append(f.queue, object{e: s.e, path: p, display: real, musl: from.musl, parent: &from})
+	}
 	return nil
 }
 

@@ -2,9 +2,14 @@ package closure
 
 import (
 	"bytes"
+	"debug/elf"
+	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -18,13 +23,36 @@ import (
 // (libc, libpthread, libm, ...) are itself.
 //
 // So the store keeps a musl loader unchanged, at MuslDir/<digest>, where it
-// reads StoreDir/etc/ld-musl-ARCH.path, which names MuslLibDir: the
-// store's musl libraries, by soname.
+// reads StoreDir/etc/ld-musl-ARCH.path, which names MuslDir/ARCH: the
+// store's musl libraries of that architecture, by soname.
 
 // muslLoader is a musl loader of the pack host.
 type muslLoader struct {
 	arch    string   // its LDSO_ARCH: x86_64, aarch64
 	sysPath []string // where it looks last, on the pack host
+	// The ELF class and machine of the first program it loads.
+	class   elf.Class
+	machine elf.Machine
+}
+
+// libDir is where the store's musl libraries of m's architecture are.
+func (m *muslLoader) libDir() string { return path.Join(MuslDir, m.arch) }
+
+// muslLibc tells whether a library needs musl's libc by name (musl's
+// libraries name libc.so; glibc's, libc.so.6).
+func muslLibc(name string) bool {
+	return name == "libc.so" || strings.HasPrefix(name, "libc.musl-")
+}
+
+// muslFor is the musl loader of the pack that loads programs of e's
+// class and machine (the first, by its path), or nil.
+func (f *finder) muslFor(e *ELF) *muslLoader {
+	for _, k := range slices.Sorted(maps.Keys(f.musls)) {
+		if m := f.musls[k]; m.class == e.Class && m.machine == e.Machine {
+			return m
+		}
+	}
+	return nil
 }
 
 // muslFlags stand for a musl library's ABI where glibc's cache flags
@@ -57,14 +85,16 @@ func (m *muslLoader) config() string {
 // interp, on the pack host.
 func muslSysPath(interp, arch string) []string {
 	prefix := ""
-	if i := strings.LastIndexByte(interp, '/'); i > 0 {
+	if i := strings.LastIndexByte(interp, '/'); i > 0 && interp[0] == '/' {
 		if j := strings.LastIndexByte(interp[:i], '/'); j > 0 {
 			prefix = interp[:j]
 		}
 	}
 	b, err := os.ReadFile(prefix + "/etc/" + muslPrefix + arch + ".path")
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return []string{"/lib", "/usr/local/lib", "/usr/lib"}
+	} else if err != nil {
+		return nil // musl's loader then searches no system directory
 	}
 	return strings.FieldsFunc(string(b), func(r rune) bool { return r == ':' || r == '\n' })
 }

@@ -82,8 +82,11 @@ func TestWalkBundled(t *testing.T) {
 
 // TestFindMusl: a musl program's closure is its loader, kept as it is in
 // MuslDir, and its libraries, found as musl's loader finds them (here by
-// LD_LIBRARY_PATH), named by soname in MuslLibDir, which the store's
+// LD_LIBRARY_PATH), named by soname in MuslDir/ARCH, which the store's
 // musl configuration names; libc, the loader itself, is not looked for.
+// A musl library of the packed directory (found by $ORIGIN) is walked by
+// musl's rules, and a host library that a glibc program needs too is
+// stored once, named for both loaders.
 func TestFindMusl(t *testing.T) {
 	if _, err := exec.LookPath("musl-gcc"); err != nil {
 		testenv.Unavailable(t, "musl-gcc (musl-tools): %v", err)
@@ -91,42 +94,56 @@ func TestFindMusl(t *testing.T) {
 	root := t.TempDir()
 	host, wd := filepath.Join(root, "host"), filepath.Join(root, "wd")
 	os.MkdirAll(host, 0o755)
-	os.MkdirAll(wd, 0o755)
+	os.MkdirAll(filepath.Join(wd, "lib"), 0o755)
 	os.WriteFile(filepath.Join(root, "q.c"), []byte("int q(void) { return 7; }\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "m.c"), []byte("int q(void);\nint main(void) { return q(); }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "r.c"), []byte("int q(void);\nint r(void) { return q() + 1; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "m.c"), []byte("int r(void);\nint main(void) { return r(); }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "g.c"), []byte("int q(void);\nint main(void) { return q(); }\n"), 0o644)
+	// libq: no libc at all, so a glibc and a musl program can share it.
 	for _, args := range [][]string{
-		{"-shared", "-fPIC", "-Wl,-soname,libq.so.1", "-o", "host/libq.so.1", "q.c"},
-		{"-o", "wd/m", "m.c", "host/libq.so.1"},
+		{"musl-gcc", "-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libq.so.1", "-o", "host/libq.so.1", "q.c"},
+		{"musl-gcc", "-shared", "-fPIC", "-Wl,-soname,libr.so.1", "-o", "wd/lib/libr.so.1", "r.c", "host/libq.so.1"},
+		{"musl-gcc", "-o", "wd/m", "m.c", "wd/lib/libr.so.1", "-Wl,-rpath,$ORIGIN/lib", "-Wl,-rpath-link," + host},
+		{"gcc", "-o", "wd/g", "g.c", "host/libq.so.1"},
 	} {
-		c := exec.Command("musl-gcc", args...)
+		c := exec.Command(args[0], args[1:]...)
 		c.Dir = root
 		if b, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("musl-gcc %v: %v\n%s", args, err, b)
+			t.Fatalf("%v: %v\n%s", args, err, b)
 		}
 	}
-	res, err := Find(Options{Files: []File{{Rel: "m", Path: filepath.Join(wd, "m")}}, Target: "m", LibraryPath: []string{host}})
+	cache, _ := HostCache()
+	files := []File{{Rel: "m", Path: filepath.Join(wd, "m")}, {Rel: "lib/libr.so.1", Path: filepath.Join(wd, "lib", "libr.so.1")},
+		{Rel: "g", Path: filepath.Join(wd, "g")}}
+	res, err := Find(Options{Files: files, Target: "m", LibraryPath: []string{host}, Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	var loader, libq *StoreFile
 	for _, s := range res.Store {
-		names = append(names, s.Name)
+		switch {
+		case strings.HasPrefix(s.Name, MuslDir+"/"):
+			loader = s
+		case strings.HasSuffix(s.Name, "-libq.so.1"):
+			libq = s
+		}
 	}
-	if len(res.Store) != 2 || !strings.HasPrefix(res.Store[0].Name, MuslDir+"/") || !res.Store[1].Musl ||
-		!strings.HasSuffix(res.Store[1].Name, "-libq.so.1") || res.Store[0].Data != nil {
-		t.Fatalf("the store: %v; want musl's loader, unchanged, and libq", names)
+	if loader == nil || loader.Data != nil || libq == nil || len(libq.MuslNames) != 1 || !strings.HasSuffix(libq.MuslNames[0], "/libq.so.1") ||
+		len(libq.Sonames) != 1 || libq.Sonames[0] != "libq.so.1" {
+		t.Fatalf("the store: %+v; want musl's loader, unchanged, and libq named for both loaders", res.Store)
 	}
-	if len(res.Links) != 1 || res.Links[0].Name != MuslLibDir+"/libq.so.1" ||
-		path.Join(path.Dir(res.Links[0].Name), res.Links[0].Target) != res.Store[1].Name {
-		t.Errorf("links %+v; want libq.so.1 in %s, to %s", res.Links, MuslLibDir, res.Store[1].Name)
+	arch := path.Dir(libq.MuslNames[0])
+	if len(res.Links) != 1 || res.Links[0].Name != MuslDir+"/"+arch+"/libq.so.1" ||
+		path.Join(path.Dir(res.Links[0].Name), res.Links[0].Target) != libq.Name {
+		t.Errorf("links %+v; want libq.so.1 in %s/%s, to %s", res.Links, MuslDir, arch, libq.Name)
 	}
-	if len(res.Config) != 1 || !strings.HasPrefix(res.Config[0].Name, StoreName+"/etc/ld-musl-") ||
-		string(res.Config[0].Data) != "/"+MuslLibDir+"\n" {
+	if len(res.Config) != 1 || res.Config[0].Name != StoreName+"/etc/ld-musl-"+arch+".path" ||
+		string(res.Config[0].Data) != "/"+MuslDir+"/"+arch+"\n" {
 		t.Errorf("configuration %+v", res.Config)
 	}
 	e, err := parseELF(bytes.NewReader(res.Patched["m"]))
-	if err != nil || e.Interp != "/"+res.Store[0].Name {
-		t.Errorf("the program's loader is %q (%v); want /%s", e.Interp, err, res.Store[0].Name)
+	if err != nil || e.Interp != "/"+loader.Name {
+		t.Errorf("the program's loader is %q (%v); want /%s", e.Interp, err, loader.Name)
 	}
 	// musl's loader reads its configuration from two directories above
 	// its own name: the store's etc.

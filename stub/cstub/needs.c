@@ -2,10 +2,10 @@
  * (trailer version 5), checked before anything is started (stub.go's
  * needsMet): each must be at the path where the pack host's loader found
  * it, or named for its ABI in this machine's loader cache. That is a few
- * stat calls on the path that works. A miss is the helper's: it looks for
- * the library as the loader would (LD_LIBRARY_PATH, RUNPATH, the system's
- * directories), runs the target if it is found after all, and otherwise
- * names what is missing rather than start a target the loader refuses. */
+ * stat calls on the path that works. A miss is the helper's: it asks the
+ * target's loader (supervisor.MissingLibrary), runs the target if the
+ * loader finds the library after all, and otherwise names what is missing
+ * rather than start a target the loader refuses. */
 #include "stub.h"
 
 /* glibc's loader cache (internal/ldcache): the new format, alone or after

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,5 +150,43 @@ func TestFindMusl(t *testing.T) {
 	// its own name: the store's etc.
 	if dir := path.Dir(path.Dir(e.Interp)); dir+"/etc" != "/"+path.Dir(res.Config[0].Name) {
 		t.Errorf("the loader %s reads %s/etc, not the store's", e.Interp, dir)
+	}
+}
+
+// TestWalkRPathChain: a library without DT_RUNPATH is looked for in the
+// DT_RPATH of every object on the way to it, as glibc's loader does: libz
+// (no paths of its own) needs libw, which only the RPATH of libx, that
+// needed libz, names.
+func TestWalkRPathChain(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"x", "y"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "w.c"), []byte("int w(void) { return 1; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "z.c"), []byte("int w(void);\nint z(void) { return w(); }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "x.c"), []byte("int z(void);\nint x(void) { return z(); }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "p.c"), []byte("int x(void);\nint main(void) { return x(); }\n"), 0o644)
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libw.so.1", "-o", "y/libw.so.1", "w.c")
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libz.so.1", "-o", "x/libz.so.1", "z.c", "y/libw.so.1")
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libx.so.1", "-o", "x/libx.so.1", "x.c", "x/libz.so.1",
+		"-Wl,--disable-new-dtags,-rpath,"+filepath.Join(root, "y"))
+	gcc(t, root, "-o", "p", "p.c", "x/libx.so.1", "-Wl,--allow-shlib-undefined")
+	cache, _ := HostCache()
+	needs, missing := Walk(filepath.Join(root, "p"), filepath.Join(root, "elsewhere"), []string{filepath.Join(root, "x")}, cache)
+	if missing != "" {
+		t.Fatalf("missing %s; want libw found by libx's RPATH", missing)
+	}
+	var got []string
+	for _, d := range needs {
+		got = append(got, d.Soname)
+	}
+	if !slices.Contains(got, "libw.so.1") || !slices.Contains(got, "libz.so.1") {
+		t.Errorf("needs %v", got)
+	}
+	// The oracle agrees.
+	c := exec.Command("ldd", filepath.Join(root, "p"))
+	c.Env = append(os.Environ(), "LD_LIBRARY_PATH="+filepath.Join(root, "x"))
+	if b, err := c.Output(); err != nil || !strings.Contains(string(b), filepath.Join(root, "y", "libw.so.1")) {
+		t.Errorf("ldd: %v\n%s", err, b)
 	}
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // search finds the library name that obj needs, as glibc's loader does:
-// obj's DT_RPATH (when it has no DT_RUNPATH) and the target's, then
+// when obj has no DT_RUNPATH, the DT_RPATH of obj and of the objects that
+// needed it, up to the program, and the target's; then
 // LD_LIBRARY_PATH, obj's DT_RUNPATH, the loader's cache, the system's
 // directories; only a file of obj's ELF class and machine will do. It
 // returns the path ("" when nothing is found), the cache flags, and
@@ -28,8 +29,17 @@ func (f *finder) search(obj object, name string) (string, int32, bool, error) {
 	}
 	var dirs []searchDir
 	if len(obj.e.RunPath) == 0 {
-		dirs = append(dirs, f.expand(obj, obj.e.RPath)...)
-		if t := f.target; t != nil && t != obj.e && len(t.RunPath) == 0 {
+		// The DT_RPATH of obj, of what needed it, and on up (an object
+		// with a DT_RUNPATH has no DT_RPATH for the loader), then the
+		// program's.
+		sawTarget := false
+		for p := &obj; p != nil; p = p.parent {
+			if len(p.e.RunPath) == 0 {
+				dirs = append(dirs, f.expand(*p, p.e.RPath)...)
+			}
+			sawTarget = sawTarget || p.e == f.target
+		}
+		if t := f.target; t != nil && !sawTarget && len(t.RunPath) == 0 {
 			dirs = append(dirs, f.expand(object{e: t, path: f.targetPath}, t.RPath)...)
 		}
 	}

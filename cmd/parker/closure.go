@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkerpack/parker/closure"
@@ -34,8 +36,12 @@ type closureJob struct {
 	// skip makes the walk's Skip for a tree (the output, packed files).
 	skip    func(root, display string) func(string, *unix.Stat_t) bool
 	entries []image.Entry
-	tmp     string
 	res     *closure.Result
+	// tmp is the temporary directory; closed, whether close (which a
+	// signal may call at any moment) has removed it, or will.
+	mu     sync.Mutex
+	tmp    string
+	closed bool
 }
 
 // add holds back one entry of the walk.
@@ -48,11 +54,21 @@ func (cj *closureJob) add(e image.Entry) error {
 	return nil
 }
 
-// finish finds the closure and adds everything to w.
-func (cj *closureJob) finish(w *image.Writer) error {
+// finish finds the closure and adds everything to w. It returns the
+// regular files and their bytes it adds beyond the walk's (the trees of
+// --closure-path, the store), for the progress line.
+func (cj *closureJob) finish(w *image.Writer) (int, int64, error) {
 	start := time.Now()
+	walked := len(cj.entries)
 	if err := cj.walkPaths(); err != nil {
-		return err
+		return 0, 0, err
+	}
+	var added int
+	var bytes int64
+	for _, e := range cj.entries[walked:] {
+		if e.Mode.IsRegular() {
+			added, bytes = added+1, bytes+e.Size
+		}
 	}
 	var files []closure.File
 	for _, e := range cj.entries {
@@ -69,14 +85,13 @@ func (cj *closureJob) finish(w *image.Writer) error {
 		Cache: cacheEntries, AllowMissing: cj.c.closureAllowMissing, Warn: cj.ui.warn,
 	})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	cj.res = res
-	tmp, err := os.MkdirTemp(filepath.Dir(cj.c.output), closureTmpPrefix)
+	tmp, err := cj.makeTemp()
 	if err != nil {
-		return fmt.Errorf("--closure: a temporary directory beside %s: %w", cj.c.output, err)
+		return 0, 0, err
 	}
-	cj.tmp = tmp
 	n := 0
 	// write puts b in a file of the temporary directory and returns its path.
 	write := func(b []byte) (string, error) {
@@ -87,12 +102,12 @@ func (cj *closureJob) finish(w *image.Writer) error {
 	for _, e := range cj.entries {
 		if b, ok := res.Patched[e.Path]; ok {
 			if e.Source, err = write(b); err != nil {
-				return fmt.Errorf("--closure: %w", err)
+				return 0, 0, fmt.Errorf("--closure: %w", err)
 			}
 			e.Size, e.Dev, e.Ino = int64(len(b)), 0, 0
 		}
 		if err := w.Add(e); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	// The store's times: the packed directory's newest, so that packing
@@ -120,39 +135,43 @@ func (cj *closureJob) finish(w *image.Writer) error {
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		if err := w.Add(image.Entry{Path: d, Mode: fs.ModeDir | 0o755, ModTime: mtime}); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	for _, l := range res.Links {
 		if err := w.Add(image.Entry{Path: l.Name, Mode: fs.ModeSymlink | 0o777, ModTime: mtime, Link: l.Target}); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	for _, s := range res.Store {
 		src := s.Source
 		if s.Data != nil {
 			if src, err = write(s.Data); err != nil {
-				return fmt.Errorf("--closure: %w", err)
+				return 0, 0, fmt.Errorf("--closure: %w", err)
 			}
 		}
 		if err := w.Add(image.Entry{Path: s.Name, Mode: 0o555, ModTime: mtime, Size: s.Size, Source: src}); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	storeFiles := []closure.Config{{Name: closure.CachePath, Data: res.Cache}, {Name: closure.ManifestPath, Data: cj.manifest(res)},
 		{Name: closure.PathsList, Data: closure.PathsFile(cj.c.closurePaths)}}
-	for _, f := range append(storeFiles, res.Config...) {
+	storeFiles = append(storeFiles, res.Config...)
+	added += len(res.Store) + len(storeFiles)
+	bytes += res.Bytes() - int64(len(res.Cache))
+	for _, f := range storeFiles {
+		bytes += int64(len(f.Data))
 		src, err := write(f.Data)
 		if err != nil {
-			return fmt.Errorf("--closure: %w", err)
+			return 0, 0, fmt.Errorf("--closure: %w", err)
 		}
 		if err := w.Add(image.Entry{Path: strings.TrimPrefix(f.Name, "/"), Mode: 0o444, ModTime: mtime,
 			Size: int64(len(f.Data)), Source: src}); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	cj.ui.stage("closure", start, fmt.Sprintf("%s, %s", plural(len(res.Store), "file"), human.Bytes(res.Bytes())))
-	return nil
+	return added, bytes, nil
 }
 
 // walkPaths adds the trees of --closure-path DIR to the entries, under
@@ -204,8 +223,27 @@ func (cj *closureJob) manifest(res *closure.Result) []byte {
 	return b
 }
 
-// close removes the temporary directory.
+// makeTemp makes the temporary directory, unless the pack is being
+// stopped.
+func (cj *closureJob) makeTemp() (string, error) {
+	cj.mu.Lock()
+	defer cj.mu.Unlock()
+	if cj.closed {
+		return "", errors.New("--closure: stopped")
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(cj.c.output), closureTmpPrefix)
+	if err != nil {
+		return "", fmt.Errorf("--closure: a temporary directory beside %s: %w", cj.c.output, err)
+	}
+	cj.tmp = tmp
+	return tmp, nil
+}
+
+// close removes the temporary directory, and any made after.
 func (cj *closureJob) close() {
+	cj.mu.Lock()
+	defer cj.mu.Unlock()
+	cj.closed = true
 	if cj.tmp != "" {
 		os.RemoveAll(cj.tmp)
 	}

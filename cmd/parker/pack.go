@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,7 +60,7 @@ type job struct {
 	c       *config
 	ui      *ui
 	out     *output
-	closure *closureJob // --closure
+	closure atomic.Pointer[closureJob] // --closure; read by the signal handler
 }
 
 // plan is what check settles.
@@ -91,8 +92,8 @@ func (j *job) catchSignals() func() {
 		select {
 		case sig := <-ch:
 			s := sig.(syscall.Signal)
-			if j.closure != nil {
-				j.closure.close()
+			if cj := j.closure.Load(); cj != nil {
+				cj.close()
 			}
 			if j.out.abort() {
 				j.ui.final("parker: interrupted by %s after %s was written", unix.SignalName(s), j.c.output)
@@ -143,7 +144,7 @@ func (j *job) run() error {
 	if u := j.ui; !j.c.quiet {
 		u.tally()
 		line := summary(j.c.output, st, j.c.opt, time.Since(start), digest)
-		if cj := j.closure; cj != nil && cj.res != nil {
+		if cj := j.closure.Load(); cj != nil && cj.res != nil {
 			line += fmt.Sprintf(" (the closure: %s, %s)", plural(len(cj.res.Store), "file"),
 				human.Bytes(cj.res.Bytes()))
 		}
@@ -226,10 +227,11 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 	u.startScan()
 	add := w.Add
 	if c.closure {
-		j.closure = &closureJob{c: c, ui: u, target: p.target.Path, skip: func(root, display string) func(string, *unix.Stat_t) bool {
+		cj := &closureJob{c: c, ui: u, target: p.target.Path, skip: func(root, display string) func(string, *unix.Stat_t) bool {
 			return j.out.skipper(root, display, p.target, u)
 		}}
-		add = j.closure.add
+		j.closure.Store(cj)
+		add = cj.add
 	}
 	n, err := walk.Tree(walk.Config{
 		Root:    p.root,
@@ -245,13 +247,14 @@ func (j *job) writeImage(p *plan) (image.Stats, error) {
 		return image.Stats{}, err
 	}
 	u.stage("walk", start, fmt.Sprintf("%s, %s, %s", plural(n.Entries, "entry"), plural(n.Files, "file"), human.Bytes(n.Bytes)))
-	if j.closure != nil {
-		defer j.closure.close()
-		if err := j.closure.finish(w); err != nil {
+	if cj := j.closure.Load(); cj != nil {
+		defer cj.close()
+		files, bytes, err := cj.finish(w)
+		if err != nil {
 			return image.Stats{}, err
 		}
-		n.Files += len(j.closure.res.Store) + 3 // and the cache, the manifest and the paths
-		n.Bytes += j.closure.res.Bytes()
+		n.Files += files // for the progress line
+		n.Bytes += bytes
 	}
 
 	start = time.Now()

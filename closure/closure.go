@@ -85,6 +85,7 @@ type StoreFile struct {
 	// MuslDir/ARCH/SONAME links to it.
 	MuslNames []string
 	e         *ELF
+	loader    bool
 }
 
 // Result is a closure, ready for the image.
@@ -139,7 +140,7 @@ func (r *Result) Manifest() []byte {
 	var b []byte
 	for _, s := range r.Store {
 		why := "needed by " + s.NeededBy
-		if len(s.Sonames)+len(s.MuslNames) == 0 {
+		if s.loader {
 			why = "loader of " + s.NeededBy
 		}
 		b = append(b, ManifestLine(fmt.Sprintf("sha256:%x", s.Digest), "/"+s.Name, s.Source, why)...)
@@ -193,6 +194,13 @@ type object struct {
 	// parent, what needed it (musl searches the RUNPATHs up the chain).
 	musl   *muslLoader
 	parent *object
+	// stored: the object is a library of the store, where its $ORIGIN
+	// is the store's directory when it runs, not its directory here.
+	stored bool
+	// loaded are the names the process that loads obj has loaded (one
+	// map for each file of the packed directory the walk starts from, by
+	// loadedKey): a name loaded once is not looked for again.
+	loaded map[string]bool
 }
 
 type finder struct {
@@ -280,27 +288,46 @@ func Find(o Options) (*Result, error) {
 		}
 		f.packed[filepath.Clean(file.Path)] = true
 		work = append(work, workELF{file, e, interp})
-		f.queue = append(f.queue, object{e: e, path: file.Path, display: file.Rel, musl: musl})
+		f.queue = append(f.queue, object{e: e, path: file.Path, display: file.Rel, musl: musl, loaded: map[string]bool{}})
 		if e.Interp != "" {
 			f.interps[path.Base(e.Interp)] = true
 		}
 	}
 	// The packed directory's libraries for musl (they name its libc) are
-	// found by musl's rules, those of the musl loader of their kind.
-	for i, obj := range f.queue {
+	// found by musl's rules, those of the musl loader of their kind; with
+	// no musl program of their kind in the pack, nothing loads them here.
+	packedObjs := f.queue[:0:0]
+	for _, obj := range f.queue {
 		if obj.musl == nil && obj.e.Interp == "" && slices.ContainsFunc(obj.e.Needed, muslLibc) {
-			f.queue[i].musl = f.muslFor(obj.e)
+			if obj.musl = f.muslFor(obj.e); obj.musl == nil {
+				if o.Warn != nil {
+					o.Warn(fmt.Sprintf("closure: %s: a musl library, and no musl program of its kind is packed; packed as it is, without its libraries", obj.display))
+				}
+				continue
+			}
 		}
+		packedObjs = append(packedObjs, obj)
+	}
+	// The target's closure first, breadth first, as its loader loads it;
+	// then --closure-lib; then each other file of the packed directory's,
+	// as a loader would load it later (dlopen).
+	f.queue = nil
+	if len(packedObjs) > 0 && packedObjs[0].e == f.target {
+		if err := f.drain(packedObjs[0]); err != nil {
+			return nil, err
+		}
+		packedObjs = packedObjs[1:]
 	}
 	for _, name := range o.Libs {
 		if err := f.addLib(name); err != nil {
 			return nil, err
 		}
 	}
-	for len(f.queue) > 0 {
-		obj := f.queue[0]
-		f.queue = f.queue[1:]
-		if err := f.resolve(obj); err != nil {
+	if err := f.drain(); err != nil {
+		return nil, err
+	}
+	for _, obj := range packedObjs {
+		if err := f.drain(obj); err != nil {
 			return nil, err
 		}
 	}
@@ -373,10 +400,39 @@ func inTree(p string) string {
 	return ""
 }
 
+// drain resolves objs and what they need, breadth first.
+func (f *finder) drain(objs ...object) error {
+	f.queue = append(f.queue, objs...)
+	for len(f.queue) > 0 {
+		obj := f.queue[0]
+		f.queue = f.queue[1:]
+		if err := f.resolve(obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadedKey names name for obj's loader in obj.loaded.
+func loadedKey(obj object, name string) string {
+	if obj.musl != nil {
+		return obj.musl.arch + "\x00" + name
+	}
+	return "\x00" + name
+}
+
 // resolve finds the libraries obj needs.
 func (f *finder) resolve(obj object) error {
 	for _, name := range obj.e.Needed {
-		if f.interps[name] || obj.musl != nil && muslReserved(name) {
+		if f.interps[name] || obj.musl != nil && muslReserved(name) || obj.loaded[loadedKey(obj, name)] {
+			continue
+		}
+		if strings.Contains(name, "/") {
+			// Opened by the loader at that path, as it is: a copy in
+			// the store would never be used.
+			if f.o.Warn != nil {
+				f.o.Warn(fmt.Sprintf("closure: %s needs %s by its path, which --closure cannot carry; it must be there where the packed file runs", obj.display, name))
+			}
 			continue
 		}
 		var p string
@@ -388,6 +444,9 @@ func (f *finder) resolve(obj object) error {
 			flags = muslFlags
 		} else if p, flags, origin, err = f.search(obj, name); err != nil {
 			return err
+		}
+		if p != "" {
+			obj.loaded[loadedKey(obj, name)] = true
 		}
 		if p != "" && origin && f.packed[inTree(p)] {
 			continue // packed, and found by $ORIGIN where it runs too
@@ -500,9 +559,19 @@ func (f *finder) add(p, soname string, flags int32, from object) error {
 	case from.musl != nil && !strings.Contains(soname, "/") && !contains(s.MuslNames, arch+"/"+soname):
 		s.MuslNames = append(s.MuslNames, arch+"/"+soname) // a path musl opens as it is
 	}
+	if from.loaded == nil {
+		from.loaded = map[string]bool{} // --closure-lib's
+	}
+	if s.e.Soname != "" {
+		from.loaded[loadedKey(from, s.e.Soname)] = true
+	}
 	if walk := real + "\x00" + arch; !f.walked[walk] {
 		f.walked[walk] = true
-		f.queue = append(f.queue, object{e: s.e, path: p, display: real, musl: from.musl, parent: &from})
+		obj := object{e: s.e, path: p, display: real, musl: from.musl, stored: true, loaded: from.loaded}
+		if from.e != nil { // not --closure-lib's for a target that is no ELF program
+			obj.parent = &from
+		}
+		f.queue = append(f.queue, obj)
 	}
 	return nil
 }
@@ -557,7 +626,7 @@ func (f *finder) loader(interp, neededBy string) (string, *muslLoader, error) {
 	if musl != nil {
 		data = nil // unchanged: read from the host's
 	}
-	f.store = append(f.store, &StoreFile{Name: name, Source: real, Data: data, Size: int64(len(b)), Digest: sum, NeededBy: neededBy})
+	f.store = append(f.store, &StoreFile{Name: name, Source: real, Data: data, Size: int64(len(b)), Digest: sum, NeededBy: neededBy, loader: true})
 	return "/" + name, musl, nil
 }
 

@@ -125,7 +125,7 @@ func (f *finder) searchMusl(obj object, name string) (string, bool) {
 	for _, d := range f.o.LibraryPath {
 		dirs = append(dirs, searchDir{d, false})
 	}
-	for p := &obj; p != nil; p = p.parent {
+	for p := &obj; p != nil && p.e != nil; p = p.parent {
 		rp := p.e.RunPath
 		if len(rp) == 0 {
 			rp = p.e.RPath

@@ -190,3 +190,82 @@ func TestWalkRPathChain(t *testing.T) {
 		t.Errorf("ldd: %v\n%s", err, b)
 	}
 }
+
+// TestFindStoredOrigin: a library reached by an absolute RUNPATH goes to
+// the store, where its $ORIGIN is the store's directory when it runs: what
+// it finds by $ORIGIN here goes to the store too, though it lies in the
+// packed directory (pyenv's layout: bin/app names its prefix's lib by
+// path; lib/libA finds lib/libB by $ORIGIN).
+func TestFindStoredOrigin(t *testing.T) {
+	root := t.TempDir()
+	pre := filepath.Join(root, "pre")
+	os.MkdirAll(filepath.Join(pre, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(pre, "lib"), 0o755)
+	os.WriteFile(filepath.Join(root, "b.c"), []byte("int b(void) { return 2; }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "a.c"), []byte("int b(void);\nint a(void) { return b(); }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "m.c"), []byte("int a(void);\nint main(void) { return a(); }\n"), 0o644)
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libB.so.1", "-o", "pre/lib/libB.so.1", "b.c")
+	gcc(t, root, "-shared", "-fPIC", "-Wl,-soname,libA.so.1", "-o", "pre/lib/libA.so.1", "a.c", "pre/lib/libB.so.1",
+		"-Wl,--disable-new-dtags,-rpath,$ORIGIN")
+	gcc(t, root, "-o", "pre/bin/app", "m.c", "pre/lib/libA.so.1", "-Wl,--enable-new-dtags,-rpath,"+filepath.Join(pre, "lib"),
+		"-Wl,-rpath-link,"+filepath.Join(pre, "lib"))
+	files := []File{{Rel: "bin/app", Path: filepath.Join(pre, "bin", "app")}, {Rel: "lib/libA.so.1", Path: filepath.Join(pre, "lib", "libA.so.1")},
+		{Rel: "lib/libB.so.1", Path: filepath.Join(pre, "lib", "libB.so.1")}}
+	res, err := Find(Options{Files: files, Target: "bin/app", Cache: hostCache(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range res.Store {
+		names = append(names, path.Base(s.Name))
+	}
+	got := strings.Join(names, " ")
+	if !strings.Contains(got, "-libA.so.1") || !strings.Contains(got, "-libB.so.1") {
+		t.Errorf("the store: %s; want libA and libB, which libA finds by $ORIGIN", got)
+	}
+}
+
+// TestFindLibsAlone: --closure-lib by path for a target that is no ELF
+// program (a script), and a musl library with no musl program to load
+// it, packed as it is with a warning.
+func TestFindLibsAlone(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "run.sh"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	files := []File{{Rel: "run.sh", Path: filepath.Join(root, "run.sh")}}
+	if _, err := exec.LookPath("musl-gcc"); err == nil {
+		os.WriteFile(filepath.Join(root, "m.c"), []byte("int m(void) { return 1; }\n"), 0o644)
+		c := exec.Command("musl-gcc", "-shared", "-fPIC", "-o", "mod.musl.node", "m.c")
+		c.Dir = root
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("musl-gcc: %v\n%s", err, b)
+		}
+		files = append(files, File{Rel: "mod.musl.node", Path: filepath.Join(root, "mod.musl.node")})
+	} else {
+		testenv.Unavailable(t, "musl-gcc (musl-tools): %v", err)
+	}
+	libz := ""
+	for _, c := range hostCache(t) {
+		if c.Soname == "libz.so.1" && c.HWCap == 0 {
+			libz = c.Path
+		}
+	}
+	if libz == "" {
+		t.Fatal("no libz.so.1 in the host's loader cache")
+	}
+	var warnings []string
+	res, err := Find(Options{Files: files, Target: "run.sh", Libs: []string{libz}, Cache: hostCache(t),
+		Warn: func(s string) { warnings = append(warnings, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range res.Store {
+		found = found || strings.HasSuffix(s.Name, "-"+filepath.Base(libz))
+	}
+	if !found {
+		t.Errorf("the store has no %s", libz)
+	}
+	if w := strings.Join(warnings, "\n"); !strings.Contains(w, "mod.musl.node: a musl library, and no musl program") {
+		t.Errorf("warnings: %q", w)
+	}
+}

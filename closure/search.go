@@ -33,7 +33,7 @@ func (f *finder) search(obj object, name string) (string, int32, bool, error) {
 		// with a DT_RUNPATH has no DT_RPATH for the loader), then the
 		// program's.
 		sawTarget := false
-		for p := &obj; p != nil; p = p.parent {
+		for p := &obj; p != nil && p.e != nil; p = p.parent {
 			if len(p.e.RunPath) == 0 {
 				dirs = append(dirs, f.expand(*p, p.e.RPath)...)
 			}
@@ -77,7 +77,9 @@ func (f *finder) expand(obj object, dirs []string) []searchDir {
 	out := make([]searchDir, 0, len(dirs))
 	origin := filepath.Dir(obj.path)
 	for _, d := range dirs {
-		o := isOrigin(d)
+		// A library of the store runs from the store's directory: what
+		// its $ORIGIN finds here is not found there.
+		o := isOrigin(d) && !obj.stored
 		d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
 		if d == "" {
 			d = "."

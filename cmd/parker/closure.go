@@ -59,16 +59,9 @@ func (cj *closureJob) add(e image.Entry) error {
 // --closure-path, the store), for the progress line.
 func (cj *closureJob) finish(w *image.Writer) (int, int64, error) {
 	start := time.Now()
-	walked := len(cj.entries)
-	if err := cj.walkPaths(); err != nil {
+	added, bytes, err := cj.walkPaths()
+	if err != nil {
 		return 0, 0, err
-	}
-	var added int
-	var bytes int64
-	for _, e := range cj.entries[walked:] {
-		if e.Mode.IsRegular() {
-			added, bytes = added+1, bytes+e.Size
-		}
 	}
 	var files []closure.File
 	for _, e := range cj.entries {
@@ -76,9 +69,9 @@ func (cj *closureJob) finish(w *image.Writer) (int, int64, error) {
 			files = append(files, closure.File{Rel: e.Path, Path: e.Source})
 		}
 	}
-	cacheEntries, err := closure.HostCache()
-	if err != nil {
-		cj.ui.warn(fmt.Sprintf("--closure: %v; the system's directories are searched instead", err))
+	cacheEntries, cacheErr := closure.HostCache()
+	if cacheErr != nil {
+		cj.ui.warn(fmt.Sprintf("--closure: %v; the system's directories are searched instead", cacheErr))
 	}
 	res, err := closure.Find(closure.Options{
 		Files: files, Target: cj.target, Libs: cj.c.closureLibs, LibraryPath: closure.SplitLibraryPath(os.Getenv("LD_LIBRARY_PATH")),
@@ -94,17 +87,33 @@ func (cj *closureJob) finish(w *image.Writer) (int, int64, error) {
 	}
 	n := 0
 	// write puts b in a file of the temporary directory and returns its path.
+	// write puts b in a file of the temporary directory and returns its
+	// path; not once close has removed it.
 	write := func(b []byte) (string, error) {
+		cj.mu.Lock()
+		defer cj.mu.Unlock()
+		if cj.closed {
+			return "", errors.New("stopped")
+		}
 		n++
 		p := filepath.Join(tmp, fmt.Sprint(n))
 		return p, os.WriteFile(p, b, 0o600)
 	}
+	links := map[[2]uint64]bool{} // the walk counted a hard link's bytes once
 	for _, e := range cj.entries {
 		if b, ok := res.Patched[e.Path]; ok {
+			if e.Ino != 0 && links[[2]uint64{e.Dev, e.Ino}] {
+				added, bytes = added+1, bytes+int64(len(b)) // patched, it is a file of its own
+			}
+			if e.Ino != 0 {
+				links[[2]uint64{e.Dev, e.Ino}] = true
+			}
 			if e.Source, err = write(b); err != nil {
 				return 0, 0, fmt.Errorf("--closure: %w", err)
 			}
 			e.Size, e.Dev, e.Ino = int64(len(b)), 0, 0
+		} else if e.Ino != 0 {
+			links[[2]uint64{e.Dev, e.Ino}] = true
 		}
 		if err := w.Add(e); err != nil {
 			return 0, 0, err
@@ -177,27 +186,27 @@ func (cj *closureJob) finish(w *image.Writer) (int, int64, error) {
 // walkPaths adds the trees of --closure-path DIR to the entries, under
 // closure.PathsDir, where a run finds them to show at DIR; their ELF files
 // are the closure's to scan like the packed directory's.
-func (cj *closureJob) walkPaths() error {
+func (cj *closureJob) walkPaths() (files int, bytes int64, err error) {
 	for _, p := range cj.c.closurePaths {
 		root, err := filepath.EvalSymlinks(p)
 		if err != nil {
-			return fmt.Errorf("--closure-path %s: %w", p, human.Cause(err))
+			return 0, 0, fmt.Errorf("--closure-path %s: %w", p, human.Cause(err))
 		}
 		if root != p {
 			// A run shows the tree at p, where it may not put a
 			// directory in place of a symlink.
-			return fmt.Errorf("--closure-path %s: a symlink (or in one) to %s; name that", p, root)
+			return 0, 0, fmt.Errorf("--closure-path %s: a symlink (or in one) to %s; name that", p, root)
 		}
 		st, err := os.Stat(root)
 		if err != nil || !st.IsDir() {
-			return fmt.Errorf("--closure-path %s: not a directory", p)
+			return 0, 0, fmt.Errorf("--closure-path %s: not a directory", p)
 		}
 		rules, err := walk.LoadRules(root, nil)
 		if err != nil {
-			return fmt.Errorf("--closure-path %s: %w", p, err)
+			return 0, 0, fmt.Errorf("--closure-path %s: %w", p, err)
 		}
 		prefix := closure.PathInImage(p)
-		if _, err := walk.Tree(walk.Config{Root: root, Display: p, Rules: rules, Warn: cj.ui.warn, Skip: cj.skip(root, p),
+		n, err := walk.Tree(walk.Config{Root: root, Display: p, Rules: rules, Warn: cj.ui.warn, Skip: cj.skip(root, p),
 			Add: func(e image.Entry) error {
 				if e.Path == "." {
 					e.Path = prefix
@@ -206,11 +215,13 @@ func (cj *closureJob) walkPaths() error {
 				}
 				cj.entries = append(cj.entries, e)
 				return nil
-			}}); err != nil {
-			return fmt.Errorf("--closure-path %s: %w", p, err)
+			}})
+		if err != nil {
+			return 0, 0, fmt.Errorf("--closure-path %s: %w", p, err)
 		}
+		files, bytes = files+n.Files, bytes+n.Bytes
 	}
-	return nil
+	return files, bytes, nil
 }
 
 // manifest is the closure's manifest, and a line for each tree of

@@ -434,7 +434,7 @@ func (r *runner) handOver(f flags, side *supervisor.Handle, lim cgroup.Limits, n
 				r.self, r.t.Target, lib)
 			return ExitNotFound
 		}
-		r.step("libraries: found here, not where the pack host had them")
+		r.step("libraries: not all where the pack host had them; the loader names none missing")
 	}
 	plan := supervisor.Plan{Name: filepath.Base(r.self), Pid: os.Getpid(), Tid: unix.Gettid(),
 		KeepChildren: f.keepChildren, Verbose: r.verbose}

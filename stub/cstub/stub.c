@@ -110,7 +110,7 @@ static char **target_args(const char *name, char **args)
 static void __attribute__((noreturn)) run(char **args)
 {
 	if (!needs_met())
-		helper(); /* which looks for it as the loader would, or names it */
+		helper(); /* which asks the target's loader, and names what is missing */
 	/* The directory holding the packed file: where the view appears. */
 	char *dir = dir_of(self);
 	if (!dir)
